@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/planner"
+)
+
+// Config is everything the loop needs besides its collaborators. DefaultConfig fills it.
+type Config struct {
+	// NodeName names this node in placements, labels and status.
+	NodeName string
+	// Labels are this node's labels; kubernetes.io/hostname defaults to NodeName.
+	Labels map[string]string
+	// Allocatable is what instances on this node may reserve by their requests.
+	Allocatable planner.Resources
+	// ResyncInterval is how often the agent re-reads the runtime and reconciles even when
+	// nothing happened, to catch what an event missed.
+	ResyncInterval time.Duration
+	// CrashBackoff is the schedule of restarts of a crashing container. The first crash in
+	// a row restarts at once, as the kubelet does; the next ones wait Base, 2·Base, … Cap.
+	CrashBackoff executor.Backoff
+	// StartBackoff paces new attempts to start an instance whose start failed (image pull,
+	// bad config): Base, 2·Base, … Cap.
+	StartBackoff executor.Backoff
+	// MaxParallelActions caps runtime calls in flight (starts, stops, restarts).
+	MaxParallelActions int
+	// Logger receives structured logs.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config for node name with the Kubernetes schedules: crash
+// backoff 10s doubling to 5m, reset after 10m of running, and a 30s resync.
+func DefaultConfig(node string) Config {
+	return Config{
+		NodeName:           node,
+		Labels:             map[string]string{planner.LabelHostname: node},
+		ResyncInterval:     30 * time.Second,
+		CrashBackoff:       executor.DefaultBackoff(),
+		StartBackoff:       executor.Backoff{Base: 2 * time.Second, Cap: 5 * time.Minute, ResetAfter: time.Hour},
+		MaxParallelActions: 4,
+		Logger:             slog.Default(),
+	}
+}
+
+// Validate reports every problem of the configuration at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.NodeName == "" {
+		errs = append(errs, errors.New("node name is empty"))
+	}
+	if c.ResyncInterval <= 0 {
+		errs = append(errs, fmt.Errorf("resync interval %v must be positive", c.ResyncInterval))
+	}
+	if err := c.CrashBackoff.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("crash %w", err))
+	}
+	if err := c.StartBackoff.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("start %w", err))
+	}
+	if c.MaxParallelActions <= 0 {
+		errs = append(errs, fmt.Errorf("max parallel actions %d must be positive", c.MaxParallelActions))
+	}
+	if c.Allocatable.MilliCPU < 0 || c.Allocatable.MemoryBytes < 0 {
+		errs = append(errs, errors.New("allocatable CPU and memory must not be negative"))
+	}
+	if c.Logger == nil {
+		errs = append(errs, errors.New("logger is nil"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("agent: config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	gosync "sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/shoalhq/shoal/executor"
+)
+
+// Handler serves the agent's HTTP API:
+//
+//	GET  /healthz  200 while the daemon serves
+//	GET  /readyz   200 once running instances were adopted and a revision is in force
+//	GET  /status   the Status snapshot as JSON
+//	GET  /logs     ?namespace=&workload=&tail=N&follow=1: this node's instances' logs, each line prefixed "[instance/container] "
+//	GET  /metrics  Prometheus metrics
+//	POST /webhook  the Git webhook (when webhook is not nil)
+func (a *Agent) Handler(webhook http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if st := a.Status(); st.Desired == nil {
+			http.Error(w, "no revision in force yet", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(a.Status())
+	})
+	mux.HandleFunc("GET /logs", a.serveLogs)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(statusCollector{a}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if webhook != nil {
+		mux.Handle("/webhook", webhook)
+	}
+	return mux
+}
+
+// serveLogs streams the logs of one workload's instances on this node.
+func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	ns, name := q.Get("namespace"), q.Get("workload")
+	if ns == "" {
+		ns = "default"
+	}
+	opts := executor.LogOptions{Tail: -1, Follow: q.Get("follow") == "1"}
+	if t := q.Get("tail"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil {
+			http.Error(w, "tail: want a number", http.StatusBadRequest)
+			return
+		}
+		opts.Tail = n
+	}
+	var targets [][2]string
+	for _, wl := range a.Status().Workloads {
+		if wl.Namespace != ns || wl.Name != name {
+			continue
+		}
+		for _, in := range wl.Instances {
+			for _, c := range in.Containers {
+				targets = append(targets, [2]string{in.ID, c.Name})
+			}
+		}
+	}
+	if len(targets) == 0 {
+		http.Error(w, fmt.Sprintf("no instances of %s/%s on this node", ns, name), http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	out := &lockedWriter{w: w}
+	var wg gosync.WaitGroup
+	for _, t := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pw := &prefixWriter{prefix: "[" + t[0] + "/" + t[1] + "] ", out: out}
+			if err := a.rt.Logs(r.Context(), t[0], t[1], opts, pw); err != nil && r.Context().Err() == nil {
+				fmt.Fprintf(pw, "error: %v\n", err)
+			}
+			pw.Flush()
+		}()
+	}
+	wg.Wait()
+}
+
+// lockedWriter serialises whole lines from several streams and flushes each to the client.
+type lockedWriter struct {
+	mu gosync.Mutex
+	w  http.ResponseWriter
+}
+
+func (l *lockedWriter) writeLine(b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.w.Write(b)
+	if f, ok := l.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// prefixWriter cuts a stream into lines and writes each with a prefix.
+type prefixWriter struct {
+	prefix string
+	out    *lockedWriter
+	buf    []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.buf = append(p.buf, b...)
+	for {
+		i := bytes.IndexByte(p.buf, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		p.out.writeLine(append([]byte(p.prefix), p.buf[:i+1]...))
+		p.buf = p.buf[i+1:]
+	}
+}
+
+// Flush writes a last line that had no newline.
+func (p *prefixWriter) Flush() {
+	if len(p.buf) > 0 {
+		p.out.writeLine(append(append([]byte(p.prefix), p.buf...), '\n'))
+		p.buf = nil
+	}
+}
+
+// statusCollector turns the latest Status snapshot into Prometheus metrics at scrape time,
+// so metrics never disagree with /status and never touch the loop's state.
+type statusCollector struct{ a *Agent }
+
+var (
+	descInstances = prometheus.NewDesc("shoal_instances", "Instances on this node by workload and phase.", []string{"namespace", "workload", "phase"}, nil)
+	descReplicas  = prometheus.NewDesc("shoal_workload_replicas", "Desired replicas of a workload.", []string{"namespace", "workload"}, nil)
+	descRestarts  = prometheus.NewDesc("shoal_container_restarts", "Container restarts of a workload's instances on this node.", []string{"namespace", "workload"}, nil)
+	descRevision  = prometheus.NewDesc("shoal_revision_info", "The revision in force (desired) and the last one applied on this node.", []string{"kind", "commit"}, nil)
+	descConverged = prometheus.NewDesc("shoal_converged", "1 when this node runs exactly its share of the desired revision, all ready.", nil, nil)
+	descSyncError = prometheus.NewDesc("shoal_sync_error", "1 while the Git source fails or the newest revision is rejected.", nil, nil)
+	descStage     = prometheus.NewDesc("shoal_revision_stage_seconds", "Seconds from fetching the desired revision to each stage on this node.", []string{"stage"}, nil)
+	descUnplaced  = prometheus.NewDesc("shoal_unplaced_replicas", "Replicas that no node can take.", []string{"namespace", "workload"}, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descInstances, descReplicas, descRestarts, descRevision, descConverged, descSyncError, descStage, descUnplaced} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.a.Status()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	for _, w := range st.Workloads {
+		phases := map[Phase]int{}
+		restarts := 0
+		for _, in := range w.Instances {
+			phases[in.Phase]++
+			restarts += in.Restarts
+		}
+		for p, n := range phases {
+			gauge(descInstances, float64(n), w.Namespace, w.Name, string(p))
+		}
+		gauge(descReplicas, float64(w.Replicas), w.Namespace, w.Name)
+		gauge(descRestarts, float64(restarts), w.Namespace, w.Name)
+		gauge(descUnplaced, float64(len(w.Unplaced)), w.Namespace, w.Name)
+	}
+	if st.Desired != nil {
+		gauge(descRevision, 1, "desired", st.Desired.Commit)
+	}
+	if st.Applied != nil {
+		gauge(descRevision, 1, "applied", st.Applied.Commit)
+	}
+	gauge(descConverged, boolFloat(st.Converged))
+	gauge(descSyncError, boolFloat(st.Sync.Error != ""))
+	if len(st.Timeline) > 0 {
+		start := st.Timeline[0].Time
+		for _, s := range st.Timeline {
+			gauge(descStage, s.Time.Sub(start).Seconds(), s.Name)
+		}
+	}
+}
+
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

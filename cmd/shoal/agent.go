@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+
+	"github.com/shoalhq/shoal/agent"
+	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/spec"
+	"github.com/shoalhq/shoal/sync"
+)
+
+// agentFlags are the flags of `shoal agent`; each may also be set in the --config file.
+type agentFlags struct {
+	src              repoFlags
+	configFile       string
+	node             string
+	listen           string
+	socket           string
+	namespace        string
+	netns            string
+	labels           []string
+	cpu, memory      string
+	pollInterval     time.Duration
+	resync           time.Duration
+	plainRegistries  []string
+	registryConfig   string
+	logMaxBytes      int64
+	crashBackoffBase time.Duration
+	logLevel         string
+}
+
+func newAgentCommand() *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent",
+		Short: "Run the Shoal daemon on this node",
+		Long: `Agent runs the daemon: it follows the Git source, plans, and runs this node's share of
+the workloads on containerd. Containers keep running when the agent stops; a restarted
+agent adopts them. Every flag may also be set in a YAML --config file whose keys are the
+flag names (flags on the command line win). Secrets come from the environment:
+SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.configFile != "" {
+				if err := applyConfigFile(cmd.Flags(), f.configFile); err != nil {
+					return &exitError{code: exitTrouble, err: err}
+				}
+			}
+			return runAgent(cmd.Context(), f)
+		},
+	}
+	host, _ := os.Hostname()
+	fl := cmd.Flags()
+	f.src.register(cmd, true)
+	fl.StringVar(&f.configFile, "config", "", "YAML file of flag values")
+	fl.StringVar(&f.node, "node", host, "this node's name")
+	stateDir := fl.Lookup("state-dir") // the agent keeps its clone, logs and volumes there
+	stateDir.DefValue, stateDir.Usage, f.src.stateDir = "/var/lib/shoal", "where the Git clone, logs and volumes are kept", "/var/lib/shoal"
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "HTTP address of the API, webhook and metrics")
+	fl.StringVar(&f.socket, "containerd-socket", "/run/containerd/containerd.sock", "containerd's socket")
+	fl.StringVar(&f.namespace, "containerd-namespace", "shoal", "containerd namespace of Shoal's containers")
+	fl.StringVar(&f.netns, "netns", "", "network namespace path the containers join (default: the host's)")
+	fl.StringSliceVar(&f.labels, "label", nil, "node label key=value (repeatable)")
+	fl.StringVar(&f.cpu, "cpu", "", "allocatable CPU as a quantity, e.g. 2 or 1500m (default: the machine's cores)")
+	fl.StringVar(&f.memory, "memory", "", "allocatable memory as a quantity, e.g. 8Gi (default: the machine's memory)")
+	fl.DurationVar(&f.pollInterval, "poll-interval", time.Minute, "how often the remote head is checked")
+	fl.DurationVar(&f.resync, "resync-interval", 30*time.Second, "how often the runtime is re-read though nothing happened")
+	fl.StringSliceVar(&f.plainRegistries, "insecure-registry", nil, "registry host[:port] reached over plain HTTP (loopback ones always are)")
+	fl.StringVar(&f.registryConfig, "registry-config", "", "Docker-style config.json with registry credentials")
+	fl.Int64Var(&f.logMaxBytes, "log-max-bytes", 10<<20, "size over which a container log is rotated")
+	fl.DurationVar(&f.crashBackoffBase, "crash-backoff", 10*time.Second, "delay after the second crash in a row; doubles up to 5m")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// applyConfigFile sets every flag named in a YAML file that the command line left unset.
+func applyConfigFile(fl *pflag.FlagSet, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var values map[string]any
+	if err := yaml.UnmarshalStrict(data, &values); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	for name, v := range values {
+		flag := fl.Lookup(name)
+		if flag == nil || name == "config" {
+			return fmt.Errorf("config %s: unknown setting %q", path, name)
+		}
+		if flag.Changed {
+			continue
+		}
+		items := []any{v}
+		if list, ok := v.([]any); ok {
+			items = list
+		}
+		for _, item := range items {
+			if err := fl.Set(name, fmt.Sprint(item)); err != nil {
+				return fmt.Errorf("config %s: %s: %w", path, name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func runAgent(parent context.Context, f agentFlags) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(f.logLevel)}))
+	slog.SetDefault(log)
+	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cfg := agent.DefaultConfig(f.node)
+	cfg.Logger = log
+	cfg.ResyncInterval = f.resync
+	cfg.CrashBackoff.Base = f.crashBackoffBase
+	cfg.CrashBackoff.Cap = max(cfg.CrashBackoff.Cap, f.crashBackoffBase)
+	labels, err := parseLabels(f.labels)
+	if err != nil {
+		return &exitError{code: exitTrouble, err: err}
+	}
+	for k, v := range labels {
+		cfg.Labels[k] = v
+	}
+	if cfg.Allocatable, err = allocatable(f.cpu, f.memory); err != nil {
+		return &exitError{code: exitTrouble, err: err}
+	}
+	if f.src.url == "" {
+		return &exitError{code: exitTrouble, err: errors.New("--repo is required")}
+	}
+
+	repo, err := sync.Open(ctx, f.src.source(), filepath.Join(f.src.stateDir, "git"), sync.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	pcfg := sync.DefaultPollerConfig()
+	pcfg.Interval, pcfg.Logger = f.pollInterval, log
+	poller, err := sync.NewPoller(repo, pcfg)
+	if err != nil {
+		return err
+	}
+	var webhook http.Handler
+	if secret := os.Getenv("SHOAL_WEBHOOK_SECRET"); secret != "" {
+		if webhook, err = sync.NewWebhook([]byte(secret), poller, log); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("SHOAL_WEBHOOK_SECRET is not set: the webhook is off, changes arrive by polling")
+	}
+
+	rt, err := executor.NewContainerd(ctx,
+		executor.WithSocket(f.socket),
+		executor.WithNamespace(f.namespace),
+		executor.WithStateDir(filepath.Join(f.src.stateDir, "executor")),
+		executor.WithRuncRoot(filepath.Join("/run/shoal", f.namespace, "runc")),
+		executor.WithNetNS(f.netns),
+		executor.WithPlainHTTPRegistries(f.plainRegistries...),
+		executor.WithDockerConfig(f.registryConfig),
+		executor.WithLogMaxBytes(f.logMaxBytes),
+		executor.WithLogger(log),
+	)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+
+	a, err := agent.New(cfg, rt, poller.Events())
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.Handler(webhook), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("shoal agent started", "node", f.node, "repo", f.src.url, "listen", ln.Addr().String(),
+		"cpu_milli", cfg.Allocatable.MilliCPU, "memory_bytes", cfg.Allocatable.MemoryBytes)
+
+	pollerDone := make(chan error, 1)
+	go func() { pollerDone <- poller.Run(ctx) }()
+	runErr := a.Run(ctx)
+	stop()
+	<-pollerDone
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	log.Info("shoal agent stopped; containers keep running")
+	return runErr
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+func parseLabels(kvs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--label %q: want key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// allocatable resolves the --cpu and --memory flags, defaulting to the machine's size.
+func allocatable(cpu, memory string) (planner.Resources, error) {
+	r := planner.Resources{MilliCPU: int64(runtime.NumCPU()) * 1000, MemoryBytes: machineMemory()}
+	if cpu != "" {
+		q, err := spec.ParseQuantity(cpu)
+		if err != nil {
+			return r, fmt.Errorf("--cpu: %w", err)
+		}
+		r.MilliCPU = q.MilliValue()
+	}
+	if memory != "" {
+		q, err := spec.ParseQuantity(memory)
+		if err != nil {
+			return r, fmt.Errorf("--memory: %w", err)
+		}
+		r.MemoryBytes = q.Value()
+	}
+	return r, nil
+}
+
+// machineMemory reads MemTotal from /proc/meminfo; 0 when it cannot.
+func machineMemory() int64 {
+	data, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb)
+			return kb * 1024
+		}
+	}
+	return 0
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoalhq/shoal/spec"
+	"github.com/shoalhq/shoal/sync"
+)
+
+// repoFlags are the Git source flags shared by validate, plan and agent.
+type repoFlags struct {
+	url, branch, path, rev string
+	stateDir               string
+	username, caFile       string
+	sshKey, knownHosts     string
+}
+
+// register adds the source flags to cmd. Secrets come from the environment only, so they
+// never show in a process listing: SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.
+func (f *repoFlags) register(cmd *cobra.Command, withBranch bool) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.url, "repo", "", "Git repository: a path, file://, https:// or ssh:// URL, or user@host:path")
+	if withBranch {
+		fl.StringVar(&f.branch, "branch", "", "branch to follow (default: the remote's default branch)")
+	}
+	fl.StringVar(&f.path, "path", "", "manifest directory inside the repository (default: its root)")
+	fl.StringVar(&f.stateDir, "state-dir", defaultCacheDir(), "where the clone is kept between runs")
+	fl.StringVar(&f.username, "git-username", "", "HTTPS username (password from $SHOAL_GIT_PASSWORD, or a token from $SHOAL_GIT_TOKEN)")
+	fl.StringVar(&f.caFile, "git-ca-file", "", "PEM bundle of CAs trusted for the HTTPS remote, besides the system's")
+	fl.StringVar(&f.sshKey, "ssh-key", "", "private key file for an SSH remote")
+	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for an SSH remote (default ~/.ssh/known_hosts); unknown host keys are refused")
+}
+
+// source turns the flags into a sync.Source following branch (or the default branch).
+func (f *repoFlags) source() sync.Source {
+	return sync.Source{
+		URL:    f.url,
+		Branch: f.branch,
+		Path:   f.path,
+		Auth: sync.Auth{
+			Username:       f.username,
+			Password:       os.Getenv("SHOAL_GIT_PASSWORD"),
+			Token:          os.Getenv("SHOAL_GIT_TOKEN"),
+			CAFile:         f.caFile,
+			SSHKeyFile:     f.sshKey,
+			KnownHostsFile: f.knownHosts,
+		},
+	}
+}
+
+func defaultCacheDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "shoal-cache")
+	}
+	return filepath.Join(dir, "shoal")
+}
+
+// manifests is one side of a validation or a plan: what was loaded and from where.
+type manifests struct {
+	where    string
+	revision *spec.Revision
+	set      *spec.Set
+	diags    spec.Diagnostics
+}
+
+var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// loadManifests reads the directory in args when there is one, else the repository's
+// revision rev (a branch, a tag or a full commit SHA; empty means the followed branch).
+// Invalid manifests are not an error: they come back in diags. Errors are about reading.
+func loadManifests(ctx context.Context, args []string, f repoFlags, rev string) (manifests, error) {
+	if len(args) == 1 {
+		dir := args[0]
+		info, err := os.Stat(dir)
+		if err != nil {
+			return manifests{}, err
+		}
+		if !info.IsDir() {
+			return manifests{}, fmt.Errorf("%s is not a directory", dir)
+		}
+		set, diags := spec.Load(os.DirFS(dir), spec.DefaultLoadOptions())
+		return manifests{where: dir, set: set, diags: diags}, nil
+	}
+	if f.url == "" {
+		return manifests{}, errors.New("give a directory or --repo URL")
+	}
+	src := f.source()
+	switch {
+	case rev == "":
+	case fullSHA.MatchString(rev):
+		src.Commit = rev
+	default:
+		src.Branch = rev
+	}
+	m, err := loadRevision(ctx, src, f.stateDir)
+	if errors.Is(err, sync.ErrRefNotFound) && rev != "" && src.Commit == "" {
+		src.Branch, src.Tag = "", rev // not a branch: try it as a tag
+		m, err = loadRevision(ctx, src, f.stateDir)
+	}
+	return m, err
+}
+
+// loadRevision fetches src's revision into the clone under stateDir and loads it.
+func loadRevision(ctx context.Context, src sync.Source, stateDir string) (manifests, error) {
+	repo, err := sync.Open(ctx, src, stateDir)
+	if err != nil {
+		return manifests{}, err
+	}
+	defer repo.Close()
+	rev, err := repo.Fetch(ctx)
+	if err != nil {
+		return manifests{}, err
+	}
+	where := fmt.Sprintf("%s@%s", src.URL, short(rev.Commit))
+	desired, diags, err := repo.Load(ctx, rev)
+	if err != nil && !errors.Is(err, sync.ErrRevisionRejected) {
+		return manifests{}, err
+	}
+	m := manifests{where: where, revision: &rev, diags: diags}
+	if desired != nil {
+		m.set = desired.Objects
+	}
+	return m, nil
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoalhq/shoal/spec"
+)
+
+func newValidateCommand() *cobra.Command {
+	var (
+		src    repoFlags
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "validate [DIR]",
+		Short: "Check manifests in a directory or at a Git revision",
+		Long: `Validate decodes and checks every *.yaml/*.yml manifest under DIR, or under the
+repository's sub-path at --rev when --repo is given. It prints each finding as
+"file:line: field.path: message" and exits 0 when the manifests are valid (warnings allowed),
+1 when they are not, and 2 when they could not be read.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return &exitError{code: exitTrouble, err: fmt.Errorf("-o: want text or json, got %q", output)}
+			}
+			loaded, err := loadManifests(cmd.Context(), args, src, src.rev)
+			if err != nil {
+				return &exitError{code: exitTrouble, err: err}
+			}
+			if err := reportValidation(cmd.OutOrStdout(), output, loaded); err != nil {
+				return &exitError{code: exitTrouble, err: err}
+			}
+			if loaded.diags.HasErrors() {
+				return &exitError{code: exitFindings}
+			}
+			return nil
+		},
+	}
+	src.register(cmd, true)
+	cmd.Flags().StringVar(&src.rev, "rev", "", "revision to validate with --repo: branch, tag or commit (default: the source's branch)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+// validationReport is the `-o json` document of `shoal validate`.
+type validationReport struct {
+	Valid    bool             `json:"valid"`
+	Revision *spec.Revision   `json:"revision,omitempty"`
+	Objects  int              `json:"objects"`
+	Errors   spec.Diagnostics `json:"errors"`
+	Warnings spec.Diagnostics `json:"warnings"`
+}
+
+func reportValidation(w io.Writer, output string, loaded manifests) error {
+	report := validationReport{
+		Valid:    !loaded.diags.HasErrors(),
+		Revision: loaded.revision,
+		Errors:   nonNil(loaded.diags.Errors()),
+		Warnings: nonNil(loaded.diags.Warnings()),
+	}
+	if loaded.set != nil {
+		report.Objects = len(loaded.set.Objects())
+	}
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(report)
+	}
+	for _, d := range loaded.diags {
+		fmt.Fprintln(w, d.String())
+	}
+	verdict := "valid"
+	if !report.Valid {
+		verdict = "invalid"
+	}
+	fmt.Fprintf(os.Stderr, "%s: %s, %d objects, %d errors, %d warnings\n",
+		loaded.where, verdict, report.Objects, len(report.Errors), len(report.Warnings))
+	return nil
+}
+
+func nonNil(ds spec.Diagnostics) spec.Diagnostics {
+	if ds == nil {
+		return spec.Diagnostics{}
+	}
+	return ds
+}

@@ -1,0 +1,307 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoalhq/shoal/agent"
+	"github.com/shoalhq/shoal/examples/imagebuild"
+	"github.com/shoalhq/shoal/executor/containerdtest"
+)
+
+// Shared by every test of the package: built once in TestMain.
+var (
+	shoalBin string                 // the shoal binary under test
+	registry string                 // host:port of the registry holding hello:v1 and hello:v2
+	daemon   *containerdtest.Daemon // one private containerd; each test has its own namespace
+)
+
+func TestMain(m *testing.M) {
+	code, err := setup(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e setup:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func setup(m *testing.M) (int, error) {
+	dir, err := os.MkdirTemp("", "shoal-e2e-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	shoalBin = filepath.Join(dir, "shoal")
+	if out, err := exec.Command("go", "build", "-o", shoalBin, "github.com/shoalhq/shoal/cmd/shoal").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("build shoal: %v\n%s", err, out)
+	}
+	reg, err := imagebuild.StartRegistry("127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer reg.Close()
+	registry = reg.Addr
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := imagebuild.BuildHello(ctx, dir, registry); err != nil {
+		return 0, err
+	}
+	daemon, err = containerdtest.Start()
+	if err != nil {
+		return 0, err
+	}
+	defer daemon.Close()
+	return m.Run(), nil
+}
+
+// gitRepo is a real Git repository the agent follows.
+type gitRepo struct {
+	t   *testing.T
+	dir string
+}
+
+func newGitRepo(t *testing.T) *gitRepo {
+	r := &gitRepo{t: t, dir: t.TempDir()}
+	r.git("init", "-q", "-b", "main")
+	return r
+}
+
+func (r *gitRepo) git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=e2e", "-c", "user.email=e2e@shoal.invalid"}, args...)...)
+	cmd.Dir = r.dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commit writes files (an empty text deletes the file) and commits them.
+func (r *gitRepo) commit(msg string, files map[string]string) string {
+	r.t.Helper()
+	for name, text := range files {
+		path := filepath.Join(r.dir, name)
+		if text == "" {
+			os.Remove(path)
+			continue
+		}
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.git("add", "-A")
+	r.git("commit", "-q", "--allow-empty", "-m", msg)
+	return r.git("rev-parse", "HEAD")
+}
+
+// agentProc is a `shoal agent` process.
+type agentProc struct {
+	t         *testing.T
+	args      []string
+	addr      string
+	namespace string
+	secret    string
+	cmd       *exec.Cmd
+	log       *bytes.Buffer
+	exited    chan struct{}
+}
+
+// startAgent runs an agent on the shared containerd, in a namespace of its own.
+func startAgent(t *testing.T, repo *gitRepo, namespace string) *agentProc {
+	t.Helper()
+	a := &agentProc{
+		t: t, addr: freeAddr(t), namespace: namespace, secret: "e2e-secret",
+	}
+	a.args = []string{"agent",
+		"--node", "e2e-node", "--repo", repo.dir, "--state-dir", t.TempDir(),
+		"--containerd-socket", daemon.Socket, "--containerd-namespace", namespace,
+		"--listen", a.addr, "--poll-interval", "500ms", "--resync-interval", "2s",
+		"--crash-backoff", "1s", "--log-level", "debug",
+	}
+	a.start()
+	t.Cleanup(func() {
+		a.kill(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("agent log:\n%s", a.log.String())
+		}
+		cleanNamespace(t, namespace)
+	})
+	return a
+}
+
+func (a *agentProc) start() {
+	a.t.Helper()
+	a.log = &bytes.Buffer{}
+	a.cmd = exec.Command(shoalBin, a.args...)
+	a.cmd.Env = append(os.Environ(), "SHOAL_WEBHOOK_SECRET="+a.secret)
+	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	a.exited = make(chan struct{})
+	go func() { a.cmd.Wait(); close(a.exited) }()
+	a.waitFor("the API", func(st *agent.Status) bool { return st != nil })
+}
+
+// kill signals the agent and waits for it to exit.
+func (a *agentProc) kill(sig syscall.Signal) {
+	select {
+	case <-a.exited:
+		return
+	default:
+	}
+	a.cmd.Process.Signal(sig)
+	select {
+	case <-a.exited:
+	case <-time.After(20 * time.Second):
+		a.cmd.Process.Kill()
+		<-a.exited
+	}
+}
+
+func (a *agentProc) status() *agent.Status {
+	resp, err := http.Get("http://" + a.addr + "/status")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var st agent.Status
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return nil
+	}
+	return &st
+}
+
+// waitFor polls the agent's status until cond holds; the deadline is generous because
+// this is a functional check, not a timing one (BENCHMARKS.md has the timings).
+func (a *agentProc) waitFor(what string, cond func(*agent.Status) bool) *agent.Status {
+	a.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st := a.status()
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			out, _ := json.MarshalIndent(st, "", "  ")
+			a.t.Fatalf("timed out waiting for %s; status:\n%s", what, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// webhook posts a signed webhook, as a Git host would after a push.
+func (a *agentProc) webhook() {
+	a.t.Helper()
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	mac := hmac.New(sha256.New, []byte(a.secret))
+	mac.Write(body)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+a.addr+"/webhook", bytes.NewReader(body))
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		a.t.Fatalf("webhook: %s", resp.Status)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func freePort(t *testing.T) int {
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	var p int
+	fmt.Sscan(port, &p)
+	return p
+}
+
+// get fetches a URL on loopback and returns its body, or "" when nothing answers.
+func get(url string) string {
+	client := http.Client{Timeout: time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// cleanNamespace removes whatever a test left in its containerd namespace.
+func cleanNamespace(t *testing.T, namespace string) {
+	cmd := exec.Command("ctr", "-a", daemon.Socket, "-n", namespace, "tasks", "ls", "-q")
+	out, _ := cmd.Output()
+	for _, id := range strings.Fields(string(out)) {
+		exec.Command("ctr", "-a", daemon.Socket, "-n", namespace, "tasks", "kill", "-s", "SIGKILL", id).Run()
+	}
+	time.Sleep(200 * time.Millisecond)
+	out, _ = exec.Command("ctr", "-a", daemon.Socket, "-n", namespace, "containers", "ls", "-q").Output()
+	for _, id := range strings.Fields(string(out)) {
+		exec.Command("ctr", "-a", daemon.Socket, "-n", namespace, "tasks", "delete", "-f", id).Run()
+		exec.Command("ctr", "-a", daemon.Socket, "-n", namespace, "containers", "delete", id).Run()
+	}
+}
+
+// workload finds a workload in a status.
+func workload(st *agent.Status, name string) *agent.WorkloadStatus {
+	if st == nil {
+		return nil
+	}
+	for i := range st.Workloads {
+		if st.Workloads[i].Name == name {
+			return &st.Workloads[i]
+		}
+	}
+	return nil
+}
+
+// helloDeployment is a Deployment of the hello app serving on port.
+func helloDeployment(name, tag string, replicas, port int, extraEnv string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[1]s
+spec:
+  replicas: %[3]d
+  selector:
+    matchLabels: {app: %[1]s}
+  template:
+    metadata:
+      labels: {app: %[1]s}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: hello
+        image: %[5]s/hello:%[2]s
+        env:
+        - {name: LISTEN, value: "127.0.0.1:%[4]d"}
+%[6]s        ports:
+        - containerPort: %[4]d
+`, name, tag, replicas, port, registry, extraEnv)
+}

@@ -1,0 +1,194 @@
+// Command hello is the example app of Shoal's demo and end-to-end tests: a static HTTP
+// server configured by environment variables, with knobs that make it misbehave on purpose.
+//
+//	LISTEN          address to listen on (default ":" + PORT)
+//	PORT            port when LISTEN is unset (default 8080)
+//	MESSAGE         first words of every answer (default "hello")
+//	VERSION         the version answers name; the v1 and v2 images bake it in
+//	EXIT_AFTER      exit this long after start (a Go duration) with EXIT_CODE (default 1)
+//	ALLOC_MB        allocate and touch this many MiB at start, to exceed a memory limit
+//	IGNORE_SIGTERM  "1": ignore SIGTERM, so that only SIGKILL stops it
+//	READY_FILE      /readyz answers 200 only while this file exists
+//	LOG_EVERY       write a log line this often (a Go duration)
+//
+// Endpoints: / answers "MESSAGE (version VERSION)"; /healthz is 200 until /fail is
+// requested and again after /recover; /readyz is /healthz and READY_FILE; /env/NAME answers
+// the value of an environment variable and /file?path=P the content of a file (test knobs
+// that let tests see what the container was given; never deploy this app with real secrets).
+//
+// On SIGTERM it logs, stops serving and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// config is the app's settings, read from the environment.
+type config struct {
+	listen        string
+	message       string
+	version       string
+	exitAfter     time.Duration
+	exitCode      int
+	allocMB       int
+	ignoreSIGTERM bool
+	readyFile     string
+	logEvery      time.Duration
+}
+
+func main() {
+	log.SetFlags(0)
+	cfg, err := configFromEnv(os.Getenv)
+	if err != nil {
+		log.Fatalf("hello: %v", err)
+	}
+	os.Exit(run(cfg))
+}
+
+func configFromEnv(getenv func(string) string) (config, error) {
+	cfg := config{
+		listen:        getenv("LISTEN"),
+		message:       getenv("MESSAGE"),
+		version:       getenv("VERSION"),
+		exitCode:      1,
+		ignoreSIGTERM: getenv("IGNORE_SIGTERM") == "1",
+		readyFile:     getenv("READY_FILE"),
+	}
+	if cfg.listen == "" {
+		port := getenv("PORT")
+		if port == "" {
+			port = "8080"
+		}
+		cfg.listen = ":" + port
+	}
+	if cfg.message == "" {
+		cfg.message = "hello"
+	}
+	if cfg.version == "" {
+		cfg.version = "dev"
+	}
+	var errs []error
+	parse := func(name string, into func(string) error) {
+		if v := getenv(name); v != "" {
+			if err := into(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	}
+	parse("EXIT_AFTER", func(v string) (err error) { cfg.exitAfter, err = time.ParseDuration(v); return })
+	parse("EXIT_CODE", func(v string) (err error) { cfg.exitCode, err = strconv.Atoi(v); return })
+	parse("ALLOC_MB", func(v string) (err error) { cfg.allocMB, err = strconv.Atoi(v); return })
+	parse("LOG_EVERY", func(v string) (err error) { cfg.logEvery, err = time.ParseDuration(v); return })
+	return cfg, errors.Join(errs...)
+}
+
+// ballast keeps ALLOC_MB alive so the memory stays charged to the container.
+var ballast [][]byte
+
+func run(cfg config) int {
+	sigs := make(chan os.Signal, 1)
+	if cfg.ignoreSIGTERM {
+		signal.Ignore(syscall.SIGTERM)
+	} else {
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	}
+	if cfg.allocMB > 0 {
+		for i := 0; i < cfg.allocMB; i++ {
+			b := make([]byte, 1<<20)
+			for j := 0; j < len(b); j += 4096 {
+				b[j] = 1 // touch every page, or it is never charged
+			}
+			ballast = append(ballast, b)
+		}
+		log.Printf("hello: allocated %d MiB", cfg.allocMB)
+	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		log.Printf("hello: %v", err)
+		return 1
+	}
+	srv := &http.Server{Handler: newHandler(cfg), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln) // ends when Shutdown or exit is called below
+	log.Printf("hello: listening on %s, version %s", ln.Addr(), cfg.version)
+
+	var exit <-chan time.Time
+	if cfg.exitAfter > 0 {
+		exit = time.After(cfg.exitAfter)
+	}
+	var tick <-chan time.Time
+	if cfg.logEvery > 0 {
+		t := time.NewTicker(cfg.logEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for n := 1; ; n++ {
+		select {
+		case <-tick:
+			log.Printf("hello: tick %d", n)
+		case <-exit:
+			log.Printf("hello: EXIT_AFTER reached, exiting with %d", cfg.exitCode)
+			return cfg.exitCode
+		case s := <-sigs:
+			log.Printf("hello: got %v, shutting down", s)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				log.Printf("hello: shutdown: %v", err)
+			}
+			return 0
+		}
+	}
+}
+
+func newHandler(cfg config) http.Handler {
+	var failing atomic.Bool
+	healthy := func() bool { return !failing.Load() }
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%s (version %s)\n", cfg.message, cfg.version)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		answer(w, healthy())
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		ready := healthy()
+		if cfg.readyFile != "" {
+			_, err := os.Stat(cfg.readyFile)
+			ready = ready && err == nil
+		}
+		answer(w, ready)
+	})
+	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) { failing.Store(true) })
+	mux.HandleFunc("/recover", func(w http.ResponseWriter, r *http.Request) { failing.Store(false) })
+	mux.HandleFunc("/env/{name}", func(w http.ResponseWriter, r *http.Request) {
+		v, ok := os.LookupEnv(r.PathValue("name"))
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, v)
+	})
+	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, r.URL.Query().Get("path"))
+	})
+	return mux
+}
+
+func answer(w http.ResponseWriter, ok bool) {
+	if !ok {
+		http.Error(w, "failing", http.StatusInternalServerError)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}

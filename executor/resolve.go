@@ -1,0 +1,459 @@
+package executor
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/shoalhq/shoal/spec"
+)
+
+// Defaults Kubernetes applies when a pod template leaves a value out.
+const (
+	defaultGracePeriod = 30 * time.Second
+	// cfsPeriodMicros is the CFS period CPU limits are expressed against (100 ms).
+	cfsPeriodMicros = 100_000
+	// minCFSQuotaMicros is the smallest quota the kernel accepts.
+	minCFSQuotaMicros = 1000
+	// minCPUShares is the smallest weight the kernel accepts.
+	minCPUShares = 2
+	// Volume file modes when the manifest names none. Kubernetes uses 0644 for both; Shoal
+	// keeps secrets readable by their owner only.
+	defaultConfigMapMode fs.FileMode = 0o644
+	defaultSecretMode    fs.FileMode = 0o400
+)
+
+// ResolveOption adds what Resolve cannot read from the manifests.
+type ResolveOption func(*resolveContext)
+
+// WithPodIP gives the instance's address, used by env fieldRef status.podIP. With host
+// networking it is the node's address. Without it, a status.podIP reference is ErrConfig.
+func WithPodIP(ip string) ResolveOption { return func(r *resolveContext) { r.podIP = ip } }
+
+// resolveContext is what one Resolve call reads references from.
+type resolveContext struct {
+	set        *spec.Set
+	namespace  string
+	instanceID string
+	node       string
+	podIP      string
+}
+
+// Resolve builds the InstanceSpec of one replica of d, reading the ConfigMaps and Secrets
+// it references from set. It is pure: same inputs, same result. A reference that cannot be
+// resolved (a missing ConfigMap, Secret or key that is not optional, an unsupported field
+// path) is an error wrapping ErrConfig that names the container and variable or volume.
+func Resolve(set *spec.Set, d *spec.Deployment, instanceID, node, revision string, opts ...ResolveOption) (InstanceSpec, error) {
+	if set == nil || d == nil {
+		return InstanceSpec{}, fmt.Errorf("%w: resolve needs a set and a deployment", ErrInvalidSpec)
+	}
+	ns := d.Metadata.Namespace
+	if ns == "" {
+		ns = spec.DefaultNamespace
+	}
+	r := &resolveContext{set: set, namespace: ns, instanceID: instanceID, node: node}
+	for _, o := range opts {
+		o(r)
+	}
+	pod := &d.Spec.Template.Spec
+	out := InstanceSpec{
+		ID:          instanceID,
+		Namespace:   ns,
+		Workload:    d.Metadata.Name,
+		Revision:    revision,
+		SpecHash:    spec.InstanceHash(set, d),
+		Node:        node,
+		GracePeriod: defaultGracePeriod,
+	}
+	if pod.TerminationGracePeriodSeconds != nil {
+		out.GracePeriod = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
+	}
+	for _, v := range pod.Volumes {
+		vol, err := r.volume(v)
+		if err != nil {
+			return InstanceSpec{}, fmt.Errorf("%s/%s: volume %s: %w", ns, d.Metadata.Name, v.Name, err)
+		}
+		out.Volumes = append(out.Volumes, vol)
+	}
+	for _, c := range pod.Containers {
+		cs, err := r.container(c, &out)
+		if err != nil {
+			return InstanceSpec{}, fmt.Errorf("%s/%s: container %s: %w", ns, d.Metadata.Name, c.Name, err)
+		}
+		out.Containers = append(out.Containers, cs)
+	}
+	if err := out.Validate(); err != nil {
+		return InstanceSpec{}, err
+	}
+	return out, nil
+}
+
+func (r *resolveContext) container(c spec.Container, inst *InstanceSpec) (ContainerSpec, error) {
+	env, err := r.env(c)
+	if err != nil {
+		return ContainerSpec{}, err
+	}
+	out := ContainerSpec{
+		Name:       c.Name,
+		Image:      c.Image,
+		PullPolicy: pullPolicy(c.Image, c.ImagePullPolicy),
+		Env:        env.vars,
+		WorkingDir: c.WorkingDir,
+		Command:    expandAll(c.Command, env.lookup),
+		Args:       expandAll(c.Args, env.lookup),
+	}
+	limits, requests := c.Resources.Limits, c.Resources.Requests
+	if q, ok := limits[spec.ResourceMemory]; ok && !q.IsZero() {
+		out.MemoryLimitBytes = q.Value()
+	}
+	if q, ok := limits[spec.ResourceCPU]; ok && !q.IsZero() {
+		out.CPUPeriodMicros = cfsPeriodMicros
+		out.CPUQuotaMicros = max(q.MilliValue()*cfsPeriodMicros/1000, minCFSQuotaMicros)
+	}
+	if q, ok := requests[spec.ResourceCPU]; ok && !q.IsZero() {
+		out.CPUShares = uint64(max(q.MilliValue()*1024/1000, minCPUShares))
+	}
+	for _, m := range c.VolumeMounts {
+		vol, ok := inst.Volume(m.Name)
+		if !ok {
+			return ContainerSpec{}, fmt.Errorf("%w: volumeMount %q names no volume", ErrConfig, m.Name)
+		}
+		if !path.IsAbs(m.MountPath) {
+			return ContainerSpec{}, fmt.Errorf("%w: volumeMount %q: mountPath %q is not absolute", ErrConfig, m.Name, m.MountPath)
+		}
+		if m.SubPath != "" && !isLocalPath(m.SubPath) {
+			return ContainerSpec{}, fmt.Errorf("%w: volumeMount %q: subPath %q leaves the volume", ErrConfig, m.Name, m.SubPath)
+		}
+		out.Mounts = append(out.Mounts, Mount{
+			Volume:   m.Name,
+			Path:     path.Clean(m.MountPath),
+			SubPath:  m.SubPath,
+			ReadOnly: m.ReadOnly || vol.Kind != VolumeEmptyDir, // Kubernetes mounts these read-only too
+		})
+	}
+	for _, p := range c.Ports {
+		proto := p.Protocol
+		if proto == "" {
+			proto = spec.ProtocolTCP
+		}
+		out.Ports = append(out.Ports, Port{Name: p.Name, Port: p.ContainerPort, Protocol: proto})
+	}
+	return out, nil
+}
+
+// envBuilder collects a container's environment in first-definition order; a later
+// definition replaces the value in place, as envFrom then env do in Kubernetes.
+type envBuilder struct {
+	vars  []EnvVar
+	index map[string]int
+}
+
+func (b *envBuilder) set(name, value string, secret bool) {
+	if i, ok := b.index[name]; ok {
+		b.vars[i] = EnvVar{Name: name, Value: value, Secret: secret}
+		return
+	}
+	b.index[name] = len(b.vars)
+	b.vars = append(b.vars, EnvVar{Name: name, Value: value, Secret: secret})
+}
+
+func (b *envBuilder) lookup(name string) (string, bool) {
+	if i, ok := b.index[name]; ok {
+		return b.vars[i].Value, true
+	}
+	return "", false
+}
+
+func (r *resolveContext) env(c spec.Container) (*envBuilder, error) {
+	b := &envBuilder{index: map[string]int{}}
+	for _, src := range c.EnvFrom {
+		data, secret, err := r.envFromData(src)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range sortedKeys(data) {
+			// Kubernetes skips keys that are not valid variable names (and reports an event).
+			if name := src.Prefix + k; isEnvVarName(name) {
+				b.set(name, data[k], secret)
+			}
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			b.set(e.Name, Expand(e.Value, b.lookup), false)
+			continue
+		}
+		value, secret, found, err := r.envValueFrom(e.ValueFrom)
+		if err != nil {
+			return nil, fmt.Errorf("env %s: %w", e.Name, err)
+		}
+		if found {
+			b.set(e.Name, value, secret)
+		}
+	}
+	return b, nil
+}
+
+func (r *resolveContext) envFromData(src spec.EnvFromSource) (data map[string]string, secret bool, err error) {
+	switch {
+	case src.ConfigMapRef != nil:
+		cm := r.set.ConfigMap(r.namespace, src.ConfigMapRef.Name)
+		if cm == nil {
+			return nil, false, r.missing("envFrom ConfigMap "+src.ConfigMapRef.Name, src.ConfigMapRef.Optional)
+		}
+		return configMapData(cm), false, nil
+	case src.SecretRef != nil:
+		s := r.set.Secret(r.namespace, src.SecretRef.Name)
+		if s == nil {
+			return nil, true, r.missing("envFrom Secret "+src.SecretRef.Name, src.SecretRef.Optional)
+		}
+		data := make(map[string]string, len(s.Data))
+		for k, v := range secretData(s) {
+			data[k] = string(v)
+		}
+		return data, true, nil
+	}
+	return nil, false, fmt.Errorf("%w: envFrom names neither a ConfigMap nor a Secret", ErrConfig)
+}
+
+// envValueFrom resolves one valueFrom; found is false for an optional reference that is missing.
+func (r *resolveContext) envValueFrom(src *spec.EnvVarSource) (value string, secret, found bool, err error) {
+	switch {
+	case src.ConfigMapKeyRef != nil:
+		ref := src.ConfigMapKeyRef
+		cm := r.set.ConfigMap(r.namespace, ref.Name)
+		if cm == nil {
+			return "", false, false, r.missing("ConfigMap "+ref.Name, ref.Optional)
+		}
+		v, ok := configMapData(cm)[ref.Key]
+		if !ok {
+			return "", false, false, r.missing("key "+ref.Key+" of ConfigMap "+ref.Name, ref.Optional)
+		}
+		return v, false, true, nil
+	case src.SecretKeyRef != nil:
+		ref := src.SecretKeyRef
+		s := r.set.Secret(r.namespace, ref.Name)
+		if s == nil {
+			return "", true, false, r.missing("Secret "+ref.Name, ref.Optional)
+		}
+		v, ok := secretData(s)[ref.Key]
+		if !ok {
+			return "", true, false, r.missing("key "+ref.Key+" of Secret "+ref.Name, ref.Optional)
+		}
+		return string(v), true, true, nil
+	case src.FieldRef != nil:
+		v, err := r.field(src.FieldRef.FieldPath)
+		return v, false, err == nil, err
+	}
+	return "", false, false, fmt.Errorf("%w: valueFrom names no source", ErrConfig)
+}
+
+func (r *resolveContext) field(fieldPath string) (string, error) {
+	switch fieldPath {
+	case "metadata.name":
+		return r.instanceID, nil
+	case "metadata.namespace":
+		return r.namespace, nil
+	case "spec.nodeName":
+		return r.node, nil
+	case "status.podIP":
+		if r.podIP == "" {
+			return "", fmt.Errorf("%w: fieldRef status.podIP needs the node's address (WithPodIP)", ErrConfig)
+		}
+		return r.podIP, nil
+	}
+	return "", fmt.Errorf("%w: fieldRef %q is not supported", ErrConfig, fieldPath)
+}
+
+// missing is the error for an absent reference, or nil when the reference is optional.
+func (r *resolveContext) missing(what string, optional *bool) error {
+	if optional != nil && *optional {
+		return nil
+	}
+	return fmt.Errorf("%w: %s not found in namespace %s", ErrConfig, what, r.namespace)
+}
+
+func (r *resolveContext) volume(v spec.Volume) (Volume, error) {
+	switch {
+	case v.ConfigMap != nil:
+		src := v.ConfigMap
+		vol := Volume{Name: v.Name, Kind: VolumeConfigMap}
+		cm := r.set.ConfigMap(r.namespace, src.Name)
+		if cm == nil {
+			return vol, r.missing("ConfigMap "+src.Name, src.Optional)
+		}
+		data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+		for k, s := range configMapData(cm) {
+			data[k] = []byte(s)
+		}
+		for k, b := range cm.BinaryData {
+			data[k] = b
+		}
+		files, err := r.files(projection{
+			source: "ConfigMap " + src.Name, data: data, items: src.Items,
+			mode: fileMode(src.DefaultMode, defaultConfigMapMode), optional: src.Optional,
+		})
+		vol.Files = files
+		return vol, err
+	case v.Secret != nil:
+		src := v.Secret
+		vol := Volume{Name: v.Name, Kind: VolumeSecret}
+		s := r.set.Secret(r.namespace, src.SecretName)
+		if s == nil {
+			return vol, r.missing("Secret "+src.SecretName, src.Optional)
+		}
+		files, err := r.files(projection{
+			source: "Secret " + src.SecretName, data: secretData(s), items: src.Items,
+			mode: fileMode(src.DefaultMode, defaultSecretMode), optional: src.Optional, secret: true,
+		})
+		vol.Files = files
+		return vol, err
+	case v.EmptyDir != nil:
+		vol := Volume{Name: v.Name, Kind: VolumeEmptyDir, Memory: v.EmptyDir.Medium == "Memory"}
+		if v.EmptyDir.SizeLimit != nil {
+			vol.SizeLimitBytes = v.EmptyDir.SizeLimit.Value()
+		}
+		return vol, nil
+	}
+	return Volume{}, fmt.Errorf("%w: volume has no configMap, secret or emptyDir source", ErrConfig)
+}
+
+// projection is a ConfigMap or Secret about to become the files of a volume.
+type projection struct {
+	source   string // "ConfigMap name", for messages
+	data     map[string][]byte
+	items    []spec.KeyToPath
+	mode     fs.FileMode
+	optional *bool
+	secret   bool
+}
+
+// files projects every key of p as a file, or only p.items with their own paths and modes.
+func (r *resolveContext) files(p projection) ([]File, error) {
+	var files []File
+	add := func(key, rel string, mode fs.FileMode) error {
+		if !isLocalPath(rel) {
+			return fmt.Errorf("%w: %s: path %q leaves the volume", ErrConfig, p.source, rel)
+		}
+		files = append(files, File{Path: path.Clean(rel), Mode: mode, Data: p.data[key], Secret: p.secret})
+		return nil
+	}
+	if len(p.items) == 0 {
+		for _, k := range sortedKeys(p.data) {
+			if err := add(k, k, p.mode); err != nil {
+				return nil, err
+			}
+		}
+		return files, nil
+	}
+	for _, it := range p.items {
+		if _, ok := p.data[it.Key]; !ok {
+			if err := r.missing("key "+it.Key+" of "+p.source, p.optional); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := add(it.Key, it.Path, fileMode(it.Mode, p.mode)); err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+// fileMode is the permission bits of mode, or fallback when the manifest gives none.
+func fileMode(mode *int32, fallback fs.FileMode) fs.FileMode {
+	if mode == nil {
+		return fallback
+	}
+	return fs.FileMode(*mode) & fs.ModePerm
+}
+
+// configMapData returns a ConfigMap's text keys.
+func configMapData(cm *spec.ConfigMap) map[string]string {
+	if cm.Data == nil {
+		return map[string]string{}
+	}
+	return cm.Data
+}
+
+// secretData returns a Secret's keys with StringData merged over Data, as the API server
+// does; defaulting normally did it already.
+func secretData(s *spec.Secret) map[string][]byte {
+	if len(s.StringData) == 0 {
+		return s.Data
+	}
+	out := make(map[string][]byte, len(s.Data)+len(s.StringData))
+	for k, v := range s.Data {
+		out[k] = v
+	}
+	for k, v := range s.StringData {
+		out[k] = []byte(v)
+	}
+	return out
+}
+
+// pullPolicy defaults an empty policy as Kubernetes does: Always for ":latest" or an
+// untagged image, IfNotPresent otherwise.
+func pullPolicy(image, policy string) PullPolicy {
+	if policy != "" {
+		return PullPolicy(policy)
+	}
+	if strings.Contains(image, "@") {
+		return PullIfNotPresent
+	}
+	last := image[strings.LastIndex(image, "/")+1:]
+	tag, tagged := "", false
+	if i := strings.LastIndex(last, ":"); i >= 0 {
+		tag, tagged = last[i+1:], true
+	}
+	if !tagged || tag == "latest" {
+		return PullAlways
+	}
+	return PullIfNotPresent
+}
+
+func expandAll(in []string, lookup func(string) (string, bool)) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = Expand(s, lookup)
+	}
+	return out
+}
+
+// isEnvVarName matches Kubernetes' rule for environment variable names: [-._a-zA-Z][-._a-zA-Z0-9]*.
+func isEnvVarName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		letter := c == '-' || c == '.' || c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// isLocalPath reports whether p is a relative path that stays inside its root.
+func isLocalPath(p string) bool {
+	if p == "" || path.IsAbs(p) {
+		return false
+	}
+	clean := path.Clean(p)
+	return clean != ".." && !strings.HasPrefix(clean, "../")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

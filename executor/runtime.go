@@ -1,0 +1,144 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Runtime runs instances on this node. Every call takes its context first and none keeps
+// it. Calls are safe to make from several goroutines, and every mutating call is
+// idempotent, so the agent can repeat an action after a crash without checking first.
+type Runtime interface {
+	// EnsureImage makes ref present according to policy: Always fetches it, IfNotPresent
+	// fetches it when missing, Never only checks. A failure wraps ErrImagePull and its cause.
+	EnsureImage(ctx context.Context, ref string, policy PullPolicy) error
+	// Start creates and starts every container of the instance. An instance that exists
+	// with the same SpecHash is left as it is (nil); one with another hash is ErrConflict.
+	// A missing image is fetched unless the container's policy is Never. Start either
+	// leaves every container started or removes what it created.
+	Start(ctx context.Context, spec InstanceSpec) error
+	// Stop sends SIGTERM to every container of the instance, SIGKILL to what still runs
+	// after grace (at once when grace <= 0), then deletes the containers, their snapshots,
+	// volumes and logs. Stopping an instance that does not exist is not an error.
+	Stop(ctx context.Context, id string, grace time.Duration) error
+	// Restart runs a container of the instance again in place, with a new task and the same
+	// log file: a running one is first stopped with the instance's grace period. The agent
+	// decides when (see Backoff). ErrNotFound if the instance or container does not exist.
+	Restart(ctx context.Context, id, container string) error
+	// List returns every instance on this node, Shoal-labelled containers only, sorted
+	// by ID, so that a restarted agent adopts what runs without restarting it.
+	List(ctx context.Context) ([]InstanceState, error)
+	// Events streams task exits, OOM kills and container deletions of Shoal's containers,
+	// without repeats, until ctx ends; then the channel is closed. Each call gets its own stream.
+	Events(ctx context.Context) <-chan Event
+	// Logs writes the last opts.Tail lines of a container's log to w and, with opts.Follow,
+	// what it writes next, until ctx ends.
+	Logs(ctx context.Context, id, container string, opts LogOptions, w io.Writer) error
+}
+
+// Errors callers branch on. Runtimes wrap them with context; test with errors.Is.
+var (
+	// ErrImagePull is an image that could not be fetched (ImagePullBackOff in Kubernetes).
+	// The error also wraps the cause.
+	ErrImagePull = errors.New("image pull failed")
+	// ErrNotFound is an instance or container that does not exist on this node.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is a Start for an ID that runs with another spec hash.
+	ErrConflict = errors.New("instance exists with another spec")
+	// ErrInvalidSpec is an InstanceSpec that no runtime can run.
+	ErrInvalidSpec = errors.New("invalid instance spec")
+	// ErrConfig is a pod template whose references (ConfigMap, Secret, key, field) cannot be
+	// resolved (CreateContainerConfigError in Kubernetes).
+	ErrConfig = errors.New("instance config cannot be resolved")
+)
+
+// Status is the state of a container's task.
+type Status string
+
+// Task statuses.
+const (
+	// StatusCreated is a container whose task exists but has not started.
+	StatusCreated Status = "created"
+	// StatusRunning is a container whose process runs.
+	StatusRunning Status = "running"
+	// StatusExited is a container whose process ended; ExitCode says how.
+	StatusExited Status = "exited"
+	// StatusPaused is a container whose task is frozen.
+	StatusPaused Status = "paused"
+	// StatusNoTask is a container without a task: it was created but never started, or its
+	// task was deleted.
+	StatusNoTask Status = "no-task"
+)
+
+// InstanceState is what List reports about one instance, read back from the runtime.
+type InstanceState struct {
+	ID          string
+	Namespace   string
+	Workload    string
+	SpecHash    string
+	Revision    string
+	Node        string
+	GracePeriod time.Duration
+	// Containers are sorted by name.
+	Containers []ContainerState
+}
+
+// ContainerState is the state of one container of an instance.
+type ContainerState struct {
+	Name  string
+	Image string
+	// RuntimeID is the runtime's own name for the container (a containerd container ID).
+	RuntimeID string
+	Status    Status
+	PID       uint32
+	// ExitCode, ExitedAt and OOMKilled are set when Status is StatusExited.
+	ExitCode  int
+	ExitedAt  time.Time
+	OOMKilled bool
+	// Restarts counts Restart calls since the instance started.
+	Restarts int
+}
+
+// Running reports whether every container of the instance runs.
+func (s InstanceState) Running() bool {
+	for _, c := range s.Containers {
+		if c.Status != StatusRunning {
+			return false
+		}
+	}
+	return len(s.Containers) > 0
+}
+
+// EventKind says what happened to a container.
+type EventKind string
+
+// Event kinds.
+const (
+	// EventExit is a container's process that ended; ExitCode and OOMKilled say how.
+	EventExit EventKind = "exit"
+	// EventOOM is the kernel's OOM killer acting in a container. It comes before the exit.
+	EventOOM EventKind = "oom"
+	// EventDeleted is a container removed from the runtime.
+	EventDeleted EventKind = "deleted"
+)
+
+// Event is something that happened to one of Shoal's containers.
+type Event struct {
+	Kind       EventKind
+	InstanceID string
+	Container  string
+	PID        uint32
+	ExitCode   int
+	OOMKilled  bool
+	Time       time.Time
+}
+
+// LogOptions select what Logs writes.
+type LogOptions struct {
+	// Tail is the number of last lines to write; negative means the whole log.
+	Tail int
+	// Follow keeps writing new lines until the context ends.
+	Follow bool
+}

@@ -1,0 +1,230 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/errdefs"
+	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/plugin"
+	"github.com/containerd/containerd/runtime/v2/runc/options"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cleanupTimeout bounds undoing a failed Start, which runs even when the caller's context
+// has ended.
+const cleanupTimeout = 30 * time.Second
+
+// Start implements Runtime.
+func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	ctx = c.withNS(ctx)
+	existing, err := c.shoalContainers(ctx, s.ID)
+	if err != nil {
+		return fmt.Errorf("executor: start %s: %w", s.ID, err)
+	}
+	have := make(map[string]containerd.Container, len(existing))
+	for _, l := range existing {
+		if h := l.labels[LabelSpecHash]; h != s.SpecHash {
+			return fmt.Errorf("executor: start %s: %w (runs hash %s, asked for %s)", s.ID, ErrConflict, h, s.SpecHash)
+		}
+		have[l.labels[LabelContainer]] = l.container
+	}
+	dir := c.instanceDir(s.ID)
+	if err := prepareVolumes(dir, &s); err != nil {
+		return fmt.Errorf("executor: start %s: %w", s.ID, err)
+	}
+	var created []containerd.Container
+	for i := range s.Containers {
+		cs := &s.Containers[i]
+		if ct, ok := have[cs.Name]; ok {
+			// Left by a Start that stopped between create and start; a task that exited is
+			// the agent's to restart, not ours.
+			if err := c.ensureTask(ctx, ct, s.ID, cs.Name); err != nil {
+				return fmt.Errorf("executor: start %s: container %s: %w", s.ID, cs.Name, err)
+			}
+			continue
+		}
+		ct, err := c.createAndStart(ctx, &s, cs)
+		if err != nil {
+			c.undoStart(ctx, s.ID, created, len(existing) == 0)
+			return fmt.Errorf("executor: start %s: container %s: %w", s.ID, cs.Name, err)
+		}
+		created = append(created, ct)
+	}
+	return nil
+}
+
+// undoStart removes the containers a failed Start created and, when the instance did not
+// exist before, its volumes and logs, so a failed Start leaves nothing behind.
+func (c *Containerd) undoStart(ctx context.Context, id string, created []containerd.Container, wholeInstance bool) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	for _, ct := range created {
+		if err := c.removeContainer(ctx, ct, 0); err != nil {
+			c.cfg.logger.Warn("executor: undo start", "instance", id, "container", ct.ID(), "err", err)
+		}
+	}
+	if wholeInstance {
+		if err := c.removeInstanceFiles(id); err != nil {
+			c.cfg.logger.Warn("executor: undo start", "instance", id, "err", err)
+		}
+	}
+}
+
+func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *ContainerSpec) (containerd.Container, error) {
+	select {
+	case c.starts <- struct{}{}:
+		defer func() { <-c.starts }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	// The agent applies PullAlways through EnsureImage before Start; here an image already
+	// present is used as it is.
+	policy := PullIfNotPresent
+	if cs.PullPolicy == PullNever {
+		policy = PullNever
+	}
+	img, err := c.image(ctx, cs.Image, policy)
+	if err != nil {
+		return nil, err
+	}
+	specOpts, err := c.specOpts(ctx, img, s, cs)
+	if err != nil {
+		return nil, err
+	}
+	id := RuntimeID(s.ID, cs.Name)
+	ct, err := c.client.NewContainer(ctx, id,
+		containerd.WithImage(img),
+		containerd.WithSnapshotter(c.cfg.snapshotter),
+		containerd.WithNewSnapshot(id, img),
+		containerd.WithRuntime(plugin.RuntimeRuncV2, c.runcOptions()),
+		containerd.WithNewSpec(specOpts...),
+		containerd.WithContainerLabels(instanceLabels(s, cs.Name)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", id, err)
+	}
+	if err := c.startTask(ctx, ct, s.ID, cs.Name); err != nil {
+		c.undoStart(ctx, s.ID, []containerd.Container{ct}, false)
+		return nil, err
+	}
+	return ct, nil
+}
+
+// specOpts builds the OCI spec of a container: the image's config, then Shoal's argv, env,
+// namespaces, limits and mounts over it.
+func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *InstanceSpec, cs *ContainerSpec) ([]oci.SpecOpts, error) {
+	imgSpec, err := img.Spec(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read config of %s: %w", cs.Image, err)
+	}
+	argv := Argv(cs.Command, cs.Args, imgSpec.Config.Entrypoint, imgSpec.Config.Cmd)
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("%w: neither the manifest nor image %s gives a command", ErrInvalidSpec, cs.Image)
+	}
+	mounts, err := ociMounts(c.instanceDir(s.ID), s, cs)
+	if err != nil {
+		return nil, err
+	}
+	env := make([]string, len(cs.Env))
+	for i, e := range cs.Env {
+		env[i] = e.Name + "=" + e.Value
+	}
+	opts := []oci.SpecOpts{
+		oci.WithImageConfig(img),
+		oci.WithProcessArgs(argv...),
+		oci.WithEnv(env),
+		// Host networking: the node's network, hostname and name resolution.
+		c.networkNamespace(),
+		oci.WithHostNamespace(specs.UTSNamespace),
+		oci.WithHostHostsFile,
+		oci.WithHostResolvconf,
+		oci.WithMounts(mounts),
+	}
+	if cs.WorkingDir != "" {
+		opts = append(opts, oci.WithProcessCwd(cs.WorkingDir))
+	}
+	if cs.MemoryLimitBytes > 0 {
+		opts = append(opts, oci.WithMemoryLimit(uint64(cs.MemoryLimitBytes)))
+		if swapAccounting() {
+			// Memory plus swap equal to the limit: no swap, so the limit is an OOM kill.
+			opts = append(opts, oci.WithMemorySwap(cs.MemoryLimitBytes))
+		}
+	}
+	if cs.CPUQuotaMicros > 0 {
+		opts = append(opts, oci.WithCPUCFS(cs.CPUQuotaMicros, cs.CPUPeriodMicros))
+	}
+	if cs.CPUShares > 0 {
+		opts = append(opts, oci.WithCPUShares(cs.CPUShares))
+	}
+	return opts, nil
+}
+
+func (c *Containerd) networkNamespace() oci.SpecOpts {
+	if c.cfg.netnsPath == "" {
+		return oci.WithHostNamespace(specs.NetworkNamespace)
+	}
+	return oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: c.cfg.netnsPath})
+}
+
+// runcOptions points runc at the runtime's own state directory.
+func (c *Containerd) runcOptions() *options.Options {
+	return &options.Options{Root: c.cfg.runcRoot}
+}
+
+// withRuncRoot passes the runc options with the task too: the shim reads them from the
+// task request, falling back to runc's shared default root without them.
+func (c *Containerd) withRuncRoot(_ context.Context, _ *containerd.Client, ti *containerd.TaskInfo) error {
+	ti.Options = c.runcOptions()
+	return nil
+}
+
+// ensureTask starts a task for a container that has none.
+func (c *Containerd) ensureTask(ctx context.Context, ct containerd.Container, id, name string) error {
+	_, err := ct.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return c.startTask(ctx, ct, id, name)
+	}
+	return err
+}
+
+// startTask creates and starts a container's task with stdout and stderr appended to its
+// log file by the shim, so output keeps flowing while no agent runs.
+func (c *Containerd) startTask(ctx context.Context, ct containerd.Container, id, name string) error {
+	logPath := c.logPath(id, name)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+		return err
+	}
+	task, err := ct.NewTask(ctx, cio.LogFile(logPath), c.withRuncRoot)
+	if err != nil {
+		return fmt.Errorf("create task %s: %w", ct.ID(), err)
+	}
+	if err := task.Start(ctx); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		if _, derr := task.Delete(cctx, containerd.WithProcessKill); derr != nil {
+			c.cfg.logger.Warn("executor: delete task that did not start", "container", ct.ID(), "err", derr)
+		}
+		return fmt.Errorf("start task %s: %w", ct.ID(), err)
+	}
+	return nil
+}
+
+// swapAccounting reports whether the kernel can limit memory plus swap (cgroup v1 with
+// swap accounting, or cgroup v2). Without it, setting a swap limit makes runc fail.
+func swapAccounting() bool {
+	for _, p := range []string{"/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "/sys/fs/cgroup/cgroup.controllers"} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,153 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Volumes live on the host under <state dir>/instances/<id>/volumes/<name> and are bound
+// into the containers. Secret volumes, and emptyDirs with medium Memory, are tmpfs mounts,
+// so secret content is never written to a persistent disk.
+
+const (
+	// secretTmpfsSlack is room on a secret tmpfs beyond its files (inodes, a later rewrite).
+	secretTmpfsSlack = 1 << 20
+	// emptyDirMode lets any user in the container write, as Kubernetes does.
+	emptyDirMode fs.FileMode = 0o777
+)
+
+func volumeDir(instanceDir, name string) string {
+	return filepath.Join(instanceDir, "volumes", name)
+}
+
+// prepareVolumes creates the host side of every volume of s. It is idempotent: files are
+// rewritten and existing tmpfs mounts reused, so Start can repeat it after a crash.
+func prepareVolumes(instanceDir string, s *InstanceSpec) error {
+	for _, v := range s.Volumes {
+		if err := prepareVolume(volumeDir(instanceDir, v.Name), v); err != nil {
+			return fmt.Errorf("volume %s: %w", v.Name, err)
+		}
+	}
+	return nil
+}
+
+func prepareVolume(dir string, v Volume) error {
+	mode := fs.FileMode(0o755)
+	if v.Kind == VolumeEmptyDir {
+		mode = emptyDirMode
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	switch {
+	case v.Kind == VolumeSecret:
+		size := v.SizeLimitBytes
+		if size == 0 {
+			size = secretTmpfsSlack
+			for _, f := range v.Files {
+				size += int64(len(f.Data))
+			}
+		}
+		if err := mountTmpfs(dir, size); err != nil {
+			return err
+		}
+	case v.Memory:
+		if err := mountTmpfs(dir, v.SizeLimitBytes); err != nil {
+			return err
+		}
+	}
+	// Chmod after mounting: the mode must be the tmpfs root's, not the directory's below it.
+	if err := os.Chmod(dir, mode); err != nil {
+		return err
+	}
+	for _, f := range v.Files {
+		if err := writeVolumeFile(dir, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeVolumeFile writes f under dir with its mode, replacing what was there.
+func writeVolumeFile(dir string, f File) error {
+	p := filepath.Join(dir, filepath.FromSlash(f.Path))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	// Remove first: an existing read-only file cannot be opened for writing, and a new file
+	// gets f.Mode exactly (OpenFile's mode is filtered by the umask).
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.WriteFile(p, f.Data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err) // the path only: never the content
+	}
+	return os.Chmod(p, f.Mode)
+}
+
+// mountTmpfs mounts a tmpfs of at most size bytes (0: the kernel's default) on dir unless
+// one is mounted there already.
+func mountTmpfs(dir string, size int64) error {
+	mounted, err := mountinfo.Mounted(dir)
+	if err != nil || mounted {
+		return err
+	}
+	opts := "mode=0700"
+	if size > 0 {
+		opts += ",size=" + strconv.FormatInt(size, 10)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", dir, err)
+	}
+	return nil
+}
+
+// removeInstanceDir unmounts every mount under dir, deepest first, and removes it.
+func removeInstanceDir(dir string) error {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return fmt.Errorf("read mounts under %s: %w", dir, err)
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
+	for _, m := range mounts {
+		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ociMounts binds the volumes a container mounts, from the host directories prepareVolumes made.
+func ociMounts(instanceDir string, s *InstanceSpec, c *ContainerSpec) ([]specs.Mount, error) {
+	out := make([]specs.Mount, 0, len(c.Mounts))
+	for _, m := range c.Mounts {
+		src := volumeDir(instanceDir, m.Volume)
+		if m.SubPath != "" {
+			src = filepath.Join(src, filepath.FromSlash(m.SubPath))
+			if v, _ := s.Volume(m.Volume); v != nil && v.Kind == VolumeEmptyDir {
+				// Kubernetes creates a missing subPath of a writable volume as a directory.
+				if err := os.MkdirAll(src, emptyDirMode); err != nil {
+					return nil, err
+				}
+			}
+		}
+		opts := []string{"rbind", "nosuid", "nodev", "rw"}
+		if m.ReadOnly {
+			opts[3] = "ro"
+		}
+		out = append(out, specs.Mount{Destination: m.Path, Type: "bind", Source: src, Options: opts})
+	}
+	return out, nil
+}

@@ -1,0 +1,73 @@
+package planner
+
+import (
+	"go/parser"
+	"go/token"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The planner's own imports (not its tests') must give it no way to do I/O, read the clock
+// or draw process randomness: DESIGN invariant 1.
+func TestPlannerImportsNoIO(t *testing.T) {
+	forbidden := []string{"os", "net", "time", "math/rand", "math/rand/v2", "crypto/rand", "syscall", "unsafe", "io/ioutil", "io/fs", "runtime", "sync"}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		parsed, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked++
+		for _, imp := range parsed.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			top := strings.SplitN(path, "/", 2)[0]
+			switch {
+			case path == "github.com/shoalhq/shoal/spec":
+			case strings.Contains(top, "."):
+				t.Errorf("%s imports %s: the planner may import only the standard library and spec", f, path)
+			case slices.Contains(forbidden, path) || strings.HasPrefix(path, "os/") || strings.HasPrefix(path, "net/"):
+				t.Errorf("%s imports %s, which gives the planner I/O, time or randomness", f, path)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("found no planner source files to check")
+	}
+}
+
+// Nothing the planner depends on, however indirectly, may reach containerd, gossip, Git or
+// the network. (os itself cannot be kept out: fmt, and so spec, import it.)
+func TestPlannerDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps failed (the go tool must be on PATH for this test): %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/shoalhq/shoal/spec") {
+		t.Fatalf("go list -deps printed no spec dependency; output:\n%s", out)
+	}
+	forbidden := func(d string) bool {
+		for _, prefix := range []string{"github.com/containerd/", "github.com/hashicorp/memberlist", "github.com/go-git/", "github.com/miekg/dns", "net/"} {
+			if strings.HasPrefix(d, prefix) {
+				return true
+			}
+		}
+		return d == "net"
+	}
+	for _, d := range deps {
+		if forbidden(d) {
+			t.Errorf("the planner depends on %s", d)
+		}
+	}
+}

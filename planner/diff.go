@@ -1,0 +1,320 @@
+package planner
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/shoalhq/shoal/spec"
+)
+
+// Action is what a change does to an object.
+type Action string
+
+// Actions of a Change.
+const (
+	ActionCreate Action = "create"
+	ActionUpdate Action = "update"
+	ActionDelete Action = "delete"
+)
+
+// Change is one object that differs between two revisions.
+type Change struct {
+	Action Action
+	Key    spec.Key
+	// Fields lists what an update changes, in field order; empty for create and delete.
+	Fields []FieldChange
+}
+
+// FieldChange is one leaf (or whole added or removed subtree) that differs.
+type FieldChange struct {
+	// Path names the field: spec.template.spec.containers[web].image. List elements that all
+	// carry distinct names are named, others numbered; keys that are not plain words are quoted.
+	Path string
+	// Old and New are compact JSON, "" when the field is absent. Values of a Secret's data
+	// and stringData are never shown: they read "(secret, N bytes)".
+	Old, New string
+}
+
+// Diff compares two sets object by object and field by field, in Key order. Either may be nil.
+func Diff(old, new *spec.Set) []Change {
+	a, b := objectsOf(old), objectsOf(new)
+	var changes []Change
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && keyLess(a[0].Key(), b[0].Key()):
+			changes = append(changes, Change{Action: ActionDelete, Key: a[0].Key()})
+			a = a[1:]
+		case len(a) == 0 || keyLess(b[0].Key(), a[0].Key()):
+			changes = append(changes, Change{Action: ActionCreate, Key: b[0].Key()})
+			b = b[1:]
+		default:
+			if fields := diffObject(a[0], b[0]); len(fields) > 0 {
+				changes = append(changes, Change{Action: ActionUpdate, Key: a[0].Key(), Fields: fields})
+			}
+			a, b = a[1:], b[1:]
+		}
+	}
+	return changes
+}
+
+func objectsOf(s *spec.Set) []spec.Object {
+	if s == nil {
+		return nil
+	}
+	return s.Objects()
+}
+
+func keyLess(a, b spec.Key) bool {
+	if a.Kind != b.Kind {
+		return a.Kind < b.Kind
+	}
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	return a.Name < b.Name
+}
+
+// absent stands for a field one side does not have, unlike an explicit null.
+type absent struct{}
+
+// secrecy says whether a value is secret and how to count its bytes.
+type secrecy uint8
+
+const (
+	public     secrecy = iota
+	secretB64          // Secret.data: base64 of the bytes
+	secretText         // Secret.stringData: the bytes themselves
+)
+
+func diffObject(a, b spec.Object) []FieldChange {
+	va, errA := genericJSON(a)
+	vb, errB := genericJSON(b)
+	if err := errors.Join(errA, errB); err != nil {
+		return []FieldChange{{Path: "(object)", Old: "", New: "(cannot compare: " + err.Error() + ")"}}
+	}
+	var d differ
+	d.walk("", va, vb, public, a.Key().Kind == spec.KindSecret)
+	return d.fields
+}
+
+// genericJSON turns an object into maps, lists and json.Numbers.
+func genericJSON(o spec.Object) (any, error) {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %s: %w", o.Key(), err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", o.Key(), err)
+	}
+	return v, nil
+}
+
+type differ struct {
+	fields []FieldChange
+}
+
+// walk records the differences between a and b under path. isSecret marks a Secret's root,
+// whose data and stringData are redacted.
+func (d *differ) walk(path string, a, b any, sec secrecy, isSecret bool) {
+	if reflect.DeepEqual(a, b) {
+		return
+	}
+	am, aIsMap := a.(map[string]any)
+	bm, bIsMap := b.(map[string]any)
+	if aIsMap && bIsMap {
+		for _, k := range slices.Sorted(maps.Keys(merge(am, bm))) {
+			child := sec
+			if isSecret {
+				child = secretField(k)
+			}
+			d.walk(path+fieldKey(path, k), valueAt(am, k), valueAt(bm, k), child, false)
+		}
+		return
+	}
+	al, aIsList := a.([]any)
+	bl, bIsList := b.([]any)
+	if aIsList && bIsList {
+		d.walkList(path, al, bl, sec)
+		return
+	}
+	old, new := render(a, sec), render(b, sec)
+	if old == new {
+		// Redaction hid the difference; say there is one without saying what.
+		new = strings.TrimSuffix(new, ")") + ", changed)"
+	}
+	d.fields = append(d.fields, FieldChange{Path: path, Old: old, New: new})
+}
+
+// walkList pairs list elements by name when every element of both lists has a distinct
+// one (containers, env, volumes), else by index.
+func (d *differ) walkList(path string, a, b []any, sec secrecy) {
+	an, aNamed := names(a)
+	bn, bNamed := names(b)
+	if !aNamed || !bNamed {
+		for i := range max(len(a), len(b)) {
+			d.walk(path+"["+strconv.Itoa(i)+"]", elementAt(a, i), elementAt(b, i), sec, false)
+		}
+		return
+	}
+	for i, name := range bn {
+		var old any = absent{}
+		if j := slices.Index(an, name); j >= 0 {
+			old = a[j]
+		}
+		d.walk(path+"["+name+"]", old, b[i], sec, false)
+	}
+	for j, name := range an {
+		if !slices.Contains(bn, name) {
+			d.walk(path+"["+name+"]", a[j], absent{}, sec, false)
+		}
+	}
+}
+
+// names returns the "name" of each element, and whether all have a distinct non-empty one.
+func names(list []any) ([]string, bool) {
+	out := make([]string, len(list))
+	for i, e := range list {
+		m, _ := e.(map[string]any)
+		name, _ := m["name"].(string)
+		if name == "" || slices.Contains(out[:i], name) {
+			return nil, false
+		}
+		out[i] = name
+	}
+	return out, true
+}
+
+// secretField says which top-level fields of a Secret hold secret values.
+func secretField(k string) secrecy {
+	switch k {
+	case "data":
+		return secretB64
+	case "stringData":
+		return secretText
+	}
+	return public
+}
+
+func merge(a, b map[string]any) map[string]any {
+	out := maps.Clone(a)
+	maps.Copy(out, b)
+	return out
+}
+
+func valueAt(m map[string]any, k string) any {
+	if v, ok := m[k]; ok {
+		return v
+	}
+	return absent{}
+}
+
+func elementAt(l []any, i int) any {
+	if i < len(l) {
+		return l[i]
+	}
+	return absent{}
+}
+
+// fieldKey renders one step of a path: .name for plain words, ["app.kubernetes.io/name"] otherwise.
+func fieldKey(path, k string) string {
+	plain := k != ""
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || i > 0 && (c >= '0' && c <= '9' || c == '-')) {
+			plain = false
+		}
+	}
+	switch {
+	case !plain:
+		return "[" + strconv.Quote(k) + "]"
+	case path == "":
+		return k
+	}
+	return "." + k
+}
+
+// render writes a value as compact JSON, redacting secrets.
+func render(v any, sec secrecy) string {
+	if _, ok := v.(absent); ok {
+		return ""
+	}
+	if sec != public {
+		if s, ok := v.(string); ok {
+			return redact(s, sec)
+		}
+		if m, ok := v.(map[string]any); ok {
+			redacted := map[string]any{}
+			for k, e := range m {
+				redacted[k] = render(e, sec)
+			}
+			v = redacted
+		} else {
+			return "(secret)"
+		}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "(unprintable: " + err.Error() + ")"
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// redact says how long a secret value is and nothing else: even a short hash of a
+// low-entropy password would let anyone holding the output guess it offline.
+func redact(s string, sec secrecy) string {
+	n := len(s)
+	if sec == secretB64 {
+		if raw, err := base64.StdEncoding.DecodeString(s); err == nil {
+			n = len(raw)
+		}
+	}
+	return "(secret, " + strconv.Itoa(n) + " bytes)"
+}
+
+// FormatDiff writes changes for people, like `flux diff`: one line per object marked
+// + (create), ~ (update) or - (delete), the changed fields of updates indented below,
+// then a count. Secret values never appear.
+func FormatDiff(w io.Writer, changes []Change) error {
+	var b strings.Builder
+	if len(changes) == 0 {
+		b.WriteString("No changes.\n")
+	}
+	counts := map[Action]int{}
+	mark := map[Action]string{ActionCreate: "+", ActionUpdate: "~", ActionDelete: "-"}
+	for _, c := range changes {
+		counts[c.Action]++
+		b.WriteString(mark[c.Action] + " " + c.Key.String() + "\n")
+		for _, f := range c.Fields {
+			b.WriteString("    " + f.Path + ": " + orNone(f.Old) + " -> " + orNone(f.New) + "\n")
+		}
+	}
+	if len(changes) > 0 {
+		fmt.Fprintf(&b, "\n%d to create, %d to update, %d to delete.\n",
+			counts[ActionCreate], counts[ActionUpdate], counts[ActionDelete])
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("planner: write diff: %w", err)
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "<none>"
+	}
+	return s
+}

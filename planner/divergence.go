@@ -1,0 +1,164 @@
+package planner
+
+import (
+	"cmp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Divergence (DESIGN invariant 6): while views differ, a replica may start on two nodes, or
+// a node may run replicas beyond the count. Once views agree every daemon computes the same
+// plan, which keeps exactly one copy of each wanted ID and lists every other one to stop.
+// Which copy stays is a fixed rule — running and fitting, then ready, then the lowest node
+// name — never a race.
+
+// compareInstances is a total order on instances, for sorting the view. Reports of one
+// instance (one ID on one node) come together, the most hopeful first.
+func compareInstances(a, b Instance) int {
+	return cmp.Or(
+		strings.Compare(a.Namespace, b.Namespace),
+		strings.Compare(a.Workload, b.Workload),
+		strings.Compare(a.ID, b.ID),
+		strings.Compare(a.Node, b.Node),
+		-compareBool(a.Ready, b.Ready),
+		-compareBool(a.Running, b.Running),
+		strings.Compare(a.SpecHash, b.SpecHash),
+	)
+}
+
+// sameInstance reports whether two reports are of one instance: a node runs one per ID.
+func sameInstance(a, b Instance) bool {
+	return a.Namespace == b.Namespace && a.Workload == b.Workload && a.ID == b.ID && a.Node == b.Node
+}
+
+// compareCopies orders copies of one ID best first: ready, running, lowest node name.
+func compareCopies(a, b Instance) int {
+	return cmp.Or(-compareBool(a.Ready, b.Ready), -compareBool(a.Running, b.Running), compareInstances(a, b))
+}
+
+// classify sorts what the view reports running into copies of wanted slots, outdated
+// instances and instances to stop.
+func (st *state) classify(view []Instance) {
+	instances := slices.Clone(view)
+	slices.SortFunc(instances, compareInstances)
+	instances = slices.CompactFunc(instances, sameInstance)
+	for _, in := range instances {
+		w := st.byKey[in.Namespace+"/"+in.Workload]
+		switch {
+		case w == nil:
+			st.stop(in, "its Deployment is not in the desired state")
+		case in.SpecHash != w.hash && w.replicas == 0:
+			st.stop(in, "scaled to zero")
+		case in.SpecHash != w.hash:
+			w.outdated = append(w.outdated, in)
+		default:
+			slot := slotOf(in.ID, w.prefix)
+			switch {
+			case slot < 0:
+				st.stop(in, "its ID names no replica of the current spec")
+			case slot >= w.replicas:
+				st.stop(in, "scaled down to "+strconv.Itoa(w.replicas)+" replicas")
+			default:
+				w.slots[slot].copies = append(w.slots[slot].copies, in)
+			}
+		}
+	}
+	for _, w := range st.workloads {
+		w.outdated = st.dedupeOutdated(w.outdated)
+		for i := range w.slots {
+			slices.SortFunc(w.slots[i].copies, compareCopies)
+		}
+	}
+}
+
+// dedupeOutdated keeps the best copy of each outdated ID for the rollout and stops the rest.
+func (st *state) dedupeOutdated(outdated []Instance) []Instance {
+	slices.SortFunc(outdated, func(a, b Instance) int { return cmp.Or(strings.Compare(a.ID, b.ID), compareCopies(a, b)) })
+	var kept []Instance
+	for _, in := range outdated {
+		if n := len(kept); n > 0 && kept[n-1].ID == in.ID {
+			st.stop(in, "duplicate of outdated instance "+in.ID+" kept on "+kept[n-1].Node)
+			continue
+		}
+		kept = append(kept, in)
+	}
+	return kept
+}
+
+func (st *state) stop(in Instance, why string) {
+	st.stops = append(st.stops, Stop{Instance: in, Reason: why})
+}
+
+// keepRunning keeps each slot on its best running copy that may stay, then drops kept
+// instances whose required pod affinity the kept set does not satisfy, until none is left.
+func (st *state) keepRunning() {
+	for _, w := range st.workloads {
+		for slot := range w.slots {
+			s := &w.slots[slot]
+			for _, c := range s.copies {
+				if why := st.keepRefusal(w, c); why != "" {
+					s.refused = append(s.refused, why)
+					continue
+				}
+				st.assign(w, slot, st.byName[c.Node], true)
+				break
+			}
+		}
+	}
+	for dropped := true; dropped; {
+		dropped = false
+		for _, w := range st.workloads {
+			if !w.requiresAffinity {
+				continue
+			}
+			for slot := range w.slots {
+				s := &w.slots[slot]
+				if s.kept && !st.affinityHolds(w, s.node, true) {
+					st.unassign(w, slot)
+					s.refused = append(s.refused, affinityMismatch.String())
+					dropped = true
+				}
+			}
+		}
+	}
+}
+
+// keepRefusal says why a running copy cannot keep its place, or "" when it can.
+func (st *state) keepRefusal(w *workload, c Instance) string {
+	n, ok := st.byName[c.Node]
+	switch {
+	case !ok:
+		return "node not in view"
+	case !c.Running:
+		return "not running"
+	}
+	if why := st.staticReason(w, n); why != fits {
+		return why.String()
+	}
+	if why := st.check(w, n, keeping); why != fits {
+		return why.String()
+	}
+	return ""
+}
+
+// stopLeftovers lists every copy of a slot that is not on the slot's node.
+func (st *state) stopLeftovers(s *slotState) {
+	for i, c := range s.copies {
+		if s.node >= 0 && c.Node == st.nodes[s.node].name {
+			continue
+		}
+		why := "a duplicate"
+		if i < len(s.refused) {
+			why = s.refused[i]
+		}
+		switch {
+		case s.node < 0:
+			st.stop(c, "cannot stay ("+why+") and no node can take it")
+		case i < len(s.refused):
+			st.stop(c, "moved to "+st.nodes[s.node].name+": "+why)
+		default:
+			st.stop(c, "duplicate: the copy on "+st.nodes[s.node].name+" is kept")
+		}
+	}
+}

@@ -1,0 +1,402 @@
+package spec
+
+import (
+	"encoding/base64"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	yaml "sigs.k8s.io/yaml/goyaml.v3"
+)
+
+// The decoder maps yaml.Node trees straight onto the typed structs of types.go,
+// following their json tags the way Kubernetes decodes JSON (field names are
+// case-sensitive, null leaves a field unset, a string is never silently read as
+// a number or the reverse). Going straight from nodes keeps the line of every
+// field and avoids a second pass through encoding/json.
+
+// YAML tags as yaml.Node.ShortTag reports them.
+const (
+	tagNull      = "!!null"
+	tagBool      = "!!bool"
+	tagInt       = "!!int"
+	tagFloat     = "!!float"
+	tagStr       = "!!str"
+	tagTimestamp = "!!timestamp"
+	tagBinary    = "!!binary"
+	tagMerge     = "!!merge"
+)
+
+var (
+	quantityType    = reflect.TypeFor[Quantity]()
+	intOrStringType = reflect.TypeFor[IntOrString]()
+	bytesType       = reflect.TypeFor[[]byte]()
+)
+
+// structInfo maps the json names of a struct's fields (embedded structs
+// flattened) to their reflect indexes.
+type structInfo struct {
+	byName map[string]int
+	fields []structField
+}
+
+type structField struct {
+	index []int
+}
+
+// structInfos describes every struct reachable from the kinds Shoal honours;
+// it is built once at start-up and never written again.
+var structInfos = buildStructInfos(
+	reflect.TypeFor[Namespace](), reflect.TypeFor[Deployment](), reflect.TypeFor[Service](),
+	reflect.TypeFor[ConfigMap](), reflect.TypeFor[Secret](),
+)
+
+func buildStructInfos(roots ...reflect.Type) map[reflect.Type]*structInfo {
+	infos := map[reflect.Type]*structInfo{}
+	var visit func(t reflect.Type)
+	visit = func(t reflect.Type) {
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Map:
+			visit(t.Elem())
+			return
+		case reflect.Struct:
+		default:
+			return
+		}
+		if _, done := infos[t]; done || t == quantityType || t == intOrStringType {
+			return
+		}
+		info := &structInfo{byName: map[string]int{}}
+		infos[t] = info
+		addStructFields(info, t, nil, visit)
+	}
+	for _, t := range roots {
+		visit(t)
+	}
+	return infos
+}
+
+// addStructFields records t's json fields under the index prefix, flattening
+// embedded and ",inline" structs as encoding/json does.
+func addStructFields(info *structInfo, t reflect.Type, prefix []int, visit func(reflect.Type)) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		index := append(append([]int(nil), prefix...), i)
+		if name == "" && (f.Anonymous || strings.Contains(opts, "inline")) && f.Type.Kind() == reflect.Struct {
+			addStructFields(info, f.Type, index, visit)
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if len(info.fields) == 64 {
+			panic("spec: " + t.String() + " has more fields than structValue's bitmask holds")
+		}
+		info.byName[name] = len(info.fields)
+		info.fields = append(info.fields, structField{index: index})
+		visit(f.Type)
+	}
+}
+
+// decoder decodes the documents of one file, collecting diagnostics.
+type decoder struct {
+	file  string
+	diags Diagnostics
+	// path is the field being decoded, kept as a stack rather than built per
+	// field, since it is rendered only for a diagnostic.
+	path []segment
+}
+
+func (d *decoder) push(s segment) { d.path = append(d.path, s) }
+func (d *decoder) pop()           { d.path = d.path[:len(d.path)-1] }
+
+// add reports a finding at n's line and the current path.
+func (d *decoder) add(sev Severity, n *yaml.Node, msg string) {
+	d.diags = append(d.diags, Diagnostic{Severity: sev, File: d.file, Line: n.Line, Path: renderPath(d.path), Message: msg})
+}
+
+func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
+	d.add(SeverityError, n, fmt.Sprintf(format, args...))
+}
+
+func (d *decoder) warnf(n *yaml.Node, format string, args ...any) {
+	d.add(SeverityWarning, n, fmt.Sprintf(format, args...))
+}
+
+// value decodes n into v, which must be settable.
+func (d *decoder) value(n *yaml.Node, v reflect.Value) {
+	n = resolveAlias(n)
+	if isNull(n) {
+		return // as in encoding/json, null leaves the field unset
+	}
+	switch v.Type() {
+	case quantityType:
+		if n.Kind != yaml.ScalarNode || !oneOf(n.ShortTag(), tagStr, tagInt, tagFloat) {
+			d.mismatch(n, "a quantity")
+			return
+		}
+		// A malformed quantity is kept and reported by validation with the other rules.
+		q, _ := ParseQuantity(n.Value)
+		v.Set(reflect.ValueOf(q))
+		return
+	case intOrStringType:
+		d.intOrString(n, v)
+		return
+	case bytesType:
+		if n.Kind != yaml.ScalarNode || !oneOf(n.ShortTag(), tagStr, tagBinary) {
+			d.mismatch(n, "a base64 string")
+			return
+		}
+		b, err := base64.StdEncoding.DecodeString(n.Value)
+		if err != nil {
+			d.errorf(n, "invalid base64 data: %v", err)
+			return
+		}
+		v.SetBytes(b)
+		return
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		elem := reflect.New(v.Type().Elem())
+		d.value(n, elem.Elem())
+		v.Set(elem)
+	case reflect.Struct:
+		d.structValue(n, v)
+	case reflect.Map:
+		d.mapValue(n, v)
+	case reflect.Slice:
+		d.sliceValue(n, v)
+	case reflect.String:
+		// Kubernetes reads 8080 or true in a string field as an error, not as text.
+		if n.Kind != yaml.ScalarNode || !oneOf(n.ShortTag(), tagStr, tagTimestamp) {
+			d.mismatch(n, "a string")
+			return
+		}
+		v.SetString(n.Value)
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != tagBool {
+			d.mismatch(n, "a boolean")
+			return
+		}
+		v.SetBool(strings.EqualFold(n.Value, "true"))
+	case reflect.Int32, reflect.Int64:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != tagInt {
+			d.mismatch(n, "an integer")
+			return
+		}
+		i, err := parseInt(n.Value, v.Type().Bits())
+		if err != nil {
+			d.errorf(n, "integer %s out of range for %d bits", n.Value, v.Type().Bits())
+			return
+		}
+		v.SetInt(i)
+	default:
+		d.errorf(n, "internal error: cannot decode into %s", v.Type())
+	}
+}
+
+// parseInt parses a YAML integer: decimal, 0x, 0o, 0b or leading-zero octal, with _ separators.
+func parseInt(s string, bits int) (int64, error) {
+	return strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, bits)
+}
+
+func (d *decoder) intOrString(n *yaml.Node, v reflect.Value) {
+	if n.Kind == yaml.ScalarNode {
+		switch n.ShortTag() {
+		case tagStr:
+			v.Set(reflect.ValueOf(FromString(n.Value)))
+			return
+		case tagInt:
+			i, err := parseInt(n.Value, 32)
+			if err != nil {
+				d.errorf(n, "integer %s out of range for 32 bits", n.Value)
+				return
+			}
+			v.Set(reflect.ValueOf(FromInt(int32(i))))
+			return
+		}
+	}
+	d.mismatch(n, "an integer or a string")
+}
+
+func (d *decoder) structValue(n *yaml.Node, v reflect.Value) {
+	if n.Kind != yaml.MappingNode {
+		d.mismatch(n, "a mapping")
+		return
+	}
+	info := structInfos[v.Type()]
+	if info == nil {
+		d.errorf(n, "internal error: no field table for %s", v.Type())
+		return
+	}
+	var seen uint64 // fields set so far, by index; every struct here has fewer than 64
+	d.eachPair(n, func(key, val *yaml.Node, merged bool) {
+		i, known := info.byName[key.Value]
+		d.push(segment{name: key.Value, kind: segmentField})
+		defer d.pop()
+		switch {
+		case !known:
+			// An empty value (status: {}, creationTimestamp: null) asks for
+			// nothing, so there is nothing to warn about not honouring.
+			if !isEmpty(val) {
+				d.warnf(key, "field not honoured by Shoal")
+			}
+		case seen&(1<<i) != 0 && !merged:
+			d.errorf(key, "duplicate field %q", key.Value)
+		case seen&(1<<i) == 0:
+			seen |= 1 << i
+			d.value(val, v.FieldByIndex(info.fields[i].index))
+		}
+	})
+}
+
+func (d *decoder) mapValue(n *yaml.Node, v reflect.Value) {
+	if n.Kind != yaml.MappingNode {
+		d.mismatch(n, "a mapping")
+		return
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeMapWithSize(v.Type(), len(n.Content)/2))
+	}
+	elemType := v.Type().Elem()
+	d.eachPair(n, func(key, val *yaml.Node, merged bool) {
+		k := reflect.ValueOf(key.Value)
+		d.push(segment{name: key.Value, kind: segmentKey})
+		defer d.pop()
+		if v.MapIndex(k).IsValid() {
+			if !merged {
+				d.errorf(key, "duplicate key %q", key.Value)
+			}
+			return
+		}
+		elem := reflect.New(elemType).Elem()
+		d.value(val, elem)
+		v.SetMapIndex(k, elem)
+	})
+}
+
+func (d *decoder) sliceValue(n *yaml.Node, v reflect.Value) {
+	if n.Kind != yaml.SequenceNode {
+		d.mismatch(n, "a list")
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		d.push(segment{index: i, kind: segmentIndex})
+		d.value(item, s.Index(i))
+		d.pop()
+	}
+	v.Set(s)
+}
+
+// eachPair calls fn for every key of mapping n: first its own keys in order, then
+// those of the mappings it merges with "<<" (merged set), which fn skips when an
+// own key already set them, so explicit keys win as YAML merge keys specify.
+func (d *decoder) eachPair(n *yaml.Node, fn func(key, val *yaml.Node, merged bool)) {
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key := n.Content[i]
+		if isMergeKey(key) {
+			merges = append(merges, n.Content[i+1])
+			continue
+		}
+		if key.Kind != yaml.ScalarNode {
+			d.errorf(key, "mapping keys must be strings, got %s", describe(key))
+			continue
+		}
+		fn(key, n.Content[i+1], false)
+	}
+	for _, src := range merges {
+		sources := mergeSources(src)
+		if sources == nil {
+			d.errorf(src, "a merge key (<<) must name a mapping or a list of mappings")
+		}
+		for _, m := range sources {
+			d.eachPair(m, func(key, val *yaml.Node, _ bool) { fn(key, val, true) })
+		}
+	}
+}
+
+// mergeSources returns the mappings that a "<<" value merges, or nil when it is not
+// a mapping or a list of mappings.
+func mergeSources(n *yaml.Node) []*yaml.Node {
+	n = resolveAlias(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		return []*yaml.Node{n}
+	case yaml.SequenceNode:
+		out := make([]*yaml.Node, 0, len(n.Content))
+		for _, item := range n.Content {
+			if item = resolveAlias(item); item.Kind != yaml.MappingNode {
+				return nil
+			}
+			out = append(out, item)
+		}
+		return out
+	}
+	return nil
+}
+
+func (d *decoder) mismatch(n *yaml.Node, want string) {
+	d.errorf(n, "expected %s, got %s", want, describe(n))
+}
+
+var tagNames = map[string]string{
+	tagInt: "integer", tagFloat: "number", tagBool: "boolean", tagStr: "string",
+	tagTimestamp: "timestamp", tagBinary: "binary", tagNull: "null",
+}
+
+// describe names what a node holds for a type-mismatch message.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	}
+	what := tagNames[n.ShortTag()]
+	if what == "" {
+		what = "value tagged " + n.Tag
+	}
+	v := n.Value
+	if len(v) > 40 {
+		v = v[:40] + "…"
+	}
+	return fmt.Sprintf("%s %s", what, strconv.Quote(v))
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	// checkShape has already refused alias cycles, as nesting too deep.
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func isMergeKey(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == tagMerge
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == tagNull
+}
+
+// isEmpty reports whether n is null, {} or [].
+func isEmpty(n *yaml.Node) bool {
+	n = resolveAlias(n)
+	return isNull(n) || (n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode) && len(n.Content) == 0
+}
+
+func oneOf(s string, options ...string) bool {
+	for _, o := range options {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,169 @@
+package spec
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+// Load reads every manifest (*.yaml, *.yml) under fsys, in sorted path order,
+// skipping names that start with a dot (.git, .github, .gitlab-ci.yml) and not
+// following symlinks. It decodes, defaults and validates every object, then checks
+// duplicates and references across files. The revision loads all-or-nothing: when
+// any diagnostic is an error the Set is nil, and the diagnostics list every error
+// of every file (except that exceeding a size or count limit stops the load).
+// Diagnostics are in file and line order; warnings accompany a loaded Set too.
+func Load(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
+	if err := opts.Validate(); err != nil {
+		return nil, Diagnostics{{Severity: SeverityError, File: ".", Message: err.Error()}}
+	}
+	opts = opts.withDefaults()
+	files, complete, diags := listManifests(fsys, opts)
+	set := &Set{}
+	if complete {
+		var refs []reference
+		for _, res := range decodeFiles(fsys, files, opts) {
+			diags = append(diags, res.diags...)
+			refs = append(refs, res.refs...)
+			for _, o := range res.objects {
+				set.add(o)
+			}
+		}
+		diags = append(diags, checkSet(set, refs)...)
+	}
+	sortDiagnostics(diags)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	set.sortAll()
+	return set, diags
+}
+
+// listManifests walks fsys for manifest files, enforcing the size and count
+// limits from the sizes the directory reports, before reading anything. It is
+// incomplete when a limit on the whole revision stopped it; a file that cannot be
+// read is reported and left out, so that the others are still checked.
+func listManifests(fsys fs.FS, opts LoadOptions) (files []string, complete bool, diags Diagnostics) {
+	var total int64
+	complete = true
+	fail := func(file, format string, args ...any) {
+		diags = append(diags, Diagnostic{Severity: SeverityError, File: file, Message: fmt.Sprintf(format, args...)})
+	}
+	warn := func(file, msg string) {
+		diags = append(diags, Diagnostic{Severity: SeverityWarning, File: file, Message: msg})
+	}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			fail(p, "cannot read: %v", err)
+			return nil // WalkDir skips what it could not read; keep listing the rest
+		}
+		if p != "." && strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			// Symlinks could reach outside the repository; say what is not read.
+			if isManifestName(d.Name()) {
+				warn(p, "not a regular file (a symlink?): skipped")
+			} else if info, err := fs.Stat(fsys, p); err == nil && info.IsDir() {
+				warn(p, "symlink to a directory: not followed")
+			}
+			return nil
+		}
+		if !isManifestName(d.Name()) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			fail(p, "cannot stat: %v", err)
+			return nil
+		}
+		if len(files) >= opts.MaxFiles {
+			fail(p, "more than %d manifest files", opts.MaxFiles)
+			complete = false
+			return fs.SkipAll
+		}
+		if info.Size() > opts.MaxFileBytes {
+			fail(p, "file is %d bytes, more than the limit of %d", info.Size(), opts.MaxFileBytes)
+			return nil
+		}
+		if total += info.Size(); total > opts.MaxTotalBytes {
+			fail(p, "manifests total more than %d bytes", opts.MaxTotalBytes)
+			complete = false
+			return fs.SkipAll
+		}
+		files = append(files, p)
+		return nil
+	})
+	if err != nil {
+		fail(".", "cannot list manifests: %v", err)
+		complete = false
+	}
+	return files, complete, diags
+}
+
+func isManifestName(name string) bool {
+	ext := path.Ext(name)
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// decodeFiles reads files and decodes them on one worker per CPU, since parsing
+// YAML is most of the cost of a load, and returns their results in files' order.
+// Only the calling goroutine touches fsys, which need not be safe for concurrent
+// use; a bounded channel keeps at most about two files per worker in memory. It
+// returns when every worker has finished.
+func decodeFiles(fsys fs.FS, files []string, opts LoadOptions) []fileResult {
+	type job struct {
+		index int
+		data  []byte
+	}
+	results := make([]fileResult, len(files))
+	workers := min(runtime.GOMAXPROCS(0), len(files))
+	jobs := make(chan job, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range jobs {
+				results[j.index] = decodeFile(files[j.index], j.data, opts)
+			}
+		})
+	}
+	for i, name := range files {
+		data, err := readManifest(fsys, name, opts.MaxFileBytes)
+		if err != nil {
+			results[i].diags = Diagnostics{{Severity: SeverityError, File: name, Message: err.Error()}}
+			continue
+		}
+		jobs <- job{index: i, data: data}
+	}
+	close(jobs)
+	wg.Wait()
+	return results
+}
+
+// readManifest reads a file of at most limit bytes, refusing a longer one even if
+// it grew after it was listed.
+func readManifest(fsys fs.FS, name string, limit int64) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read: %w", err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("file is more than the limit of %d bytes", limit)
+	}
+	return data, nil
+}

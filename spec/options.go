@@ -1,0 +1,99 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+)
+
+// LoadOptions bounds what Load and Decode accept, so that a hostile or broken
+// commit costs a bounded amount of memory and time and fails with a clear error.
+// A zero field takes its value from DefaultLoadOptions.
+//
+// The YAML parser builds a whole document before the node budget can refuse it,
+// so a file of tiny nodes (a flat list of 2 million items fits in 4 MiB) costs
+// up to about 80 times MaxFileBytes of memory, on each of Load's workers (one
+// per CPU), and a second or two, before it is refused.
+type LoadOptions struct {
+	// MaxFileBytes is the size of the largest manifest file read, in bytes.
+	// Larger files are an error, found before reading them.
+	MaxFileBytes int64
+	// MaxTotalBytes bounds the sum of the sizes of a revision's manifest files, in bytes.
+	MaxTotalBytes int64
+	// MaxFiles bounds the number of manifest files (*.yaml, *.yml) of a revision.
+	MaxFiles int
+	// MaxDocumentsPerFile bounds the YAML documents (separated by ---) in one file,
+	// counting empty ones.
+	MaxDocumentsPerFile int
+	// MaxNodesPerDocument bounds the YAML nodes of one document, counting every use
+	// of an alias as a full copy of what it names: this refuses alias bombs
+	// ("billion laughs") before anything expands them.
+	MaxNodesPerDocument int
+	// MaxDepth bounds how deeply mappings and lists nest in one document.
+	MaxDepth int
+}
+
+// DefaultLoadOptions returns limits far above any real repository: 4 MiB per
+// file, 256 MiB and 20,000 files per revision, 10,000 documents per file,
+// 100,000 nodes per document and nesting 100 levels deep.
+func DefaultLoadOptions() LoadOptions {
+	return LoadOptions{
+		MaxFileBytes:        4 << 20,
+		MaxTotalBytes:       256 << 20,
+		MaxFiles:            20_000,
+		MaxDocumentsPerFile: 10_000,
+		MaxNodesPerDocument: 100_000,
+		MaxDepth:            100,
+	}
+}
+
+// ErrInvalidLoadOptions is returned by LoadOptions.Validate.
+var ErrInvalidLoadOptions = errors.New("spec: invalid load options")
+
+// Validate reports a limit that is negative or that a single file could not satisfy.
+// Zero fields are valid: they mean the default.
+func (o LoadOptions) Validate() error {
+	o = o.withDefaults()
+	for _, f := range []struct {
+		name  string
+		value int64
+	}{
+		{"MaxFileBytes", o.MaxFileBytes},
+		{"MaxTotalBytes", o.MaxTotalBytes},
+		{"MaxFiles", int64(o.MaxFiles)},
+		{"MaxDocumentsPerFile", int64(o.MaxDocumentsPerFile)},
+		{"MaxNodesPerDocument", int64(o.MaxNodesPerDocument)},
+		{"MaxDepth", int64(o.MaxDepth)},
+	} {
+		if f.value < 0 {
+			return fmt.Errorf("%w: %s is %d, must not be negative", ErrInvalidLoadOptions, f.name, f.value)
+		}
+	}
+	if o.MaxFileBytes > o.MaxTotalBytes {
+		return fmt.Errorf("%w: MaxFileBytes %d exceeds MaxTotalBytes %d", ErrInvalidLoadOptions, o.MaxFileBytes, o.MaxTotalBytes)
+	}
+	return nil
+}
+
+// withDefaults fills every zero field from DefaultLoadOptions.
+func (o LoadOptions) withDefaults() LoadOptions {
+	d := DefaultLoadOptions()
+	if o.MaxFileBytes == 0 {
+		o.MaxFileBytes = d.MaxFileBytes
+	}
+	if o.MaxTotalBytes == 0 {
+		o.MaxTotalBytes = d.MaxTotalBytes
+	}
+	if o.MaxFiles == 0 {
+		o.MaxFiles = d.MaxFiles
+	}
+	if o.MaxDocumentsPerFile == 0 {
+		o.MaxDocumentsPerFile = d.MaxDocumentsPerFile
+	}
+	if o.MaxNodesPerDocument == 0 {
+		o.MaxNodesPerDocument = d.MaxNodesPerDocument
+	}
+	if o.MaxDepth == 0 {
+		o.MaxDepth = d.MaxDepth
+	}
+	return o
+}

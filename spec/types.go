@@ -1,0 +1,522 @@
+package spec
+
+import "time"
+
+// The API versions and kinds Shoal honours. Anything else is warned about and skipped.
+const (
+	KindDeployment = "Deployment"
+	KindService    = "Service"
+	KindConfigMap  = "ConfigMap"
+	KindSecret     = "Secret"
+	KindNamespace  = "Namespace"
+
+	APIVersionApps = "apps/v1"
+	APIVersionCore = "v1"
+)
+
+// DefaultNamespace is the namespace of an object whose metadata names none.
+const DefaultNamespace = "default"
+
+// Source says where an object was declared: the file (relative to the
+// manifest root, slash-separated) and the 1-based line of its document start.
+type Source struct {
+	File string
+	Line int
+}
+
+// String renders a Source as "file:line".
+func (s Source) String() string { return s.File + ":" + itoa(s.Line) }
+
+// TypeMeta is the apiVersion/kind header of every manifest document.
+type TypeMeta struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+}
+
+// ObjectMeta is the subset of Kubernetes object metadata Shoal honours.
+type ObjectMeta struct {
+	Name        string            `json:"name,omitempty"`
+	Namespace   string            `json:"namespace,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Object is implemented by every top-level manifest kind.
+type Object interface {
+	// Key identifies the object within one revision: kind, namespace and name.
+	Key() Key
+	// Meta returns the object's metadata for reading and defaulting.
+	Meta() *ObjectMeta
+	// Origin returns where the object was declared.
+	Origin() Source
+}
+
+// Key identifies an object within a revision. Two documents with the same Key are an error.
+type Key struct {
+	Kind      string
+	Namespace string
+	Name      string
+}
+
+// String renders a Key as "Kind/namespace/name" (namespace omitted for Namespaces).
+func (k Key) String() string {
+	if k.Namespace == "" {
+		return k.Kind + "/" + k.Name
+	}
+	return k.Kind + "/" + k.Namespace + "/" + k.Name
+}
+
+// Namespace is a v1 Namespace. It only groups names; Shoal attaches no quota to it.
+type Namespace struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta `json:"metadata"`
+	Source   Source     `json:"-"`
+}
+
+// Deployment is an apps/v1 Deployment: a replicated, rolling-updated workload.
+type Deployment struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta     `json:"metadata"`
+	Spec     DeploymentSpec `json:"spec"`
+	Source   Source         `json:"-"`
+}
+
+// DeploymentSpec is the desired state of a Deployment.
+type DeploymentSpec struct {
+	// Replicas defaults to 1.
+	Replicas *int32         `json:"replicas,omitempty"`
+	Selector *LabelSelector `json:"selector,omitempty"`
+	Template PodTemplate    `json:"template"`
+	// Strategy defaults to RollingUpdate with maxSurge and maxUnavailable 25%.
+	Strategy        DeploymentStrategy `json:"strategy,omitempty"`
+	MinReadySeconds int32              `json:"minReadySeconds,omitempty"`
+	// ProgressDeadlineSeconds defaults to 600.
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+}
+
+// Deployment strategy types.
+const (
+	StrategyRollingUpdate = "RollingUpdate"
+	StrategyRecreate      = "Recreate"
+)
+
+// DeploymentStrategy says how instances are replaced on an update.
+type DeploymentStrategy struct {
+	Type          string                   `json:"type,omitempty"`
+	RollingUpdate *RollingUpdateDeployment `json:"rollingUpdate,omitempty"`
+}
+
+// RollingUpdateDeployment bounds a rolling update; each value is a count or a percentage of replicas.
+type RollingUpdateDeployment struct {
+	MaxUnavailable *IntOrString `json:"maxUnavailable,omitempty"`
+	MaxSurge       *IntOrString `json:"maxSurge,omitempty"`
+}
+
+// LabelSelector selects objects by labels; all of its terms must hold.
+type LabelSelector struct {
+	MatchLabels      map[string]string          `json:"matchLabels,omitempty"`
+	MatchExpressions []LabelSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// Label selector operators.
+const (
+	OpIn           = "In"
+	OpNotIn        = "NotIn"
+	OpExists       = "Exists"
+	OpDoesNotExist = "DoesNotExist"
+	OpGt           = "Gt" // node selector requirements only
+	OpLt           = "Lt" // node selector requirements only
+)
+
+// LabelSelectorRequirement is one set-based term of a LabelSelector.
+type LabelSelectorRequirement struct {
+	Key      string   `json:"key"`
+	Operator string   `json:"operator"`
+	Values   []string `json:"values,omitempty"`
+}
+
+// PodTemplate describes the instances a Deployment creates.
+type PodTemplate struct {
+	Metadata ObjectMeta `json:"metadata,omitempty"`
+	Spec     PodSpec    `json:"spec"`
+}
+
+// PodSpec is the subset of a Kubernetes PodSpec that Shoal honours.
+type PodSpec struct {
+	Containers                []Container                `json:"containers"`
+	Volumes                   []Volume                   `json:"volumes,omitempty"`
+	NodeSelector              map[string]string          `json:"nodeSelector,omitempty"`
+	Affinity                  *Affinity                  `json:"affinity,omitempty"`
+	TopologySpreadConstraints []TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// TerminationGracePeriodSeconds defaults to 30.
+	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
+}
+
+// Image pull policies.
+const (
+	PullAlways       = "Always"
+	PullIfNotPresent = "IfNotPresent"
+	PullNever        = "Never"
+)
+
+// Container is one process of an instance.
+type Container struct {
+	Name       string          `json:"name"`
+	Image      string          `json:"image"`
+	Command    []string        `json:"command,omitempty"`
+	Args       []string        `json:"args,omitempty"`
+	WorkingDir string          `json:"workingDir,omitempty"`
+	Env        []EnvVar        `json:"env,omitempty"`
+	EnvFrom    []EnvFromSource `json:"envFrom,omitempty"`
+	Ports      []ContainerPort `json:"ports,omitempty"`
+	Resources  Resources       `json:"resources,omitempty"`
+	// ImagePullPolicy defaults as Kubernetes does: Always for ":latest" or an untagged image, else IfNotPresent.
+	ImagePullPolicy string        `json:"imagePullPolicy,omitempty"`
+	LivenessProbe   *Probe        `json:"livenessProbe,omitempty"`
+	ReadinessProbe  *Probe        `json:"readinessProbe,omitempty"`
+	StartupProbe    *Probe        `json:"startupProbe,omitempty"`
+	VolumeMounts    []VolumeMount `json:"volumeMounts,omitempty"`
+}
+
+// EnvVar is one environment variable, given literally or taken from a ConfigMap, Secret or field.
+type EnvVar struct {
+	Name      string        `json:"name"`
+	Value     string        `json:"value,omitempty"`
+	ValueFrom *EnvVarSource `json:"valueFrom,omitempty"`
+}
+
+// EnvVarSource names where an EnvVar's value comes from; exactly one field is set.
+type EnvVarSource struct {
+	ConfigMapKeyRef *KeySelector         `json:"configMapKeyRef,omitempty"`
+	SecretKeyRef    *KeySelector         `json:"secretKeyRef,omitempty"`
+	FieldRef        *ObjectFieldSelector `json:"fieldRef,omitempty"`
+}
+
+// KeySelector picks one key of a ConfigMap or Secret in the workload's namespace.
+type KeySelector struct {
+	Name     string `json:"name"`
+	Key      string `json:"key"`
+	Optional *bool  `json:"optional,omitempty"`
+}
+
+// ObjectFieldSelector takes a value from the instance itself. Supported paths:
+// metadata.name, metadata.namespace, spec.nodeName, status.podIP.
+type ObjectFieldSelector struct {
+	FieldPath string `json:"fieldPath"`
+}
+
+// EnvFromSource imports every key of a ConfigMap or Secret as environment variables.
+type EnvFromSource struct {
+	Prefix       string       `json:"prefix,omitempty"`
+	ConfigMapRef *LocalObjRef `json:"configMapRef,omitempty"`
+	SecretRef    *LocalObjRef `json:"secretRef,omitempty"`
+}
+
+// LocalObjRef names an object in the workload's namespace.
+type LocalObjRef struct {
+	Name     string `json:"name"`
+	Optional *bool  `json:"optional,omitempty"`
+}
+
+// Protocols of ports.
+const (
+	ProtocolTCP = "TCP"
+	ProtocolUDP = "UDP"
+)
+
+// ContainerPort is a port the container listens on. With host networking it is a node resource.
+type ContainerPort struct {
+	Name          string `json:"name,omitempty"`
+	ContainerPort int32  `json:"containerPort"`
+	// Protocol defaults to TCP.
+	Protocol string `json:"protocol,omitempty"`
+}
+
+// Resource names Shoal schedules and limits by.
+const (
+	ResourceCPU    = "cpu"
+	ResourceMemory = "memory"
+)
+
+// Resources are the requests (what placement reserves) and limits (what the kernel enforces).
+// When only limits are given, requests default to the limits, as in Kubernetes.
+type Resources struct {
+	Requests map[string]Quantity `json:"requests,omitempty"`
+	Limits   map[string]Quantity `json:"limits,omitempty"`
+}
+
+// Probe checks a container; exactly one handler is set.
+type Probe struct {
+	HTTPGet   *HTTPGetAction   `json:"httpGet,omitempty"`
+	TCPSocket *TCPSocketAction `json:"tcpSocket,omitempty"`
+	Exec      *ExecAction      `json:"exec,omitempty"`
+	// Timings default as in Kubernetes: delay 0, timeout 1, period 10, success 1, failure 3.
+	InitialDelaySeconds int32 `json:"initialDelaySeconds,omitempty"`
+	TimeoutSeconds      int32 `json:"timeoutSeconds,omitempty"`
+	PeriodSeconds       int32 `json:"periodSeconds,omitempty"`
+	SuccessThreshold    int32 `json:"successThreshold,omitempty"`
+	FailureThreshold    int32 `json:"failureThreshold,omitempty"`
+}
+
+// HTTPGetAction probes with an HTTP GET; a status in [200,400) is success.
+type HTTPGetAction struct {
+	Path string `json:"path,omitempty"`
+	// Port is a number or the name of a container port.
+	Port        IntOrString  `json:"port"`
+	Host        string       `json:"host,omitempty"`
+	Scheme      string       `json:"scheme,omitempty"`
+	HTTPHeaders []HTTPHeader `json:"httpHeaders,omitempty"`
+}
+
+// HTTPHeader is one header sent by an HTTP probe.
+type HTTPHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// TCPSocketAction probes by opening a TCP connection.
+type TCPSocketAction struct {
+	Port IntOrString `json:"port"`
+	Host string      `json:"host,omitempty"`
+}
+
+// ExecAction probes by running a command in the container; exit status 0 is success.
+type ExecAction struct {
+	Command []string `json:"command,omitempty"`
+}
+
+// Volume is a named source of files that containers mount.
+type Volume struct {
+	Name      string                 `json:"name"`
+	ConfigMap *ConfigMapVolumeSource `json:"configMap,omitempty"`
+	Secret    *SecretVolumeSource    `json:"secret,omitempty"`
+	EmptyDir  *EmptyDirVolumeSource  `json:"emptyDir,omitempty"`
+}
+
+// ConfigMapVolumeSource projects a ConfigMap's keys as files.
+type ConfigMapVolumeSource struct {
+	Name        string      `json:"name"`
+	Items       []KeyToPath `json:"items,omitempty"`
+	DefaultMode *int32      `json:"defaultMode,omitempty"`
+	Optional    *bool       `json:"optional,omitempty"`
+}
+
+// SecretVolumeSource projects a Secret's keys as files on a tmpfs.
+type SecretVolumeSource struct {
+	SecretName  string      `json:"secretName"`
+	Items       []KeyToPath `json:"items,omitempty"`
+	DefaultMode *int32      `json:"defaultMode,omitempty"`
+	Optional    *bool       `json:"optional,omitempty"`
+}
+
+// EmptyDirVolumeSource is a scratch directory that lives as long as the instance.
+type EmptyDirVolumeSource struct {
+	// Medium "Memory" means a tmpfs.
+	Medium    string    `json:"medium,omitempty"`
+	SizeLimit *Quantity `json:"sizeLimit,omitempty"`
+}
+
+// KeyToPath maps one key to a relative file path inside a volume.
+type KeyToPath struct {
+	Key  string `json:"key"`
+	Path string `json:"path"`
+	Mode *int32 `json:"mode,omitempty"`
+}
+
+// VolumeMount mounts a named volume into a container.
+type VolumeMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+	SubPath   string `json:"subPath,omitempty"`
+}
+
+// Affinity holds the node and inter-instance placement rules.
+type Affinity struct {
+	NodeAffinity    *NodeAffinity `json:"nodeAffinity,omitempty"`
+	PodAffinity     *PodAffinity  `json:"podAffinity,omitempty"`
+	PodAntiAffinity *PodAffinity  `json:"podAntiAffinity,omitempty"`
+}
+
+// NodeAffinity constrains (required) or steers (preferred) placement by node labels.
+type NodeAffinity struct {
+	Required  *NodeSelector             `json:"requiredDuringSchedulingIgnoredDuringExecution,omitempty"`
+	Preferred []PreferredSchedulingTerm `json:"preferredDuringSchedulingIgnoredDuringExecution,omitempty"`
+}
+
+// NodeSelector matches a node when any one of its terms matches.
+type NodeSelector struct {
+	NodeSelectorTerms []NodeSelectorTerm `json:"nodeSelectorTerms"`
+}
+
+// NodeSelectorTerm matches a node when all of its expressions hold.
+type NodeSelectorTerm struct {
+	MatchExpressions []LabelSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// PreferredSchedulingTerm adds Weight (1-100) to nodes matching Preference.
+type PreferredSchedulingTerm struct {
+	Weight     int32            `json:"weight"`
+	Preference NodeSelectorTerm `json:"preference"`
+}
+
+// PodAffinity is used for both podAffinity and podAntiAffinity.
+type PodAffinity struct {
+	Required  []PodAffinityTerm         `json:"requiredDuringSchedulingIgnoredDuringExecution,omitempty"`
+	Preferred []WeightedPodAffinityTerm `json:"preferredDuringSchedulingIgnoredDuringExecution,omitempty"`
+}
+
+// PodAffinityTerm relates an instance to the instances matching LabelSelector within one
+// topology domain (the set of nodes sharing the value of TopologyKey).
+type PodAffinityTerm struct {
+	LabelSelector *LabelSelector `json:"labelSelector,omitempty"`
+	// Namespaces defaults to the workload's own namespace.
+	Namespaces  []string `json:"namespaces,omitempty"`
+	TopologyKey string   `json:"topologyKey"`
+}
+
+// WeightedPodAffinityTerm is a preferred PodAffinityTerm with a weight of 1-100.
+type WeightedPodAffinityTerm struct {
+	Weight          int32           `json:"weight"`
+	PodAffinityTerm PodAffinityTerm `json:"podAffinityTerm"`
+}
+
+// Values of TopologySpreadConstraint.WhenUnsatisfiable.
+const (
+	DoNotSchedule  = "DoNotSchedule"
+	ScheduleAnyway = "ScheduleAnyway"
+)
+
+// TopologySpreadConstraint limits how unevenly matching instances spread over topology domains.
+type TopologySpreadConstraint struct {
+	MaxSkew           int32          `json:"maxSkew"`
+	TopologyKey       string         `json:"topologyKey"`
+	WhenUnsatisfiable string         `json:"whenUnsatisfiable"`
+	LabelSelector     *LabelSelector `json:"labelSelector,omitempty"`
+}
+
+// Service is a v1 Service: a DNS name for the ready instances its selector matches.
+type Service struct {
+	TypeMeta `json:",inline"`
+	Metadata ObjectMeta  `json:"metadata"`
+	Spec     ServiceSpec `json:"spec"`
+	Source   Source      `json:"-"`
+}
+
+// ClusterIPNone marks a headless Service: DNS answers with each instance's address.
+const ClusterIPNone = "None"
+
+// ServiceSpec is the desired state of a Service.
+type ServiceSpec struct {
+	Selector  map[string]string `json:"selector,omitempty"`
+	Ports     []ServicePort     `json:"ports,omitempty"`
+	ClusterIP string            `json:"clusterIP,omitempty"`
+	// Type defaults to ClusterIP; other types are accepted with a warning and served as ClusterIP.
+	Type string `json:"type,omitempty"`
+}
+
+// ServicePort is one port of a Service.
+type ServicePort struct {
+	Name string `json:"name,omitempty"`
+	Port int32  `json:"port"`
+	// TargetPort is a number or a container port name; it defaults to Port.
+	TargetPort *IntOrString `json:"targetPort,omitempty"`
+	// Protocol defaults to TCP.
+	Protocol string `json:"protocol,omitempty"`
+}
+
+// ConfigMap is a v1 ConfigMap.
+type ConfigMap struct {
+	TypeMeta   `json:",inline"`
+	Metadata   ObjectMeta        `json:"metadata"`
+	Data       map[string]string `json:"data,omitempty"`
+	BinaryData map[string][]byte `json:"binaryData,omitempty"`
+	Source     Source            `json:"-"`
+}
+
+// Secret is a v1 Secret. StringData is merged into Data by defaulting, as the Kubernetes API server does.
+type Secret struct {
+	TypeMeta   `json:",inline"`
+	Metadata   ObjectMeta        `json:"metadata"`
+	Type       string            `json:"type,omitempty"`
+	Data       map[string][]byte `json:"data,omitempty"`
+	StringData map[string]string `json:"stringData,omitempty"`
+	Source     Source            `json:"-"`
+}
+
+// Key implements Object.
+func (o *Namespace) Key() Key { return Key{Kind: KindNamespace, Name: o.Metadata.Name} }
+
+// Key implements Object.
+func (o *Deployment) Key() Key {
+	return Key{Kind: KindDeployment, Namespace: o.Metadata.Namespace, Name: o.Metadata.Name}
+}
+
+// Key implements Object.
+func (o *Service) Key() Key {
+	return Key{Kind: KindService, Namespace: o.Metadata.Namespace, Name: o.Metadata.Name}
+}
+
+// Key implements Object.
+func (o *ConfigMap) Key() Key {
+	return Key{Kind: KindConfigMap, Namespace: o.Metadata.Namespace, Name: o.Metadata.Name}
+}
+
+// Key implements Object.
+func (o *Secret) Key() Key {
+	return Key{Kind: KindSecret, Namespace: o.Metadata.Namespace, Name: o.Metadata.Name}
+}
+
+// Meta implements Object.
+func (o *Namespace) Meta() *ObjectMeta { return &o.Metadata }
+
+// Meta implements Object.
+func (o *Deployment) Meta() *ObjectMeta { return &o.Metadata }
+
+// Meta implements Object.
+func (o *Service) Meta() *ObjectMeta { return &o.Metadata }
+
+// Meta implements Object.
+func (o *ConfigMap) Meta() *ObjectMeta { return &o.Metadata }
+
+// Meta implements Object.
+func (o *Secret) Meta() *ObjectMeta { return &o.Metadata }
+
+// Origin implements Object.
+func (o *Namespace) Origin() Source { return o.Source }
+
+// Origin implements Object.
+func (o *Deployment) Origin() Source { return o.Source }
+
+// Origin implements Object.
+func (o *Service) Origin() Source { return o.Source }
+
+// Origin implements Object.
+func (o *ConfigMap) Origin() Source { return o.Source }
+
+// Origin implements Object.
+func (o *Secret) Origin() Source { return o.Source }
+
+// Set is the validated, defaulted content of one revision, each slice sorted by Key.
+type Set struct {
+	Namespaces  []*Namespace
+	Deployments []*Deployment
+	Services    []*Service
+	ConfigMaps  []*ConfigMap
+	Secrets     []*Secret
+}
+
+// Revision identifies the Git commit a Set was read from.
+type Revision struct {
+	// Commit is the full hex SHA-1 of the commit.
+	Commit  string    `json:"commit"`
+	Author  string    `json:"author,omitempty"`
+	Message string    `json:"message,omitempty"`
+	Time    time.Time `json:"time,omitempty"`
+}
+
+// Desired is what the cluster should run: the objects of one revision.
+type Desired struct {
+	Revision Revision
+	Objects  *Set
+}
