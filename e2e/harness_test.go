@@ -71,11 +71,11 @@ func setup(m *testing.M) (int, error) {
 
 // gitRepo is a real Git repository the agent follows.
 type gitRepo struct {
-	t   *testing.T
+	t   testing.TB
 	dir string
 }
 
-func newGitRepo(t *testing.T) *gitRepo {
+func newGitRepo(t testing.TB) *gitRepo {
 	r := &gitRepo{t: t, dir: t.TempDir()}
 	r.git("init", "-q", "-b", "main")
 	return r
@@ -112,7 +112,7 @@ func (r *gitRepo) commit(msg string, files map[string]string) string {
 
 // agentProc is a `shoal agent` process.
 type agentProc struct {
-	t         *testing.T
+	t         testing.TB
 	args      []string
 	addr      string
 	namespace string
@@ -123,7 +123,7 @@ type agentProc struct {
 }
 
 // startAgent runs an agent on the shared containerd, in a namespace of its own.
-func startAgent(t *testing.T, repo *gitRepo, namespace string) *agentProc {
+func startAgent(t testing.TB, repo *gitRepo, namespace string) *agentProc {
 	t.Helper()
 	a := &agentProc{
 		t: t, addr: freeAddr(t), namespace: namespace, secret: "e2e-secret",
@@ -224,7 +224,7 @@ func (a *agentProc) webhook() {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -234,7 +234,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	_, port, _ := net.SplitHostPort(freeAddr(t))
 	var p int
 	fmt.Sscan(port, &p)
@@ -254,7 +254,7 @@ func get(url string) string {
 }
 
 // cleanNamespace removes whatever a test left in its containerd namespace.
-func cleanNamespace(t *testing.T, namespace string) {
+func cleanNamespace(t testing.TB, namespace string) {
 	cmd := exec.Command("ctr", "-a", daemon.Socket, "-n", namespace, "tasks", "ls", "-q")
 	out, _ := cmd.Output()
 	for _, id := range strings.Fields(string(out)) {

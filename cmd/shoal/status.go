@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -147,7 +146,7 @@ stderr, each line prefixed with [instance/container]. With -f it keeps printing 
 				msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 				return &exitError{code: exitTrouble, err: fmt.Errorf("%s", strings.TrimSpace(string(msg)))}
 			}
-			_, err = io.Copy(os.Stdout, resp.Body)
+			_, err = io.Copy(cmd.OutOrStdout(), resp.Body)
 			if cmd.Context().Err() != nil {
 				return nil
 			}

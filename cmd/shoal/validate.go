@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -32,7 +31,7 @@ repository's sub-path at --rev when --repo is given. It prints each finding as
 			if err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
-			if err := reportValidation(cmd.OutOrStdout(), output, loaded); err != nil {
+			if err := reportValidation(cmd.OutOrStdout(), cmd.ErrOrStderr(), output, loaded); err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
 			if loaded.diags.HasErrors() {
@@ -56,7 +55,7 @@ type validationReport struct {
 	Warnings spec.Diagnostics `json:"warnings"`
 }
 
-func reportValidation(w io.Writer, output string, loaded manifests) error {
+func reportValidation(w, summary io.Writer, output string, loaded manifests) error {
 	report := validationReport{
 		Valid:    !loaded.diags.HasErrors(),
 		Revision: loaded.revision,
@@ -78,7 +77,7 @@ func reportValidation(w io.Writer, output string, loaded manifests) error {
 	if !report.Valid {
 		verdict = "invalid"
 	}
-	fmt.Fprintf(os.Stderr, "%s: %s, %d objects, %d errors, %d warnings\n",
+	fmt.Fprintf(summary, "%s: %s, %d objects, %d errors, %d warnings\n",
 		loaded.where, verdict, report.Objects, len(report.Errors), len(report.Warnings))
 	return nil
 }

@@ -1,7 +1,7 @@
 // Command hello is the example app of Shoal's demo and end-to-end tests: a static HTTP
 // server configured by environment variables, with knobs that make it misbehave on purpose.
 //
-//	LISTEN          address to listen on (default ":" + PORT)
+//	LISTEN          address to listen on (default ":" + PORT); "off" serves nothing
 //	PORT            port when LISTEN is unset (default 8080)
 //	MESSAGE         first words of every answer (default "hello")
 //	VERSION         the version answers name; the v1 and v2 images bake it in
@@ -113,14 +113,18 @@ func run(cfg config) int {
 		}
 		log.Printf("hello: allocated %d MiB", cfg.allocMB)
 	}
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		log.Printf("hello: %v", err)
-		return 1
-	}
 	srv := &http.Server{Handler: newHandler(cfg), ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln) // ends when Shutdown or exit is called below
-	log.Printf("hello: listening on %s, version %s", ln.Addr(), cfg.version)
+	if cfg.listen == "off" {
+		log.Printf("hello: serving nothing (LISTEN=off), version %s", cfg.version)
+	} else {
+		ln, err := net.Listen("tcp", cfg.listen)
+		if err != nil {
+			log.Printf("hello: %v", err)
+			return 1
+		}
+		go srv.Serve(ln) // ends when Shutdown or exit is called below
+		log.Printf("hello: listening on %s, version %s", ln.Addr(), cfg.version)
+	}
 
 	var exit <-chan time.Time
 	if cfg.exitAfter > 0 {

@@ -228,9 +228,9 @@ func (d *Daemon) Close() error {
 	var errs []error
 	nsList := d.removeAllContainers()
 	errs = append(errs, d.terminate())
-	shimNS, err := d.killShims()
+	killed, err := d.killShims()
 	errs = append(errs, err, unmountUnder(d.Dir))
-	removeCgroups(append(nsList, shimNS...))
+	removeCgroups(nsList, killed)
 	errs = append(errs, os.RemoveAll(d.Dir))
 	return errors.Join(errs...)
 }
@@ -281,13 +281,16 @@ func sweepStale() {
 }
 
 // killShims kills the shims this daemon started (found by the -address on their command
-// line) and the processes they still parent, and returns the shims' namespaces.
+// line) and the processes they still parent, and returns the namespace/ID cgroup paths
+// of the containers they ran, which nobody will now delete.
 func (d *Daemon) killShims() ([]string, error) {
 	procs, err := processes()
 	if err != nil {
 		return nil, err
 	}
-	var nsList []string
+	var cgroups []string
+	var killed []int
+	defer func() { waitExited(killed) }() // a cgroup can be removed once its processes have exited
 	for _, p := range procs {
 		args := strings.Split(p.cmdline, "\x00")
 		if len(args) == 0 || !strings.Contains(args[0], "containerd-shim") || argAfter(args, "-address") != d.Socket {
@@ -296,12 +299,34 @@ func (d *Daemon) killShims() ([]string, error) {
 		for _, child := range procs {
 			if child.ppid == p.pid && child.pid > 0 {
 				syscall.Kill(child.pid, syscall.SIGKILL)
+				killed = append(killed, child.pid)
 			}
 		}
 		syscall.Kill(p.pid, syscall.SIGKILL)
-		nsList = append(nsList, argAfter(args, "-namespace"))
+		killed = append(killed, p.pid)
+		if ns, id := argAfter(args, "-namespace"), argAfter(args, "-id"); ns != "" && id != "" {
+			cgroups = append(cgroups, filepath.Join(ns, id))
+		}
 	}
-	return nsList, nil
+	return cgroups, nil
+}
+
+// waitExited waits a few seconds at most for processes to be gone or zombies.
+func waitExited(pids []int) {
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for time.Now().Before(deadline) {
+			stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+			if err != nil {
+				break
+			}
+			fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+			if len(fields) > 0 && fields[0] == "Z" {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 }
 
 // argAfter returns the argument following flag, or "".
@@ -365,16 +390,17 @@ func unmountUnder(dir string) error {
 	return errors.Join(errs...)
 }
 
-// removeCgroups removes the per-namespace cgroup directories containerd made, once empty.
-func removeCgroups(nsList []string) {
-	for _, ns := range nsList {
-		if ns == "" {
-			continue
-		}
-		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", ns))
-		dirs = append(dirs, filepath.Join("/sys/fs/cgroup", ns), filepath.Join("/sys/fs/cgroup/unified", ns))
-		for _, dir := range dirs {
-			os.Remove(dir) // rmdir of a cgroup: fails harmlessly if it is busy or absent
+// removeCgroups removes the cgroups of containers whose shims were killed (runc would have
+// removed them on delete), then the per-namespace parents once empty. Only paths this
+// daemon used are touched: rmdir of a cgroup fails harmlessly when it is busy or absent.
+func removeCgroups(nsList, containers []string) {
+	for _, c := range containers {
+		nsList = append(nsList, filepath.Dir(c))
+	}
+	for _, rel := range append(containers, nsList...) { // children before parents
+		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", rel))
+		for _, dir := range append(dirs, filepath.Join("/sys/fs/cgroup", rel)) {
+			os.Remove(dir)
 		}
 	}
 }

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// shoal runs the CLI in-process and returns its exit code, stdout and stderr.
+func shoal(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestValidateNginxFromTheKubernetesDocs(t *testing.T) {
+	code, out, errOut := shoal(t, "validate", "../../spec/testdata/nginx")
+	if code != 0 || out != "" {
+		t.Fatalf("exit %d, stdout %q (stderr %q): want 0 and no findings", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "valid, 1 objects, 0 errors, 0 warnings") {
+		t.Errorf("summary %q", errOut)
+	}
+}
+
+func TestValidateRealApplicationLoadsWithOnlyWarnings(t *testing.T) {
+	code, out, errOut := shoal(t, "validate", "-o", "json", "../../spec/testdata/shop")
+	if code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	var report validationReport
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatal(err)
+	}
+	if !report.Valid || len(report.Errors) != 0 || len(report.Warnings) == 0 || report.Objects < 20 {
+		t.Errorf("report: valid=%v errors=%d warnings=%d objects=%d", report.Valid, len(report.Errors), len(report.Warnings), report.Objects)
+	}
+	for _, w := range report.Warnings {
+		if w.File == "" || w.Line == 0 {
+			t.Errorf("warning without file and line: %+v", w)
+		}
+	}
+}
+
+func TestValidateReportsErrorsWithFileLineAndPath(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "apps/web.yaml", `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+        resources:
+          limits:
+            memory: 12Xi
+`)
+	code, out, _ := shoal(t, "validate", dir)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	want := `apps/web.yaml:17: spec.template.spec.containers[0].resources.limits.memory: invalid quantity "12Xi"`
+	if !strings.Contains(out, want) {
+		t.Errorf("output %q lacks %q", out, want)
+	}
+	if code, _, errOut := shoal(t, "validate", filepath.Join(dir, "missing")); code != 2 {
+		t.Errorf("unreadable directory: exit %d (%s), want 2", code, errOut)
+	}
+}
+
+// gitRepo makes a real repository with the git CLI.
+type gitRepo struct {
+	t   *testing.T
+	dir string
+}
+
+func newRepo(t *testing.T) *gitRepo {
+	r := &gitRepo{t: t, dir: t.TempDir()}
+	r.git("init", "-q", "-b", "main")
+	return r
+}
+
+func (r *gitRepo) git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@shoal.invalid"}, args...)...)
+	cmd.Dir = r.dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func (r *gitRepo) commit(files map[string]string) string {
+	r.t.Helper()
+	for name, text := range files {
+		if text == "" {
+			os.Remove(filepath.Join(r.dir, name))
+			continue
+		}
+		write(r.t, r.dir, name, text)
+	}
+	r.git("add", "-A")
+	r.git("commit", "-q", "-m", "change")
+	return r.git("rev-parse", "HEAD")
+}
+
+func write(t *testing.T, dir, name, text string) {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deployment(image string, replicas string) string {
+	return `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: ` + replicas + `
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: ` + image + "\n"
+}
+
+const secret = `apiVersion: v1
+kind: Secret
+metadata:
+  name: db
+stringData:
+  password: hunter2-very-secret
+`
+
+func TestValidateAndPlanAgainstGitRevisions(t *testing.T) {
+	repo := newRepo(t)
+	first := repo.commit(map[string]string{"web.yaml": deployment("nginx:1.25", "2"), "db.yaml": secret})
+	repo.git("tag", "v1")
+	second := repo.commit(map[string]string{
+		"web.yaml": deployment("nginx:1.26", "3"),
+		"db.yaml":  strings.Replace(secret, "hunter2-very-secret", "correct-horse", 1),
+		"svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n",
+	})
+	cache := t.TempDir()
+
+	if code, out, errOut := shoal(t, "validate", "--repo", repo.dir, "--rev", "v1", "--state-dir", cache); code != 0 {
+		t.Fatalf("validate v1: exit %d: %s %s", code, out, errOut)
+	}
+	code, out, errOut := shoal(t, "plan", "--repo", repo.dir, "--from", first, "--to", "main", "--state-dir", cache)
+	if code != 1 {
+		t.Fatalf("plan: exit %d, want 1 (changes): %s %s", code, out, errOut)
+	}
+	for _, want := range []string{"nginx:1.25", "nginx:1.26", "replicas", "Service/default/web"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secretText := range []string{"hunter2", "correct-horse"} {
+		if strings.Contains(out, secretText) {
+			t.Errorf("plan output shows a secret value %q:\n%s", secretText, out)
+		}
+	}
+	if code, out, _ := shoal(t, "plan", "--repo", repo.dir, "--from", second, "--to", second, "--state-dir", cache); code != 0 {
+		t.Errorf("plan of a revision against itself: exit %d, want 0:\n%s", code, out)
+	}
+
+	// A working directory against the branch head: only the edit shows.
+	work := t.TempDir()
+	write(t, work, "web.yaml", deployment("nginx:1.26", "3"))
+	write(t, work, "db.yaml", strings.Replace(secret, "hunter2-very-secret", "correct-horse", 1))
+	code, out, _ = shoal(t, "plan", work, "--repo", repo.dir, "--state-dir", cache)
+	if code != 1 || !strings.Contains(out, "Service/default/web") || strings.Contains(out, "Deployment/default/web") {
+		t.Errorf("plan of a working directory: exit %d:\n%s", code, out)
+	}
+
+	// A broken revision: validate says 1 with the file and line; plan refuses with 2.
+	repo.commit(map[string]string{"bad.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: Bad_Name}\n"})
+	code, out, _ = shoal(t, "validate", "--repo", repo.dir, "--state-dir", cache)
+	if code != 1 || !strings.Contains(out, "bad.yaml:3: metadata.name") {
+		t.Errorf("validate broken head: exit %d:\n%s", code, out)
+	}
+	if code, _, _ := shoal(t, "plan", "--repo", repo.dir, "--from", second, "--to", "main", "--state-dir", cache); code != 2 {
+		t.Errorf("plan to a broken revision: exit %d, want 2", code)
+	}
+	if code, _, errOut := shoal(t, "validate", "--repo", filepath.Join(repo.dir, "nope"), "--state-dir", cache); code != 2 || errOut == "" {
+		t.Errorf("unreachable repository: exit %d, stderr %q; want 2 and a reason", code, errOut)
+	}
+}
+
+func TestConfigFileSetsFlagsTheCommandLineLeftUnset(t *testing.T) {
+	cmd := newAgentCommand()
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	write(t, filepath.Dir(path), "agent.yaml", "node: from-file\nlabel: [zone=a, disk=ssd]\npoll-interval: 5s\n")
+	if err := cmd.Flags().Parse([]string{"--node", "from-flag"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyConfigFile(cmd.Flags(), path); err != nil {
+		t.Fatal(err)
+	}
+	node, _ := cmd.Flags().GetString("node")
+	labels, _ := cmd.Flags().GetStringSlice("label")
+	poll, _ := cmd.Flags().GetDuration("poll-interval")
+	if node != "from-flag" || strings.Join(labels, ",") != "zone=a,disk=ssd" || poll.String() != "5s" {
+		t.Errorf("node=%q labels=%v poll=%v", node, labels, poll)
+	}
+	write(t, filepath.Dir(path), "agent.yaml", "nodee: typo\n")
+	if err := applyConfigFile(newAgentCommand().Flags(), path); err == nil || !strings.Contains(err.Error(), `unknown setting "nodee"`) {
+		t.Errorf("typo in config file: %v", err)
+	}
+}

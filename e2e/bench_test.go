@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/plugin"
+	"github.com/containerd/containerd/runtime/v2/runc/options"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/shoalhq/shoal/agent"
+)
+
+// BenchmarkCommitToTenServing measures, in each iteration and in the same run:
+//
+//   - direct-ms: starting 10 hello containers straight through the containerd client
+//     (create+start, as many at once as there are cores) until all 10 answer HTTP;
+//   - agent-ms: from the webhook of a commit that declares the same 10 workloads to all 10
+//     answering HTTP through Shoal (fetch, load, plan, start);
+//   - ratio: agent-ms / direct-ms.
+//
+// The image is present in both (pulled before the loop). Run it with
+// `go test ./e2e -run '^$' -bench CommitToTenServing -benchtime 5x -count 3`.
+func BenchmarkCommitToTenServing(b *testing.B) {
+	const n = 10
+	repo := newGitRepo(b)
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(b)
+	}
+	repo.commit("empty", map[string]string{"README": "bench\n"})
+	a := startAgent(b, repo, "bench-commit")
+
+	client, err := containerd.New(daemon.Socket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	ctx := namespaces.WithNamespace(context.Background(), "bench-direct")
+	image, err := client.Pull(ctx, registry+"/hello:v1", containerd.WithPullUnpack)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var direct, viaAgent []time.Duration
+	for i := 0; i < b.N; i++ {
+		direct = append(direct, startDirect(b, ctx, client, image, ports, i))
+
+		files := map[string]string{}
+		for j, p := range ports {
+			files[fmt.Sprintf("w%d.yaml", j)] = helloDeployment(fmt.Sprintf("w%d", j), "v1", 1, p,
+				fmt.Sprintf("        - {name: MESSAGE, value: round%d}\n", i))
+		}
+		repo.commit(fmt.Sprintf("round %d", i), files)
+		began := time.Now()
+		a.webhook()
+		waitServing(b, ports, fmt.Sprintf("round%d", i))
+		viaAgent = append(viaAgent, time.Since(began))
+
+		for j := range ports {
+			files[fmt.Sprintf("w%d.yaml", j)] = ""
+		}
+		head := repo.commit("clear", files)
+		a.webhook()
+		a.waitFor("cleared", func(st *agent.Status) bool {
+			return st != nil && st.Applied != nil && st.Applied.Commit == head && len(st.Workloads) == 0
+		})
+	}
+	d, v := median(direct), median(viaAgent)
+	b.ReportMetric(float64(d.Milliseconds()), "direct-ms")
+	b.ReportMetric(float64(v.Milliseconds()), "agent-ms")
+	b.ReportMetric(float64(v)/float64(d), "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// startDirect starts n hello containers with the plain containerd client and waits until
+// all answer; then removes them. It returns the time to answering.
+func startDirect(b *testing.B, ctx context.Context, client *containerd.Client, image containerd.Image, ports []int, round int) time.Duration {
+	b.Helper()
+	runc := &options.Options{Root: filepath.Join(daemon.Dir, "bench-runc")}
+	logDir := b.TempDir()
+	began := time.Now()
+	containers := make([]containerd.Container, len(ports))
+	var wg gosync.WaitGroup
+	sem := make(chan struct{}, runtime.NumCPU())
+	errs := make(chan error, len(ports))
+	for j, port := range ports {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			id := fmt.Sprintf("direct-%d-%d", round, j)
+			c, err := client.NewContainer(ctx, id,
+				containerd.WithImage(image),
+				containerd.WithNewSnapshot(id, image),
+				containerd.WithRuntime(plugin.RuntimeRuncV2, runc),
+				containerd.WithNewSpec(oci.WithImageConfig(image),
+					oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf,
+					oci.WithEnv([]string{fmt.Sprintf("LISTEN=127.0.0.1:%d", port), fmt.Sprintf("MESSAGE=direct%d", round)})))
+			if err != nil {
+				errs <- err
+				return
+			}
+			containers[j] = c
+			task, err := c.NewTask(ctx, cio.LogFile(filepath.Join(logDir, id+".log")), func(_ context.Context, _ *containerd.Client, ti *containerd.TaskInfo) error {
+				ti.Options = runc
+				return nil
+			})
+			if err != nil {
+				errs <- err
+				return
+			}
+			errs <- task.Start(ctx)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	waitServing(b, ports, fmt.Sprintf("direct%d", round))
+	took := time.Since(began)
+	for _, c := range containers {
+		if task, err := c.Task(ctx, nil); err == nil {
+			exit, _ := task.Wait(ctx)
+			task.Kill(ctx, 9)
+			<-exit
+			task.Delete(ctx)
+		}
+		c.Delete(ctx, containerd.WithSnapshotCleanup)
+	}
+	return took
+}
+
+// waitServing waits until every port answers with message.
+func waitServing(b *testing.B, ports []int, message string) {
+	b.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for _, p := range ports {
+		url := fmt.Sprintf("http://127.0.0.1:%d/", p)
+		for !strings.HasPrefix(get(url), message+" ") {
+			if time.Now().After(deadline) {
+				b.Fatalf("port %d does not answer %q", p, message)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// BenchmarkAgentMemory50Instances reports the agent's resident memory (VmRSS) once it
+// runs 50 instances and has settled. Run it with
+// `go test ./e2e -run '^$' -bench AgentMemory -benchtime 1x -count 3`.
+func BenchmarkAgentMemory50Instances(b *testing.B) {
+	repo := newGitRepo(b)
+	repo.commit("50", map[string]string{"workers.yaml": idleDeployment("workers", 50)})
+	a := startAgent(b, repo, "bench-rss")
+	a.waitFor("50 ready", func(st *agent.Status) bool {
+		w := workload(st, "workers")
+		return st != nil && st.Converged && w != nil && w.Ready == 50
+	})
+	var rss []int64
+	for i := 0; i < b.N; i++ {
+		time.Sleep(3 * time.Second) // a few resyncs and status scrapes
+		for j := 0; j < 20; j++ {
+			a.status()
+		}
+		rss = append(rss, vmRSS(b, a.cmd.Process.Pid))
+	}
+	b.ReportMetric(float64(medianInt(rss))/(1<<20), "rss-MiB")
+	b.ReportMetric(0, "ns/op")
+}
+
+// idleDeployment is a Deployment of hello instances that serve nothing, so that many fit
+// on one node.
+func idleDeployment(name string, replicas int) string {
+	return strings.Replace(strings.Replace(helloDeployment(name, "v1", replicas, 1, ""),
+		`value: "127.0.0.1:1"`, `value: "off"`, 1),
+		"        ports:\n        - containerPort: 1\n", "", 1)
+}
+
+func vmRSS(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
+
+func medianInt(xs []int64) int64 {
+	ds := make([]time.Duration, len(xs))
+	for i, x := range xs {
+		ds[i] = time.Duration(x)
+	}
+	return int64(median(ds))
+}
