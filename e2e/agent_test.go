@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,6 +52,14 @@ func TestDeployUpdateRevertBadCommit(t *testing.T) {
 	}
 	if !serving("v1")(nil) {
 		t.Error("the running version stopped serving after a bad commit")
+	}
+	out, err := exec.Command(shoalBin, "status", "--addr", a.addr).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "broken.yaml:4") || !strings.Contains(string(out), "default/web") {
+		t.Errorf("shoal status does not show the rejected file and line (err %v):\n%s", err, out)
+	}
+	out, err = exec.Command(shoalBin, "logs", "web", "--addr", a.addr).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "/hello] hello: listening on 127.0.0.1:") {
+		t.Errorf("shoal logs (err %v):\n%s", err, out)
 	}
 	repo.commit("fixed", map[string]string{"broken.yaml": "", "web.yaml": helloDeployment("web", "v2", 1, port, "")})
 	a.webhook()
@@ -176,4 +186,102 @@ func TestCrashBackoffAndOOM(t *testing.T) {
 	if got := workload(st, "crash").Instances[0].LastExit; got != "Error (exit 3)" {
 		t.Errorf("crash last exit %q, want Error (exit 3)", got)
 	}
+}
+
+// TestConfigAndSecretsReachTheContainer checks env from a ConfigMap and a Secret, and both
+// mounted as files, the Secret on a tmpfs with mode 0400; then a ConfigMap edit rolls the
+// instance and the new value is served.
+func TestConfigAndSecretsReachTheContainer(t *testing.T) {
+	repo := newGitRepo(t)
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	withConfig := strings.Replace(helloDeployment("web", "v1", 1, port,
+		"        - name: GREETING\n          valueFrom: {configMapKeyRef: {name: web-config, key: greeting}}\n"+
+			"        - name: DB_PASSWORD\n          valueFrom: {secretKeyRef: {name: web-secret, key: password}}\n"),
+		"        ports:\n",
+		"        volumeMounts:\n        - {name: config, mountPath: /etc/web}\n        - {name: secret, mountPath: /etc/secret}\n        ports:\n", 1)
+	withConfig += "      volumes:\n      - name: config\n        configMap: {name: web-config}\n      - name: secret\n        secret: {secretName: web-secret}\n"
+	config := func(greeting string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-config}\ndata:\n  greeting: " + greeting + "\n"
+	}
+	secret := "apiVersion: v1\nkind: Secret\nmetadata: {name: web-secret}\nstringData:\n  password: s3cr3t-value\n"
+	repo.commit("config", map[string]string{"web.yaml": withConfig, "config.yaml": config("hi"), "secret.yaml": secret})
+	a := startAgent(t, repo, "e2e-config")
+	a.waitFor("serving", func(*agent.Status) bool { return get(base+"/env/GREETING") == "hi" })
+	for path, want := range map[string]string{
+		"/env/DB_PASSWORD":                "s3cr3t-value",
+		"/file?path=/etc/web/greeting":    "hi",
+		"/file?path=/etc/secret/password": "s3cr3t-value",
+	} {
+		if got := get(base + path); got != want {
+			t.Errorf("%s = %q, want %q", path, got, want)
+		}
+	}
+	st := a.status()
+	pid := workload(st, "web").Instances[0].Containers[0].PID
+	mounts := readFile(t, fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if !strings.Contains(mounts, " /etc/secret ") || !strings.Contains(lineWith(mounts, " /etc/secret "), "tmpfs") {
+		t.Errorf("the secret volume is not a tmpfs in the container:\n%s", lineWith(mounts, " /etc/secret "))
+	}
+	if strings.Contains(a.log.String(), "s3cr3t-value") {
+		t.Error("the agent logged a secret value")
+	}
+
+	repo.commit("new greeting", map[string]string{"config.yaml": config("hello-again")})
+	a.webhook()
+	a.waitFor("a ConfigMap edit rolled the instance", func(*agent.Status) bool { return get(base+"/env/GREETING") == "hello-again" })
+}
+
+// TestUnwantedAndForeignContainers shows that a Shoal-labelled instance the plan no longer
+// wants is removed when found after a restart, while a container without Shoal's labels in
+// the same namespace is never touched.
+func TestUnwantedAndForeignContainers(t *testing.T) {
+	repo := newGitRepo(t)
+	port := freePort(t)
+	repo.commit("two", map[string]string{
+		"web.yaml":  helloDeployment("web", "v1", 1, port, ""),
+		"gone.yaml": idleDeployment("gone", 1),
+	})
+	a := startAgent(t, repo, "e2e-foreign")
+	a.waitFor("both ready", func(st *agent.Status) bool {
+		return st.Converged && workload(st, "web") != nil && workload(st, "gone") != nil
+	})
+	ctr := func(args ...string) string {
+		out, err := exec.Command("ctr", append([]string{"-a", daemon.Socket, "-n", "e2e-foreign"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ctr %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	ctr("images", "pull", "--plain-http", registry+"/hello:v1")
+	ctr("run", "-d", "--env", "LISTEN=off", registry+"/hello:v1", "foreign")
+
+	a.kill(syscall.SIGKILL)
+	repo.commit("drop gone", map[string]string{"gone.yaml": ""})
+	a.start()
+	a.waitFor("gone removed after the restart", func(st *agent.Status) bool {
+		return st.Converged && workload(st, "gone") == nil && workload(st, "web") != nil
+	})
+	if !strings.Contains(ctr("tasks", "ls"), "foreign") {
+		t.Error("a container without Shoal's labels was touched")
+	}
+	ctr("tasks", "kill", "-s", "SIGKILL", "foreign")
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func lineWith(text, part string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, part) {
+			return line
+		}
+	}
+	return ""
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/shoalhq/shoal/agent"
 	"github.com/shoalhq/shoal/examples/imagebuild"
+	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/executor/containerdtest"
 )
 
@@ -128,8 +129,9 @@ func startAgent(t testing.TB, repo *gitRepo, namespace string) *agentProc {
 	a := &agentProc{
 		t: t, addr: freeAddr(t), namespace: namespace, secret: "e2e-secret",
 	}
+	stateDir := t.TempDir()
 	a.args = []string{"agent",
-		"--node", "e2e-node", "--repo", repo.dir, "--state-dir", t.TempDir(),
+		"--node", "e2e-node", "--repo", repo.dir, "--state-dir", stateDir,
 		"--containerd-socket", daemon.Socket, "--containerd-namespace", namespace,
 		"--listen", a.addr, "--poll-interval", "500ms", "--resync-interval", "2s",
 		"--crash-backoff", "1s", "--log-level", "debug",
@@ -140,6 +142,7 @@ func startAgent(t testing.TB, repo *gitRepo, namespace string) *agentProc {
 		if t.Failed() {
 			t.Logf("agent log:\n%s", a.log.String())
 		}
+		stopInstances(t, namespace, stateDir)
 		cleanNamespace(t, namespace)
 	})
 	return a
@@ -251,6 +254,28 @@ func get(url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// stopInstances stops what the agent left running with the executor itself, as the agent
+// would, so that volumes (tmpfs mounts) and logs go too.
+func stopInstances(t testing.TB, namespace, stateDir string) {
+	ctx := context.Background()
+	rt, err := executor.NewContainerd(ctx, executor.WithSocket(daemon.Socket), executor.WithNamespace(namespace),
+		executor.WithStateDir(filepath.Join(stateDir, "executor")), executor.WithRuncRoot(filepath.Join("/run/shoal", namespace, "runc")))
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	defer rt.Close()
+	states, err := rt.List(ctx)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+	for _, s := range states {
+		if err := rt.Stop(ctx, s.ID, 0); err != nil {
+			t.Errorf("cleanup: stop %s: %v", s.ID, err)
+		}
+	}
 }
 
 // cleanNamespace removes whatever a test left in its containerd namespace.

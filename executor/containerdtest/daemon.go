@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -289,8 +290,6 @@ func (d *Daemon) killShims() ([]string, error) {
 		return nil, err
 	}
 	var cgroups []string
-	var killed []int
-	defer func() { waitExited(killed) }() // a cgroup can be removed once its processes have exited
 	for _, p := range procs {
 		args := strings.Split(p.cmdline, "\x00")
 		if len(args) == 0 || !strings.Contains(args[0], "containerd-shim") || argAfter(args, "-address") != d.Socket {
@@ -299,34 +298,14 @@ func (d *Daemon) killShims() ([]string, error) {
 		for _, child := range procs {
 			if child.ppid == p.pid && child.pid > 0 {
 				syscall.Kill(child.pid, syscall.SIGKILL)
-				killed = append(killed, child.pid)
 			}
 		}
 		syscall.Kill(p.pid, syscall.SIGKILL)
-		killed = append(killed, p.pid)
 		if ns, id := argAfter(args, "-namespace"), argAfter(args, "-id"); ns != "" && id != "" {
 			cgroups = append(cgroups, filepath.Join(ns, id))
 		}
 	}
 	return cgroups, nil
-}
-
-// waitExited waits a few seconds at most for processes to be gone or zombies.
-func waitExited(pids []int) {
-	deadline := time.Now().Add(5 * time.Second)
-	for _, pid := range pids {
-		for time.Now().Before(deadline) {
-			stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-			if err != nil {
-				break
-			}
-			fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-			if len(fields) > 0 && fields[0] == "Z" {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
 }
 
 // argAfter returns the argument following flag, or "".
@@ -392,15 +371,19 @@ func unmountUnder(dir string) error {
 
 // removeCgroups removes the cgroups of containers whose shims were killed (runc would have
 // removed them on delete), then the per-namespace parents once empty. Only paths this
-// daemon used are touched: rmdir of a cgroup fails harmlessly when it is busy or absent.
+// daemon used are touched. A killed process leaves its cgroup a moment after SIGKILL, so
+// a busy cgroup is tried again for a few seconds.
 func removeCgroups(nsList, containers []string) {
 	for _, c := range containers {
 		nsList = append(nsList, filepath.Dir(c))
 	}
+	deadline := time.Now().Add(5 * time.Second)
 	for _, rel := range append(containers, nsList...) { // children before parents
 		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", rel))
 		for _, dir := range append(dirs, filepath.Join("/sys/fs/cgroup", rel)) {
-			os.Remove(dir)
+			for errors.Is(os.Remove(dir), syscall.EBUSY) && time.Now().Before(deadline) && slices.Contains(containers, rel) {
+				time.Sleep(20 * time.Millisecond)
+			}
 		}
 	}
 }
