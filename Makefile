@@ -5,7 +5,7 @@ BIN     := bin/shoal
 PKGS    := ./...
 FUZZTIME ?= 15s
 
-.PHONY: build test fuzz bench demo demo-down clean
+.PHONY: build test fuzz bench bench-system demo demo-down clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/shoal
@@ -27,8 +27,14 @@ demo:
 demo-down:
 	examples/demo/demo.sh down
 
+# Package benchmarks (see BENCHMARKS.md for each one's command and figures).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count 5 ./spec ./planner ./dns
+	$(GO) test -run '^$$' -bench . -benchtime 300x -count 5 ./sync
+
+# Whole-system benchmarks: real containerd, Git and network namespaces (needs root).
+bench-system:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 5x -count 3 ./e2e
 
 clean:
 	rm -rf bin

@@ -155,14 +155,8 @@ func (c *Containerd) logPath(id, container string) string {
 
 // Logs implements Runtime.
 func (c *Containerd) Logs(ctx context.Context, id, container string, opts LogOptions, w io.Writer) error {
-	cts, err := c.shoalContainers(c.withNS(ctx), id)
-	if err != nil {
+	if _, err := c.findContainer(c.withNS(ctx), id, container); err != nil {
 		return fmt.Errorf("executor: logs %s/%s: %w", id, container, err)
 	}
-	for _, l := range cts {
-		if l.labels[LabelContainer] == container {
-			return CopyLog(ctx, c.logPath(id, container), opts, w)
-		}
-	}
-	return fmt.Errorf("executor: logs %s/%s: %w", id, container, ErrNotFound)
+	return CopyLog(ctx, c.logPath(id, container), opts, w)
 }

@@ -2,16 +2,27 @@
 // placement the agent hands it. It resolves a Deployment's pod template into a fully
 // specified InstanceSpec (Resolve), pulls images, creates, starts, stops, restarts and
 // deletes the containers of an instance, adopts the ones a previous agent left running,
-// reports task exits and OOM kills as Events, keeps per-instance log files with a size
-// cap, and computes the CrashLoopBackOff schedule (Backoff).
+// runs commands in containers (Exec), reports task exits and OOM kills as Events, keeps
+// per-instance log files with a size cap, and computes the CrashLoopBackOff schedule
+// (Backoff). It runs health probes: ProbeTracker is Kubernetes' probe state machine
+// (pure, time is an input), Check runs one httpGet, tcpSocket or exec check, and a Prober
+// runs an instance's probes and reports the changes of their verdicts to the agent.
 //
-// The executor never decides placement, never decides when to restart (the agent does,
-// using Backoff), and never touches a container that does not carry Shoal's labels.
-// It keeps no state of its own that containerd's labels, the state directory and the
-// manifests cannot rebuild: a new Runtime on the same containerd sees what the old one
-// started.
+// The executor never decides placement, never decides when to restart or what "ready"
+// does (the agent does, using Backoff and the Prober's reports), and never touches a
+// container that does not carry Shoal's labels. It keeps no state of its own that
+// containerd's labels, the state directory and the manifests cannot rebuild: a new Runtime
+// on the same containerd sees what the old one started, and a new Prober starts the
+// probes of an adopted instance over.
 //
 // Runtime is the interface the agent uses. Containerd implements it on a real containerd;
 // executortest.Fake implements it in memory, and executortest.RunConformance holds both to
-// the same contract.
+// the same contract. containerdtest starts a private containerd for tests.
+//
+// Containers use the node's network (or the network namespace given by WithNetNS), so
+// container ports are node resources; their /etc/resolv.conf is the host's, or the one
+// given by WithResolvConf. Under the state directory the executor keeps
+// instances/<id>/volumes/<name> (ConfigMap files, emptyDirs, and tmpfs mounts for Secrets
+// so that their content never reaches a disk), instances/<id>/resolv.conf and
+// logs/<id>/<container>.log.
 package executor

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path"
 	"strings"
 	"time"
 )
@@ -33,6 +34,9 @@ type InstanceSpec struct {
 	Containers []ContainerSpec
 	// Volumes are shared by the instance's containers and live as long as the instance.
 	Volumes []Volume
+	// ResolvConf, when not empty, is the /etc/resolv.conf of every container of the
+	// instance (mounted read-only); when empty the containers see the host's.
+	ResolvConf []byte
 }
 
 // PullPolicy says when EnsureImage fetches an image; the values are Kubernetes' own.
@@ -67,6 +71,9 @@ type ContainerSpec struct {
 	CPUShares uint64
 	Mounts    []Mount
 	Ports     []Port
+	// Probes are the container's liveness, readiness and startup probes, at most one of
+	// each kind. The runtime does not run them; a Prober does.
+	Probes []ProbeSpec
 }
 
 // EnvVar is one resolved environment variable.
@@ -195,30 +202,74 @@ func (s InstanceSpec) LogValue() slog.Value {
 }
 
 // Validate checks what every Runtime relies on: an ID, at least one container, unique
-// container names, an image per container, and mounts that name a volume of the instance.
+// container names, an image per container, mounts that name a volume of the instance, and
+// names and paths that stay inside the directories they name on the host (ID, container
+// and volume names become path components; file paths and subPaths are joined to volume
+// directories), whoever built the spec; and probes that a Prober can run: one handler,
+// valid ports, positive timings, at most one probe of each kind per container.
 func (s *InstanceSpec) Validate() error {
-	if s.ID == "" {
-		return fmt.Errorf("%w: instance has no ID", ErrInvalidSpec)
+	invalid := func(format string, args ...any) error {
+		return fmt.Errorf("%w: instance %s: %s", ErrInvalidSpec, s.ID, fmt.Sprintf(format, args...))
+	}
+	if !isPathComponent(s.ID) {
+		return invalid("ID %q is not a name ([A-Za-z0-9._-], not . or ..)", s.ID)
 	}
 	if len(s.Containers) == 0 {
-		return fmt.Errorf("%w: instance %s has no containers", ErrInvalidSpec, s.ID)
+		return invalid("no containers")
+	}
+	for _, v := range s.Volumes {
+		if !isPathComponent(v.Name) {
+			return invalid("volume name %q is not a name", v.Name)
+		}
+		for _, f := range v.Files {
+			if !isLocalPath(f.Path) {
+				return invalid("volume %s: file path %q leaves the volume", v.Name, f.Path)
+			}
+		}
 	}
 	seen := make(map[string]bool, len(s.Containers))
 	for _, c := range s.Containers {
 		switch {
-		case c.Name == "":
-			return fmt.Errorf("%w: instance %s: a container has no name", ErrInvalidSpec, s.ID)
+		case !isPathComponent(c.Name):
+			return invalid("container name %q is not a name", c.Name)
 		case seen[c.Name]:
-			return fmt.Errorf("%w: instance %s: container name %q repeats", ErrInvalidSpec, s.ID, c.Name)
+			return invalid("container name %q repeats", c.Name)
 		case c.Image == "":
-			return fmt.Errorf("%w: instance %s: container %s has no image", ErrInvalidSpec, s.ID, c.Name)
+			return invalid("container %s has no image", c.Name)
 		}
 		seen[c.Name] = true
 		for _, m := range c.Mounts {
 			if _, ok := s.Volume(m.Volume); !ok {
-				return fmt.Errorf("%w: instance %s: container %s mounts unknown volume %q", ErrInvalidSpec, s.ID, c.Name, m.Volume)
+				return invalid("container %s mounts unknown volume %q", c.Name, m.Volume)
 			}
+			if !path.IsAbs(m.Path) || m.SubPath != "" && !isLocalPath(m.SubPath) {
+				return invalid("container %s: mount %q (subPath %q) must be absolute and stay in its volume", c.Name, m.Path, m.SubPath)
+			}
+		}
+		kinds := make(map[ProbeKind]bool, len(c.Probes))
+		for _, p := range c.Probes {
+			if err := p.validate(); err != nil {
+				return invalid("container %s: %v", c.Name, err)
+			}
+			if kinds[p.Kind] {
+				return invalid("container %s has two %s probes", c.Name, p.Kind)
+			}
+			kinds[p.Kind] = true
 		}
 	}
 	return nil
+}
+
+// isPathComponent reports whether s can be one component of a host path: a non-empty
+// name of letters, digits, '.', '_' and '-' that is not "." or "..".
+func isPathComponent(s string) bool {
+	if s == "" || s == "." || s == ".." {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

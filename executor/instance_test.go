@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSecretsNeverPrinted(t *testing.T) {
@@ -49,6 +50,63 @@ func TestInstanceSpecValidate(t *testing.T) {
 		{"repeated name", func(s *InstanceSpec) { s.Containers = append(s.Containers, s.Containers[0]) }, false},
 		{"no image", func(s *InstanceSpec) { s.Containers[0].Image = "" }, false},
 		{"unknown volume", func(s *InstanceSpec) { s.Containers[0].Mounts = []Mount{{Volume: "v", Path: "/v"}} }, false},
+		{"ID with a slash", func(s *InstanceSpec) { s.ID = "a/b" }, false},
+		{"ID ..", func(s *InstanceSpec) { s.ID = ".." }, false},
+		{"container name leaving the log dir", func(s *InstanceSpec) { s.Containers[0].Name = "../../etc/x" }, false},
+		{"volume name leaving the instance dir", func(s *InstanceSpec) { s.Volumes = []Volume{{Name: "..", Kind: VolumeEmptyDir}} }, false},
+		{"file path leaving the volume", func(s *InstanceSpec) {
+			s.Volumes = []Volume{{Name: "v", Kind: VolumeConfigMap, Files: []File{{Path: "../x"}}}}
+		}, false},
+		{"subPath leaving the volume", func(s *InstanceSpec) {
+			s.Volumes = []Volume{{Name: "v", Kind: VolumeEmptyDir}}
+			s.Containers[0].Mounts = []Mount{{Volume: "v", Path: "/v", SubPath: "../../.."}}
+		}, false},
+		{"relative mount path", func(s *InstanceSpec) {
+			s.Volumes = []Volume{{Name: "v", Kind: VolumeEmptyDir}}
+			s.Containers[0].Mounts = []Mount{{Volume: "v", Path: "v"}}
+		}, false},
+		{"valid probes", func(s *InstanceSpec) {
+			s.Containers[0].Probes = []ProbeSpec{validProbe(ProbeLiveness), validProbe(ProbeReadiness), validProbe(ProbeStartup)}
+		}, true},
+		{"two readiness probes", func(s *InstanceSpec) {
+			s.Containers[0].Probes = []ProbeSpec{validProbe(ProbeReadiness), validProbe(ProbeReadiness)}
+		}, false},
+		{"probe of no kind", func(s *InstanceSpec) { s.Containers[0].Probes = []ProbeSpec{validProbe("")} }, false},
+		{"probe without handler", func(s *InstanceSpec) {
+			p := validProbe(ProbeLiveness)
+			p.TCPSocket = nil
+			s.Containers[0].Probes = []ProbeSpec{p}
+		}, false},
+		{"probe with two handlers", func(s *InstanceSpec) {
+			p := validProbe(ProbeLiveness)
+			p.Exec = &ExecProbe{Command: []string{"true"}}
+			s.Containers[0].Probes = []ProbeSpec{p}
+		}, false},
+		{"probe port 0", func(s *InstanceSpec) {
+			p := validProbe(ProbeLiveness)
+			p.TCPSocket.Port = 0
+			s.Containers[0].Probes = []ProbeSpec{p}
+		}, false},
+		{"HTTP probe with scheme ftp", func(s *InstanceSpec) {
+			p := validProbe(ProbeLiveness)
+			p.TCPSocket, p.HTTPGet = nil, &HTTPProbe{Scheme: "ftp", Port: 80}
+			s.Containers[0].Probes = []ProbeSpec{p}
+		}, false},
+		{"exec probe without command", func(s *InstanceSpec) {
+			p := validProbe(ProbeLiveness)
+			p.TCPSocket, p.Exec = nil, &ExecProbe{}
+			s.Containers[0].Probes = []ProbeSpec{p}
+		}, false},
+		{"probe with period 0", func(s *InstanceSpec) {
+			p := validProbe(ProbeLiveness)
+			p.Period = 0
+			s.Containers[0].Probes = []ProbeSpec{p}
+		}, false},
+		{"probe with failure threshold 0", func(s *InstanceSpec) {
+			p := validProbe(ProbeLiveness)
+			p.FailureThreshold = 0
+			s.Containers[0].Probes = []ProbeSpec{p}
+		}, false},
 		{"known volume", func(s *InstanceSpec) {
 			s.Volumes = []Volume{{Name: "v", Kind: VolumeEmptyDir}}
 			s.Containers[0].Mounts = []Mount{{Volume: "v", Path: "/v"}}
@@ -62,4 +120,10 @@ func TestInstanceSpecValidate(t *testing.T) {
 			t.Errorf("%s: Validate = %v", tt.name, err)
 		}
 	}
+}
+
+// validProbe is a TCP probe of the given kind with Kubernetes' default timings.
+func validProbe(kind ProbeKind) ProbeSpec {
+	return ProbeSpec{Kind: kind, TCPSocket: &TCPProbe{Port: 80}, Timeout: time.Second, Period: 10 * time.Second,
+		SuccessThreshold: 1, FailureThreshold: 3}
 }

@@ -1,8 +1,10 @@
 package executor
 
 import (
+	"cmp"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"path"
 	"sort"
 	"strings"
@@ -33,6 +35,13 @@ type ResolveOption func(*resolveContext)
 // networking it is the node's address. Without it, a status.podIP reference is ErrConfig.
 func WithPodIP(ip string) ResolveOption { return func(r *resolveContext) { r.podIP = ip } }
 
+// WithResolvConf gives the content of /etc/resolv.conf in every container of the
+// instance (the node's DNS server and the cluster's search domains); without it, or with
+// empty content, containers see the host's resolv.conf.
+func WithResolvConf(content []byte) ResolveOption {
+	return func(r *resolveContext) { r.resolvConf = content }
+}
+
 // resolveContext is what one Resolve call reads references from.
 type resolveContext struct {
 	set        *spec.Set
@@ -40,6 +49,7 @@ type resolveContext struct {
 	instanceID string
 	node       string
 	podIP      string
+	resolvConf []byte
 }
 
 // Resolve builds the InstanceSpec of one replica of d, reading the ConfigMaps and Secrets
@@ -67,6 +77,7 @@ func Resolve(set *spec.Set, d *spec.Deployment, instanceID, node, revision strin
 		SpecHash:    spec.InstanceHash(set, d),
 		Node:        node,
 		GracePeriod: defaultGracePeriod,
+		ResolvConf:  r.resolvConf,
 	}
 	if pod.TerminationGracePeriodSeconds != nil {
 		out.GracePeriod = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
@@ -141,8 +152,93 @@ func (r *resolveContext) container(c spec.Container, inst *InstanceSpec) (Contai
 		}
 		out.Ports = append(out.Ports, Port{Name: p.Name, Port: p.ContainerPort, Protocol: proto})
 	}
+	probes, err := containerProbeSpecs(c)
+	if err != nil {
+		return ContainerSpec{}, err
+	}
+	out.Probes = probes
 	return out, nil
 }
+
+// containerProbeSpecs resolves a container's probes, in the order liveness, readiness, startup.
+func containerProbeSpecs(c spec.Container) ([]ProbeSpec, error) {
+	var out []ProbeSpec
+	for _, p := range []struct {
+		kind  ProbeKind
+		probe *spec.Probe
+	}{{ProbeLiveness, c.LivenessProbe}, {ProbeReadiness, c.ReadinessProbe}, {ProbeStartup, c.StartupProbe}} {
+		if p.probe == nil {
+			continue
+		}
+		ps, err := probeSpec(p.kind, p.probe, c)
+		if err != nil {
+			return nil, fmt.Errorf("%sProbe: %w", p.kind, err)
+		}
+		out = append(out, ps)
+	}
+	return out, nil
+}
+
+// probeSpec resolves one probe: named ports become numbers, seconds become durations.
+func probeSpec(kind ProbeKind, p *spec.Probe, c spec.Container) (ProbeSpec, error) {
+	out := ProbeSpec{
+		Kind:             kind,
+		InitialDelay:     seconds(p.InitialDelaySeconds),
+		Timeout:          seconds(p.TimeoutSeconds),
+		Period:           seconds(p.PeriodSeconds),
+		SuccessThreshold: int(p.SuccessThreshold),
+		FailureThreshold: int(p.FailureThreshold),
+	}
+	switch {
+	case p.HTTPGet != nil:
+		h := p.HTTPGet
+		port, err := probePort(h.Port, c.Ports)
+		if err != nil {
+			return ProbeSpec{}, err
+		}
+		out.HTTPGet = &HTTPProbe{Scheme: strings.ToLower(cmp.Or(h.Scheme, "HTTP")), Host: h.Host, Port: port, Path: h.Path}
+		if len(h.HTTPHeaders) > 0 {
+			out.HTTPGet.Headers = http.Header{}
+			for _, hdr := range h.HTTPHeaders {
+				out.HTTPGet.Headers.Add(hdr.Name, hdr.Value)
+			}
+		}
+	case p.TCPSocket != nil:
+		port, err := probePort(p.TCPSocket.Port, c.Ports)
+		if err != nil {
+			return ProbeSpec{}, err
+		}
+		out.TCPSocket = &TCPProbe{Host: p.TCPSocket.Host, Port: port}
+	case p.Exec != nil:
+		// As the kubelet does, $(VAR) expands to the container's literal env values only:
+		// a value from a ConfigMap or Secret expands to nothing, so it cannot end up in a
+		// probe's command line (and its error messages).
+		literal := make(map[string]string, len(c.Env))
+		for _, e := range c.Env {
+			literal[e.Name] = e.Value
+		}
+		out.Exec = &ExecProbe{Command: expandAll(p.Exec.Command, func(name string) (string, bool) {
+			v, ok := literal[name]
+			return v, ok
+		})}
+	}
+	return out, nil
+}
+
+// probePort is a probe's port number, or the number of the container port it names.
+func probePort(port spec.IntOrString, ports []spec.ContainerPort) (int, error) {
+	if !port.IsString {
+		return int(port.Int), nil
+	}
+	for _, p := range ports {
+		if p.Name == port.Str {
+			return int(p.ContainerPort), nil
+		}
+	}
+	return 0, fmt.Errorf("%w: port name %q is not one of the container's ports", ErrConfig, port.Str)
+}
+
+func seconds(n int32) time.Duration { return time.Duration(n) * time.Second }
 
 // envBuilder collects a container's environment in first-definition order; a later
 // definition replaces the value in place, as envFrom then env do in Kubernetes.

@@ -3,6 +3,7 @@ package executor
 import (
 	"errors"
 	"io/fs"
+	"net/http"
 	"reflect"
 	"testing"
 	"time"
@@ -268,6 +269,57 @@ func TestResolve(t *testing.T) {
 					{Volume: "ram", Path: "/cache", SubPath: "a/b"},
 				},
 			},
+		},
+		{
+			name: "probes: named ports resolved, seconds as durations, literal env expanded in exec",
+			edit: func(_ *spec.Set, d *spec.Deployment) {
+				c := &d.Spec.Template.Spec.Containers[0]
+				c.Ports = []spec.ContainerPort{{Name: "http", ContainerPort: 8080}, {Name: "admin", ContainerPort: 9090}}
+				c.Env = []spec.EnvVar{{Name: "URL", Value: "http://localhost:8080/healthz"},
+					{Name: "PASSWORD", ValueFrom: &spec.EnvVarSource{SecretKeyRef: &spec.KeySelector{Name: "creds", Key: "password"}}}}
+				c.LivenessProbe = &spec.Probe{Exec: &spec.ExecAction{Command: []string{"/hello", "-check", "$(URL)", "$(PASSWORD)"}}}
+				c.ReadinessProbe = &spec.Probe{HTTPGet: &spec.HTTPGetAction{Path: "/readyz", Port: spec.FromString("http"),
+					HTTPHeaders: []spec.HTTPHeader{{Name: "Host", Value: "web.local"}, {Name: "x-probe", Value: "1"}}}}
+				c.StartupProbe = &spec.Probe{TCPSocket: &spec.TCPSocketAction{Port: spec.FromInt(9090), Host: "10.0.0.9"},
+					InitialDelaySeconds: 2, PeriodSeconds: 1, FailureThreshold: 30}
+				for _, p := range []*spec.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+					p.TimeoutSeconds, p.SuccessThreshold = 1, 1
+					if p.PeriodSeconds == 0 {
+						p.PeriodSeconds, p.FailureThreshold = 10, 3
+					}
+				}
+			},
+			got: func(s InstanceSpec) any { return s.Containers[0].Probes },
+			want: []ProbeSpec{
+				{Kind: ProbeLiveness, Exec: &ExecProbe{Command: []string{"/hello", "-check", "http://localhost:8080/healthz", ""}},
+					Timeout: time.Second, Period: 10 * time.Second, SuccessThreshold: 1, FailureThreshold: 3},
+				{Kind: ProbeReadiness, HTTPGet: &HTTPProbe{Scheme: "http", Port: 8080, Path: "/readyz",
+					Headers: http.Header{"Host": {"web.local"}, "X-Probe": {"1"}}},
+					Timeout: time.Second, Period: 10 * time.Second, SuccessThreshold: 1, FailureThreshold: 3},
+				{Kind: ProbeStartup, TCPSocket: &TCPProbe{Host: "10.0.0.9", Port: 9090},
+					InitialDelay: 2 * time.Second, Timeout: time.Second, Period: time.Second, SuccessThreshold: 1, FailureThreshold: 30},
+			},
+		},
+		{
+			name: "a probe naming a port the container does not have",
+			edit: func(_ *spec.Set, d *spec.Deployment) {
+				d.Spec.Template.Spec.Containers[0].ReadinessProbe = &spec.Probe{TCPSocket: &spec.TCPSocketAction{Port: spec.FromString("http")},
+					TimeoutSeconds: 1, PeriodSeconds: 10, SuccessThreshold: 1, FailureThreshold: 3}
+			},
+			wantErr: ErrConfig,
+		},
+		{
+			name: "a probe left without defaults",
+			edit: func(_ *spec.Set, d *spec.Deployment) {
+				d.Spec.Template.Spec.Containers[0].LivenessProbe = &spec.Probe{TCPSocket: &spec.TCPSocketAction{Port: spec.FromInt(80)}}
+			},
+			wantErr: ErrInvalidSpec,
+		},
+		{
+			name: "resolv.conf given",
+			opts: []ResolveOption{WithResolvConf([]byte("nameserver 10.0.0.1\n"))},
+			got:  func(s InstanceSpec) any { return string(s.ResolvConf) },
+			want: "nameserver 10.0.0.1\n",
 		},
 		{
 			name: "an item path leaving the volume",

@@ -33,6 +33,13 @@ type Runtime interface {
 	// Events streams task exits, OOM kills and container deletions of Shoal's containers,
 	// without repeats, until ctx ends; then the channel is closed. Each call gets its own stream.
 	Events(ctx context.Context) <-chan Event
+	// Exec runs argv in a running container of the instance, as the container's process
+	// runs (same environment, user and working directory), waits for it and returns its
+	// exit code; its output is discarded. When ctx ends first, the process is killed and
+	// the error wraps ctx's. ErrNotFound if the instance or container does not exist,
+	// ErrNotRunning if its process does not run; a command that cannot be started (no
+	// such file) is an error, not an exit code.
+	Exec(ctx context.Context, id, container string, argv []string) (exitCode int, err error)
 	// Logs writes the last opts.Tail lines of a container's log to w and, with opts.Follow,
 	// what it writes next, until ctx ends.
 	Logs(ctx context.Context, id, container string, opts LogOptions, w io.Writer) error
@@ -45,6 +52,9 @@ var (
 	ErrImagePull = errors.New("image pull failed")
 	// ErrNotFound is an instance or container that does not exist on this node.
 	ErrNotFound = errors.New("not found")
+	// ErrNotRunning is an Exec in a container whose process does not run (it exited, or
+	// has not started).
+	ErrNotRunning = errors.New("container not running")
 	// ErrConflict is a Start for an ID that runs with another spec hash.
 	ErrConflict = errors.New("instance exists with another spec")
 	// ErrInvalidSpec is an InstanceSpec that no runtime can run.

@@ -37,21 +37,31 @@ func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
 		}
 		have[l.labels[LabelContainer]] = l.container
 	}
-	dir := c.instanceDir(s.ID)
-	if err := prepareVolumes(dir, &s); err != nil {
+	var missing []*ContainerSpec
+	for i := range s.Containers {
+		cs := &s.Containers[i]
+		ct, ok := have[cs.Name]
+		if !ok {
+			missing = append(missing, cs)
+			continue
+		}
+		// A container without a task was left by a Start that stopped between create and
+		// start; a task that exited is the agent's to restart, not ours.
+		if err := c.ensureTask(ctx, ct, s.ID, cs.Name); err != nil {
+			return fmt.Errorf("executor: start %s: container %s: %w", s.ID, cs.Name, err)
+		}
+	}
+	if len(missing) == 0 {
+		return nil // running as asked: volumes are left alone, not rewritten under the app
+	}
+	if err := prepareVolumes(c.instanceDir(s.ID), &s); err != nil {
+		return fmt.Errorf("executor: start %s: %w", s.ID, err)
+	}
+	if err := writeResolvConf(c.instanceDir(s.ID), s.ResolvConf); err != nil {
 		return fmt.Errorf("executor: start %s: %w", s.ID, err)
 	}
 	var created []containerd.Container
-	for i := range s.Containers {
-		cs := &s.Containers[i]
-		if ct, ok := have[cs.Name]; ok {
-			// Left by a Start that stopped between create and start; a task that exited is
-			// the agent's to restart, not ours.
-			if err := c.ensureTask(ctx, ct, s.ID, cs.Name); err != nil {
-				return fmt.Errorf("executor: start %s: container %s: %w", s.ID, cs.Name, err)
-			}
-			continue
-		}
+	for _, cs := range missing {
 		ct, err := c.createAndStart(ctx, &s, cs)
 		if err != nil {
 			c.undoStart(ctx, s.ID, created, len(existing) == 0)
@@ -146,7 +156,7 @@ func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *Inst
 		c.networkNamespace(),
 		oci.WithHostNamespace(specs.UTSNamespace),
 		oci.WithHostHostsFile,
-		oci.WithHostResolvconf,
+		c.resolvConf(s),
 		oci.WithMounts(mounts),
 	}
 	if cs.WorkingDir != "" {
@@ -173,6 +183,20 @@ func (c *Containerd) networkNamespace() oci.SpecOpts {
 		return oci.WithHostNamespace(specs.NetworkNamespace)
 	}
 	return oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: c.cfg.netnsPath})
+}
+
+// resolvConf gives the container the instance's resolv.conf, or the host's when the
+// instance has none.
+func (c *Containerd) resolvConf(s *InstanceSpec) oci.SpecOpts {
+	if len(s.ResolvConf) == 0 {
+		return oci.WithHostResolvconf
+	}
+	return oci.WithMounts([]specs.Mount{{
+		Destination: "/etc/resolv.conf",
+		Type:        "bind",
+		Source:      resolvConfPath(c.instanceDir(s.ID)),
+		Options:     []string{"rbind", "ro", "nosuid", "nodev", "noexec"},
+	}})
 }
 
 // runcOptions points runc at the runtime's own state directory.

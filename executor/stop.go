@@ -116,20 +116,14 @@ func stopTask(ctx context.Context, task containerd.Task, grace time.Duration) er
 // Restart implements Runtime.
 func (c *Containerd) Restart(ctx context.Context, id, container string) error {
 	ctx = c.withNS(ctx)
-	cts, err := c.shoalContainers(ctx, id)
+	l, err := c.findContainer(ctx, id, container)
+	if err == nil {
+		err = c.restart(ctx, l)
+	}
 	if err != nil {
 		return fmt.Errorf("executor: restart %s/%s: %w", id, container, err)
 	}
-	for _, l := range cts {
-		if l.labels[LabelContainer] != container {
-			continue
-		}
-		if err := c.restart(ctx, l); err != nil {
-			return fmt.Errorf("executor: restart %s/%s: %w", id, container, err)
-		}
-		return nil
-	}
-	return fmt.Errorf("executor: restart %s/%s: %w", id, container, ErrNotFound)
+	return nil
 }
 
 func (c *Containerd) restart(ctx context.Context, l labelled) error {

@@ -6,11 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/shoalhq/shoal/executor/internal/mounts"
 	"golang.org/x/sys/unix"
 )
 
@@ -94,6 +95,23 @@ func writeVolumeFile(dir string, f File) error {
 	return os.Chmod(p, f.Mode)
 }
 
+// resolvConfPath is where an instance's own resolv.conf lives on the host.
+func resolvConfPath(instanceDir string) string {
+	return filepath.Join(instanceDir, "resolv.conf")
+}
+
+// writeResolvConf writes an instance's resolv.conf, readable by any user of its
+// containers; empty content writes nothing (the containers see the host's).
+func writeResolvConf(instanceDir string, content []byte) error {
+	if len(content) == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(instanceDir, 0o700); err != nil {
+		return err
+	}
+	return writeVolumeFile(instanceDir, File{Path: "resolv.conf", Mode: 0o644, Data: content})
+}
+
 // mountTmpfs mounts a tmpfs of at most size bytes (0: the kernel's default) on dir unless
 // one is mounted there already.
 func mountTmpfs(dir string, size int64) error {
@@ -111,17 +129,10 @@ func mountTmpfs(dir string, size int64) error {
 	return nil
 }
 
-// removeInstanceDir unmounts every mount under dir, deepest first, and removes it.
+// removeInstanceDir unmounts every mount under dir (secret and memory volumes) and removes it.
 func removeInstanceDir(dir string) error {
-	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return fmt.Errorf("read mounts under %s: %w", dir, err)
-	}
-	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
-	for _, m := range mounts {
-		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
-		}
+	if err := mounts.UnmountUnder(dir); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove %s: %w", dir, err)
@@ -135,7 +146,13 @@ func ociMounts(instanceDir string, s *InstanceSpec, c *ContainerSpec) ([]specs.M
 	for _, m := range c.Mounts {
 		src := volumeDir(instanceDir, m.Volume)
 		if m.SubPath != "" {
-			src = filepath.Join(src, filepath.FromSlash(m.SubPath))
+			// A container can put symlinks in a writable volume; resolve them as if the
+			// volume were the root, or a subPath could bind any host path (CVE-2017-1002101).
+			joined, err := securejoin.SecureJoin(src, m.SubPath)
+			if err != nil {
+				return nil, fmt.Errorf("subPath %q: %w", m.SubPath, err)
+			}
+			src = joined
 			if v, _ := s.Volume(m.Volume); v != nil && v.Kind == VolumeEmptyDir {
 				// Kubernetes creates a missing subPath of a writable volume as a directory.
 				if err := os.MkdirAll(src, emptyDirMode); err != nil {

@@ -12,16 +12,22 @@
 //	LOG_EVERY       write a log line this often (a Go duration)
 //
 // Endpoints: / answers "MESSAGE (version VERSION)"; /healthz is 200 until /fail is
-// requested and again after /recover; /readyz is /healthz and READY_FILE; /env/NAME answers
-// the value of an environment variable and /file?path=P the content of a file (test knobs
-// that let tests see what the container was given; never deploy this app with real secrets).
+// requested (or SIGUSR1 received) and again after /recover (or SIGUSR2); /readyz is
+// /healthz and READY_FILE; /env/NAME answers the value of an environment variable and
+// /file?path=P the content of a file (test knobs that let tests see what the container was
+// given; never deploy this app with real secrets).
 //
 // On SIGTERM it logs, stops serving and exits 0.
+//
+// `hello -check URL` serves nothing: it GETs URL and exits 0 on a status in [200,400), 1
+// otherwise, for exec probes. It waits as long as the server takes: the probe's timeout
+// bounds it.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log"
 	"net"
@@ -49,6 +55,11 @@ type config struct {
 
 func main() {
 	log.SetFlags(0)
+	checkURL := flag.String("check", "", "GET this URL and exit 0 if it answers 2xx or 3xx, 1 otherwise")
+	flag.Parse()
+	if *checkURL != "" {
+		os.Exit(check(http.DefaultClient, *checkURL))
+	}
 	cfg, err := configFromEnv(os.Getenv)
 	if err != nil {
 		log.Fatalf("hello: %v", err)
@@ -96,8 +107,24 @@ func configFromEnv(getenv func(string) string) (config, error) {
 // ballast keeps ALLOC_MB alive so the memory stays charged to the container.
 var ballast [][]byte
 
+// check is the -check mode: the exit code says whether url answers with success.
+func check(client *http.Client, url string) int {
+	resp, err := client.Get(url)
+	if err != nil {
+		log.Printf("hello: check: %v", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+		log.Printf("hello: check: GET %s: %s", url, resp.Status)
+		return 1
+	}
+	return 0
+}
+
 func run(cfg config) int {
-	sigs := make(chan os.Signal, 1)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	if cfg.ignoreSIGTERM {
 		signal.Ignore(syscall.SIGTERM)
 	} else {
@@ -113,7 +140,8 @@ func run(cfg config) int {
 		}
 		log.Printf("hello: allocated %d MiB", cfg.allocMB)
 	}
-	srv := &http.Server{Handler: newHandler(cfg), ReadHeaderTimeout: 5 * time.Second}
+	var failing atomic.Bool
+	srv := &http.Server{Handler: newHandler(cfg, &failing), ReadHeaderTimeout: 5 * time.Second}
 	if cfg.listen == "off" {
 		log.Printf("hello: serving nothing (LISTEN=off), version %s", cfg.version)
 	} else {
@@ -144,6 +172,11 @@ func run(cfg config) int {
 			log.Printf("hello: EXIT_AFTER reached, exiting with %d", cfg.exitCode)
 			return cfg.exitCode
 		case s := <-sigs:
+			if s == syscall.SIGUSR1 || s == syscall.SIGUSR2 {
+				failing.Store(s == syscall.SIGUSR1)
+				log.Printf("hello: got %v, failing: %v", s, failing.Load())
+				continue
+			}
 			log.Printf("hello: got %v, shutting down", s)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -155,8 +188,9 @@ func run(cfg config) int {
 	}
 }
 
-func newHandler(cfg config) http.Handler {
-	var failing atomic.Bool
+// newHandler serves the endpoints; failing is the health that /fail, /recover and the
+// USR signals set.
+func newHandler(cfg config, failing *atomic.Bool) http.Handler {
 	healthy := func() bool { return !failing.Load() }
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

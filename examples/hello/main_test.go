@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -67,7 +68,8 @@ func TestConfigFromEnv(t *testing.T) {
 func TestHandler(t *testing.T) {
 	ready := filepath.Join(t.TempDir(), "ready")
 	t.Setenv("HELLO_TEST_VAR", "from-env")
-	srv := httptest.NewServer(newHandler(config{message: "hi", version: "v7", readyFile: ready}))
+	var failing atomic.Bool
+	srv := httptest.NewServer(newHandler(config{message: "hi", version: "v7", readyFile: ready}, &failing))
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		t.Helper()
@@ -94,6 +96,8 @@ func TestHandler(t *testing.T) {
 		{path: "/readyz", wantCode: 500},
 		{path: "/recover", wantCode: 200},
 		{path: "/healthz", wantCode: 200},
+		{do: func() { failing.Store(true) }, path: "/healthz", wantCode: 500}, // what SIGUSR1 does
+		{do: func() { failing.Store(false) }, path: "/healthz", wantCode: 200},
 		{path: "/env/HELLO_TEST_VAR", wantCode: 200, wantBody: "from-env"},
 		{path: "/env/HELLO_NO_SUCH_VAR", wantCode: 404},
 		{do: func() { os.WriteFile(ready, []byte("content"), 0o600) }, path: "/file?path=" + ready, wantCode: 200, wantBody: "content"},
@@ -105,6 +109,37 @@ func TestHandler(t *testing.T) {
 		code, body := get(s.path)
 		if code != s.wantCode || s.wantBody != "" && body != s.wantBody {
 			t.Errorf("GET %s = %d %q, want %d %q", s.path, code, body, s.wantCode, s.wantBody)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+		case "/moved":
+			http.Redirect(w, r, "/ok", http.StatusFound)
+		default:
+			http.Error(w, "failing", http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	tests := []struct {
+		url  string
+		want int
+	}{
+		{srv.URL + "/ok", 0},
+		{srv.URL + "/moved", 0},
+		{srv.URL + "/fail", 1},
+		{closed.URL + "/ok", 1}, // connection refused
+		{"not a url", 1},
+	}
+	for _, tt := range tests {
+		if got := check(client, tt.url); got != tt.want {
+			t.Errorf("check(%s) = %d, want %d", tt.url, got, tt.want)
 		}
 	}
 }

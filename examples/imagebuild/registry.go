@@ -40,11 +40,13 @@ func StartRegistry(addr string) (*Registry, error) {
 	return r, nil
 }
 
-// Close stops the registry and waits for it.
+// Close stops the registry: it lets requests in flight finish for a moment, then closes
+// every connection, including idle keep-alive ones a client (a containerd) still holds.
 func (r *Registry) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	err := r.srv.Shutdown(ctx)
+	r.srv.Shutdown(ctx) // a timeout here only means Close below is less polite
+	err := r.srv.Close()
 	if serveErr := <-r.done; !errors.Is(serveErr, http.ErrServerClosed) {
 		err = errors.Join(err, serveErr)
 	}

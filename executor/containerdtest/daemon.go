@@ -11,13 +11,14 @@ package containerdtest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,8 +27,7 @@ import (
 
 	containerd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/namespaces"
-	"github.com/moby/sys/mountinfo"
-	"golang.org/x/sys/unix"
+	"github.com/shoalhq/shoal/executor/internal/mounts"
 )
 
 const (
@@ -230,7 +230,7 @@ func (d *Daemon) Close() error {
 	nsList := d.removeAllContainers()
 	errs = append(errs, d.terminate())
 	killed, err := d.killShims()
-	errs = append(errs, err, unmountUnder(d.Dir))
+	errs = append(errs, err, mounts.UnmountUnder(d.Dir))
 	removeCgroups(nsList, killed)
 	errs = append(errs, os.RemoveAll(d.Dir))
 	return errors.Join(errs...)
@@ -303,9 +303,18 @@ func (d *Daemon) killShims() ([]string, error) {
 		syscall.Kill(p.pid, syscall.SIGKILL)
 		if ns, id := argAfter(args, "-namespace"), argAfter(args, "-id"); ns != "" && id != "" {
 			cgroups = append(cgroups, filepath.Join(ns, id))
+			os.Remove(shimSocket(d.Socket, ns, id)) // a killed shim cannot remove its own
 		}
 	}
 	return cgroups, nil
+}
+
+// shimSocket is where a containerd 1.6/1.7 shim listens: containerd puts every daemon's
+// shim sockets in /run/containerd/s, named by a hash of the daemon's address, the
+// namespace and the container ID.
+func shimSocket(address, ns, id string) string {
+	sum := sha256.Sum256([]byte(filepath.Join(address, ns, id)))
+	return filepath.Join("/run/containerd/s", hex.EncodeToString(sum[:]))
 }
 
 // argAfter returns the argument following flag, or "".
@@ -351,22 +360,6 @@ func processes() ([]process, error) {
 		out = append(out, process{pid: pid, ppid: ppid, cmdline: string(cmdline)})
 	}
 	return out, nil
-}
-
-// unmountUnder detaches every mount below dir, deepest first.
-func unmountUnder(dir string) error {
-	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
-	if err != nil {
-		return err
-	}
-	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i].Mountpoint) > len(mounts[j].Mountpoint) })
-	var errs []error
-	for _, m := range mounts {
-		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", m.Mountpoint, err))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // removeCgroups removes the cgroups of containers whose shims were killed (runc would have

@@ -3,6 +3,8 @@ package containerdtest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,10 +27,16 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) {
-		// The image pushes leave keep-alive connections behind.
-		remote.DefaultTransport.(interface{ CloseIdleConnections() }).CloseIdleConnections()
-	}))
+	code := m.Run()
+	// The image pushes leave keep-alive connections behind.
+	remote.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines leaked:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // TestRestartKeepsContainers restarts the daemon under a running container, then closes it
@@ -63,6 +71,10 @@ func TestStartSweepsStaleDaemons(t *testing.T) {
 		t.Fatal(err)
 	}
 	task := runHello(t, stale)
+	socket := shimSocket(stale.Socket, "sweep", "hello")
+	if _, err := os.Stat(socket); err != nil {
+		t.Fatalf("the shim's socket is not where shimSocket says: %v", err)
+	}
 	stale.cmd.Process.Kill()
 	<-stale.exited
 	old := time.Now().Add(-2 * staleAfter)
@@ -71,6 +83,9 @@ func TestStartSweepsStaleDaemons(t *testing.T) {
 	}
 	fresh := New(t)
 	assertGone(t, stale, task)
+	if _, err := os.Stat(socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the killed shim's socket %s is left (%v)", socket, err)
+	}
 	if fresh.ping() != nil {
 		t.Error("the new daemon does not answer")
 	}

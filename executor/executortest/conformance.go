@@ -37,7 +37,8 @@ const waitFor = 30 * time.Second
 // RunConformance checks that a Runtime keeps the executor.Runtime contract: image pulls
 // and their errors, idempotent Start and Stop, graceful and forced stops, exit and OOM
 // events (and no OOM for a plain SIGKILL), restarts in place, adoption by a second
-// Runtime, several containers per instance, and logs.
+// Runtime, several containers per instance, logs, and commands run in containers (Exec)
+// with their exit codes, deadlines and errors.
 func RunConformance(t *testing.T, h Harness) {
 	tests := []struct {
 		name string
@@ -55,6 +56,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"SeveralContainers", testSeveralContainers},
 		{"Logs", testLogs},
 		{"EventsEndWithContext", testEventsEnd},
+		{"Exec", testExec},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, h) })
@@ -372,6 +374,77 @@ func testEventsEnd(t *testing.T, h Harness) {
 		case <-timeout:
 			t.Fatal("the event channel stayed open after its context ended")
 		}
+	}
+}
+
+// testExec runs the hello image's health check in its container: its exit code follows
+// the app's health (SIGUSR1 fails it, SIGUSR2 heals it), a check against a frozen app
+// (SIGSTOP) is killed at the deadline, and none of it counts as the container's exit.
+func testExec(t *testing.T, h Harness) {
+	rt := h.New(t)
+	ctx := context.Background()
+	events := rt.Events(ctx)
+	spec := hello(t, h, "checked-0")
+	start(t, rt, spec)
+	waitLog(t, rt, spec.ID, "app", "hello: listening")
+	app := container(t, rt, spec.ID, "app")
+	check := []string{"/hello", "-check", "http://" + spec.Containers[0].Env[0].Value + "/healthz"} // Env[0] is LISTEN
+
+	waitExit(t, rt, spec.ID, check, 0)
+	h.Kill(t, rt, app, syscall.SIGUSR1)
+	waitExit(t, rt, spec.ID, check, 1)
+	h.Kill(t, rt, app, syscall.SIGUSR2)
+	waitExit(t, rt, spec.ID, check, 0)
+
+	h.Kill(t, rt, app, syscall.SIGSTOP)
+	deadline, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	began := time.Now()
+	code, err := rt.Exec(deadline, spec.ID, "app", check)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Exec against a frozen app = %d, %v; want an error wrapping DeadlineExceeded", code, err)
+	}
+	if took := time.Since(began); took > waitFor/2 {
+		t.Errorf("Exec took %v after its deadline of 500ms: the command was not killed", took)
+	}
+	h.Kill(t, rt, app, syscall.SIGCONT)
+	waitExit(t, rt, spec.ID, check, 0)
+
+	if _, err := rt.Exec(ctx, spec.ID, "app", []string{"/no-such-command"}); err == nil {
+		t.Error("Exec of a command the image does not hold succeeded, want an error")
+	}
+	for _, target := range [][2]string{{"nope-0", "app"}, {spec.ID, "nope"}} {
+		if _, err := rt.Exec(ctx, target[0], target[1], check); !errors.Is(err, executor.ErrNotFound) {
+			t.Errorf("Exec in %s/%s = %v, want ErrNotFound", target[0], target[1], err)
+		}
+	}
+	h.Kill(t, rt, app, syscall.SIGKILL)
+	if exit := nextEvent(t, events, spec.ID, executor.EventExit); exit.PID != app.PID {
+		t.Errorf("first exit event = %+v, want the container's own (PID %d): an exec'd command's exit was reported", exit, app.PID)
+	}
+	if _, err := rt.Exec(ctx, spec.ID, "app", check); !errors.Is(err, executor.ErrNotRunning) {
+		t.Errorf("Exec in an exited container = %v, want ErrNotRunning", err)
+	}
+	stop(t, rt, spec.ID, time.Second)
+}
+
+// waitExit runs argv in the instance's app container until it exits with want: a signal
+// sent to the app a moment ago may not have been handled yet.
+func waitExit(t *testing.T, rt executor.Runtime, id string, argv []string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for {
+		code, err := rt.Exec(context.Background(), id, "app", argv)
+		if err != nil {
+			t.Fatalf("Exec %q: %v", argv, err)
+		}
+		if code == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Exec %q exits with %d, not %d, after %v", argv, code, want, waitFor)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -29,7 +29,9 @@ type FakeConfig struct {
 // Fake is an in-memory executor.Runtime. Its containers are goroutines running Programs;
 // it keeps everything a containerd would (images, containers, processes, exit statuses),
 // so a Reopen'd Fake adopts what another started. One goroutine owns that state; the
-// methods send it work.
+// methods send it work. It models processes, signals, exits, OOM kills, logs and
+// commands run by Exec (the Program answers them); it does not model volumes, networking,
+// resolv.conf or resource limits other than the memory limit.
 type Fake struct {
 	host *fakeHost
 }
@@ -113,6 +115,7 @@ type fakeContainer struct {
 type fakeProcess struct {
 	pid       uint32
 	signals   chan syscall.Signal
+	execs     chan *ExecCall
 	killed    chan struct{}
 	exited    chan struct{} // closed once status is StatusExited
 	wasKilled bool
@@ -255,6 +258,7 @@ func (s *fakeState) startProcess(c *fakeContainer) error {
 	p := &fakeProcess{
 		pid:     s.nextPID,
 		signals: make(chan syscall.Signal, 8),
+		execs:   make(chan *ExecCall),
 		killed:  make(chan struct{}),
 		exited:  make(chan struct{}),
 		log:     log,
@@ -269,6 +273,7 @@ func (s *fakeState) startProcess(c *fakeContainer) error {
 		Env:              env,
 		MemoryLimitBytes: c.spec.MemoryLimitBytes,
 		Signals:          p.signals,
+		Execs:            p.execs,
 		Killed:           p.killed,
 		Log:              log,
 	}
@@ -413,6 +418,58 @@ func (f *Fake) Restart(ctx context.Context, id, container string) error {
 		return derr
 	}
 	return err
+}
+
+// Exec implements executor.Runtime: the container's Program receives the command on
+// Process.Execs and answers it. A Program that does not read Execs (or is busy, as a
+// frozen process is) makes Exec wait until ctx ends.
+func (f *Fake) Exec(ctx context.Context, id, container string, argv []string) (int, error) {
+	code, err := f.exec(ctx, id, container, argv)
+	if err != nil {
+		return -1, fmt.Errorf("exec %q in %s/%s: %w", argv, id, container, err)
+	}
+	return code, nil
+}
+
+func (f *Fake) exec(ctx context.Context, id, container string, argv []string) (int, error) {
+	if len(argv) == 0 {
+		return -1, fmt.Errorf("%w: empty command", executor.ErrInvalidSpec)
+	}
+	var proc *fakeProcess
+	running := false
+	if err := f.host.do(ctx, func(s *fakeState) {
+		if c := s.containers[executor.RuntimeID(id, container)]; c != nil {
+			proc, running = c.proc, c.proc.status == executor.StatusRunning
+		}
+	}); err != nil {
+		return -1, err
+	}
+	switch {
+	case proc == nil:
+		return -1, executor.ErrNotFound
+	case !running:
+		return -1, executor.ErrNotRunning
+	}
+	call := &ExecCall{Argv: argv, result: make(chan execResult, 1)}
+	select {
+	case proc.execs <- call:
+	case <-proc.exited:
+		return -1, executor.ErrNotRunning
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	case <-f.host.quit:
+		return -1, ErrClosed
+	}
+	select {
+	case r := <-call.result:
+		return r.code, r.err
+	case <-proc.exited:
+		return -1, fmt.Errorf("the container's process ended while the command ran: %w", executor.ErrNotRunning)
+	case <-ctx.Done():
+		return -1, ctx.Err()
+	case <-f.host.quit:
+		return -1, ErrClosed
+	}
 }
 
 // List implements executor.Runtime.

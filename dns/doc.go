@@ -1,0 +1,38 @@
+// Package dns owns the cluster's name service: every node answers for every Service in the
+// cluster domain (default cluster.local) from an immutable Snapshot, forwards other names to
+// upstream resolvers, and writes the resolv.conf that containers use.
+//
+// Following CoreDNS's hosts plugin, parsing is separate from serving: NewSnapshot validates
+// the services the agent hands it and builds a read-only index (snapshot.go, pure); the
+// Server's ServeDNS answers from whichever Snapshot was last given to Swap, loaded through an
+// atomic pointer. The handler never waits on gossip, the agent or a lock; the only thing that
+// may wait is forwarding, which is bounded by a per-query timeout and a cap on concurrent
+// forwards (over the cap: SERVFAIL at once).
+//
+// What is answered, after the Kubernetes DNS specification and CoreDNS's kubernetes plugin:
+//
+//   - SERVICE.NAMESPACE.svc.DOMAIN A/AAAA: the distinct addresses of the ready endpoints,
+//     rotated one step per query. Shoal has no virtual IPs, so every Service answers as
+//     Kubernetes answers a headless one. A non-headless Service with no ready endpoint
+//     answers NOERROR with no records (CoreDNS answers with the ClusterIP there: the name
+//     exists whatever the endpoints); a headless one answers NXDOMAIN, as CoreDNS and
+//     kube-dns do (kubernetes/dns#245).
+//   - INSTANCE.SERVICE.NAMESPACE.svc.DOMAIN A/AAAA, headless Services only: the ready
+//     instance's address.
+//   - _PORT._PROTO.SERVICE.NAMESPACE.svc.DOMAIN SRV for named ports: headless, one SRV per
+//     ready instance targeting its instance name; otherwise one SRV targeting the Service
+//     name (identical records per endpoint would be one RRset entry anyway). The targets'
+//     addresses go in the additional section.
+//   - PTR for a ready endpoint address: the instance name for headless Services, the Service
+//     name otherwise. Under host networking one address serves many names; the answer is
+//     the first in name order, one record, as CoreDNS gives one.
+//   - DOMAIN SOA and NS. Any other name in DOMAIN: NXDOMAIN with the SOA; a name that exists
+//     without the asked type (or only has names below it): NOERROR/NODATA with the SOA.
+//
+// Names are matched case-insensitively. Clients outside Config.AllowedNets are REFUSED, so
+// the server is never an open resolver. UDP answers larger than the client's buffer (512
+// bytes, or its EDNS0 size) are truncated with the TC bit set.
+//
+// The package imports only github.com/miekg/dns and the standard library; it never reads
+// gossip, the planner or containerd — the agent builds Snapshots and calls Swap.
+package dns

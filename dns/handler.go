@@ -1,0 +1,143 @@
+package dns
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+
+	"github.com/miekg/dns"
+)
+
+// advertisedUDPSize is the EDNS0 buffer size the server announces: the DNS flag day 2020
+// value, which avoids IP fragmentation on common paths.
+const advertisedUDPSize = 1232
+
+// ServeDNS answers one query: REFUSED for clients outside AllowedNets, an authoritative
+// answer from the current Snapshot for the cluster domain and known endpoint addresses,
+// and an upstream's answer (or SERVFAIL) for everything else. It is exported so that tests
+// can drive it with a recording dns.ResponseWriter; the Server's listeners call it too.
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	s.stats.queries.Add(1)
+	if r.Response {
+		return // never answer an answer: that is how reflection loops start
+	}
+	m := new(dns.Msg)
+	switch opt := r.IsEdns0(); {
+	case !s.allowed(w.RemoteAddr()):
+		s.stats.refused.Add(1)
+		s.reply(w, r, m.SetRcode(r, dns.RcodeRefused))
+		return
+	case r.Opcode != dns.OpcodeQuery:
+		s.reply(w, r, m.SetRcode(r, dns.RcodeNotImplemented))
+		return
+	case len(r.Question) != 1:
+		s.reply(w, r, m.SetRcode(r, dns.RcodeFormatError))
+		return
+	case opt != nil && opt.Version() != 0:
+		s.reply(w, r, m.SetRcode(r, dns.RcodeBadVers)) // RFC 6891 6.1.3
+		return
+	}
+
+	snap := s.snapshot.Load()
+	res, ours := snap.lookup(r.Question[0], s.ttl, s.turn.Add(1))
+	if !ours {
+		s.forward(w, r)
+		return
+	}
+	m.SetReply(r)
+	m.Authoritative = true
+	m.RecursionAvailable = s.forwarder != nil
+	m.Rcode = res.rcode
+	m.Answer, m.Extra = res.answer, res.extra
+	if res.soa {
+		m.Ns = []dns.RR{snap.soa(snap.domain, s.ttl)}
+	}
+	switch res.rcode {
+	case dns.RcodeSuccess:
+		s.stats.answered.Add(1)
+	case dns.RcodeNameError:
+		s.stats.nxdomain.Add(1)
+	case dns.RcodeRefused:
+		s.stats.refused.Add(1)
+	}
+	s.reply(w, r, m)
+}
+
+// forward relays r to the upstreams and writes their answer, SERVFAIL when none answers
+// in time or too many forwards are in flight, or REFUSED when there are no upstreams.
+func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg) {
+	if s.forwarder == nil {
+		s.stats.refused.Add(1)
+		s.reply(w, r, new(dns.Msg).SetRcode(r, dns.RcodeRefused))
+		return
+	}
+	network := "udp"
+	if !isUDP(w) {
+		network = "tcp"
+	}
+	resp, err := s.forwarder.exchange(s.lifetime, r, network)
+	if err != nil {
+		if errors.Is(err, errOverCap) {
+			s.stats.forwardOverCap.Add(1)
+		} else {
+			s.stats.forwardFailed.Add(1)
+			s.log.Debug("dns: forward failed", "name", r.Question[0].Name, "err", err)
+		}
+		m := new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
+		m.RecursionAvailable = true
+		s.reply(w, r, m)
+		return
+	}
+	s.stats.forwarded.Add(1)
+	s.reply(w, r, resp)
+}
+
+// reply completes m for the client that sent req — EDNS0 OPT when req had one, truncation
+// to the client's UDP buffer — and writes it.
+func (s *Server) reply(w dns.ResponseWriter, req, m *dns.Msg) {
+	size := dns.MaxMsgSize
+	if isUDP(w) {
+		size = dns.MinMsgSize
+	}
+	if opt := req.IsEdns0(); opt != nil {
+		if m.IsEdns0() == nil { // a forwarded answer brings its upstream's OPT
+			m.SetEdns0(advertisedUDPSize, opt.Do())
+		}
+		if isUDP(w) {
+			size = max(int(opt.UDPSize()), dns.MinMsgSize)
+		}
+	}
+	truncated := m.Truncated
+	m.Truncate(size)
+	if m.Truncated && !truncated {
+		s.stats.truncated.Add(1)
+	}
+	if err := w.WriteMsg(m); err != nil {
+		s.log.Debug("dns: write reply", "client", w.RemoteAddr(), "err", err)
+	}
+}
+
+// allowed reports whether a client at addr may use the server.
+func (s *Server) allowed(addr net.Addr) bool {
+	var ip netip.Addr
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		ip = a.AddrPort().Addr()
+	case *net.TCPAddr:
+		ip = a.AddrPort().Addr()
+	default:
+		return false
+	}
+	ip = ip.Unmap().WithZone("")
+	for _, p := range s.allowedNets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func isUDP(w dns.ResponseWriter) bool {
+	_, ok := w.RemoteAddr().(*net.UDPAddr)
+	return ok
+}

@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// testNet is a small network of test hosts: a hub namespace holding a bridge, one network
+// namespace per node wired to it by a veth pair, and a veth from the test's own namespace
+// so that the test reaches every node's address. Everything is created by the test under
+// unique names in 10.201.K.0/24 and removed when it ends; host-wide settings are not touched.
+type testNet struct {
+	t      testing.TB
+	prefix string // name prefix of every namespace and link
+	subnet string // "10.201.K"
+	hub    string // hub namespace
+	nodes  []string
+}
+
+var netCounter atomic.Int32
+
+func newTestNet(t testing.TB) *testNet {
+	t.Helper()
+	k := 10 + int(netCounter.Add(1))%200
+	n := &testNet{t: t, prefix: fmt.Sprintf("sh%d%d", os.Getpid()%10000, k), subnet: fmt.Sprintf("10.201.%d", k)}
+	n.hub = n.prefix + "hub"
+	t.Cleanup(n.close)
+	n.ip("netns", "add", n.hub)
+	n.ipIn(n.hub, "link", "set", "lo", "up")
+	n.ipIn(n.hub, "link", "add", "br0", "type", "bridge")
+	n.ipIn(n.hub, "link", "set", "br0", "up")
+	// The test's own leg: host side keeps .254.
+	n.ip("link", "add", n.prefix+"h", "type", "veth", "peer", "name", n.prefix+"hp")
+	n.ip("link", "set", n.prefix+"hp", "netns", n.hub)
+	n.ipIn(n.hub, "link", "set", n.prefix+"hp", "master", "br0", "up")
+	n.ip("addr", "add", n.subnet+".254/24", "dev", n.prefix+"h")
+	n.ip("link", "set", n.prefix+"h", "up")
+	return n
+}
+
+// addNode creates node i's namespace (address subnet.i) and returns the namespace name.
+func (n *testNet) addNode(i int) string {
+	n.t.Helper()
+	ns := fmt.Sprintf("%sn%d", n.prefix, i)
+	inner, outer := ns+"i", ns+"o"
+	n.ip("netns", "add", ns)
+	n.ipIn(ns, "link", "set", "lo", "up")
+	n.ip("link", "add", inner, "type", "veth", "peer", "name", outer)
+	n.ip("link", "set", inner, "netns", ns)
+	n.ip("link", "set", outer, "netns", n.hub)
+	n.ipIn(n.hub, "link", "set", outer, "master", "br0", "up")
+	n.ipIn(ns, "addr", "add", n.addr(i)+"/24", "dev", inner)
+	n.ipIn(ns, "link", "set", inner, "up")
+	n.nodes = append(n.nodes, ns)
+	return ns
+}
+
+// addr is node i's address.
+func (n *testNet) addr(i int) string { return fmt.Sprintf("%s.%d", n.subnet, i) }
+
+// nsPath is the path a node's containers join.
+func (n *testNet) nsPath(ns string) string { return "/var/run/netns/" + ns }
+
+// cut takes node i's link down (a partition); heal brings it back.
+func (n *testNet) cut(i int)  { n.ipIn(n.hub, "link", "set", fmt.Sprintf("%sn%do", n.prefix, i), "down") }
+func (n *testNet) heal(i int) { n.ipIn(n.hub, "link", "set", fmt.Sprintf("%sn%do", n.prefix, i), "up") }
+
+func (n *testNet) close() {
+	exec.Command("ip", "link", "del", n.prefix+"h").Run()
+	for _, ns := range n.nodes {
+		exec.Command("ip", "netns", "del", ns).Run()
+	}
+	exec.Command("ip", "netns", "del", n.hub).Run()
+}
+
+func (n *testNet) ip(args ...string) {
+	n.t.Helper()
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		n.t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func (n *testNet) ipIn(ns string, args ...string) { n.ip(append([]string{"-n", ns}, args...)...) }

@@ -1,0 +1,454 @@
+package gossip
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// ErrShutdown is returned by calls made after Shutdown.
+var ErrShutdown = errors.New("gossip: cluster is shut down")
+
+// ErrInvalidInstance is returned (wrapped) by SetInstances for a list it
+// cannot publish: an empty or duplicate ID, or an instance whose delta does
+// not fit one gossip packet.
+var ErrInvalidInstance = errors.New("gossip: invalid instance")
+
+// Meta is what a node publishes about itself in its memberlist metadata.
+type Meta struct {
+	// Labels are the node's labels (kubernetes.io/hostname, topology.kubernetes.io/zone, …).
+	Labels map[string]string
+	// MilliCPU is the allocatable CPU in thousandths of a core.
+	MilliCPU int64
+	// MemoryBytes is the allocatable memory in bytes.
+	MemoryBytes int64
+	// Revision is the Git commit the node has applied.
+	Revision string
+	// APIAddr is the node's HTTP API, "host:port", for tools.
+	APIAddr string
+	// DNSAddr is the node's DNS server, "host:port".
+	DNSAddr string
+}
+
+// NodeInfo is one member as seen through gossip.
+type NodeInfo struct {
+	// Name is the member's NodeName.
+	Name string
+	// Addr is the member's advertised IP address.
+	Addr string
+	// Labels, MilliCPU, MemoryBytes, Revision, APIAddr and DNSAddr come from
+	// the member's Meta.
+	Labels      map[string]string
+	MilliCPU    int64
+	MemoryBytes int64
+	Revision    string
+	APIAddr     string
+	DNSAddr     string
+	// Alive is false for a member that failed or left; it stays listed for
+	// Config.DeadRetention.
+	Alive bool
+}
+
+// Port is one named port of an instance.
+type Port struct {
+	Name     string
+	Port     int32
+	Protocol string
+}
+
+// InstanceInfo is the state of one instance (container) as published by the
+// node that runs it.
+type InstanceInfo struct {
+	// ID identifies the instance; it is unique on its node.
+	ID        string
+	Namespace string
+	Workload  string
+	// Node is the name of the node that runs the instance.
+	Node string
+	// SpecHash identifies the spec the instance was started from.
+	SpecHash string
+	Ready    bool
+	Running  bool
+	// Addr is the instance's IP address.
+	Addr  string
+	Ports []Port
+}
+
+// View is an immutable snapshot of the cluster as this node sees it. Callers
+// must not modify it: the slices and maps are shared with other callers.
+type View struct {
+	// Nodes lists every known member, sorted by name, including failed or
+	// departed ones for Config.DeadRetention (Alive=false).
+	Nodes []NodeInfo
+	// Instances lists the instances of alive members only, sorted by
+	// namespace, workload, ID and node.
+	Instances []InstanceInfo
+}
+
+// Cluster is this node's membership in a gossip cluster.
+//
+// Concurrency: memberlist calls the delegates (delegate.go) from its own
+// goroutines; they and the public methods share the state below under mu, held
+// only for map updates and never while calling into memberlist (memberlist
+// holds its own lock while calling the event delegate, so the lock order is
+// always memberlist → mu). One goroutine, run, owns joining, re-publishing
+// metadata and pruning dead members; Shutdown stops it.
+type Cluster struct {
+	cfg   Config
+	epoch int64 // this process's start time, see store
+	log   *slog.Logger
+	ml    *memberlist.Memberlist
+	queue *memberlist.TransmitLimitedQueue
+
+	changes chan struct{} // buffer 1: the view changed
+	publish chan struct{} // buffer 1: our metadata changed, re-announce it
+	stop    chan struct{}
+	done    chan struct{}
+
+	meta  atomic.Pointer[[]byte] // encoded Meta, read by memberlist via NodeMeta
+	alive atomic.Int32           // alive members including us, for retransmit limits
+
+	mu        sync.Mutex
+	store     *store
+	members   map[string]*member
+	localMeta Meta
+	view      *View // cached Snapshot; nil when something changed
+
+	lifeMu   sync.Mutex
+	left     atomic.Bool
+	shutdown bool
+}
+
+type member struct {
+	info  NodeInfo
+	since time.Time // when it was last seen to die or leave
+}
+
+// maxQueuedDeltas bounds the broadcast queue; beyond it the oldest deltas are
+// dropped and left to push/pull, which repairs any lost delta.
+const maxQueuedDeltas = 4096
+
+// pruneEvery is how often dead members past DeadRetention are dropped.
+const pruneEvery = time.Second
+
+// Start validates cfg, binds the gossip ports and starts joining cfg.Seeds in
+// the background; it does not wait for a seed to answer. ctx bounds Start
+// only: the Cluster runs until Shutdown.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("gossip: start: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	epoch := time.Now().UnixNano()
+	meta, err := encodeMeta(epoch, cfg.Meta)
+	if err != nil {
+		return nil, err
+	}
+	mlc, err := cfg.memberlistConfig()
+	if err != nil {
+		return nil, err
+	}
+
+	c := &Cluster{
+		cfg:       cfg,
+		epoch:     epoch,
+		log:       cfg.logger().With("node", cfg.NodeName),
+		changes:   make(chan struct{}, 1),
+		publish:   make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+		store:     newStore(cfg.NodeName, epoch),
+		members:   map[string]*member{},
+		localMeta: cloneMeta(cfg.Meta),
+	}
+	c.meta.Store(&meta)
+	c.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes:       func() int { return max(1, int(c.alive.Load())) },
+		RetransmitMult: cfg.RetransmitMult,
+	}
+	mlc.Delegate = (*delegate)(c)
+	mlc.Events = (*delegate)(c)
+
+	// Create calls the delegates (NotifyJoin for ourselves), so c must be
+	// complete before it.
+	ml, err := memberlist.Create(mlc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: start memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
+	}
+	c.ml = ml
+	c.log.Info("gossip: started", "addr", c.Addr(), "encrypted", len(cfg.SecretKeys) > 0, "seeds", cfg.Seeds)
+	go c.run()
+	return c, nil
+}
+
+// Addr returns the advertised "ip:port" of this node, for other nodes' Seeds.
+func (c *Cluster) Addr() string { return c.ml.LocalNode().Address() }
+
+// Changes delivers a value whenever the view may have changed. It is
+// coalescing (buffer 1, never blocks a sender): after a receive, call Snapshot
+// for the latest state. It is never closed.
+func (c *Cluster) Changes() <-chan struct{} { return c.changes }
+
+// Snapshot returns the current view. It is cheap when nothing changed.
+func (c *Cluster) Snapshot() View {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.view == nil {
+		v := c.buildViewLocked()
+		c.view = &v
+	}
+	return *c.view
+}
+
+func (c *Cluster) buildViewLocked() View {
+	nodes := make([]NodeInfo, 0, len(c.members))
+	for _, m := range c.members {
+		nodes = append(nodes, m.info)
+	}
+	slices.SortFunc(nodes, func(a, b NodeInfo) int { return cmp.Compare(a.Name, b.Name) })
+	return View{
+		Nodes:     nodes,
+		Instances: c.store.instances(c.aliveLocked),
+	}
+}
+
+func (c *Cluster) aliveLocked(name string) bool {
+	m := c.members[name]
+	return m != nil && m.info.Alive
+}
+
+// changedLocked drops the cached view; call notify after unlocking.
+func (c *Cluster) changedLocked() { c.view = nil }
+
+// notify tells the consumer the view changed without ever waiting for it.
+func (c *Cluster) notify() {
+	select {
+	case c.changes <- struct{}{}:
+	default:
+	}
+}
+
+// SetInstances replaces the list of instances this node runs. It diffs the
+// list against the previous one and gossips one delta per added, changed or
+// removed instance. Node is set to this node's name. The whole list is
+// rejected, and nothing changes, if an ID is empty or repeated or an instance
+// is too large for one gossip packet (about Config.UDPBufferSize − 64 bytes
+// encoded: ample for IDs, names, an address and a few dozen ports).
+func (c *Cluster) SetInstances(list []InstanceInfo) error {
+	seen := make(map[string]bool, len(list))
+	for _, inst := range list {
+		if inst.ID == "" {
+			return fmt.Errorf("%w: empty ID (namespace %q, workload %q)", ErrInvalidInstance, inst.Namespace, inst.Workload)
+		}
+		if seen[inst.ID] {
+			return fmt.Errorf("%w: duplicate ID %q", ErrInvalidInstance, inst.ID)
+		}
+		seen[inst.ID] = true
+		probe := delta{Owner: c.cfg.NodeName, Epoch: -1 << 63, Record: record{Counter: 1 << 63, Info: inst}}
+		if n := len(encodeDelta(probe)); n > c.cfg.maxDeltaBytes() {
+			return fmt.Errorf("%w: %q encodes to %d bytes, limit %d", ErrInvalidInstance, inst.ID, n, c.cfg.maxDeltaBytes())
+		}
+	}
+
+	c.mu.Lock()
+	deltas := c.store.setLocal(list)
+	if len(deltas) > 0 {
+		c.changedLocked()
+	}
+	c.mu.Unlock()
+
+	for _, d := range deltas {
+		c.queue.QueueBroadcast(newDeltaBroadcast(d, encodeDelta(d)))
+	}
+	if len(deltas) > 0 {
+		c.trimQueue()
+		c.notify()
+	}
+	return nil
+}
+
+func (c *Cluster) trimQueue() {
+	if c.queue.NumQueued() > maxQueuedDeltas {
+		c.queue.Prune(maxQueuedDeltas)
+	}
+}
+
+// UpdateNode replaces this node's metadata and re-announces it in the
+// background; it returns at once. It fails with ErrMetaTooLarge, changing
+// nothing, if the encoded metadata exceeds 512 bytes.
+func (c *Cluster) UpdateNode(m Meta) error {
+	buf, err := encodeMeta(c.epoch, m)
+	if err != nil {
+		return err
+	}
+	c.meta.Store(&buf)
+
+	c.mu.Lock()
+	c.localMeta = cloneMeta(m)
+	if self := c.members[c.cfg.NodeName]; self != nil {
+		self.info = nodeInfo(self.info.Name, self.info.Addr, c.localMeta, self.info.Alive)
+	}
+	c.changedLocked()
+	c.mu.Unlock()
+
+	select {
+	case c.publish <- struct{}{}:
+	default: // a publish is already pending; it will read the latest meta
+	}
+	c.notify()
+	return nil
+}
+
+// Leave announces that this node is leaving, so peers drop it (and its
+// instances) at once instead of waiting for failure detection. It waits up to
+// timeout for the announcement to be sent. Call Shutdown afterwards.
+func (c *Cluster) Leave(timeout time.Duration) error {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.shutdown {
+		return ErrShutdown
+	}
+	c.left.Store(true) // stop rejoining
+	if err := c.ml.Leave(timeout); err != nil {
+		return fmt.Errorf("gossip: leave: %w", err)
+	}
+	c.log.Info("gossip: left the cluster")
+	return nil
+}
+
+// Shutdown stops gossip without announcing it: peers detect the silence as a
+// failure (use Leave first for a graceful exit). It stops the background
+// goroutine and closes the sockets. It is safe to call more than once.
+func (c *Cluster) Shutdown() error {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.shutdown {
+		return nil
+	}
+	c.shutdown = true
+	close(c.stop)
+	<-c.done
+	if err := c.ml.Shutdown(); err != nil {
+		return fmt.Errorf("gossip: shutdown: %w", err)
+	}
+	return nil
+}
+
+// run owns joining, metadata re-announcement and pruning until Shutdown.
+func (c *Cluster) run() {
+	defer close(c.done)
+	backoff := c.cfg.JoinBackoffMin
+	joinTimer := time.NewTimer(0)
+	defer joinTimer.Stop()
+	prune := time.NewTicker(pruneEvery)
+	defer prune.Stop()
+
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.publish:
+			// UpdateNode waits until the alive message has been gossiped or
+			// the timeout passes; either way it stays queued for gossip.
+			if err := c.ml.UpdateNode(2 * c.cfg.ProbeInterval); err != nil {
+				c.log.Debug("gossip: metadata update still spreading", "err", err)
+			}
+		case <-joinTimer.C:
+			if c.alone() {
+				if c.joinSeeds() {
+					backoff = c.cfg.JoinBackoffMin
+				} else {
+					backoff = min(2*backoff, c.cfg.JoinBackoffMax)
+				}
+				joinTimer.Reset(backoff)
+			} else {
+				joinTimer.Reset(c.cfg.JoinBackoffMax)
+			}
+		case now := <-prune.C:
+			c.pruneDead(now)
+		}
+	}
+}
+
+// alone reports whether this node should (re)join: it knows no other alive
+// member and has not left.
+func (c *Cluster) alone() bool {
+	return len(c.cfg.Seeds) > 0 && !c.left.Load() && c.alive.Load() <= 1
+}
+
+// joinSeeds tries each seed in turn until one answers, checking for Shutdown
+// between attempts so that Shutdown waits for at most one TCPTimeout.
+func (c *Cluster) joinSeeds() bool {
+	self := c.Addr()
+	var errs []error
+	for _, seed := range c.cfg.Seeds {
+		if seed == self {
+			continue
+		}
+		select {
+		case <-c.stop:
+			return false
+		default:
+		}
+		if _, err := c.ml.Join([]string{seed}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		// Join merges the seed's member list before returning; a seed that
+		// only led back to ourselves (another name for our address) does not count.
+		if c.alive.Load() > 1 {
+			c.log.Info("gossip: joined", "seed", seed, "members", c.alive.Load())
+			return true
+		}
+	}
+	c.log.Info("gossip: join failed, retrying", "seeds", c.cfg.Seeds, "err", errors.Join(errs...))
+	return false
+}
+
+// pruneDead forgets members that have been dead or gone for DeadRetention,
+// with their instance state.
+func (c *Cluster) pruneDead(now time.Time) {
+	c.mu.Lock()
+	changed := false
+	for name, m := range c.members {
+		if !m.info.Alive && name != c.cfg.NodeName && now.Sub(m.since) >= c.cfg.DeadRetention {
+			delete(c.members, name)
+			c.store.forget(name)
+			changed = true
+		}
+	}
+	if changed {
+		c.changedLocked()
+	}
+	c.mu.Unlock()
+	if changed {
+		c.notify()
+	}
+}
+
+func nodeInfo(name, addr string, m Meta, alive bool) NodeInfo {
+	return NodeInfo{
+		Name: name, Addr: addr, Labels: m.Labels,
+		MilliCPU: m.MilliCPU, MemoryBytes: m.MemoryBytes,
+		Revision: m.Revision, APIAddr: m.APIAddr, DNSAddr: m.DNSAddr,
+		Alive: alive,
+	}
+}
+
+// cloneMeta copies the caller's labels so later edits to their map cannot
+// change a published View.
+func cloneMeta(m Meta) Meta {
+	m.Labels = maps.Clone(m.Labels)
+	return m
+}

@@ -1,0 +1,89 @@
+// Package gossip is Shoal's membership room: who is in the cluster, what each
+// node offers, and which instances each node runs, spread by
+// hashicorp/memberlist (SWIM gossip with Lifeguard).
+//
+// It owns: the memberlist configuration and its timing profiles (Config,
+// DefaultConfig, FastConfig, SafeConfig), the gossip keyring, node metadata
+// (Meta: labels, allocatable CPU and memory, applied revision, API and DNS
+// addresses), the dissemination of instance state (SetInstances), and the
+// membership view (Snapshot, Changes).
+//
+// It must not: import spec, planner or any other Shoal package (it defines
+// its own small types; the agent converts a View into a planner view), decide
+// anything about placement, or block inside a memberlist delegate (DESIGN
+// invariant 8: delegates update a map under a short mutex and signal Changes
+// with a non-blocking send; the consumer reads Snapshot when it likes).
+//
+// # Usage
+//
+//	cfg := gossip.DefaultConfig()
+//	cfg.NodeName = "node-a"
+//	cfg.Seeds = []string{"10.0.0.1:7946", "10.0.0.2:7946"}
+//	key, err := gossip.ParseKey(os.Getenv("SHOAL_GOSSIP_KEY"))
+//	cfg.SecretKeys = [][]byte{key}
+//	c, err := gossip.Start(ctx, cfg)
+//	defer c.Shutdown()
+//	c.SetInstances(mine)     // whenever this node's instances change
+//	<-c.Changes()            // then
+//	view := c.Snapshot()     // immutable, sorted
+//	c.Leave(2 * time.Second) // on SIGTERM, before Shutdown
+//
+// # Encryption keys
+//
+// Gossip is encrypted with AES-GCM and a key is required unless
+// Config.AllowPlaintext is set. Create a 32-byte (AES-256) key with
+//
+//	head -c 32 /dev/urandom | base64
+//
+// and give the same key to every node (ParseKey decodes it). Config.SecretKeys
+// is a keyring: the first key encrypts what this node sends, and every key is
+// tried on what it receives. Rotate without downtime in three rolling passes,
+// restarting (or reconfiguring) every node in each pass before the next:
+//
+//  1. add the new key after the old one: [old, new] — everyone still sends with old;
+//  2. make the new key first: [new, old] — nodes switch one by one, all accept both;
+//  3. drop the old key: [new].
+//
+// A node whose keys share nothing with the cluster cannot join: the seed
+// cannot decrypt its join request, and plaintext from a node without keys is
+// rejected.
+//
+// # Failure detection
+//
+// DefaultConfig declares a node that dies without leaving dead in about
+// 2–3 s with 3 nodes and 4–4.5 s with 100 (see DefaultConfig for the sum).
+// The profiles trade speed against false suspicion of a node that is only slow
+// (GC pause, CPU starvation, a lost packet):
+//
+//	profile  probe interval/timeout  suspicion mult  dead after, N=3   N=100    tolerates a stall of
+//	Fast     200ms / 100ms           3               ≈ 1 s             ≈ 1.5–2 s  ~0.2 s
+//	Default  500ms / 250ms           3               ≈ 2.3–2.6 s       ≈ 4–4.5 s  ~0.5 s
+//	Safe     1s / 500ms              4               ≈ 5–6 s           ≈ 9–10 s   ~1 s
+//
+// A graceful Leave reaches everyone within a few gossip intervals. A dead or
+// departed member stays in Snapshot with Alive=false for Config.DeadRetention
+// (default 1 minute, checked once a second), and its instances leave the
+// Snapshot the moment it is declared dead or leaves.
+//
+// # Instance state
+//
+// Each node is the only authority on its own instances. SetInstances diffs
+// the new list against the last one and gossips one small delta per changed
+// instance (piggybacked on probes and gossip packets through a
+// memberlist.TransmitLimitedQueue, each fitting one UDP packet). Every delta is
+// versioned (owner epoch = the owner process's start time, announced in its
+// node metadata; per-owner change counter), so late or reordered deltas are
+// ignored and a restarted node replaces what its previous run published as
+// soon as peers see its new metadata; receivers re-broadcast what was news.
+// Every PushPullInterval, memberlist's TCP push/pull exchanges the full state
+// — every owner's latest known records, not only the sender's own — which
+// repairs lost deltas, carries long lists to nodes that join late, and
+// converges even when two nodes only hear of each other through a third. See
+// store for the merge rule. The cost is one TCP exchange of about 100 bytes
+// per instance in the cluster per interval per node.
+//
+// Limits: node metadata must encode to at most 512 bytes (ErrMetaTooLarge);
+// an instance must encode to one packet (ErrInvalidInstance). A node whose
+// metadata cannot be decoded (a future, incompatible version) is listed
+// without labels and capacity, and its instances are ignored.
+package gossip

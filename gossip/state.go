@@ -1,0 +1,221 @@
+package gossip
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+)
+
+// store is the versioned instance table: for every owner (the node that runs
+// the instances) the latest version of each instance this node has heard of.
+// It is pure (no I/O, no clock) and not safe for concurrent use; Cluster
+// guards it with its mutex.
+//
+// Versions. Each owner numbers its changes with (Epoch, Counter). Epoch
+// identifies one run of the owner's process (its start time in nanoseconds);
+// it is not compared by order: the owner's node metadata carries its current
+// epoch, and memberlist delivers metadata ordered by its own incarnation
+// numbers, which it bumps when a restarted node refutes its old self. So a
+// restarted owner replaces what its previous run published as soon as peers
+// see its new metadata, whatever the wall clock did, and state stamped with
+// any other epoch is ignored. Counter increases by one per instance change.
+// Every record carries the Counter of the change that produced it, and
+// deletions leave a tombstone record, so a delta that arrives late or out of
+// order is ignored instead of resurrecting or reverting an instance.
+//
+// Floor. A push/pull state carries, per owner, a Floor: "every change up to
+// this Counter is reflected here". The owner's own state has Floor = its
+// latest Counter and no tombstones. So when a state with a higher Floor
+// arrives, any local record at or below that Floor which the state does not
+// mention was deleted in the meantime and is dropped, tombstones at or below
+// the Floor are no longer needed, and later deltas at or below it are stale.
+// This keeps tombstones bounded by the changes since the last full exchange
+// and makes merging correct whichever node relays an owner's state.
+type store struct {
+	self    string
+	counter uint64 // the latest Counter of our own changes
+	owners  map[string]*ownerRecord
+}
+
+type ownerRecord struct {
+	epoch   int64
+	floor   uint64
+	records map[string]record // by instance ID
+}
+
+func newStore(self string, epoch int64) *store {
+	return &store{
+		self:   self,
+		owners: map[string]*ownerRecord{self: {epoch: epoch, records: map[string]record{}}},
+	}
+}
+
+// setLocal replaces this node's own instance list and returns one delta per
+// instance that was added, changed or removed, in ID order. Node is set to the
+// store's own name. IDs must be unique (Cluster.SetInstances checks).
+func (s *store) setLocal(list []InstanceInfo) []delta {
+	own := s.owners[s.self]
+	var out []delta
+	emit := func(r record) {
+		s.counter++
+		r.Counter = s.counter
+		out = append(out, delta{Owner: s.self, Epoch: own.epoch, Record: r})
+		if r.Deleted {
+			delete(own.records, r.Info.ID)
+		} else {
+			own.records[r.Info.ID] = r
+		}
+	}
+
+	sorted := slices.Clone(list)
+	slices.SortFunc(sorted, func(a, b InstanceInfo) int { return cmp.Compare(a.ID, b.ID) })
+	keep := make(map[string]bool, len(sorted))
+	for _, inst := range sorted {
+		inst.Node = s.self
+		inst.Ports = slices.Clone(inst.Ports)
+		keep[inst.ID] = true
+		if old, ok := own.records[inst.ID]; ok && equalInstance(old.Info, inst) {
+			continue
+		}
+		emit(record{Info: inst})
+	}
+	for _, id := range slices.Sorted(maps.Keys(own.records)) {
+		if !keep[id] {
+			emit(record{Deleted: true, Info: InstanceInfo{ID: id, Node: s.self}})
+		}
+	}
+	own.floor = s.counter
+	return out
+}
+
+// owner returns the record for name if its current epoch is epoch.
+func (s *store) owner(name string, epoch int64) (*ownerRecord, bool) {
+	o := s.owners[name]
+	return o, o != nil && o.epoch == epoch && name != s.self
+}
+
+// observeEpoch records that owner now runs with epoch (learnt from its node
+// metadata); a new epoch drops the state of the previous run at once. It
+// reports whether anything changed. Only owners observed here (and this node)
+// have state: deltas and push/pull records about others are ignored.
+func (s *store) observeEpoch(owner string, epoch int64) bool {
+	if owner == s.self {
+		return false
+	}
+	if o := s.owners[owner]; o != nil && o.epoch == epoch {
+		return false
+	}
+	s.owners[owner] = &ownerRecord{epoch: epoch, records: map[string]record{}}
+	return true
+}
+
+// applyDelta applies one gossiped change and reports whether it was news
+// (then it is worth re-broadcasting). Our own changes coming back are ignored:
+// this node is the authority on its own instances.
+func (s *store) applyDelta(d delta) bool {
+	o, ok := s.owner(d.Owner, d.Epoch)
+	return ok && o.apply(d.Record)
+}
+
+// apply stores r unless a change at least as new is already reflected.
+func (o *ownerRecord) apply(r record) bool {
+	if r.Counter <= o.floor {
+		return false
+	}
+	if cur, ok := o.records[r.Info.ID]; ok && cur.Counter >= r.Counter {
+		return false
+	}
+	o.records[r.Info.ID] = r
+	return true
+}
+
+// mergeState merges a push/pull state (from any node, about any owners) and
+// reports whether anything changed.
+func (s *store) mergeState(states []ownerState) bool {
+	changed := false
+	for _, st := range states {
+		if o, ok := s.owner(st.Owner, st.Epoch); ok && o.merge(st) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+func (o *ownerRecord) merge(st ownerState) bool {
+	changed := false
+	mentioned := make(map[string]bool, len(st.Records))
+	for _, r := range st.Records {
+		mentioned[r.Info.ID] = true
+		if o.apply(r) {
+			changed = true
+		}
+	}
+	if st.Floor <= o.floor {
+		return changed
+	}
+	for id, r := range o.records {
+		if r.Counter > st.Floor {
+			continue // newer than the snapshot: keep
+		}
+		if !mentioned[id] && !r.Deleted {
+			changed = true // deleted at or before st.Floor
+		}
+		if !mentioned[id] || r.Deleted {
+			delete(o.records, id)
+		}
+	}
+	o.floor = st.Floor
+	return changed
+}
+
+// forget drops everything known about owner (it left the member list).
+func (s *store) forget(owner string) bool {
+	if owner == s.self || s.owners[owner] == nil {
+		return false
+	}
+	delete(s.owners, owner)
+	return true
+}
+
+// export returns the full state for push/pull: every owner's records,
+// tombstones included, sorted for a stable encoding.
+func (s *store) export() []ownerState {
+	out := make([]ownerState, 0, len(s.owners))
+	for _, name := range slices.Sorted(maps.Keys(s.owners)) {
+		o := s.owners[name]
+		st := ownerState{Owner: name, Epoch: o.epoch, Floor: o.floor, Records: make([]record, 0, len(o.records))}
+		for _, id := range slices.Sorted(maps.Keys(o.records)) {
+			st.Records = append(st.Records, o.records[id])
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// instances returns the live instances of the owners include accepts, sorted
+// by namespace, workload, ID and node. The values share Ports slices with the
+// store, which never mutates a stored record in place.
+func (s *store) instances(include func(owner string) bool) []InstanceInfo {
+	var out []InstanceInfo
+	for name, o := range s.owners {
+		if !include(name) {
+			continue
+		}
+		for _, r := range o.records {
+			if !r.Deleted {
+				out = append(out, r.Info)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b InstanceInfo) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Workload, b.Workload),
+			cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node))
+	})
+	return out
+}
+
+func equalInstance(a, b InstanceInfo) bool {
+	return a.ID == b.ID && a.Namespace == b.Namespace && a.Workload == b.Workload &&
+		a.Node == b.Node && a.SpecHash == b.SpecHash && a.Ready == b.Ready &&
+		a.Running == b.Running && a.Addr == b.Addr && slices.Equal(a.Ports, b.Ports)
+}
