@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/planner"
 	"github.com/shoalhq/shoal/spec"
 	"github.com/shoalhq/shoal/sync"
@@ -23,10 +24,13 @@ type Agent struct {
 	log       *slog.Logger
 	revisions <-chan sync.Event
 	results   chan result
-	sem       chan struct{}
-	workers   gosync.WaitGroup
-	status    atomic.Pointer[Status]
-	running   atomic.Bool
+	// probeResults carries probe verdicts from the instances' probers to the loop.
+	probeResults chan executor.ProbeResult
+	sem          chan struct{}
+	workers      gosync.WaitGroup
+	status       atomic.Pointer[Status]
+	running      atomic.Bool
+	cluster      Cluster // nil: this node plans for itself alone
 
 	// Owned by the Run goroutine.
 	desired   *spec.Desired
@@ -38,6 +42,10 @@ type Agent struct {
 	listing   bool // a listing is in flight
 	listDue   bool // another listing was asked for while one was in flight
 	placement planner.Placement
+	lastView  gossip.View // the gossip snapshot the last plan used
+	// What was last published to the cluster, to publish only changes.
+	published     []gossip.InstanceInfo
+	publishedMeta gossip.Meta
 }
 
 // result is what a worker reports back to the loop.
@@ -64,7 +72,7 @@ const (
 
 // New returns an agent that runs instances on rt for the revisions that arrive on
 // revisions (a sync.Poller's Events).
-func New(cfg Config, rt executor.Runtime, revisions <-chan sync.Event) (*Agent, error) {
+func New(cfg Config, rt executor.Runtime, revisions <-chan sync.Event, opts ...Option) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -72,14 +80,18 @@ func New(cfg Config, rt executor.Runtime, revisions <-chan sync.Event) (*Agent, 
 		return nil, errors.New("agent: a runtime and a revision channel are required")
 	}
 	a := &Agent{
-		cfg:       cfg,
-		rt:        rt,
-		planner:   planner.New(spec.InstanceHash),
-		log:       cfg.Logger.With("node", cfg.NodeName),
-		revisions: revisions,
-		results:   make(chan result, 64),
-		sem:       make(chan struct{}, cfg.MaxParallelActions),
-		instances: map[string]*instance{},
+		cfg:          cfg,
+		rt:           rt,
+		planner:      planner.New(spec.InstanceHash),
+		log:          cfg.Logger.With("node", cfg.NodeName),
+		revisions:    revisions,
+		results:      make(chan result, 64),
+		probeResults: make(chan executor.ProbeResult, 64),
+		sem:          make(chan struct{}, cfg.MaxParallelActions),
+		instances:    map[string]*instance{},
+	}
+	for _, o := range opts {
+		o(a)
 	}
 	a.publish(time.Now())
 	return a, nil
@@ -96,6 +108,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		return errors.New("agent: Run called twice")
 	}
 	defer a.workers.Wait()
+	defer func() {
+		for _, in := range a.instances {
+			a.stopProbes(in)
+		}
+	}()
 	events := a.rt.Events(ctx)
 	resync := time.NewTicker(a.cfg.ResyncInterval)
 	defer resync.Stop()
@@ -103,6 +120,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer wake.Stop()
 	a.list(ctx)
 	revisions := a.revisions
+	var changes <-chan struct{}
+	if a.cluster != nil {
+		changes = a.cluster.Changes()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -123,6 +144,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.onEvent(ev, time.Now())
 		case r := <-a.results:
 			a.onResult(ctx, r, time.Now())
+		case r := <-a.probeResults:
+			a.onProbe(r, time.Now())
+		case <-changes: // the plan below reads the new snapshot
 		case <-resync.C:
 			a.list(ctx)
 		case <-wake.C:
@@ -130,6 +154,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		now := time.Now()
 		a.reconcile(ctx, now)
 		a.publish(now)
+		a.publishCluster(now)
 		wake.Reset(a.nextWake(now))
 	}
 }
@@ -175,11 +200,11 @@ func (a *Agent) onEvent(ev executor.Event, now time.Time) {
 			return // our own start or restart is replacing it
 		}
 		a.log.Warn("instance removed outside Shoal; it will be started again", "instance", in.id, "container", ev.Container)
-		delete(a.instances, in.id)
+		a.forget(in)
 	case executor.EventExit:
 		c := in.containers[ev.Container]
-		if c == nil || in.busy {
-			return
+		if c == nil || in.busy || !ev.Time.IsZero() && ev.Time.Before(c.startedAt) {
+			return // ours (a restart in flight), or the end of a task already replaced
 		}
 		a.crashed(in, c, ev.ExitCode, ev.OOMKilled, ev.Time, now)
 	}
@@ -230,20 +255,25 @@ func (a *Agent) onResult(ctx context.Context, r result, now time.Time) {
 			a.log.Error("stop failed; will retry", "instance", in.id, "err", r.err)
 			return
 		}
-		delete(a.instances, in.id)
+		a.forget(in)
 	case actionRestart:
 		c := in.containers[r.container]
 		if r.err != nil {
 			if errors.Is(r.err, executor.ErrNotFound) {
-				delete(a.instances, in.id)
+				a.forget(in)
 				return
 			}
 			a.log.Error("restart failed", "instance", in.id, "container", r.container, "err", r.err)
 			a.crashed(in, c, -1, false, now, now)
 			return
 		}
-		c.status, c.restartAt, c.startedAt = executor.StatusRunning, time.Time{}, now
+		c.status, c.restartAt, c.startedAt, c.pid = executor.StatusRunning, time.Time{}, now, 0
 		c.restarts++
+		a.list(ctx) // learn the new PID
+		if in.prober != nil {
+			c.ready = !c.hasReadiness && !c.hasStartup
+			in.prober.RestartContainer(c.name)
+		}
 		if in.allRunning() {
 			in.runningSince = now
 		}
@@ -261,6 +291,9 @@ func (a *Agent) onStarted(ctx context.Context, in *instance, err error, pulled, 
 		in.runningSince = now
 		if a.desired != nil && in.revision == a.desired.Revision.Commit {
 			a.stage("pulled", pulled)
+		}
+		if in.spec != nil {
+			a.startProbes(ctx, in, *in.spec)
 		}
 		a.list(ctx) // learn the PIDs
 		return
@@ -301,7 +334,7 @@ func (a *Agent) applyListing(states []executor.InstanceState, began, now time.Ti
 	for id, in := range a.instances {
 		if !seen[id] && in.created && !in.busy && !in.changed.After(began) {
 			a.log.Warn("instance vanished from the runtime; it will be started again", "instance", id)
-			delete(a.instances, id)
+			a.forget(in)
 		}
 	}
 	a.adopted = true

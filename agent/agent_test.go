@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	gosync "sync"
+	"syscall"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -440,4 +441,48 @@ func TestChangedConfigMapReplacesInstances(t *testing.T) {
 		w := workload(st, "web")
 		return readyWith("web", 1, "hello:v1")(st) && w.Instances[0].ID != oldID
 	})
+}
+
+func TestProbesGateReadinessAndRestartOnLivenessFailure(t *testing.T) {
+	h := newHarness(t, nil)
+	probes := `        readinessProbe:
+          exec: {command: [/hello, -check, "http://127.0.0.1:8080/readyz"]}
+          periodSeconds: 1
+          failureThreshold: 1
+`
+	h.push(map[string]string{"web.yaml": deployment("web", "hello:v1", 1, probes)})
+	st := h.waitFor("ready through its probe", readyWith("web", 1, "hello:v1"))
+	pid := workload(st, "web").Instances[0].Containers[0].PID
+	if pid == 0 {
+		st = h.waitFor("a PID", func(st *Status) bool { return workload(st, "web").Instances[0].Containers[0].PID != 0 })
+		pid = workload(st, "web").Instances[0].Containers[0].PID
+	}
+	if err := h.fake.Kill(pid, syscall.SIGUSR1); err != nil { // the app starts failing its checks
+		t.Fatal(err)
+	}
+	h.waitFor("not ready after the readiness probe failed", func(st *Status) bool {
+		w := workload(st, "web")
+		return w.Ready == 0 && w.Instances[0].Phase == PhaseRunning
+	})
+	if err := h.fake.Kill(pid, syscall.SIGUSR2); err != nil { // and recovers
+		t.Fatal(err)
+	}
+	h.waitFor("ready again", readyWith("web", 1, "hello:v1"))
+
+	liveness := strings.Replace(probes, "readinessProbe", "livenessProbe", 1)
+	h.push(map[string]string{"live.yaml": deployment("live", "hello:v1", 1, liveness)})
+	st = h.waitFor("live running with a PID", func(st *Status) bool {
+		w := workload(st, "live")
+		return w != nil && w.Ready == 1 && w.Instances[0].Containers[0].PID != 0
+	})
+	if err := h.fake.Kill(workload(st, "live").Instances[0].Containers[0].PID, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	st = h.waitFor("restarted after the liveness probe failed", func(st *Status) bool {
+		w := workload(st, "live")
+		return w.Instances[0].Restarts == 1 && w.Ready == 1
+	})
+	if got := workload(st, "live").Instances[0].LastExit; !strings.HasPrefix(got, "liveness probe failed") {
+		t.Errorf("last exit %q, want the liveness failure", got)
+	}
 }

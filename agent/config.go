@@ -18,6 +18,11 @@ type Config struct {
 	Labels map[string]string
 	// Allocatable is what instances on this node may reserve by their requests.
 	Allocatable planner.Resources
+	// NodeAddr is the address this node's instances are reached at (host networking:
+	// the node's own address); it goes into gossip and DNS answers.
+	NodeAddr string
+	// APIAddr and DNSAddr are this node's HTTP API and DNS server, published for tools.
+	APIAddr, DNSAddr string
 	// ResyncInterval is how often the agent re-reads the runtime and reconciles even when
 	// nothing happened, to catch what an event missed.
 	ResyncInterval time.Duration
@@ -39,6 +44,7 @@ func DefaultConfig(node string) Config {
 	return Config{
 		NodeName:           node,
 		Labels:             map[string]string{planner.LabelHostname: node},
+		NodeAddr:           "127.0.0.1",
 		ResyncInterval:     30 * time.Second,
 		CrashBackoff:       executor.DefaultBackoff(),
 		StartBackoff:       executor.Backoff{Base: 2 * time.Second, Cap: 5 * time.Minute, ResetAfter: time.Hour},

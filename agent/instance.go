@@ -58,6 +58,11 @@ type instance struct {
 	// that is stale for this record.
 	changed    time.Time
 	containers map[string]*container
+	// spec is what the instance was started from (or, once adopted, resolved again);
+	// nil until known. The prober needs it.
+	spec *executor.InstanceSpec
+	// prober runs the instance's health probes; nil when it has none.
+	prober *executor.Prober
 }
 
 // container is the loop's record of one container of an instance.
@@ -71,6 +76,10 @@ type container struct {
 	backoff     executor.Backoff
 	// restartAt is when a restart is due; zero when none is scheduled.
 	restartAt time.Time
+	// ready is what the readiness (and startup) probes last said; true without probes.
+	ready bool
+	// hasReadiness and hasStartup say which gating probes the container has.
+	hasReadiness, hasStartup bool
 }
 
 // phase derives the status phase from the record at time now.
@@ -93,7 +102,7 @@ func (in *instance) phase(now time.Time) Phase {
 	if !in.allRunning() {
 		return PhaseRunning
 	}
-	if in.readyAt().After(now) {
+	if in.readyAt().After(now) || !in.probesReady() {
 		return PhaseRunning
 	}
 	return PhaseReady
@@ -106,6 +115,16 @@ func (in *instance) allRunning() bool {
 		}
 	}
 	return len(in.containers) > 0
+}
+
+// probesReady reports whether every container's readiness (and startup) probe passes.
+func (in *instance) probesReady() bool {
+	for _, c := range in.containers {
+		if !c.ready {
+			return false
+		}
+	}
+	return true
 }
 
 // readyAt is when a running instance becomes ready; zero when it does not run.
@@ -165,7 +184,7 @@ func fromState(s executor.InstanceState, now time.Time, crash executor.Backoff) 
 		created: true, changed: now, containers: map[string]*container{},
 	}
 	for _, cs := range s.Containers {
-		in.containers[cs.Name] = &container{name: cs.Name, image: cs.Image, backoff: crash}
+		in.containers[cs.Name] = &container{name: cs.Name, image: cs.Image, backoff: crash, ready: true}
 	}
 	in.apply(s, now)
 	return in

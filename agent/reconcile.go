@@ -35,15 +35,19 @@ func (a *Agent) reconcile(ctx context.Context, now time.Time) {
 	}
 	for _, in := range a.instances {
 		a.restartDue(ctx, in, now)
+		a.ensureProbes(ctx, in)
 	}
 	a.trackConvergence(now)
 }
 
-// view is the cluster as this node sees it: itself and its own instances.
+// view is the cluster as this node sees it: the members and instances gossip reports,
+// and itself with its own instances as the loop knows them.
 func (a *Agent) view() planner.View {
-	v := planner.View{Nodes: []planner.Node{{
+	var v planner.View
+	v.Nodes, v.Instances = a.clusterView()
+	v.Nodes = append(v.Nodes, planner.Node{
 		Name: a.cfg.NodeName, Labels: a.cfg.Labels, Allocatable: a.cfg.Allocatable, Alive: true,
-	}}}
+	})
 	for _, in := range a.instances {
 		if in.stopping {
 			continue
@@ -204,7 +208,7 @@ func (a *Agent) ensure(ctx context.Context, as planner.Assignment, count *worklo
 		containers:   map[string]*container{},
 	}
 	for _, c := range d.Spec.Template.Spec.Containers {
-		in.containers[c.Name] = &container{name: c.Name, image: c.Image, backoff: a.cfg.CrashBackoff}
+		in.containers[c.Name] = &container{name: c.Name, image: c.Image, backoff: a.cfg.CrashBackoff, ready: true}
 	}
 	a.instances[in.id] = in
 	if count != nil {
@@ -229,9 +233,10 @@ func (a *Agent) rollout(namespace, workload string) *planner.Rollout {
 // start resolves the instance against the desired state and hands it to a worker.
 func (a *Agent) start(ctx context.Context, in *instance, now time.Time) {
 	d := a.desired.Objects.Deployment(in.namespace, in.workload)
-	spec, err := executor.Resolve(a.desired.Objects, d, in.id, a.cfg.NodeName, in.revision)
+	spec, err := executor.Resolve(a.desired.Objects, d, in.id, a.cfg.NodeName, in.revision, a.resolveOptions(in.namespace)...)
 	if err == nil {
 		spec.GracePeriod = in.grace
+		in.spec = &spec
 	}
 	in.busy, in.changed = true, now
 	a.dispatch(ctx, func(ctx context.Context) result {
@@ -254,10 +259,11 @@ func (a *Agent) stop(ctx context.Context, in *instance, reason string) {
 		return
 	}
 	in.stopping, in.busy, in.changed = true, true, time.Now()
+	a.stopProbes(in)
 	a.log.Info("stopping instance", "instance", in.id, "reason", reason)
 	if !in.created {
 		in.busy = false
-		delete(a.instances, in.id) // nothing runs: a failed start leaves nothing behind
+		a.forget(in) // nothing runs: a failed start leaves nothing behind
 		return
 	}
 	id, grace := in.id, in.grace

@@ -18,8 +18,10 @@ type Status struct {
 	// Applied is the last revision whose instances on this node all ran ready.
 	Applied *spec.Revision `json:"applied,omitempty"`
 	// Converged is true when this node runs exactly its share of Desired, all ready.
-	Converged bool       `json:"converged"`
-	Sync      SyncStatus `json:"sync"`
+	Converged bool `json:"converged"`
+	// Nodes are the cluster's members as this node sees them (itself only without a cluster).
+	Nodes []NodeStatus `json:"nodes"`
+	Sync  SyncStatus   `json:"sync"`
 	// Timeline is when Desired went through each stage on this node:
 	// fetched, validated, planned, pulled, started, ready.
 	Timeline  []Stage          `json:"timeline,omitempty"`
@@ -44,7 +46,8 @@ type Stage struct {
 	Time time.Time `json:"time"`
 }
 
-// WorkloadStatus is one Deployment as this node sees it.
+// WorkloadStatus is one Deployment across the cluster, as this node sees it: its own
+// instances from the runtime, the others' from gossip.
 type WorkloadStatus struct {
 	Namespace string             `json:"namespace"`
 	Name      string             `json:"name"`
@@ -150,6 +153,7 @@ func (a *Agent) publish(now time.Time) {
 		Converged: a.converged(now),
 		Sync:      a.syncState,
 		Timeline:  append([]Stage(nil), a.timeline...),
+		Nodes:     a.nodeStatuses(),
 		Workloads: []WorkloadStatus{},
 	}
 	byKey := map[workloadKey]*WorkloadStatus{}
@@ -183,6 +187,16 @@ func (a *Agent) publish(now time.Time) {
 		}
 		w.Instances = append(w.Instances, is)
 	}
+	for _, in := range a.lastView.Instances {
+		if in.Node == a.cfg.NodeName {
+			continue
+		}
+		w := workload(in.Namespace, in.Workload)
+		if in.Ready {
+			w.Ready++
+		}
+		w.Instances = append(w.Instances, InstanceStatus{ID: in.ID, Node: in.Node, Phase: remotePhase(in), SpecHash: in.SpecHash})
+	}
 	for _, as := range a.placement.ForNode(a.cfg.NodeName) {
 		if a.instances[as.InstanceID] == nil {
 			w := workload(as.Namespace, as.Workload)
@@ -190,7 +204,10 @@ func (a *Agent) publish(now time.Time) {
 		}
 	}
 	for _, w := range byKey {
-		sort.Slice(w.Instances, func(i, j int) bool { return w.Instances[i].ID < w.Instances[j].ID })
+		sort.Slice(w.Instances, func(i, j int) bool {
+			x, y := w.Instances[i], w.Instances[j]
+			return x.ID < y.ID || x.ID == y.ID && x.Node < y.Node
+		})
 		st.Workloads = append(st.Workloads, *w)
 	}
 	sort.Slice(st.Workloads, func(i, j int) bool {

@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 			if err = goleak.Find(); err == nil || time.Now().After(deadline) {
 				break
 			}
+			fmt.Fprintf(os.Stderr, "DEBUGLEAK %s %v\n", time.Now().Format("15:04:05.000"), err)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: goroutines outlived the tests: %v\n", err)

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/shoalhq/shoal/agent"
 	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/planner"
 	"github.com/shoalhq/shoal/spec"
 	"github.com/shoalhq/shoal/sync"
@@ -44,6 +46,11 @@ type agentFlags struct {
 	logMaxBytes      int64
 	crashBackoffBase time.Duration
 	logLevel         string
+	gossipBind       string
+	advertise        string
+	join             []string
+	gossipKeyFile    string
+	gossipProfile    string
 }
 
 func newAgentCommand() *cobra.Command {
@@ -87,6 +94,11 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.Int64Var(&f.logMaxBytes, "log-max-bytes", 10<<20, "size over which a container log is rotated")
 	fl.DurationVar(&f.crashBackoffBase, "crash-backoff", 10*time.Second, "delay after the second crash in a row; doubles up to 5m")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&f.gossipBind, "gossip-bind", "0.0.0.0:7946", "address:port for gossip (UDP and TCP)")
+	fl.StringVar(&f.advertise, "advertise", "", "this node's address as others reach it (gossip, and instances under host networking); default: the gossip bind address, or the first private address")
+	fl.StringSliceVar(&f.join, "join", nil, "address:port of a node to join (repeatable); nodes may start in any order")
+	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file of base64 gossip keys, one a line, the first encrypts (or $SHOAL_GOSSIP_KEY, comma-separated); without keys the agent runs alone")
+	fl.StringVar(&f.gossipProfile, "gossip-profile", "default", "failure detection timings: fast, default (LAN) or safe")
 	return cmd
 }
 
@@ -139,6 +151,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 	for k, v := range labels {
 		cfg.Labels[k] = v
 	}
+	cfg.APIAddr = f.listen
 	if cfg.Allocatable, err = allocatable(f.cpu, f.memory); err != nil {
 		return &exitError{code: exitTrouble, err: err}
 	}
@@ -182,7 +195,27 @@ func runAgent(parent context.Context, f agentFlags) error {
 	}
 	defer rt.Close()
 
-	a, err := agent.New(cfg, rt, poller.Events())
+	var opts []agent.Option
+	keys, err := gossipKeys(f.gossipKeyFile)
+	if err != nil {
+		return &exitError{code: exitTrouble, err: err}
+	}
+	if len(keys) > 0 {
+		cluster, err := startCluster(ctx, f, &cfg, keys, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := cluster.Leave(5 * time.Second); err != nil {
+				log.Warn("leaving the cluster", "err", err)
+			}
+			cluster.Shutdown()
+		}()
+		opts = append(opts, agent.WithCluster(cluster))
+	} else {
+		log.Warn("no gossip key (SHOAL_GOSSIP_KEY or --gossip-key-file): running as a cluster of one")
+	}
+	a, err := agent.New(cfg, rt, poller.Events(), opts...)
 	if err != nil {
 		return err
 	}
@@ -261,4 +294,67 @@ func machineMemory() int64 {
 		}
 	}
 	return 0
+}
+
+// gossipKeys reads the gossip keyring from a file (one base64 key a line) or from
+// $SHOAL_GOSSIP_KEY (comma-separated). The first key encrypts; all decrypt.
+func gossipKeys(file string) ([][]byte, error) {
+	text := os.Getenv("SHOAL_GOSSIP_KEY")
+	sep := ","
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("--gossip-key-file: %w", err)
+		}
+		text, sep = string(data), "\n"
+	}
+	var keys [][]byte
+	for _, field := range strings.Split(text, sep) {
+		if field = strings.TrimSpace(field); field == "" {
+			continue
+		}
+		key, err := gossip.ParseKey(field)
+		if err != nil {
+			return nil, fmt.Errorf("gossip key %d: %w", len(keys)+1, err)
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
+}
+
+// startCluster joins the gossip cluster and fills in the node's advertised address.
+func startCluster(ctx context.Context, f agentFlags, cfg *agent.Config, keys [][]byte, log *slog.Logger) (*gossip.Cluster, error) {
+	var gcfg gossip.Config
+	switch f.gossipProfile {
+	case "fast":
+		gcfg = gossip.FastConfig()
+	case "default":
+		gcfg = gossip.DefaultConfig()
+	case "safe":
+		gcfg = gossip.SafeConfig()
+	default:
+		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("--gossip-profile %q: want fast, default or safe", f.gossipProfile)}
+	}
+	host, port, err := net.SplitHostPort(f.gossipBind)
+	if err != nil {
+		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("--gossip-bind: %w", err)}
+	}
+	gcfg.NodeName, gcfg.BindAddr, gcfg.AdvertiseAddr = f.node, host, f.advertise
+	if gcfg.BindPort, err = strconv.Atoi(port); err != nil {
+		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("--gossip-bind port: %w", err)}
+	}
+	gcfg.Seeds, gcfg.SecretKeys, gcfg.Logger = f.join, keys, log
+	gcfg.Meta = gossip.Meta{
+		Labels: cfg.Labels, MilliCPU: cfg.Allocatable.MilliCPU, MemoryBytes: cfg.Allocatable.MemoryBytes,
+		APIAddr: cfg.APIAddr, DNSAddr: cfg.DNSAddr,
+	}
+	cluster, err := gossip.Start(ctx, gcfg)
+	if err != nil {
+		return nil, err
+	}
+	if addr, _, err := net.SplitHostPort(cluster.Addr()); err == nil {
+		cfg.NodeAddr = addr
+	}
+	log.Info("gossip started", "addr", cluster.Addr(), "join", f.join)
+	return cluster, nil
 }

@@ -1,0 +1,161 @@
+package agent
+
+import (
+	"reflect"
+	"sort"
+	"time"
+
+	"github.com/shoalhq/shoal/gossip"
+	"github.com/shoalhq/shoal/planner"
+)
+
+// Cluster is the gossip membership the agent plans with; *gossip.Cluster is one. Its
+// methods must not block: the loop calls them.
+type Cluster interface {
+	// Snapshot is the cluster as gossip sees it now; it is never modified.
+	Snapshot() gossip.View
+	// Changes signals (coalesced) that the snapshot changed.
+	Changes() <-chan struct{}
+	// SetInstances publishes this node's instances.
+	SetInstances([]gossip.InstanceInfo) error
+	// UpdateNode publishes this node's metadata.
+	UpdateNode(gossip.Meta) error
+}
+
+// Option adds an optional collaborator to an Agent.
+type Option func(*Agent)
+
+// WithCluster makes the agent plan with the members and instances gossip reports, and
+// publish its own, instead of planning for itself alone.
+func WithCluster(c Cluster) Option { return func(a *Agent) { a.cluster = c } }
+
+// clusterView converts the gossip snapshot into the planner's terms, leaving out this
+// node: the loop's own records are fresher than what gossip says about them.
+func (a *Agent) clusterView() (nodes []planner.Node, instances []planner.Instance) {
+	if a.cluster == nil {
+		return nil, nil
+	}
+	a.lastView = a.cluster.Snapshot()
+	for _, n := range a.lastView.Nodes {
+		if n.Name == a.cfg.NodeName {
+			continue
+		}
+		nodes = append(nodes, planner.Node{
+			Name: n.Name, Labels: n.Labels, Alive: n.Alive,
+			Allocatable: planner.Resources{MilliCPU: n.MilliCPU, MemoryBytes: n.MemoryBytes},
+		})
+	}
+	for _, in := range a.lastView.Instances {
+		if in.Node == a.cfg.NodeName {
+			continue
+		}
+		instances = append(instances, planner.Instance{
+			ID: in.ID, Namespace: in.Namespace, Workload: in.Workload, Node: in.Node,
+			SpecHash: in.SpecHash, Ready: in.Ready, Running: in.Running,
+		})
+	}
+	return nodes, instances
+}
+
+// publishCluster tells the cluster what this node runs and which revision it applied,
+// when that changed since the last time.
+func (a *Agent) publishCluster(now time.Time) {
+	if a.cluster == nil {
+		return
+	}
+	list := make([]gossip.InstanceInfo, 0, len(a.instances))
+	for _, in := range a.instances {
+		if in.stopping || !(in.created || in.busy) {
+			continue
+		}
+		info := gossip.InstanceInfo{
+			ID: in.id, Namespace: in.namespace, Workload: in.workload, Node: a.cfg.NodeName,
+			SpecHash: in.specHash, Ready: in.phase(now) == PhaseReady, Running: true, Addr: a.cfg.NodeAddr,
+		}
+		if a.desired != nil {
+			if d := a.desired.Objects.Deployment(in.namespace, in.workload); d != nil {
+				for _, c := range d.Spec.Template.Spec.Containers {
+					for _, p := range c.Ports {
+						info.Ports = append(info.Ports, gossip.Port{Name: p.Name, Port: p.ContainerPort, Protocol: p.Protocol})
+					}
+				}
+			}
+		}
+		list = append(list, info)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	if !reflect.DeepEqual(list, a.published) {
+		if err := a.cluster.SetInstances(list); err != nil {
+			a.log.Error("publishing instances to the cluster failed", "err", err)
+		} else {
+			a.published = list
+		}
+	}
+	meta := a.nodeMeta()
+	if !reflect.DeepEqual(meta, a.publishedMeta) {
+		if err := a.cluster.UpdateNode(meta); err != nil {
+			a.log.Error("publishing node metadata failed", "err", err)
+		} else {
+			a.publishedMeta = meta
+		}
+	}
+}
+
+// nodeMeta is what this node tells the cluster about itself.
+func (a *Agent) nodeMeta() gossip.Meta {
+	m := gossip.Meta{
+		Labels: a.cfg.Labels, MilliCPU: a.cfg.Allocatable.MilliCPU, MemoryBytes: a.cfg.Allocatable.MemoryBytes,
+		APIAddr: a.cfg.APIAddr, DNSAddr: a.cfg.DNSAddr,
+	}
+	if a.applied != nil {
+		m.Revision = a.applied.Commit
+	}
+	return m
+}
+
+// NodeStatus is one cluster member as this node sees it.
+type NodeStatus struct {
+	Name     string            `json:"name"`
+	Addr     string            `json:"addr,omitempty"`
+	Alive    bool              `json:"alive"`
+	Revision string            `json:"revision,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	MilliCPU int64             `json:"milliCPU"`
+	Memory   int64             `json:"memoryBytes"`
+	APIAddr  string            `json:"apiAddr,omitempty"`
+}
+
+// nodeStatuses lists the members for status; without a cluster, only this node.
+func (a *Agent) nodeStatuses() []NodeStatus {
+	self := NodeStatus{
+		Name: a.cfg.NodeName, Addr: a.cfg.NodeAddr, Alive: true, Labels: a.cfg.Labels,
+		MilliCPU: a.cfg.Allocatable.MilliCPU, Memory: a.cfg.Allocatable.MemoryBytes, APIAddr: a.cfg.APIAddr,
+	}
+	if a.applied != nil {
+		self.Revision = a.applied.Commit
+	}
+	out := []NodeStatus{self}
+	for _, n := range a.lastView.Nodes {
+		if n.Name == a.cfg.NodeName {
+			continue
+		}
+		out = append(out, NodeStatus{
+			Name: n.Name, Addr: n.Addr, Alive: n.Alive, Revision: n.Revision, Labels: n.Labels,
+			MilliCPU: n.MilliCPU, Memory: n.MemoryBytes, APIAddr: n.APIAddr,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// remotePhase is how status shows an instance another node runs.
+func remotePhase(in gossip.InstanceInfo) Phase {
+	switch {
+	case in.Ready:
+		return PhaseReady
+	case in.Running:
+		return PhaseRunning
+	default:
+		return PhasePending
+	}
+}
