@@ -20,6 +20,13 @@ func (a *Agent) reconcile(ctx context.Context, now time.Time) {
 	a.placement = a.planner.Plan(*a.desired, view)
 	a.stageOnce("planned", now)
 	counts := countWorkloads(view)
+	for _, in := range a.instances {
+		if in.stopping { // still running until its stop returns: it counts against maxSurge
+			if c := counts[workloadKey{in.namespace, in.workload}]; c != nil {
+				c.running++
+			}
+		}
+	}
 
 	for _, s := range a.placement.StopsOn(a.cfg.NodeName) {
 		if in := a.instances[s.Instance.ID]; in != nil {

@@ -175,7 +175,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	c.meta.Store(&meta)
 	c.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return max(1, int(c.alive.Load())) },
-		RetransmitMult: cfg.RetransmitMult,
+		RetransmitMult: cfg.DeltaRetransmitMult,
 	}
 	mlc.Delegate = (*delegate)(c)
 	mlc.Events = (*delegate)(c)

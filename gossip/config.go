@@ -101,9 +101,15 @@ type Config struct {
 	// GossipToTheDeadTime is how long a dead node is still gossiped to, so it
 	// can refute its death after a short partition.
 	GossipToTheDeadTime time.Duration
-	// RetransmitMult sets how often each broadcast is sent:
+	// RetransmitMult sets how often each membership broadcast is sent:
 	// RetransmitMult * ceil(log10(N+1)) times per node that (re)broadcasts it.
 	RetransmitMult int
+	// DeltaRetransmitMult is RetransmitMult for instance deltas. It is higher
+	// because a delta that misses a node waits for the next push/pull: in a
+	// 3-node cluster each send goes to one of two random peers, so a node
+	// misses a delta with probability about 2·4^-DeltaRetransmitMult (0.8% at
+	// 4, 0.003% at 8), at the cost of proportionally more delta packets.
+	DeltaRetransmitMult int
 
 	// PushPullInterval is the time between full state exchanges over TCP with
 	// one random peer (anti-entropy: repairs lost deltas, carries large lists).
@@ -169,6 +175,7 @@ func DefaultConfig() Config {
 		GossipNodes:         3,
 		GossipToTheDeadTime: 30 * time.Second,
 		RetransmitMult:      4,
+		DeltaRetransmitMult: 8,
 
 		PushPullInterval: 10 * time.Second,
 		TCPTimeout:       5 * time.Second,
@@ -303,6 +310,7 @@ func (c Config) Validate() error {
 	}{
 		{"SuspicionMult", c.SuspicionMult}, {"SuspicionMaxTimeoutMult", c.SuspicionMaxTimeoutMult},
 		{"GossipNodes", c.GossipNodes}, {"RetransmitMult", c.RetransmitMult},
+		{"DeltaRetransmitMult", c.DeltaRetransmitMult},
 	} {
 		if f.n < 1 {
 			bad(f.name, "must be at least 1, got %d", f.n)
