@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoalhq/shoal/dns"
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/planner"
@@ -29,8 +30,10 @@ type Agent struct {
 	sem          chan struct{}
 	workers      gosync.WaitGroup
 	status       atomic.Pointer[Status]
+	planInputs   atomic.Pointer[PlanInputs] // what the last plan was computed from
 	running      atomic.Bool
-	cluster      Cluster // nil: this node plans for itself alone
+	cluster      Cluster   // nil: this node plans for itself alone
+	dns          DNSConfig // zero: no DNS
 
 	// Owned by the Run goroutine.
 	desired   *spec.Desired
@@ -46,6 +49,7 @@ type Agent struct {
 	// What was last published to the cluster, to publish only changes.
 	published     []gossip.InstanceInfo
 	publishedMeta gossip.Meta
+	dnsPublished  []dns.Service
 }
 
 // result is what a worker reports back to the loop.
@@ -155,6 +159,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.reconcile(ctx, now)
 		a.publish(now)
 		a.publishCluster(now)
+		a.publishDNS()
 		wake.Reset(a.nextWake(now))
 	}
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/spec"
 )
 
 // Handler serves the agent's HTTP API:
@@ -21,6 +24,8 @@ import (
 //	GET  /readyz   200 once running instances were adopted and a revision is in force
 //	GET  /status   the Status snapshot as JSON
 //	GET  /logs     ?namespace=&workload=&tail=N&follow=1: this node's instances' logs, each line prefixed "[instance/container] "
+//	GET  /view     the cluster as the last plan saw it (planner.View), for `shoal plan --cluster-from`
+//	GET  /explain  ?namespace=&workload=: where each replica goes and why (planner.Explanation)
 //	GET  /metrics  Prometheus metrics
 //	POST /webhook  the Git webhook (when webhook is not nil)
 func (a *Agent) Handler(webhook http.Handler) http.Handler {
@@ -33,13 +38,31 @@ func (a *Agent) Handler(webhook http.Handler) http.Handler {
 		}
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.Encode(a.Status())
-	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, a.Status()) })
 	mux.HandleFunc("GET /logs", a.serveLogs)
+	mux.HandleFunc("GET /view", func(w http.ResponseWriter, _ *http.Request) {
+		in := a.planInputs.Load()
+		if in == nil {
+			http.Error(w, "nothing planned yet", http.StatusServiceUnavailable)
+			return
+		}
+		writeJSON(w, in.View)
+	})
+	mux.HandleFunc("GET /explain", func(w http.ResponseWriter, r *http.Request) {
+		ns := r.URL.Query().Get("namespace")
+		if ns == "" {
+			ns = "default"
+		}
+		e, err := a.Explain(ns, r.URL.Query().Get("workload"))
+		switch {
+		case errors.Is(err, planner.ErrUnknownWorkload):
+			http.Error(w, err.Error(), http.StatusNotFound)
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		default:
+			writeJSON(w, e)
+		}
+	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(statusCollector{a}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -47,6 +70,30 @@ func (a *Agent) Handler(webhook http.Handler) http.Handler {
 		mux.Handle("/webhook", webhook)
 	}
 	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// PlanInputs are what the agent's last plan was computed from. Both are immutable once
+// published, so readers on other goroutines may use them freely.
+type PlanInputs struct {
+	Desired spec.Desired
+	View    planner.View
+}
+
+// Explain says where each replica of a workload goes and why, on the inputs of the last
+// plan. It is safe from any goroutine.
+func (a *Agent) Explain(namespace, workload string) (planner.Explanation, error) {
+	in := a.planInputs.Load()
+	if in == nil {
+		return planner.Explanation{}, errors.New("agent: nothing planned yet")
+	}
+	return a.planner.Explain(in.Desired, in.View, namespace, workload)
 }
 
 // serveLogs streams the logs of one workload's instances on this node.

@@ -48,11 +48,6 @@ func (a *Agent) ensureProbes(ctx context.Context, in *instance) {
 	a.startProbes(ctx, in, s)
 }
 
-// resolveOptions are the node's settings that go into every instance it runs.
-func (a *Agent) resolveOptions(namespace string) []executor.ResolveOption {
-	return []executor.ResolveOption{executor.WithPodIP(a.cfg.NodeAddr)}
-}
-
 // stopProbes ends the instance's prober without making the loop wait for checks in flight.
 func (a *Agent) stopProbes(in *instance) {
 	if in.prober == nil {

@@ -18,6 +18,7 @@ func (a *Agent) reconcile(ctx context.Context, now time.Time) {
 	}
 	view := a.view()
 	a.placement = a.planner.Plan(*a.desired, view)
+	a.planInputs.Store(&PlanInputs{Desired: *a.desired, View: view})
 	a.stageOnce("planned", now)
 	counts := countWorkloads(view)
 	for _, in := range a.instances {

@@ -17,32 +17,45 @@ const advertisedUDPSize = 1232
 // and an upstream's answer (or SERVFAIL) for everything else. It is exported so that tests
 // can drive it with a recording dns.ResponseWriter; the Server's listeners call it too.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	if s.answer(w, r) {
+		s.forward(w, r)
+	}
+}
+
+// answer answers r in place — from the snapshot, or with an error rcode — unless the name
+// is somebody else's: then it writes nothing and reports that r must be forwarded. It never
+// waits.
+func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) (forward bool) {
 	s.stats.queries.Add(1)
 	if r.Response {
-		return // never answer an answer: that is how reflection loops start
+		return false // never answer an answer: that is how reflection loops start
 	}
 	m := new(dns.Msg)
 	switch opt := r.IsEdns0(); {
 	case !s.allowed(w.RemoteAddr()):
 		s.stats.refused.Add(1)
 		s.reply(w, r, m.SetRcode(r, dns.RcodeRefused))
-		return
+		return false
 	case r.Opcode != dns.OpcodeQuery:
 		s.reply(w, r, m.SetRcode(r, dns.RcodeNotImplemented))
-		return
+		return false
 	case len(r.Question) != 1:
 		s.reply(w, r, m.SetRcode(r, dns.RcodeFormatError))
-		return
+		return false
 	case opt != nil && opt.Version() != 0:
 		s.reply(w, r, m.SetRcode(r, dns.RcodeBadVers)) // RFC 6891 6.1.3
-		return
+		return false
 	}
 
 	snap := s.snapshot.Load()
 	res, ours := snap.lookup(r.Question[0], s.ttl, s.turn.Add(1))
+	if !ours && s.forwarder != nil {
+		return true
+	}
 	if !ours {
-		s.forward(w, r)
-		return
+		s.stats.refused.Add(1)
+		s.reply(w, r, m.SetRcode(r, dns.RcodeRefused))
+		return false
 	}
 	m.SetReply(r)
 	m.Authoritative = true
@@ -61,16 +74,13 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		s.stats.refused.Add(1)
 	}
 	s.reply(w, r, m)
+	return false
 }
 
-// forward relays r to the upstreams and writes their answer, SERVFAIL when none answers
-// in time or too many forwards are in flight, or REFUSED when there are no upstreams.
+// forward relays r to the upstreams and writes their answer, or SERVFAIL when none answers
+// in time or too many forwards are in flight. Only answer calls it for a server with
+// upstreams.
 func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg) {
-	if s.forwarder == nil {
-		s.stats.refused.Add(1)
-		s.reply(w, r, new(dns.Msg).SetRcode(r, dns.RcodeRefused))
-		return
-	}
 	network := "udp"
 	if !isUDP(w) {
 		network = "tcp"

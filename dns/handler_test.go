@@ -231,13 +231,21 @@ func TestServeDNS(t *testing.T) {
 			rcode: dns.RcodeRefused,
 		},
 		{
-			name:  "other classes are refused",
-			q:     func() *dns.Msg { m := query("web.default.svc.cluster.local.", dns.TypeA, 0); m.Question[0].Qclass = dns.ClassCHAOS; return m }(),
+			name: "other classes are refused",
+			q: func() *dns.Msg {
+				m := query("web.default.svc.cluster.local.", dns.TypeA, 0)
+				m.Question[0].Qclass = dns.ClassCHAOS
+				return m
+			}(),
 			rcode: dns.RcodeRefused,
 		},
 		{
-			name:  "EDNS0 versions other than 0 get BADVERS",
-			q:     func() *dns.Msg { m := query("web.default.svc.cluster.local.", dns.TypeA, 1232); m.IsEdns0().SetVersion(1); return m }(),
+			name: "EDNS0 versions other than 0 get BADVERS",
+			q: func() *dns.Msg {
+				m := query("web.default.svc.cluster.local.", dns.TypeA, 1232)
+				m.IsEdns0().SetVersion(1)
+				return m
+			}(),
 			rcode: dns.RcodeBadVers,
 		},
 		{

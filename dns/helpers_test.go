@@ -21,6 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type recorder struct {
 	remote net.Addr
 	msg    *dns.Msg
+	size   int // bytes on the wire
 	writes int
 }
 
@@ -47,7 +48,7 @@ func (r *recorder) WriteMsg(m *dns.Msg) error {
 	if err := got.Unpack(wire); err != nil {
 		return fmt.Errorf("recorder: unpack: %w", err)
 	}
-	r.msg = got
+	r.msg, r.size = got, len(wire)
 	r.writes++
 	return nil
 }

@@ -239,9 +239,8 @@ func (s *Server) Serve(ctx context.Context) error {
 		return ErrServerClosed
 	}
 	defer s.Close()
-	// A large read buffer: queries with EDNS0 options (cookies, padding) exceed 512 bytes.
-	udp := start(&dns.Server{PacketConn: s.udp, Handler: s, UDPSize: dns.DefaultMsgSize})
-	tcp := start(&dns.Server{Listener: s.tcp, Handler: s})
+	udp := s.startUDP()
+	tcp := startMiekg(&dns.Server{Listener: s.tcp, Handler: s})
 	s.log.Info("dns: serving", "addr", s.Addr(), "domain", s.snapshot.Load().domain, "forwarding", s.forwarder != nil)
 
 	var err error
@@ -258,6 +257,25 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
+// startUDP serves UDP with serveUDP when the socket is bound to one address, and with
+// miekg/dns's server otherwise (see serveUDP).
+func (s *Server) startUDP() *running {
+	conn := s.udp.(*net.UDPConn)
+	if s.udp.LocalAddr().(*net.UDPAddr).IP.IsUnspecified() {
+		// A large read buffer: queries with EDNS0 options (cookies, padding) exceed 512 bytes.
+		return startMiekg(&dns.Server{PacketConn: conn, Handler: s, UDPSize: dns.DefaultMsgSize})
+	}
+	r := &running{done: make(chan struct{})}
+	// A read deadline in the past wakes every reader; the socket stays open for the
+	// answers of forwards that are finishing.
+	r.shutdown = func() { conn.SetReadDeadline(time.Unix(1, 0)) }
+	go func() {
+		defer close(r.done)
+		r.err = s.serveUDP(conn)
+	}()
+	return r
+}
+
 // Close releases the listeners and aborts forwards in flight. Serve calls it on return;
 // call it yourself only for a Server that is never served. It is safe to call twice.
 func (s *Server) Close() error {
@@ -269,34 +287,37 @@ func (s *Server) Close() error {
 	return err
 }
 
-// running is one miekg/dns server goroutine, started by start.
+// running is one serving goroutine, started by startUDP or startMiekg.
 type running struct {
-	srv     *dns.Server
-	started chan struct{} // closed once it listens
-	done    chan struct{} // closed when ActivateAndServe returns; err is set then
-	err     error
+	done     chan struct{} // closed when the goroutine returns; err is set then
+	err      error
+	shutdown func() // makes the goroutine return
 }
 
-func start(srv *dns.Server) *running {
-	r := &running{srv: srv, started: make(chan struct{}), done: make(chan struct{})}
-	srv.NotifyStartedFunc = func() { close(r.started) }
+// stop makes the goroutine return and waits for it and the handlers it started.
+func (r *running) stop() {
+	r.shutdown()
+	<-r.done
+}
+
+// startMiekg runs a miekg/dns server. miekg/dns refuses to shut down a server that has not
+// started yet, so its shutdown waits for the start (or for a failure to start) first.
+func startMiekg(srv *dns.Server) *running {
+	r := &running{done: make(chan struct{})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	r.shutdown = func() {
+		select {
+		case <-started:
+			_ = srv.Shutdown() // its only errors: not started (excluded) and a context we do not pass
+		case <-r.done:
+		}
+	}
 	go func() {
 		defer close(r.done)
 		r.err = srv.ActivateAndServe()
 	}()
 	return r
-}
-
-// stop shuts the server down and waits for its goroutine and handlers. miekg/dns refuses
-// to shut down a server that has not started yet, so stop waits for the start (or for a
-// failure to start) first.
-func (r *running) stop() {
-	select {
-	case <-r.started:
-		_ = r.srv.Shutdown() // its only errors: not started (excluded) and a context we do not pass
-	case <-r.done:
-	}
-	<-r.done
 }
 
 // Stats counts what a Server did since New. Every field only grows; the agent exports them

@@ -25,8 +25,8 @@ func startUpstream(t *testing.T, h dns.HandlerFunc) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := start(&dns.Server{PacketConn: udp, Handler: h})
-	c := start(&dns.Server{Listener: tcp, Handler: h})
+	u := startMiekg(&dns.Server{PacketConn: udp, Handler: h})
+	c := startMiekg(&dns.Server{Listener: tcp, Handler: h})
 	t.Cleanup(func() { u.stop(); c.stop() })
 	return udp.LocalAddr().String()
 }
@@ -150,12 +150,14 @@ func blockingUpstream(t *testing.T) (addr string, arrived <-chan struct{}, relea
 	gate := make(chan struct{})
 	var once sync.Once
 	release = func() { once.Do(func() { close(gate) }) }
-	t.Cleanup(release) // before the upstream's own cleanup, which waits for its handlers
 	addr = startUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
 		held <- struct{}{}
 		<-gate
 		answerA("192.0.2.9")(w, r)
 	})
+	// Cleanups run last-registered first: this releases the held handlers before the
+	// upstream's own cleanup waits for them.
+	t.Cleanup(release)
 	return addr, held, release
 }
 

@@ -332,6 +332,9 @@ func (s *Snapshot) lookup(q dns.Question, ttl uint32, turn uint64) (res result, 
 // records returns the answer and additional records of type qtype at n, owned by qname.
 func (s *Snapshot) records(qname string, n *node, qtype uint16, ttl uint32, turn uint64) (answer, extra []dns.RR) {
 	all := qtype == dns.TypeANY
+	if size := len(n.a) + len(n.aaaa) + len(n.srv); size > 0 {
+		answer = make([]dns.RR, 0, size) // the most any type can take; saves regrowing
+	}
 	if all || qtype == dns.TypeA {
 		answer = appendA(answer, qname, n.a, turn, ttl)
 	}

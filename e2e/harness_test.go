@@ -118,6 +118,8 @@ type agentProc struct {
 	addr      string
 	namespace string
 	secret    string
+	netns     string   // the network namespace it runs in; empty: the test's own
+	env       []string // extra environment
 	cmd       *exec.Cmd
 	log       *bytes.Buffer
 	exited    chan struct{}
@@ -134,7 +136,7 @@ func startAgent(t testing.TB, repo *gitRepo, namespace string) *agentProc {
 		"--node", "e2e-node", "--repo", repo.dir, "--state-dir", stateDir,
 		"--containerd-socket", daemon.Socket, "--containerd-namespace", namespace,
 		"--listen", a.addr, "--poll-interval", "500ms", "--resync-interval", "2s",
-		"--crash-backoff", "1s", "--log-level", "debug",
+		"--crash-backoff", "1s", "--log-level", "debug", "--dns-listen", "off",
 	}
 	a.start()
 	t.Cleanup(func() {
@@ -152,7 +154,11 @@ func (a *agentProc) start() {
 	a.t.Helper()
 	a.log = &bytes.Buffer{}
 	a.cmd = exec.Command(shoalBin, a.args...)
+	if a.netns != "" {
+		a.cmd = exec.Command("ip", append([]string{"netns", "exec", a.netns, shoalBin}, a.args...)...)
+	}
 	a.cmd.Env = append(os.Environ(), "SHOAL_WEBHOOK_SECRET="+a.secret)
+	a.cmd.Env = append(a.cmd.Env, a.env...)
 	a.cmd.Stdout, a.cmd.Stderr = a.log, a.log
 	if err := a.cmd.Start(); err != nil {
 		a.t.Fatal(err)
@@ -179,7 +185,8 @@ func (a *agentProc) kill(sig syscall.Signal) {
 }
 
 func (a *agentProc) status() *agent.Status {
-	resp, err := http.Get("http://" + a.addr + "/status")
+	client := http.Client{Timeout: 2 * time.Second} // a node cut off must not hang the test
+	resp, err := client.Get("http://" + a.addr + "/status")
 	if err != nil {
 		return nil
 	}

@@ -25,7 +25,7 @@ var netCounter atomic.Int32
 
 func newTestNet(t testing.TB) *testNet {
 	t.Helper()
-	k := 10 + int(netCounter.Add(1))%200
+	k := freeSubnet(t)
 	n := &testNet{t: t, prefix: fmt.Sprintf("sh%d%d", os.Getpid()%10000, k), subnet: fmt.Sprintf("10.201.%d", k)}
 	n.hub = n.prefix + "hub"
 	t.Cleanup(n.close)
@@ -40,6 +40,23 @@ func newTestNet(t testing.TB) *testNet {
 	n.ip("addr", "add", n.subnet+".254/24", "dev", n.prefix+"h")
 	n.ip("link", "set", n.prefix+"h", "up")
 	return n
+}
+
+// freeSubnet picks K for 10.201.K.0/24 that no interface of this host uses, so that a test
+// never collides with leftovers of a test binary that was killed before its cleanup.
+func freeSubnet(t testing.TB) int {
+	out, err := exec.Command("ip", "-br", "addr").Output()
+	if err != nil {
+		t.Fatalf("ip addr: %v", err)
+	}
+	for try := 0; try < 200; try++ {
+		k := 10 + (os.Getpid()+int(netCounter.Add(1)))%240
+		if !strings.Contains(string(out), fmt.Sprintf(" 10.201.%d.", k)) {
+			return k
+		}
+	}
+	t.Fatal("no free 10.201.K.0/24 subnet")
+	return 0
 }
 
 // addNode creates node i's namespace (address subnet.i) and returns the namespace name.
@@ -65,9 +82,24 @@ func (n *testNet) addr(i int) string { return fmt.Sprintf("%s.%d", n.subnet, i) 
 // nsPath is the path a node's containers join.
 func (n *testNet) nsPath(ns string) string { return "/var/run/netns/" + ns }
 
-// cut takes node i's link down (a partition); heal brings it back.
-func (n *testNet) cut(i int)  { n.ipIn(n.hub, "link", "set", fmt.Sprintf("%sn%do", n.prefix, i), "down") }
-func (n *testNet) heal(i int) { n.ipIn(n.hub, "link", "set", fmt.Sprintf("%sn%do", n.prefix, i), "up") }
+// cut partitions node i from every other node with blackhole routes on both sides, while
+// the test's own address keeps reaching everyone (so it can watch both sides); heal undoes it.
+func (n *testNet) cut(i int)  { n.routes(i, "add") }
+func (n *testNet) heal(i int) { n.routes(i, "del") }
+
+func (n *testNet) routes(i int, op string) {
+	n.t.Helper()
+	me := fmt.Sprintf("%sn%d", n.prefix, i)
+	for _, other := range n.nodes {
+		if other == me {
+			continue
+		}
+		var j int
+		fmt.Sscanf(strings.TrimPrefix(other, n.prefix+"n"), "%d", &j)
+		n.ipIn(me, "route", op, "blackhole", n.addr(j)+"/32")
+		n.ipIn(other, "route", op, "blackhole", n.addr(i)+"/32")
+	}
+}
 
 func (n *testNet) close() {
 	exec.Command("ip", "link", "del", n.prefix+"h").Run()

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -58,4 +59,40 @@ func BenchmarkPushPullState(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(size), "state-bytes")
+}
+
+// BenchmarkInstanceChangeLatency measures, with DefaultConfig and 3 nodes,
+// the time from SetInstances flipping one instance's Ready flag (out of 20)
+// until both peers see the change: the delay before DNS can drop a failed
+// instance. It reports the median as ms-to-seen (ns/op includes a random
+// pre-delay and means nothing).
+func BenchmarkInstanceChangeLatency(b *testing.B) {
+	nodes := startCluster(b, 3, nil)
+	list := instances(20, "web")
+	if err := nodes[0].SetInstances(list); err != nil {
+		b.Fatal(err)
+	}
+	var samples []time.Duration
+	for i := range b.N {
+		list[7].Ready = i%2 == 1
+		want := list[7].Ready
+		// Changes happen at any phase of the gossip ticker; without this the
+		// loop would lock onto it and always measure one full interval.
+		time.Sleep(rand.N(nodes[0].cfg.GossipInterval))
+		start := time.Now()
+		if err := nodes[0].SetInstances(list); err != nil {
+			b.Fatal(err)
+		}
+		var took time.Duration
+		for _, c := range nodes[1:] {
+			waitFor(b, c, "web-007 flipped", func(v View) bool {
+				got := instancesOf(v, "node0")
+				return len(got) == 20 && got[7].Ready == want
+			})
+			took = time.Since(start)
+		}
+		samples = append(samples, took)
+	}
+	slices.Sort(samples)
+	b.ReportMetric(float64(samples[len(samples)/2].Microseconds())/1000, "ms-to-seen")
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -100,7 +101,9 @@ type View struct {
 // goroutines; they and the public methods share the state below under mu, held
 // only for map updates and never while calling into memberlist (memberlist
 // holds its own lock while calling the event delegate, so the lock order is
-// always memberlist → mu). One goroutine, run, owns joining, re-publishing
+// always memberlist → mu → queue). Deltas are queued under mu so that the
+// queue, which keeps one message per instance, always ends with the newest.
+// One goroutine, run, owns joining, the follow-up resync, re-publishing
 // metadata and pruning dead members; Shutdown stops it.
 type Cluster struct {
 	cfg   Config
@@ -121,7 +124,8 @@ type Cluster struct {
 	store     *store
 	members   map[string]*member
 	localMeta Meta
-	view      *View // cached Snapshot; nil when something changed
+	view      *View           // cached Snapshot; nil when something changed
+	orphans   map[string]bool // owners with state but no member entry at the last prune
 
 	lifeMu   sync.Mutex
 	left     atomic.Bool
@@ -130,6 +134,7 @@ type Cluster struct {
 
 type member struct {
 	info  NodeInfo
+	addr  string    // "ip:port" for a follow-up push/pull
 	since time.Time // when it was last seen to die or leave
 }
 
@@ -139,6 +144,14 @@ const maxQueuedDeltas = 4096
 
 // pruneEvery is how often dead members past DeadRetention are dropped.
 const pruneEvery = time.Second
+
+// resyncAfterJoin is when a node that just joined pulls the full state once
+// more, from a random member. Its join exchange gave it its seed's state, but
+// a seed that was itself still joining (a cold start) had little to give, and
+// the owners' deltas may have been spent on nodes that already had them. It
+// is long enough for such a seed to finish joining and short next to
+// PushPullInterval.
+const resyncAfterJoin = time.Second
 
 // Start validates cfg, binds the gossip ports and starts joining cfg.Seeds in
 // the background; it does not wait for a seed to answer. ctx bounds Start
@@ -263,22 +276,23 @@ func (c *Cluster) SetInstances(list []InstanceInfo) error {
 
 	c.mu.Lock()
 	deltas := c.store.setLocal(list)
+	for _, d := range deltas {
+		c.queueLocked(d, encodeDelta(d))
+	}
 	if len(deltas) > 0 {
 		c.changedLocked()
 	}
 	c.mu.Unlock()
-
-	for _, d := range deltas {
-		c.queue.QueueBroadcast(newDeltaBroadcast(d, encodeDelta(d)))
-	}
 	if len(deltas) > 0 {
-		c.trimQueue()
 		c.notify()
 	}
 	return nil
 }
 
-func (c *Cluster) trimQueue() {
+// queueLocked queues a delta for gossip, replacing any queued one for the
+// same instance, and bounds the queue.
+func (c *Cluster) queueLocked(d delta, msg []byte) {
+	c.queue.QueueBroadcast(newDeltaBroadcast(d, msg))
 	if c.queue.NumQueued() > maxQueuedDeltas {
 		c.queue.Prune(maxQueuedDeltas)
 	}
@@ -353,12 +367,21 @@ func (c *Cluster) run() {
 	defer joinTimer.Stop()
 	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
+	var resync <-chan time.Time // armed after a successful join
 
 	for {
 		select {
 		case <-c.stop:
 			return
+		case <-resync:
+			resync = nil
+			if !c.left.Load() {
+				c.resync()
+			}
 		case <-c.publish:
+			if c.left.Load() {
+				continue // announcing new metadata would make us alive again
+			}
 			// UpdateNode waits until the alive message has been gossiped or
 			// the timeout passes; either way it stays queued for gossip.
 			if err := c.ml.UpdateNode(2 * c.cfg.ProbeInterval); err != nil {
@@ -368,6 +391,7 @@ func (c *Cluster) run() {
 			if c.alone() {
 				if c.joinSeeds() {
 					backoff = c.cfg.JoinBackoffMin
+					resync = time.After(resyncAfterJoin)
 				} else {
 					backoff = min(2*backoff, c.cfg.JoinBackoffMax)
 				}
@@ -416,8 +440,30 @@ func (c *Cluster) joinSeeds() bool {
 	return false
 }
 
+// resync exchanges full state with one random alive member (memberlist's
+// Join is its only way to push/pull with a chosen node).
+func (c *Cluster) resync() {
+	c.mu.Lock()
+	var peers []string
+	for name, m := range c.members {
+		if m.info.Alive && name != c.cfg.NodeName {
+			peers = append(peers, m.addr)
+		}
+	}
+	c.mu.Unlock()
+	if len(peers) == 0 {
+		return
+	}
+	peer := peers[rand.IntN(len(peers))]
+	if _, err := c.ml.Join([]string{peer}); err != nil {
+		c.log.Debug("gossip: resync after join failed", "peer", peer, "err", err)
+	}
+}
+
 // pruneDead forgets members that have been dead or gone for DeadRetention,
-// with their instance state.
+// with their instance state, and instance state whose owner has not been a
+// member for a whole prune interval (tentative state that arrived before its
+// owner's membership, or about a member already forgotten).
 func (c *Cluster) pruneDead(now time.Time) {
 	c.mu.Lock()
 	changed := false
@@ -428,6 +474,18 @@ func (c *Cluster) pruneDead(now time.Time) {
 			changed = true
 		}
 	}
+	orphans := map[string]bool{}
+	for _, name := range c.store.ownerNames() {
+		if c.members[name] != nil {
+			continue
+		}
+		if c.orphans[name] {
+			c.store.forget(name) // never shown, so the view does not change
+		} else {
+			orphans[name] = true
+		}
+	}
+	c.orphans = orphans
 	if changed {
 		c.changedLocked()
 	}

@@ -319,8 +319,8 @@ func (c Config) Validate() error {
 	if c.IndirectChecks < 0 {
 		bad("IndirectChecks", "must not be negative, got %d", c.IndirectChecks)
 	}
-	if c.UDPBufferSize < minUDPBufferSize {
-		bad("UDPBufferSize", "must be at least %d bytes, got %d", minUDPBufferSize, c.UDPBufferSize)
+	if c.UDPBufferSize < minUDPBufferSize || c.UDPBufferSize > maxUDPBufferSize {
+		bad("UDPBufferSize", "must be %d to %d bytes, got %d", minUDPBufferSize, maxUDPBufferSize, c.UDPBufferSize)
 	}
 	return errors.Join(errs...)
 }
@@ -331,8 +331,12 @@ func (c Config) Validate() error {
 // encryption overhead (45), rounded up to leave room for a label.
 func (c Config) maxDeltaBytes() int { return c.UDPBufferSize - 64 }
 
-// minUDPBufferSize keeps maxDeltaBytes large enough for real instances.
-const minUDPBufferSize = 576
+// UDPBufferSize bounds: the minimum keeps maxDeltaBytes large enough for real
+// instances; the maximum is the largest UDP payload.
+const (
+	minUDPBufferSize = 576
+	maxUDPBufferSize = 65507
+)
 
 func (c Config) logger() *slog.Logger {
 	if c.Logger == nil {

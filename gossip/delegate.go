@@ -9,8 +9,8 @@ import (
 
 // delegate is the Cluster as memberlist sees it: memberlist.Delegate and
 // memberlist.EventDelegate. Invariant (DESIGN 8): every method returns at
-// once. It decodes outside the lock, holds Cluster.mu only for a map update,
-// signals the consumer with a non-blocking send, and never calls back into
+// once. It decodes outside the lock, holds Cluster.mu only for a map update
+// (and queueing a delta), signals the consumer with a non-blocking send, and never calls back into
 // memberlist (the event methods run under memberlist's node lock).
 type delegate Cluster
 
@@ -33,8 +33,7 @@ func (d *delegate) NodeMeta(limit int) []byte {
 // NotifyMsg applies a gossiped instance delta and, if it was news, queues it
 // for re-broadcast: memberlist only relays its own membership messages, and
 // without re-broadcasting, the originator's few transmissions would miss
-// nodes in larger clusters. Deltas about owners whose current run (epoch) is
-// not known here yet are dropped; push/pull brings them later.
+// nodes in larger clusters.
 func (d *delegate) NotifyMsg(buf []byte) {
 	c := d.cluster()
 	dl, err := decodeDelta(buf)
@@ -45,15 +44,13 @@ func (d *delegate) NotifyMsg(buf []byte) {
 	c.mu.Lock()
 	news := c.store.applyDelta(dl)
 	if news {
+		c.queueLocked(dl, slices.Clone(buf)) // memberlist reuses buf
 		c.changedLocked()
 	}
 	c.mu.Unlock()
-	if !news {
-		return
+	if news {
+		c.notify()
 	}
-	c.queue.QueueBroadcast(newDeltaBroadcast(dl, slices.Clone(buf))) // memberlist reuses buf
-	c.trimQueue()
-	c.notify()
 }
 
 // GetBroadcasts hands memberlist the queued deltas that fit its packet.
@@ -73,8 +70,7 @@ func (d *delegate) LocalState(join bool) []byte {
 	return encodeState(states) // records are values never mutated in place
 }
 
-// MergeRemoteState merges a peer's push/pull state. memberlist merges the
-// member list first, so owners that just joined are already known here.
+// MergeRemoteState merges a peer's push/pull state.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	c := d.cluster()
 	states, err := decodeState(buf)
@@ -115,7 +111,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	c.mu.Lock()
 	m := c.members[n.Name]
 	if m == nil {
-		m = &member{info: NodeInfo{Name: n.Name, Addr: n.Addr.String()}}
+		m = &member{info: NodeInfo{Name: n.Name, Addr: n.Addr.String()}, addr: n.Address()}
 		c.members[n.Name] = m
 	}
 	m.info.Alive = false
@@ -139,7 +135,7 @@ func (d *delegate) upsertMember(n *memberlist.Node) {
 	} else if err == nil {
 		c.store.observeEpoch(n.Name, epoch) // a restarted node replaces its old instances
 	}
-	c.members[n.Name] = &member{info: nodeInfo(n.Name, n.Addr.String(), meta, true)}
+	c.members[n.Name] = &member{info: nodeInfo(n.Name, n.Addr.String(), meta, true), addr: n.Address()}
 	c.recountLocked()
 	c.changedLocked()
 	c.mu.Unlock()

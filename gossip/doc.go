@@ -78,8 +78,10 @@
 // Every PushPullInterval, memberlist's TCP push/pull exchanges the full state
 // — every owner's latest known records, not only the sender's own — which
 // repairs lost deltas, carries long lists to nodes that join late, and
-// converges even when two nodes only hear of each other through a third. See
-// store for the merge rule. The cost is one TCP exchange of about 100 bytes
+// converges even when two nodes only hear of each other through a third. A
+// node that has just joined pulls the full state once more a second later,
+// from a random member, since its seed may itself have been joining (a cold
+// start). See store for the merge rule. The cost is one TCP exchange of about 100 bytes
 // per instance in the cluster per interval per node.
 //
 // Limits: node metadata must encode to at most 512 bytes (ErrMetaTooLarge);

@@ -36,10 +36,10 @@ const (
 
 	metaVersion byte = 1
 
-	// maxStringLen bounds every decoded string. It is far above anything the
-	// encoders accept (a delta must fit a packet, meta 512 bytes), so it only
-	// stops garbage.
-	maxStringLen = 4096
+	// maxStringLen bounds every decoded string. It is at least anything the
+	// encoders accept (a delta fits one UDP packet, meta 512 bytes), so it
+	// only stops garbage.
+	maxStringLen = maxUDPBufferSize
 
 	flagReady   = 1 << 0
 	flagRunning = 1 << 1

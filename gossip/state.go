@@ -12,16 +12,20 @@ import (
 // guards it with its mutex.
 //
 // Versions. Each owner numbers its changes with (Epoch, Counter). Epoch
-// identifies one run of the owner's process (its start time in nanoseconds);
-// it is not compared by order: the owner's node metadata carries its current
-// epoch, and memberlist delivers metadata ordered by its own incarnation
-// numbers, which it bumps when a restarted node refutes its old self. So a
+// identifies one run of the owner's process (its start time in nanoseconds).
+// The owner's node metadata carries its current epoch, and memberlist
+// delivers metadata ordered by its own incarnation numbers, which it bumps
+// when a restarted node refutes its old self; so metadata is the authority: a
 // restarted owner replaces what its previous run published as soon as peers
 // see its new metadata, whatever the wall clock did, and state stamped with
-// any other epoch is ignored. Counter increases by one per instance change.
-// Every record carries the Counter of the change that produced it, and
-// deletions leave a tombstone record, so a delta that arrives late or out of
-// order is ignored instead of resurrecting or reverting an instance.
+// another epoch is ignored. State that arrives before the owner's metadata
+// is kept tentatively (the highest epoch wins until metadata confirms or
+// replaces it) so that a cold start, when deltas outrun membership, loses
+// nothing; tentative state is never shown. Counter increases by one per
+// instance change. Every record carries the Counter of the change that
+// produced it, and deletions leave a tombstone record, so a delta that
+// arrives late or out of order is ignored instead of resurrecting or
+// reverting an instance.
 //
 // Floor. A push/pull state carries, per owner, a Floor: "every change up to
 // this Counter is reflected here". The owner's own state has Floor = its
@@ -38,16 +42,18 @@ type store struct {
 }
 
 type ownerRecord struct {
-	epoch   int64
-	floor   uint64
-	records map[string]record // by instance ID
+	epoch     int64
+	confirmed bool // the owner's metadata announced epoch
+	floor     uint64
+	records   map[string]record // by instance ID
+}
+
+func newOwnerRecord(epoch int64, confirmed bool) *ownerRecord {
+	return &ownerRecord{epoch: epoch, confirmed: confirmed, records: map[string]record{}}
 }
 
 func newStore(self string, epoch int64) *store {
-	return &store{
-		self:   self,
-		owners: map[string]*ownerRecord{self: {epoch: epoch, records: map[string]record{}}},
-	}
+	return &store{self: self, owners: map[string]*ownerRecord{self: newOwnerRecord(epoch, true)}}
 }
 
 // setLocal replaces this node's own instance list and returns one delta per
@@ -88,24 +94,42 @@ func (s *store) setLocal(list []InstanceInfo) []delta {
 	return out
 }
 
-// owner returns the record for name if its current epoch is epoch.
+// owner returns the record that state from name's run epoch goes to, if
+// any: the confirmed record of that epoch, or a tentative one (created or
+// replaced by a higher epoch) while the owner's metadata is not known.
 func (s *store) owner(name string, epoch int64) (*ownerRecord, bool) {
+	if name == s.self {
+		return nil, false
+	}
 	o := s.owners[name]
-	return o, o != nil && o.epoch == epoch && name != s.self
+	switch {
+	case o != nil && o.epoch == epoch:
+	case o == nil || !o.confirmed && epoch > o.epoch:
+		o = newOwnerRecord(epoch, false)
+		s.owners[name] = o
+	default:
+		return nil, false
+	}
+	return o, true
 }
 
 // observeEpoch records that owner now runs with epoch (learnt from its node
-// metadata); a new epoch drops the state of the previous run at once. It
-// reports whether anything changed. Only owners observed here (and this node)
-// have state: deltas and push/pull records about others are ignored.
+// metadata): it confirms tentative state of that epoch and drops any other,
+// including the state of the owner's previous run. It reports whether
+// anything visible may have changed.
 func (s *store) observeEpoch(owner string, epoch int64) bool {
 	if owner == s.self {
 		return false
 	}
-	if o := s.owners[owner]; o != nil && o.epoch == epoch {
+	o := s.owners[owner]
+	switch {
+	case o != nil && o.epoch == epoch && o.confirmed:
 		return false
+	case o != nil && o.epoch == epoch:
+		o.confirmed = true
+	default:
+		s.owners[owner] = newOwnerRecord(epoch, true)
 	}
-	s.owners[owner] = &ownerRecord{epoch: epoch, records: map[string]record{}}
 	return true
 }
 
@@ -168,6 +192,9 @@ func (o *ownerRecord) merge(st ownerState) bool {
 	return changed
 }
 
+// ownerNames returns the names of all owners with state, this node included.
+func (s *store) ownerNames() []string { return slices.Collect(maps.Keys(s.owners)) }
+
 // forget drops everything known about owner (it left the member list).
 func (s *store) forget(owner string) bool {
 	if owner == s.self || s.owners[owner] == nil {
@@ -178,7 +205,7 @@ func (s *store) forget(owner string) bool {
 }
 
 // export returns the full state for push/pull: every owner's records,
-// tombstones included, sorted for a stable encoding.
+// tentative ones and tombstones included, sorted for a stable encoding.
 func (s *store) export() []ownerState {
 	out := make([]ownerState, 0, len(s.owners))
 	for _, name := range slices.Sorted(maps.Keys(s.owners)) {
@@ -192,13 +219,13 @@ func (s *store) export() []ownerState {
 	return out
 }
 
-// instances returns the live instances of the owners include accepts, sorted
-// by namespace, workload, ID and node. The values share Ports slices with the
+// instances returns the live instances of every owner that include accepts
+// and whose epoch is confirmed, sorted by namespace, workload, ID and node. The values share Ports slices with the
 // store, which never mutates a stored record in place.
 func (s *store) instances(include func(owner string) bool) []InstanceInfo {
 	var out []InstanceInfo
 	for name, o := range s.owners {
-		if !include(name) {
+		if !o.confirmed || !include(name) {
 			continue
 		}
 		for _, r := range o.records {

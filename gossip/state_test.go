@@ -61,8 +61,14 @@ func TestStoreApply(t *testing.T) {
 			nil},
 		{"delete after upsert", []op{observe(1), up(1, 1, "x", "v1"), del(1, 2, "x")},
 			nil},
-		{"unknown owner is ignored", []op{ignored(up(1, 1, "x", "v1"))},
+		{"state before the owner's metadata is kept but not shown", []op{up(1, 1, "x", "v1")},
 			nil},
+		{"metadata confirms tentative state", []op{up(1, 1, "x", "v1"), del(1, 2, "y"), observe(1)},
+			[]string{"x@v1"}},
+		{"metadata of another epoch replaces tentative state", []op{up(2, 1, "x", "v1"), observe(1), up(1, 1, "y", "v1")},
+			[]string{"y@v1"}},
+		{"a higher epoch replaces tentative state", []op{up(1, 1, "x", "v1"), up(2, 1, "y", "v1"), ignored(up(1, 2, "z", "v1")), observe(2)},
+			[]string{"y@v1"}},
 		{"previous run's delta is ignored", []op{observe(2), ignored(up(1, 5, "x", "old"))},
 			nil},
 		{"next run's delta before its metadata is ignored", []op{observe(1), ignored(up(2, 1, "x", "new"))},
@@ -137,7 +143,7 @@ func TestStoreSetLocal(t *testing.T) {
 		want []string // deltas as "id:counter" or "-id:counter" for deletions
 	}{
 		{[]InstanceInfo{b, a}, []string{"a:1", "b:2"}}, // sorted by ID
-		{[]InstanceInfo{a, b}, nil},                     // no change, no delta
+		{[]InstanceInfo{a, b}, nil},                    // no change, no delta
 		{[]InstanceInfo{a, {ID: "b", Addr: "2"}}, []string{"b:3"}},
 		{[]InstanceInfo{{ID: "b", Addr: "2"}}, []string{"-a:4"}},
 		{nil, []string{"-b:5"}},

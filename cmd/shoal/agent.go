@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/shoalhq/shoal/agent"
+	"github.com/shoalhq/shoal/dns"
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/planner"
@@ -51,6 +53,10 @@ type agentFlags struct {
 	join             []string
 	gossipKeyFile    string
 	gossipProfile    string
+	dnsListen        string
+	clusterDomain    string
+	dnsTTL           time.Duration
+	dnsUpstreams     []string
 }
 
 func newAgentCommand() *cobra.Command {
@@ -99,6 +105,10 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.StringSliceVar(&f.join, "join", nil, "address:port of a node to join (repeatable); nodes may start in any order")
 	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file of base64 gossip keys, one a line, the first encrypts (or $SHOAL_GOSSIP_KEY, comma-separated); without keys the agent runs alone")
 	fl.StringVar(&f.gossipProfile, "gossip-profile", "default", "failure detection timings: fast, default (LAN) or safe")
+	fl.StringVar(&f.dnsListen, "dns-listen", "127.0.0.1:53", `address:port of the node's DNS server (UDP and TCP); containers' resolv.conf names its address, so keep port 53; "off" disables DNS`)
+	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "DNS domain of Services: SERVICE.NAMESPACE.svc.DOMAIN")
+	fl.DurationVar(&f.dnsTTL, "dns-ttl", 5*time.Second, "TTL of DNS answers")
+	fl.StringSliceVar(&f.dnsUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster domain (default: the nameservers of /etc/resolv.conf)")
 	return cmd
 }
 
@@ -214,6 +224,16 @@ func runAgent(parent context.Context, f agentFlags) error {
 		opts = append(opts, agent.WithCluster(cluster))
 	} else {
 		log.Warn("no gossip key (SHOAL_GOSSIP_KEY or --gossip-key-file): running as a cluster of one")
+	}
+	if f.dnsListen != "off" {
+		server, dnsCfg, err := startDNS(f, cfg.NodeAddr, log)
+		if err != nil {
+			return err
+		}
+		defer server.Close()
+		go server.Serve(ctx)
+		opts = append(opts, agent.WithDNS(dnsCfg))
+		cfg.DNSAddr = server.Addr()
 	}
 	a, err := agent.New(cfg, rt, poller.Events(), opts...)
 	if err != nil {
@@ -357,4 +377,38 @@ func startCluster(ctx context.Context, f agentFlags, cfg *agent.Config, keys [][
 	}
 	log.Info("gossip started", "addr", cluster.Addr(), "join", f.join)
 	return cluster, nil
+}
+
+// startDNS opens the node's DNS server; containers' resolv.conf will name its address
+// (or the node's address when it listens on every address).
+func startDNS(f agentFlags, nodeAddr string, log *slog.Logger) (*dns.Server, agent.DNSConfig, error) {
+	dcfg := dns.DefaultConfig()
+	dcfg.Addr, dcfg.Domain, dcfg.TTL, dcfg.Logger = f.dnsListen, f.clusterDomain, f.dnsTTL, log
+	dcfg.Upstreams = f.dnsUpstreams
+	if len(dcfg.Upstreams) == 0 {
+		upstreams, err := dns.ParseResolvConf("/etc/resolv.conf")
+		if err != nil {
+			log.Warn("no upstream resolvers: names outside the cluster domain will be refused", "err", err)
+		}
+		dcfg.Upstreams = upstreams
+	}
+	server, err := dns.New(dcfg)
+	if err != nil {
+		return nil, agent.DNSConfig{}, fmt.Errorf("DNS server on %s (--dns-listen, or off): %w", f.dnsListen, err)
+	}
+	ap, err := netip.ParseAddrPort(server.Addr())
+	if err != nil {
+		server.Close()
+		return nil, agent.DNSConfig{}, err
+	}
+	ns := ap.Addr()
+	if ns.IsUnspecified() {
+		ns, _ = netip.ParseAddr(nodeAddr)
+	}
+	if ap.Port() != 53 {
+		log.Warn("the DNS server is not on port 53: containers keep the host's resolv.conf", "addr", server.Addr())
+		ns = netip.Addr{}
+	}
+	log.Info("DNS server started", "addr", server.Addr(), "domain", f.clusterDomain)
+	return server, agent.DNSConfig{Server: server, Domain: f.clusterDomain, Nameserver: ns}, nil
 }

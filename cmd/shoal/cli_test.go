@@ -230,3 +230,30 @@ func TestConfigFileSetsFlagsTheCommandLineLeftUnset(t *testing.T) {
 		t.Errorf("typo in config file: %v", err)
 	}
 }
+
+func TestPlanShowsPlacementOnAClusterFile(t *testing.T) {
+	repo := newRepo(t)
+	first := repo.commit(map[string]string{"web.yaml": deployment("nginx:1.25", "1")})
+	spread := strings.Replace(deployment("nginx:1.26", "3"), "    spec:\n", `    spec:
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: web}}
+            topologyKey: kubernetes.io/hostname
+`, 1)
+	repo.commit(map[string]string{"web.yaml": spread})
+	cluster := filepath.Join(t.TempDir(), "cluster.yaml")
+	write(t, filepath.Dir(cluster), "cluster.yaml", `nodes:
+- {name: a, cpu: "2", memory: 4Gi, labels: {topology.kubernetes.io/zone: z1}}
+- {name: b, cpu: "2", memory: 4Gi}
+`)
+	code, out, errOut := shoal(t, "plan", "--repo", repo.dir, "--from", first, "--to", "main", "--state-dir", t.TempDir(), "--cluster", cluster)
+	if code != 1 {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	for _, want := range []string{"placement on 2 nodes:", "default/web:", "→a", "→b", "unplaced (0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules.)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -66,6 +66,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAgentCommand(), newValidateCommand(), newPlanCommand(), newStatusCommand(), newLogsCommand())
+	root.AddCommand(newAgentCommand(), newValidateCommand(), newPlanCommand(), newStatusCommand(), newLogsCommand(), newExplainCommand())
 	return root
 }

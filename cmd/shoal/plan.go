@@ -10,8 +10,9 @@ import (
 
 func newPlanCommand() *cobra.Command {
 	var (
-		src      repoFlags
-		from, to string
+		src                      repoFlags
+		from, to                 string
+		clusterFile, clusterFrom string
 	)
 	cmd := &cobra.Command{
 		Use:   "plan [DIR]",
@@ -22,7 +23,10 @@ changed (with a field-level diff) or deleted. Compare two revisions of a reposit
 DIR --repo URL [--from REV]. Secret values are never printed.
 
 Exits 0 when nothing would change, 1 when something would (like flux diff), 2 on trouble,
-including invalid manifests on either side (their findings are printed).`,
+including invalid manifests on either side (their findings are printed).
+
+With --cluster FILE (or --cluster-from ADDR, an agent's address) it also shows where each
+replica of the new revision would run, and why a replica could not be placed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if src.url == "" {
@@ -57,6 +61,13 @@ including invalid manifests on either side (their findings are printed).`,
 			if err := planner.FormatDiff(out, changes); err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
+			view, err := loadClusterView(clusterFile, clusterFrom)
+			if err != nil {
+				return &exitError{code: exitTrouble, err: err}
+			}
+			if view != nil {
+				printPlacement(out, after.set, *view)
+			}
 			if len(changes) > 0 {
 				return &exitError{code: exitFindings}
 			}
@@ -66,5 +77,7 @@ including invalid manifests on either side (their findings are printed).`,
 	src.register(cmd, false)
 	cmd.Flags().StringVar(&from, "from", "", "base revision: branch, tag or commit (default: the source's branch head)")
 	cmd.Flags().StringVar(&to, "to", "", "revision to compare with the base: branch, tag or commit")
+	cmd.Flags().StringVar(&clusterFile, "cluster", "", "also show where each replica would run on the nodes of this YAML file (nodes: [{name, labels, cpu, memory}])")
+	cmd.Flags().StringVar(&clusterFrom, "cluster-from", "", "also show where each replica would run on the cluster as the agent at this address sees it")
 	return cmd
 }

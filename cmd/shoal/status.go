@@ -91,6 +91,16 @@ func printStatus(w io.Writer, st *agent.Status) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tADDRESS\tSTATE\tREVISION\tCPU\tMEMORY")
+	for _, n := range st.Nodes {
+		state := "alive"
+		if !n.Alive {
+			state = "DEAD"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dm\t%dMi\n", n.Name, n.Addr, state, short(n.Revision), n.MilliCPU, n.Memory>>20)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
 	fmt.Fprintln(tw, "WORKLOAD\tINSTANCE\tNODE\tPHASE\tRESTARTS\tLAST EXIT\tMESSAGE")
 	for _, wl := range st.Workloads {
 		fmt.Fprintf(tw, "%s/%s\t%d/%d ready\t\t\t\t\t\n", wl.Namespace, wl.Name, wl.Ready, wl.Replicas)

@@ -10,6 +10,7 @@
 //	IGNORE_SIGTERM  "1": ignore SIGTERM, so that only SIGKILL stops it
 //	READY_FILE      /readyz answers 200 only while this file exists
 //	LOG_EVERY       write a log line this often (a Go duration)
+//	UPSTREAM        a URL that / also fetches and shows (the frontend of the two-tier example)
 //
 // Endpoints: / answers "MESSAGE (version VERSION)"; /healthz is 200 until /fail is
 // requested (or SIGUSR1 received) and again after /recover (or SIGUSR2); /readyz is
@@ -29,6 +30,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -51,6 +53,7 @@ type config struct {
 	ignoreSIGTERM bool
 	readyFile     string
 	logEvery      time.Duration
+	upstream      string
 }
 
 func main() {
@@ -75,6 +78,7 @@ func configFromEnv(getenv func(string) string) (config, error) {
 		exitCode:      1,
 		ignoreSIGTERM: getenv("IGNORE_SIGTERM") == "1",
 		readyFile:     getenv("READY_FILE"),
+		upstream:      getenv("UPSTREAM"),
 	}
 	if cfg.listen == "" {
 		port := getenv("PORT")
@@ -193,8 +197,21 @@ func run(cfg config) int {
 func newHandler(cfg config, failing *atomic.Bool) http.Handler {
 	healthy := func() bool { return !failing.Load() }
 	mux := http.NewServeMux()
+	client := &http.Client{Timeout: 2 * time.Second}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s (version %s)\n", cfg.message, cfg.version)
+		if cfg.upstream == "" {
+			return
+		}
+		// The two-tier example: the frontend calls its backend by its Service name.
+		resp, err := client.Get(cfg.upstream)
+		if err != nil {
+			fmt.Fprintf(w, "-> %s: %v\n", cfg.upstream, err)
+			return
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		fmt.Fprintf(w, "-> %s: %s", cfg.upstream, body)
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		answer(w, healthy())

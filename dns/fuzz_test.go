@@ -1,0 +1,74 @@
+package dns
+
+import (
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// FuzzServeDNS feeds arbitrary bytes that unpack as a DNS message to the handler, over UDP
+// and TCP, from an allowed and a refused client. The handler must not panic, must answer
+// every query exactly once with a reply that packs (the recorder packs it) and fits the
+// transport, and must never answer a response.
+func FuzzServeDNS(f *testing.F) {
+	for _, q := range []*dns.Msg{
+		query("web.default.svc.cluster.local.", dns.TypeA, 0),
+		query("_pg._tcp.db.default.svc.cluster.local.", dns.TypeSRV, 1232),
+		query("big.shop.svc.cluster.local.", dns.TypeANY, 0),
+		query("1.1.0.10.in-addr.arpa.", dns.TypePTR, 0),
+		query("cluster.local.", dns.TypeSOA, 4096),
+		query("example.org.", dns.TypeA, 0),
+	} {
+		wire, err := q.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(wire)
+	}
+	s, err := New(testConfig())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	snap, err := NewSnapshot("cluster.local", fixture())
+	if err != nil {
+		f.Fatal(err)
+	}
+	s.Swap(snap)
+
+	f.Fuzz(func(t *testing.T, wire []byte) {
+		r := new(dns.Msg)
+		if err := r.Unpack(wire); err != nil {
+			return
+		}
+		for _, w := range []*recorder{
+			newRecorder("udp", "127.0.0.1"),
+			newRecorder("tcp", "10.1.2.3"),
+			newRecorder("udp", "203.0.113.1"),
+		} {
+			s.ServeDNS(w, r)
+			if r.Response {
+				if w.writes != 0 {
+					t.Fatalf("answered a response: %v", w.msg)
+				}
+				continue
+			}
+			if w.writes != 1 {
+				t.Fatalf("%d replies to %v", w.writes, r)
+			}
+			if w.msg.Id != r.Id || !w.msg.Response {
+				t.Fatalf("reply %v does not answer query %v", w.msg, r)
+			}
+			if size := w.size; isUDP(w) && size > max(dns.MinMsgSize, udpSizeOf(r)) {
+				t.Fatalf("UDP reply of %d bytes to %v", size, r)
+			}
+		}
+	})
+}
+
+func udpSizeOf(r *dns.Msg) int {
+	if opt := r.IsEdns0(); opt != nil {
+		return int(opt.UDPSize())
+	}
+	return dns.MinMsgSize
+}
