@@ -14,8 +14,9 @@ const advertisedUDPSize = 1232
 
 // ServeDNS answers one query: REFUSED for clients outside AllowedNets, an authoritative
 // answer from the current Snapshot for the cluster domain and known endpoint addresses,
-// and an upstream's answer (or SERVFAIL) for everything else. It is exported so that tests
-// can drive it with a recording dns.ResponseWriter; the Server's listeners call it too.
+// and for everything else an upstream's answer (SERVFAIL when none answers in time), or
+// REFUSED without upstreams. It is exported so that tests can drive it with a recording
+// dns.ResponseWriter; the Server's TCP listener calls it too.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if s.answer(w, r) {
 		s.forward(w, r)

@@ -437,3 +437,37 @@ func TestIsSelf(t *testing.T) {
 		}
 	}
 }
+
+// TestServeWildcard covers the UDP path for a socket bound to every address (miekg/dns's
+// server, which answers from the address queried). Only loopback clients are allowed and
+// only loopback is queried.
+func TestServeWildcard(t *testing.T) {
+	cfg := testConfig()
+	cfg.Addr = "0.0.0.0:0"
+	cfg.AllowedNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	s := newTestServer(t, cfg, fixture())
+	serve(t, s)
+	port := s.udp.LocalAddr().(*net.UDPAddr).Port
+	for _, network := range []string{"udp", "tcp"} {
+		r := exchange(t, network, query("db-1.db.default.svc.cluster.local.", dns.TypeA, 0), fmt.Sprintf("127.0.0.1:%d", port))
+		if want := []string{"db-1.db.default.svc.cluster.local. A 10.0.1.2"}; !slices.Equal(show(r.Answer), want) {
+			t.Errorf("%s answer %v, want %q", network, r, want)
+		}
+	}
+}
+
+// TestServeReportsListenerFailure checks that Serve returns an error, rather than hanging
+// or claiming success, when its sockets go away under it.
+func TestServeReportsListenerFailure(t *testing.T) {
+	s, err := New(testConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(context.Background()) }()
+	exchange(t, "udp", query("cluster.local.", dns.TypeSOA, 0), s.Addr()) // serving
+	s.Close()
+	if err := <-served; err == nil {
+		t.Error("Serve returned nil after its sockets were closed")
+	}
+}

@@ -102,7 +102,7 @@ qps() {
 p99() {
 	dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -l "$DURATION" -Q "$QPS" -c 4 -q 200 -v >"$work/verbose" 2>&1 || true
 	awk '/^> / {print $NF}' "$work/verbose" | sort -g | awk '{v[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; printf "%.3f", v[i]*1000}'
-	awk '/Queries lost:/ {printf " (lost %s)", $4}' "$work/verbose"
+	awk '/Queries lost:/ {printf " (lost %s)", $3}' "$work/verbose"
 }
 
 printf '%-6s %-8s %12s %22s\n' round server "queries/s" "p99 ms @ $QPS qps"

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Shoal's demo: a private containerd, a registry on 127.0.0.1:5000 with the example images,
-# a local Git repository made from examples/manifests, and an agent following it.
+# Shoal's demo: a three-node cluster on this machine. Each node is a network namespace with
+# its own address (10.210.0.1-3, on a bridge in a namespace of the demo's own) running a
+# `shoal agent` that gossips with the others; all share one private containerd (each node in
+# its own containerd namespace) and follow one local Git repository made from
+# examples/manifests. The example images are built and served on 127.0.0.1:5000 and put
+# into each node's image store, since the nodes' namespaces cannot reach this host's loopback.
 #
-#   examples/demo/demo.sh up     (make demo)
-#   examples/demo/demo.sh down   (make demo-down)
+#   examples/demo/demo.sh up        (make demo)
+#   examples/demo/demo.sh kill N    SIGKILL node N's agent and containers: watch its work move
+#   examples/demo/demo.sh revive N  start node N again
+#   examples/demo/demo.sh down      (make demo-down)
 #
 # Everything lives under $SHOAL_DEMO_DIR (default /var/tmp/shoal-demo); nothing touches the
 # system containerd. Needs root (containerd and runc need it).
@@ -15,8 +21,9 @@ export PATH=/usr/local/go/bin:$PATH
 ctd=$demo/containerd
 sock=$ctd/c.sock
 registry=127.0.0.1:5000
-api=127.0.0.1:7070
-ns=shoal-demo
+net=10.210.0
+nodes="1 2 3"
+key=$(printf 'shoal-demo-gossip-key-32-bytes!!' | base64)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -36,7 +43,7 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 
 install_packages() {
 	local need=()
-	for cmd in git:git containerd:containerd runc:runc ctr:containerd curl:curl; do
+	for cmd in git:git containerd:containerd runc:runc ctr:containerd curl:curl ip:iproute2 dig:dnsutils; do
 		command -v "${cmd%%:*}" >/dev/null || need+=("${cmd##*:}")
 	done
 	if [ ${#need[@]} -gt 0 ]; then
@@ -86,18 +93,68 @@ make_repo() {
 	git -C "$demo/repo" -c user.name=demo -c user.email=demo@shoal.invalid commit -q -m "examples"
 }
 
-start_agent() {
-	running agent && return
-	say "starting shoal agent (API on $api)"
+make_network() {
+	ip netns list | grep -q '^shoal-demo-hub' && return
+	say "creating the demo network $net.0/24 (namespaces shoal-demo-hub, shoal-demo-node1..3)"
+	ip netns add shoal-demo-hub
+	ip -n shoal-demo-hub link set lo up
+	ip -n shoal-demo-hub link add br0 type bridge
+	ip -n shoal-demo-hub link set br0 up
+	ip link add shoal-demo type veth peer name shoal-demo-p
+	ip link set shoal-demo-p netns shoal-demo-hub
+	ip -n shoal-demo-hub link set shoal-demo-p master br0 up
+	ip addr add $net.254/24 dev shoal-demo
+	ip link set shoal-demo up
+	for i in $nodes; do
+		ip netns add shoal-demo-node$i
+		ip -n shoal-demo-node$i link set lo up
+		ip link add sd$i-in type veth peer name sd$i-out
+		ip link set sd$i-in netns shoal-demo-node$i
+		ip link set sd$i-out netns shoal-demo-hub
+		ip -n shoal-demo-hub link set sd$i-out master br0 up
+		ip -n shoal-demo-node$i addr add $net.$i/24 dev sd$i-in
+		ip -n shoal-demo-node$i link set sd$i-in up
+	done
+}
+
+pull_images() {
+	for i in $nodes; do
+		for tag in v1 v2; do
+			ctr -a "$sock" -n shoal-demo-node$i images pull --plain-http $registry/hello:$tag >/dev/null
+		done
+	done
+}
+
+start_node() {
+	local i=$1
+	running node$i && return
+	SHOAL_WEBHOOK_SECRET=demo SHOAL_GOSSIP_KEY=$key setsid ip netns exec shoal-demo-node$i "$demo/bin/shoal" agent \
+		--node node$i --repo "$demo/repo" --state-dir "$demo/state/node$i" \
+		--containerd-socket "$sock" --containerd-namespace shoal-demo-node$i \
+		--netns /var/run/netns/shoal-demo-node$i --listen $net.$i:7070 \
+		--gossip-bind $net.$i:7946 --join $net.1:7946 --dns-listen $net.$i:53 \
+		--label topology.kubernetes.io/zone=zone-$((i % 2)) \
+		--cpu 1 --memory 1Gi --poll-interval 2s --crash-backoff 2s \
+		>"$demo/node$i.log" 2>&1 </dev/null &
+	echo $! >"$demo/node$i.pid"
+}
+
+start_agents() {
+	say "starting three agents (APIs on $net.1-3:7070)"
 	(cd "$top" && make -s build)
 	cp "$top/bin/shoal" "$demo/bin/shoal"
-	SHOAL_WEBHOOK_SECRET=demo setsid "$demo/bin/shoal" agent \
-		--node demo-1 --repo "$demo/repo" --state-dir "$demo/state" \
-		--containerd-socket "$sock" --containerd-namespace "$ns" \
-		--listen "$api" --poll-interval 2s --crash-backoff 2s \
-		>"$demo/agent.log" 2>&1 </dev/null &
-	echo $! >"$demo/agent.pid"
-	wait_for 60 "the agent to converge" sh -c "'$demo/bin/shoal' status --addr $api -o json | grep -q '\"converged\": true'"
+	for i in $nodes; do start_node $i; done
+	wait_for 90 "every node to converge" sh -c "for i in $nodes; do '$demo/bin/shoal' status --addr $net.\$i:7070 -o json | grep -q '\"converged\": true' || exit 1; done"
+}
+
+kill_node() {
+	local i=$1
+	say "SIGKILL node$i's agent and its containers"
+	kill -9 "$(cat "$demo/node$i.pid")" 2>/dev/null || true
+	for id in $(ctr -a "$sock" -n shoal-demo-node$i tasks ls -q 2>/dev/null); do
+		ctr -a "$sock" -n shoal-demo-node$i tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
+	done
+	rm -f "$demo/node$i.pid"
 }
 
 up() {
@@ -106,45 +163,53 @@ up() {
 	install_packages
 	start_containerd
 	start_registry
+	pull_images
 	make_repo
-	start_agent
-	"$demo/bin/shoal" status --addr "$api"
+	make_network
+	start_agents
+	"$demo/bin/shoal" status --addr $net.1:7070
 	cat <<EOF
 
-Shoal is running. Try:
+A three-node Shoal cluster is running. Try:
 
-  curl -s 127.0.0.1:8080                         # the hello app answers with its version
-  $demo/bin/shoal status                         # revision, workloads, instances
-  $demo/bin/shoal logs hello -f                  # its logs
+  $demo/bin/shoal status --addr $net.1:7070        # nodes, revision, workloads, instances
+  curl -s $net.1:8080 ; curl -s $net.2:8080        # hello on every node
+  curl -s $net.X:8081        # the frontend (X: the node status shows), calling http://backend:9090/
+  dig +short @$net.1 backend.default.svc.cluster.local   # the ready backends
+  $demo/bin/shoal explain backend --addr $net.1:7070     # why each replica runs where it does
+  $demo/bin/shoal logs hello --addr $net.2:7070
 
   cd $demo/repo
-  sed -i 's/hello:v1/hello:v2/' hello.yaml && git commit -qam "hello v2"
-  # the agent polls every 2s; or trigger it at once with the webhook:
-  body='{}'; sig=\$(printf %s "\$body" | openssl dgst -sha256 -hmac demo -r | cut -d' ' -f1)
-  curl -s -XPOST -H "X-Shoal-Signature: sha256=\$sig" -d "\$body" $api/webhook
-  curl -s 127.0.0.1:8080                         # now v2
-  git revert --no-edit HEAD                      # and back to v1
-  echo 'kind: [broken' > bad.yaml && git add bad.yaml && git commit -qm bad
-  $demo/bin/shoal status                         # the error with file and line; v1 keeps serving
+  sed -i 's/hello:v1/hello:v2/' hello.yaml && git commit -qam "hello v2"   # rolls within ~2s
+  git revert --no-edit HEAD                                                 # and back
+  echo 'kind: [broken' > bad.yaml && git add bad.yaml && git commit -qm bad # refused, file:line in status
 
-Logs: $demo/agent.log. Stop everything with: make demo-down
+  $0 kill 3      # SIGKILL node3 and its containers; its work moves within seconds
+  $0 revive 3    # bring it back
+
+Logs: $demo/node1.log … node3.log. Stop everything with: make demo-down
 EOF
 }
 
 down() {
-	if running agent; then
-		say "stopping the agent"
-		kill "$(cat "$demo/agent.pid")"
-	fi
+	for i in $nodes; do
+		if running node$i; then
+			say "stopping node$i"
+			kill "$(cat "$demo/node$i.pid")"
+		fi
+	done
 	if running containerd; then
 		say "removing the demo's containers"
-		for id in $(ctr -a "$sock" -n "$ns" containers ls -q 2>/dev/null); do
-			ctr -a "$sock" -n "$ns" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
-		done
-		sleep 1
-		for id in $(ctr -a "$sock" -n "$ns" containers ls -q 2>/dev/null); do
-			ctr -a "$sock" -n "$ns" tasks delete -f "$id" >/dev/null 2>&1 || true
-			ctr -a "$sock" -n "$ns" containers delete "$id" >/dev/null 2>&1 || true
+		for i in $nodes; do
+			ns=shoal-demo-node$i
+			for id in $(ctr -a "$sock" -n "$ns" containers ls -q 2>/dev/null); do
+				ctr -a "$sock" -n "$ns" tasks kill -s SIGKILL "$id" >/dev/null 2>&1 || true
+			done
+			sleep 1
+			for id in $(ctr -a "$sock" -n "$ns" containers ls -q 2>/dev/null); do
+				ctr -a "$sock" -n "$ns" tasks delete -f "$id" >/dev/null 2>&1 || true
+				ctr -a "$sock" -n "$ns" containers delete "$id" >/dev/null 2>&1 || true
+			done
 		done
 		say "stopping containerd"
 		kill "$(cat "$demo/containerd.pid")"
@@ -154,6 +219,11 @@ down() {
 		say "stopping the registry"
 		kill "$(cat "$demo/registry.pid")"
 	fi
+	if ip netns list | grep -q '^shoal-demo-hub'; then
+		say "removing the demo network"
+		ip link del shoal-demo 2>/dev/null || true
+		for n in hub node1 node2 node3; do ip netns del shoal-demo-$n 2>/dev/null || true; done
+	fi
 	grep -o " $demo[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 	rm -f "$demo"/*.pid
 	say "stopped; $demo is left for inspection (rm -rf it to start afresh)"
@@ -162,6 +232,11 @@ down() {
 case "${1:-up}" in
 up) up ;;
 down) down ;;
+kill) kill_node "${2:?node number}" ;;
+revive)
+	start_node "${2:?node number}"
+	say "node$2 started"
+	;;
 *)
 	echo "usage: $0 up|down" >&2
 	exit 2
