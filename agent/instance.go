@@ -78,6 +78,8 @@ type container struct {
 	restartAt time.Time
 	// ready is what the readiness (and startup) probes last said; true without probes.
 	ready bool
+	// readyChanged is when a probe last changed ready.
+	readyChanged time.Time
 	// hasReadiness and hasStartup say which gating probes the container has.
 	hasReadiness, hasStartup bool
 }

@@ -83,7 +83,7 @@ func (a *Agent) onProbe(r executor.ProbeResult, now time.Time) {
 	in.changed = now
 	switch r.Kind {
 	case executor.ProbeReadiness:
-		c.ready = r.Healthy
+		c.ready, c.readyChanged = r.Healthy, r.Time
 		if !r.Healthy && r.Message != "" {
 			a.log.Info("readiness probe failed", "instance", in.id, "container", c.name, "reason", r.Message)
 		}

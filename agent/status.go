@@ -60,15 +60,17 @@ type WorkloadStatus struct {
 
 // InstanceStatus is one instance: where it runs, its phase, restarts and last exit.
 type InstanceStatus struct {
-	ID         string            `json:"id"`
-	Node       string            `json:"node"`
-	Phase      Phase             `json:"phase"`
-	SpecHash   string            `json:"specHash"`
-	Revision   string            `json:"revision,omitempty"`
-	Restarts   int               `json:"restarts"`
-	LastExit   string            `json:"lastExit,omitempty"`
-	Message    string            `json:"message,omitempty"`
-	Containers []ContainerStatus `json:"containers,omitempty"`
+	ID       string `json:"id"`
+	Node     string `json:"node"`
+	Phase    Phase  `json:"phase"`
+	SpecHash string `json:"specHash"`
+	Revision string `json:"revision,omitempty"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"lastExit,omitempty"`
+	Message  string `json:"message,omitempty"`
+	// ReadinessChanged is when a readiness probe last moved the instance in or out of Ready.
+	ReadinessChanged time.Time         `json:"readinessChanged,omitempty"`
+	Containers       []ContainerStatus `json:"containers,omitempty"`
 }
 
 // ContainerStatus is one container of an instance.
@@ -234,6 +236,9 @@ func instanceStatus(in *instance, node string, now time.Time) InstanceStatus {
 		})
 		if c.lastExit != "" {
 			is.LastExit = c.lastExit
+		}
+		if c.readyChanged.After(is.ReadinessChanged) {
+			is.ReadinessChanged = c.readyChanged
 		}
 	}
 	return is

@@ -122,7 +122,7 @@ type Server struct {
 	turn     atomic.Uint64 // answer rotation, one step per query
 	stats    counters
 
-	udp net.PacketConn
+	udp *net.UDPConn
 	tcp net.Listener
 	// lifetime ends when the server closes; it aborts forwards in flight, which would
 	// otherwise hold up shutdown until their timeout.
@@ -163,10 +163,11 @@ func New(cfg Config) (*Server, error) {
 	s.snapshot.Store(empty)
 
 	bound := udp.LocalAddr().(*net.UDPAddr).AddrPort()
+	local := localAddrs(bound)
 	var upstreams []string
 	for _, u := range cfg.Upstreams {
 		ap, _ := parseUpstream(u) // validated
-		if isSelf(ap, bound, localAddrs(bound)) {
+		if isSelf(ap, bound, local) {
 			log.Warn("dns: skipping upstream that is this server", "upstream", u, "listen", bound)
 			continue
 		}
@@ -180,13 +181,14 @@ func New(cfg Config) (*Server, error) {
 
 // listen binds UDP and TCP on the same address. With port 0 the kernel picks a UDP port
 // that TCP may already use elsewhere, so a few ports are tried.
-func listen(addr string) (net.PacketConn, net.Listener, error) {
+func listen(addr string) (*net.UDPConn, net.Listener, error) {
 	_, port, _ := net.SplitHostPort(addr)
 	for attempt := 1; ; attempt++ {
-		udp, err := net.ListenPacket("udp", addr)
+		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("dns: listen udp %s: %w", addr, err)
 		}
+		udp := pc.(*net.UDPConn) // what ListenPacket("udp") always returns
 		tcp, err := net.Listen("tcp", udp.LocalAddr().String())
 		if err == nil {
 			return udp, tcp, nil
@@ -260,8 +262,8 @@ func (s *Server) Serve(ctx context.Context) error {
 // startUDP serves UDP with serveUDP when the socket is bound to one address, and with
 // miekg/dns's server otherwise (see serveUDP).
 func (s *Server) startUDP() *running {
-	conn := s.udp.(*net.UDPConn)
-	if s.udp.LocalAddr().(*net.UDPAddr).IP.IsUnspecified() {
+	conn := s.udp
+	if conn.LocalAddr().(*net.UDPAddr).IP.IsUnspecified() {
 		// A large read buffer: queries with EDNS0 options (cookies, padding) exceed 512 bytes.
 		return startMiekg(&dns.Server{PacketConn: conn, Handler: s, UDPSize: dns.DefaultMsgSize})
 	}

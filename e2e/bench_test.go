@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -225,4 +226,129 @@ func medianInt(xs []int64) int64 {
 		ds[i] = time.Duration(x)
 	}
 	return int64(median(ds))
+}
+
+// BenchmarkFailover kills, in each iteration, the node that runs a serving workload (its
+// agent and containers, with SIGKILL) and measures on a surviving node:
+//
+//   - detect-ms: from the kill to gossip declaring the node dead;
+//   - restart-ms: from then to the workload answering HTTP on another node;
+//   - total-ms: the two together.
+//
+// Then it revives the node. Run it with
+// `go test ./e2e -run '^$' -bench Failover -benchtime 5x -count 1`.
+func BenchmarkFailover(b *testing.B) {
+	repo := newGitRepo(b)
+	repo.commit("empty", map[string]string{"README": "failover\n"})
+	c := newCluster(b, repo, 1, 2, 3)
+	c.agents[1].waitFor("three members", func(st *agent.Status) bool { return st != nil && len(st.Nodes) == 3 })
+	repo.commit("web", map[string]string{"web.yaml": servingDeployment("web", 1, 8080, "")})
+	var detect, restart, total []time.Duration
+	for i := 0; i < b.N; i++ {
+		var victim int
+		c.agents[1].waitFor("web ready on a node, every node alive", func(st *agent.Status) bool {
+			alive := 0
+			for _, n := range st.Nodes {
+				if n.Alive {
+					alive++
+				}
+			}
+			nodes := where(st, "web")
+			if alive != 3 || len(nodes) != 1 {
+				return false
+			}
+			victim = int(nodes[0][4] - '0')
+			return strings.Contains(get(fmt.Sprintf("http://%s:8080/", c.net.addr(victim))), "version v1")
+		})
+		watcher := c.agents[victim%3+1]
+		killed := time.Now()
+		c.killNode(victim)
+		var dead time.Duration
+		watcher.waitFor("web answering elsewhere", func(st *agent.Status) bool {
+			if st == nil {
+				return false
+			}
+			for _, n := range st.Nodes {
+				if n.Name == fmt.Sprintf("node%d", victim) && !n.Alive && dead == 0 {
+					dead = time.Since(killed)
+				}
+			}
+			nodes := where(st, "web")
+			if dead == 0 || len(nodes) != 1 || nodes[0] == fmt.Sprintf("node%d", victim) {
+				return false
+			}
+			return strings.Contains(get(fmt.Sprintf("http://%s:8080/", c.net.addr(int(nodes[0][4]-'0')))), "version v1")
+		})
+		all := time.Since(killed)
+		detect, restart, total = append(detect, dead), append(restart, all-dead), append(total, all)
+		c.agents[victim].start()
+	}
+	b.ReportMetric(float64(median(detect).Milliseconds()), "detect-ms")
+	b.ReportMetric(float64(median(restart).Milliseconds()), "restart-ms")
+	b.ReportMetric(float64(median(total).Milliseconds()), "total-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkReadinessToDNS makes one of two backends fail its readiness probe in each
+// iteration and measures, from the probe's verdict (as its node reports it) to the address
+// leaving the answers of every node's DNS server, the median and the worst (p99 over the
+// iterations) figure. Run it with
+// `go test ./e2e -run '^$' -bench ReadinessToDNS -benchtime 20x -count 1`.
+func BenchmarkReadinessToDNS(b *testing.B) {
+	repo := newGitRepo(b)
+	repo.commit("empty", map[string]string{"README": "dns\n"})
+	c := newCluster(b, repo, 1, 2, 3)
+	c.agents[1].waitFor("three members", func(st *agent.Status) bool { return st != nil && len(st.Nodes) == 3 })
+	backend := strings.Replace(servingDeployment("backend", 2, 9090, strings.ReplaceAll(antiAffinity, "spread", "backend")),
+		"        ports:\n", "        readinessProbe:\n          httpGet: {path: /readyz, port: 9090}\n          periodSeconds: 1\n          failureThreshold: 1\n        ports:\n", 1)
+	service := "apiVersion: v1\nkind: Service\nmetadata: {name: backend}\nspec:\n  selector: {app: backend}\n  ports: [{name: http, port: 9090}]\n"
+	repo.commit("backend", map[string]string{"backend.yaml": backend, "svc.yaml": service})
+	st := c.agents[1].waitFor("two ready backends", func(st *agent.Status) bool { return len(where(st, "backend")) == 2 })
+	nodes := where(st, "backend")
+	failing := int(nodes[0][4] - '0')
+	failingAddr := c.net.addr(failing)
+	name := "backend.default.svc.cluster.local."
+	inAnswers := func(want bool) time.Time {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			all := true
+			for i := range c.agents {
+				if strings.Contains(lookupA(nil, c.net.addr(i)+":53", name), failingAddr) != want {
+					all = false
+				}
+			}
+			if all {
+				return time.Now()
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("backend on node%d: in answers = %v never held on every node", failing, !want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	inAnswers(true)
+	var lags []time.Duration
+	for i := 0; i < b.N; i++ {
+		get(fmt.Sprintf("http://%s:9090/fail", failingAddr))
+		gone := inAnswers(false)
+		st := c.agents[failing].status()
+		var verdict time.Time
+		if w := workload(st, "backend"); w != nil {
+			for _, in := range w.Instances {
+				if in.Node == fmt.Sprintf("node%d", failing) {
+					verdict = in.ReadinessChanged
+				}
+			}
+		}
+		if verdict.IsZero() || verdict.After(gone) {
+			b.Fatalf("no probe verdict before the DNS change (%v, %v)", verdict, gone)
+		}
+		lags = append(lags, gone.Sub(verdict))
+		get(fmt.Sprintf("http://%s:9090/recover", failingAddr))
+		inAnswers(true)
+	}
+	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+	b.ReportMetric(float64(median(lags).Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(lags[(len(lags)*99)/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op")
 }

@@ -54,7 +54,8 @@ func (c *cluster) start(i int, key string) *agentProc {
 		"--node", name, "--repo", c.repo.dir, "--state-dir", stateDir,
 		"--containerd-socket", daemon.Socket, "--containerd-namespace", ctrNS,
 		"--netns", c.net.nsPath(ns), "--listen", a.addr,
-		"--gossip-bind", c.net.addr(i) + ":7946", "--join", c.net.addr(1) + ":7946",
+		"--gossip-bind", c.net.addr(i) + ":7946",
+		"--join", c.net.addr(1) + ":7946", "--join", c.net.addr(2) + ":7946", "--join", c.net.addr(3) + ":7946",
 		"--label", "topology.kubernetes.io/zone=zone-" + fmt.Sprint(i%2),
 		"--cpu", "2", "--memory", "4Gi",
 		"--poll-interval", "500ms", "--resync-interval", "2s", "--log-level", "debug",
@@ -399,7 +400,7 @@ func TestServicesFindEachOtherByDNS(t *testing.T) {
 
 // lookupA asks a DNS server for name's A records and returns the addresses sorted and
 // comma-joined, or the response code when there are none.
-func lookupA(t *testing.T, server, name string) string {
+func lookupA(_ testing.TB, server, name string) string {
 	m := new(mdns.Msg)
 	m.SetQuestion(name, mdns.TypeA)
 	client := mdns.Client{Timeout: time.Second}
