@@ -34,6 +34,12 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, fake *executortest.Fake, tune ...func(*Config)) *harness {
+	return newHarnessWrapped(t, fake, nil, tune...)
+}
+
+// newHarnessWrapped is newHarness with the agent's runtime wrapped by wrap (when not nil),
+// for tests that watch the calls.
+func newHarnessWrapped(t *testing.T, fake *executortest.Fake, wrap func(executor.Runtime) executor.Runtime, tune ...func(*Config)) *harness {
 	t.Helper()
 	if fake == nil {
 		fake = executortest.NewFake(executortest.FakeConfig{
@@ -55,7 +61,11 @@ func newHarness(t *testing.T, fake *executortest.Fake, tune ...func(*Config)) *h
 		f(&cfg)
 	}
 	h := &harness{t: t, fake: fake, revs: make(chan sync.Event), done: make(chan error, 1)}
-	a, err := New(cfg, fake, h.revs)
+	var rt executor.Runtime = fake
+	if wrap != nil {
+		rt = wrap(fake)
+	}
+	a, err := New(cfg, rt, h.revs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,25 +393,11 @@ func (c *countingRuntime) Stop(ctx context.Context, id string, grace time.Durati
 }
 
 func TestRollingUpdateKeepsWithinSurgeAndUnavailable(t *testing.T) {
-	fake := executortest.NewFake(executortest.FakeConfig{
-		StateDir: t.TempDir(),
-		Images:   map[string]executortest.Program{"hello:v1": executortest.HelloProgram, "hello:v2": executortest.HelloProgram},
+	var counting *countingRuntime
+	h := newHarnessWrapped(t, nil, func(rt executor.Runtime) executor.Runtime {
+		counting = &countingRuntime{Runtime: rt, running: map[string]bool{}, minAfterStop: 1 << 30}
+		return counting
 	})
-	defer fake.Close()
-	counting := &countingRuntime{Runtime: fake, running: map[string]bool{}, minAfterStop: 1 << 30}
-	h := &harness{t: t, revs: make(chan sync.Event), done: make(chan error, 1)}
-	cfg := DefaultConfig("node-a")
-	cfg.Allocatable = planner.Resources{MilliCPU: 4000, MemoryBytes: 8 << 30}
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	a, err := New(cfg, counting, h.revs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.agent = a
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	go func() { h.done <- a.Run(ctx) }()
-	defer h.stop()
 
 	strategy := "  strategy:\n    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n"
 	withStrategy := func(image string) string {

@@ -12,7 +12,7 @@
 # repository, cached between runs.
 #
 # Usage: dns/bench/run.sh            (from the repository root)
-#        ROUNDS=5 DURATION=5 QPS=20000 dns/bench/run.sh
+#        ROUNDS=5 DURATION=5 QPS=20000 PIN=1 dns/bench/run.sh
 set -euo pipefail
 
 COREDNS_VERSION=v1.14.7
@@ -22,6 +22,13 @@ QPS=${QPS:-20000}
 COREDNS_PORT=${COREDNS_PORT:-15354}
 CACHE=${CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/shoal-dnsbench}
 export PATH=/usr/local/go/bin:$PATH
+# PIN=1 puts the servers on CPU 1 (with GOMAXPROCS=1, for both: each is a Go program) and
+# dnsperf on CPU 0, so that the load generator does not compete with the server measured.
+if [[ ${PIN:-0} == 1 ]]; then
+	SERVER_CPU="taskset -c 1 env GOMAXPROCS=1" CLIENT_CPU="taskset -c 0"
+else
+	SERVER_CPU="" CLIENT_CPU=""
+fi
 
 (( DURATION <= 10 )) || { echo "DURATION is at most 10 seconds" >&2; exit 2; }
 command -v dnsperf >/dev/null || { echo "dnsperf missing: apt-get install dnsperf" >&2; exit 1; }
@@ -64,7 +71,7 @@ fi
 
 # Shoal's server; it also writes the hosts file and the query file.
 (cd "$repo" && CGO_ENABLED=0 go build -o "$work/shoal-dnsbench" ./dns/bench)
-"$work/shoal-dnsbench" -addr 127.0.0.1:0 -hosts "$work/hosts" -queries "$work/queries" >"$work/shoal.out" 2>&1 &
+$SERVER_CPU "$work/shoal-dnsbench" -addr 127.0.0.1:0 -hosts "$work/hosts" -queries "$work/queries" >"$work/shoal.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do grep -q '^listening' "$work/shoal.out" && break; sleep 0.1; done
 shoal_port=$(sed -n 's/^listening .*:\([0-9]*\)$/\1/p' "$work/shoal.out")
@@ -79,7 +86,7 @@ cluster.local:$COREDNS_PORT {
 	}
 }
 EOF
-"$coredns" -quiet -conf "$work/Corefile" >"$work/coredns.out" 2>&1 &
+$SERVER_CPU "$coredns" -quiet -conf "$work/Corefile" >"$work/coredns.out" 2>&1 &
 pids+=($!)
 
 # Both must answer the same name before measuring.
@@ -94,13 +101,13 @@ done
 
 # qps PORT: unthrottled queries per second.
 qps() {
-	dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -l "$DURATION" -c 4 -q 200 2>&1 |
+	$CLIENT_CPU dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -l "$DURATION" -c 4 -q 200 2>&1 |
 		awk '/Queries per second:/ {printf "%.0f", $4}'
 }
 # p99 PORT: 99th percentile latency in milliseconds at QPS queries per second, and the
 # share of queries lost.
 p99() {
-	dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -l "$DURATION" -Q "$QPS" -c 4 -q 200 -v >"$work/verbose" 2>&1 || true
+	$CLIENT_CPU dnsperf -s 127.0.0.1 -p "$1" -d "$work/queries" -l "$DURATION" -Q "$QPS" -c 4 -q 200 -v >"$work/verbose" 2>&1 || true
 	awk '/^> / {print $NF}' "$work/verbose" | sort -g | awk '{v[NR]=$1} END {i=int(NR*0.99); if (i<1) i=1; printf "%.3f", v[i]*1000}'
 	awk '/Queries lost:/ {printf " (lost %s)", $3}' "$work/verbose"
 }
