@@ -56,6 +56,7 @@ func (c *cluster) start(i int, key string) *agentProc {
 		"--netns", c.net.nsPath(ns), "--listen", a.addr,
 		"--gossip-bind", c.net.addr(i) + ":7946",
 		"--join", c.net.addr(1) + ":7946", "--join", c.net.addr(2) + ":7946", "--join", c.net.addr(3) + ":7946",
+		"--join", c.net.addr(4) + ":7946",
 		"--label", "topology.kubernetes.io/zone=zone-" + fmt.Sprint(i%2),
 		"--cpu", "2", "--memory", "4Gi",
 		"--poll-interval", "500ms", "--resync-interval", "2s", "--log-level", "debug",
@@ -419,4 +420,53 @@ func lookupA(_ testing.TB, server, name string) string {
 	}
 	sort.Strings(addrs)
 	return strings.Join(addrs, ",")
+}
+
+// TestTwoByTwoPartitionHeals splits four nodes into two pairs for longer than memberlist keeps
+// gossiping to the dead (30 s), so that each side forgets the other, and checks that once the
+// network heals the cluster merges again and converges to exactly the desired instances.
+func TestTwoByTwoPartitionHeals(t *testing.T) {
+	repo := newGitRepo(t)
+	repo.commit("empty", map[string]string{"README": "partition\n"})
+	c := newCluster(t, repo, 1, 2, 3, 4)
+	members := func(n int) func(*agent.Status) bool {
+		return func(st *agent.Status) bool {
+			alive := 0
+			if st != nil {
+				for _, node := range st.Nodes {
+					if node.Alive {
+						alive++
+					}
+				}
+			}
+			return alive == n
+		}
+	}
+	c.agents[1].waitFor("four members", members(4))
+	repo.commit("work", map[string]string{"idle.yaml": idleDeployment("idle", 2)})
+	want := fmt.Sprint(map[string]int{"idle": 2})
+	waitRunning := func(what, want string) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for fmt.Sprint(c.running()) != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: running %v, want %s", what, c.running(), want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	waitRunning("before the partition", want)
+
+	for _, pair := range [][2]int{{1, 3}, {1, 4}, {2, 3}, {2, 4}} {
+		c.net.between(pair[0], pair[1], "add")
+	}
+	c.agents[1].waitFor("each side sees two members", members(2))
+	c.agents[3].waitFor("each side sees two members", members(2))
+	waitRunning("both sides run the workload", fmt.Sprint(map[string]int{"idle": 4}))
+	time.Sleep(35 * time.Second) // past GossipToTheDeadTime: each side has forgotten the other
+	for _, pair := range [][2]int{{1, 3}, {1, 4}, {2, 3}, {2, 4}} {
+		c.net.between(pair[0], pair[1], "del")
+	}
+	c.agents[1].waitFor("four members again", members(4))
+	waitRunning("after the heal", want)
 }

@@ -96,9 +96,15 @@ func (n *testNet) routes(i int, op string) {
 		}
 		var j int
 		fmt.Sscanf(strings.TrimPrefix(other, n.prefix+"n"), "%d", &j)
-		n.ipIn(me, "route", op, "blackhole", n.addr(j)+"/32")
-		n.ipIn(other, "route", op, "blackhole", n.addr(i)+"/32")
+		n.between(i, j, op)
 	}
+}
+
+// between adds ("add") or removes ("del") blackhole routes between nodes i and j.
+func (n *testNet) between(i, j int, op string) {
+	n.t.Helper()
+	n.ipIn(fmt.Sprintf("%sn%d", n.prefix, i), "route", op, "blackhole", n.addr(j)+"/32")
+	n.ipIn(fmt.Sprintf("%sn%d", n.prefix, j), "route", op, "blackhole", n.addr(i)+"/32")
 }
 
 func (n *testNet) close() {

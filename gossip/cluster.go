@@ -397,6 +397,7 @@ func (c *Cluster) run() {
 				}
 				joinTimer.Reset(backoff)
 			} else {
+				c.joinMissingSeeds()
 				joinTimer.Reset(c.cfg.JoinBackoffMax)
 			}
 		case now := <-prune.C:
@@ -409,6 +410,37 @@ func (c *Cluster) run() {
 // member and has not left.
 func (c *Cluster) alone() bool {
 	return len(c.cfg.Seeds) > 0 && !c.left.Load() && c.alive.Load() <= 1
+}
+
+// joinMissingSeeds joins the seeds that are not alive members. After a partition in which
+// both sides kept several members, memberlist stops gossiping to the other side once
+// GossipToTheDeadTime has passed, and neither side is alone, so without this the two halves
+// would never merge again. A seed that does not answer costs one failed dial per
+// JoinBackoffMax.
+func (c *Cluster) joinMissingSeeds() {
+	self := c.Addr()
+	c.mu.Lock()
+	alive := make(map[string]bool, len(c.members))
+	for _, m := range c.members {
+		if m.info.Alive {
+			alive[m.addr] = true
+		}
+	}
+	c.mu.Unlock()
+	var missing []string
+	for _, seed := range c.cfg.Seeds {
+		if seed != self && !alive[seed] {
+			missing = append(missing, seed)
+		}
+	}
+	if len(missing) == 0 || c.left.Load() {
+		return
+	}
+	if n, err := c.ml.Join(missing); n > 0 {
+		c.log.Info("gossip: rejoined seeds that were not members", "seeds", missing, "reached", n)
+	} else {
+		c.log.Debug("gossip: seeds that are not members did not answer", "seeds", missing, "err", err)
+	}
 }
 
 // joinSeeds tries each seed in turn until one answers, checking for Shutdown
