@@ -80,8 +80,12 @@ func (c *cluster) start(i int, key string) *agentProc {
 // network namespaces (which cannot reach the test's loopback registry) find them present.
 func prePull(t testing.TB, namespace string) {
 	t.Helper()
-	for _, tag := range []string{"v1", "v2"} {
-		out, err := exec.Command("ctr", "-a", daemon.Socket, "-n", namespace, "images", "pull", "--plain-http", registry+"/hello:"+tag).CombinedOutput()
+	refs := []string{registry + "/hello:v1", registry + "/hello:v2"}
+	for name := range resolverImages {
+		refs = append(refs, registry+"/"+name+":v1")
+	}
+	for _, ref := range refs {
+		out, err := exec.Command("ctr", "-a", daemon.Socket, "-n", namespace, "images", "pull", "--plain-http", ref).CombinedOutput()
 		if err != nil {
 			t.Fatalf("pre-pull: %v\n%s", err, out)
 		}
@@ -311,7 +315,11 @@ func TestServicesFindEachOtherByDNS(t *testing.T) {
 	frontend = strings.Replace(frontend, "        ports:\n", "        - {name: UPSTREAM, value: \"http://backend:9090/\"}\n        - {name: MESSAGE, value: frontend}\n        ports:\n", 1)
 	frontend = strings.Replace(frontend, "        - {name: UPSTREAM", "        - {name: UPSTREAM", 1)
 	service := "apiVersion: v1\nkind: Service\nmetadata: {name: backend}\nspec:\n  selector: {app: backend}\n  ports: [{name: http, port: 9090}]\n"
-	repo.commit("two tiers", map[string]string{"backend.yaml": backend, "frontend.yaml": frontend, "backend-svc.yaml": service})
+	files := map[string]string{"backend.yaml": backend, "frontend.yaml": frontend, "backend-svc.yaml": service}
+	for name := range resolverImages {
+		files[name+".yaml"] = resolverDeployment(name)
+	}
+	repo.commit("two tiers", files)
 
 	st := c.agents[1].waitFor("backends ready on two nodes, frontend ready", func(st *agent.Status) bool {
 		return len(where(st, "backend")) == 2 && len(where(st, "frontend")) == 1
@@ -354,6 +362,26 @@ func TestServicesFindEachOtherByDNS(t *testing.T) {
 		}
 	}
 	answersEverywhere("both backends ready", wantAddrs(backends...))
+	for name := range resolverImages {
+		// glibc and musl in containers resolve the short name through resolv.conf's search path.
+		want := "resolve backend: "
+		c.agents[1].waitFor(name+" resolving backend", func(st *agent.Status) bool {
+			nodes := where(st, name)
+			if len(nodes) != 1 {
+				return false
+			}
+			out, _ := exec.Command(shoalBin, "logs", name, "--tail", "3", "--addr", c.net.addr(int(nodes[0][4]-'0'))+":7070").Output()
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			last := lines[len(lines)-1]
+			i := strings.Index(last, want)
+			if i < 0 {
+				return false
+			}
+			got := strings.Fields(last[i+len(want):])
+			sort.Strings(got)
+			return strings.Join(got, ",") == wantAddrs(backends...)
+		})
+	}
 
 	failing := int(backends[0][4] - '0')
 	failedAt := time.Now()
@@ -469,4 +497,22 @@ func TestTwoByTwoPartitionHeals(t *testing.T) {
 	}
 	c.agents[1].waitFor("four members again", members(4))
 	waitRunning("after the heal", want)
+}
+
+// resolverDeployment runs one of the resolverImages, looking up "backend" every second.
+func resolverDeployment(name string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s}
+spec:
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: resolve
+        image: %[2]s/%[1]s:v1
+        args: [backend]
+`, name, registry)
 }

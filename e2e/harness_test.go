@@ -62,12 +62,41 @@ func setup(m *testing.M) (int, error) {
 	if _, err := imagebuild.BuildHello(ctx, dir, registry); err != nil {
 		return 0, err
 	}
+	if err := buildResolvers(ctx, dir); err != nil {
+		return 0, err
+	}
 	daemon, err = containerdtest.Start()
 	if err != nil {
 		return 0, err
 	}
 	defer daemon.Close()
 	return m.Run(), nil
+}
+
+// resolverImages are the C library resolvers the DNS tests run in containers: the same
+// program (testdata/resolve.c) linked statically against glibc and against musl.
+var resolverImages = map[string][]string{
+	"resolve-glibc": {"gcc", "-static", "-O2"},
+	"resolve-musl":  {"musl-gcc", "-static", "-O2"},
+}
+
+// buildResolvers compiles the resolvers and pushes each as <registry>/<name>:v1.
+func buildResolvers(ctx context.Context, dir string) error {
+	for name, cc := range resolverImages {
+		bin := filepath.Join(dir, name)
+		cmd := exec.CommandContext(ctx, cc[0], append(cc[1:], "-o", bin, "testdata/resolve.c")...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s (apt-get install gcc musl-tools): %v\n%s", strings.Join(cmd.Args, " "), err, out)
+		}
+		img, err := imagebuild.Image(bin, imagebuild.Config{})
+		if err != nil {
+			return err
+		}
+		if err := imagebuild.Push(ctx, img, registry+"/"+name+":v1"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // gitRepo is a real Git repository the agent follows.
