@@ -37,6 +37,7 @@ type Agent struct {
 
 	// Owned by the Run goroutine.
 	desired   *spec.Desired
+	hashes    map[workloadKey]string // spec hash of each desired Deployment, computed once per revision
 	syncState SyncStatus
 	timeline  []Stage
 	applied   *spec.Revision
@@ -159,7 +160,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.reconcile(ctx, now)
 		a.publish(now)
 		a.publishCluster(now)
-		a.publishDNS()
+		a.publishDNS(now)
 		wake.Reset(a.nextWake(now))
 	}
 }
@@ -182,6 +183,10 @@ func (a *Agent) onRevision(ev sync.Event, now time.Time) {
 		a.syncState.Error, a.syncState.Rejected, a.syncState.Diagnostics = "", nil, ev.Diagnostics.Warnings()
 		if a.desired == nil || a.desired.Revision.Commit != ev.Desired.Revision.Commit {
 			a.desired = ev.Desired
+			a.hashes = make(map[workloadKey]string, len(ev.Desired.Objects.Deployments))
+			for _, d := range ev.Desired.Objects.Deployments {
+				a.hashes[workloadKey{d.Metadata.Namespace, d.Metadata.Name}] = spec.InstanceHash(ev.Desired.Objects, d)
+			}
 			a.timeline = []Stage{{Name: "fetched", Time: now}, {Name: "validated", Time: now}}
 			a.log.Info("new revision", "commit", ev.Desired.Revision.Commit, "message", ev.Desired.Revision.Message)
 		}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"reflect"
 	"sort"
+	"time"
 
 	"github.com/shoalhq/shoal/dns"
 	"github.com/shoalhq/shoal/executor"
@@ -32,11 +33,11 @@ func WithDNS(cfg DNSConfig) Option { return func(a *Agent) { a.dns = cfg } }
 
 // publishDNS rebuilds the DNS records from the desired Services and the instances of the
 // whole cluster, and swaps them in when they changed. Only ready instances are answered.
-func (a *Agent) publishDNS() {
+func (a *Agent) publishDNS(now time.Time) {
 	if a.dns.Server == nil || a.desired == nil {
 		return
 	}
-	services := a.dnsServices()
+	services := a.dnsServices(now)
 	if reflect.DeepEqual(services, a.dnsPublished) {
 		return
 	}
@@ -50,7 +51,7 @@ func (a *Agent) publishDNS() {
 }
 
 // dnsServices lists every desired Service with the instances its selector matches.
-func (a *Agent) dnsServices() []dns.Service {
+func (a *Agent) dnsServices(now time.Time) []dns.Service {
 	type endpointKey struct{ namespace, workload string }
 	endpoints := map[endpointKey][]dns.Endpoint{}
 	add := func(namespace, workload, id, addr string, ready bool) {
@@ -61,7 +62,6 @@ func (a *Agent) dnsServices() []dns.Service {
 		k := endpointKey{namespace, workload}
 		endpoints[k] = append(endpoints[k], dns.Endpoint{Hostname: id, Addr: ip, Ready: ready})
 	}
-	now := a.status.Load().Time
 	for _, in := range a.instances {
 		if !in.stopping && in.created {
 			add(in.namespace, in.workload, in.id, a.cfg.NodeAddr, in.phase(now) == PhaseReady)

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/shoalhq/shoal/executor"
-	"github.com/shoalhq/shoal/spec"
 )
 
 // startProbes runs the instance's probes, when it has any, reporting to the loop.
@@ -37,7 +36,7 @@ func (a *Agent) ensureProbes(ctx context.Context, in *instance) {
 		return
 	}
 	d := a.desired.Objects.Deployment(in.namespace, in.workload)
-	if d == nil || spec.InstanceHash(a.desired.Objects, d) != in.specHash {
+	if d == nil || a.hashes[workloadKey{in.namespace, in.workload}] != in.specHash {
 		return // not what the desired state runs: the plan replaces it
 	}
 	s, err := executor.Resolve(a.desired.Objects, d, in.id, a.cfg.NodeName, in.revision, a.resolveOptions(in.namespace)...)

@@ -174,7 +174,7 @@ func (a *Agent) publish(now time.Time) {
 		for _, d := range a.desired.Objects.Deployments {
 			w := workload(d.Metadata.Namespace, d.Metadata.Name)
 			w.Replicas = int(*d.Spec.Replicas)
-			w.SpecHash = spec.InstanceHash(a.desired.Objects, d)
+			w.SpecHash = a.hashes[workloadKey{d.Metadata.Namespace, d.Metadata.Name}]
 		}
 	}
 	for _, u := range a.placement.Unplaced {
