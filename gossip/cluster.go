@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +20,10 @@ import (
 
 // ErrShutdown is returned by calls made after Shutdown.
 var ErrShutdown = errors.New("gossip: cluster is shut down")
+
+// ErrNotJoined is returned (wrapped, with the reason) by JoinError while a
+// node started with seeds has not joined any of them.
+var ErrNotJoined = errors.New("gossip: not joined")
 
 // ErrInvalidInstance is returned (wrapped) by SetInstances for a list it
 // cannot publish: an empty or duplicate ID, or an instance whose delta does
@@ -106,24 +112,32 @@ type View struct {
 // One goroutine, run, owns joining, the follow-up resync, re-publishing
 // metadata and pruning dead members; Shutdown stops it.
 type Cluster struct {
-	cfg   Config
-	epoch int64 // this process's start time, see store
-	log   *slog.Logger
-	ml    *memberlist.Memberlist
-	queue *memberlist.TransmitLimitedQueue
+	cfg        Config
+	epoch      int64 // this process's start time, see store
+	gossipAddr string
+	log        *slog.Logger
+	ml         *memberlist.Memberlist
+	queue      *memberlist.TransmitLimitedQueue
+	trust      *trust
 
 	changes chan struct{} // buffer 1: the view changed
 	publish chan struct{} // buffer 1: our metadata changed, re-announce it
+	certs   chan struct{} // buffer 1: a member is pending its certificate
 	stop    chan struct{}
 	done    chan struct{}
 
 	meta  atomic.Pointer[[]byte] // encoded Meta, read by memberlist via NodeMeta
 	alive atomic.Int32           // alive members including us, for retransmit limits
+	joined   atomic.Bool  // another member was seen alive at least once
+	lastWarn atomic.Int64 // unix ns of the last rejection logged as a warning
 
 	mu        sync.Mutex
 	store     *store
 	members   map[string]*member
 	localMeta Meta
+	metaSeq   uint64                    // orders our metadata updates within this run
+	pending   map[string]*pendingMember // members whose certificate has not arrived
+	joinErr   string                    // why the last join attempt failed
 	view      *View           // cached Snapshot; nil when something changed
 	orphans   map[string]bool // owners with state but no member entry at the last prune
 
@@ -136,6 +150,15 @@ type member struct {
 	info  NodeInfo
 	addr  string    // "ip:port" for a follow-up push/pull
 	since time.Time // when it was last seen to die or leave
+	epoch int64     // of the metadata shown; older metadata is a replay
+	seq   uint64
+}
+
+// pendingMember is a member whose metadata is signed with a certificate this
+// node has not received yet. It is not shown until the certificate arrives.
+type pendingMember struct {
+	node  memberlist.Node
+	tried time.Time // when a push/pull was last asked of it to fetch the certificate
 }
 
 // maxQueuedDeltas bounds the broadcast queue; beyond it the oldest deltas are
@@ -163,8 +186,8 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	epoch := time.Now().UnixNano()
-	meta, err := encodeMeta(epoch, cfg.Meta)
+	now := time.Now()
+	tr, err := newTrust(cfg.Verifier, cfg.Identity, now)
 	if err != nil {
 		return nil, err
 	}
@@ -172,37 +195,114 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-
 	c := &Cluster{
 		cfg:       cfg,
-		epoch:     epoch,
+		epoch:     now.UnixNano(),
 		log:       cfg.logger().With("node", cfg.NodeName),
+		trust:     tr,
 		changes:   make(chan struct{}, 1),
 		publish:   make(chan struct{}, 1),
+		certs:     make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
-		store:     newStore(cfg.NodeName, epoch),
+		store:     newStore(cfg.NodeName, now.UnixNano()),
 		members:   map[string]*member{},
+		pending:   map[string]*pendingMember{},
 		localMeta: cloneMeta(cfg.Meta),
 	}
-	c.meta.Store(&meta)
+	transport, err := c.listen(mlc)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.sealMeta(cfg.Meta); err != nil {
+		transport.Shutdown()
+		return nil, err
+	}
 	c.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return max(1, int(c.alive.Load())) },
 		RetransmitMult: cfg.DeltaRetransmitMult,
 	}
+	mlc.Transport = transport
 	mlc.Delegate = (*delegate)(c)
 	mlc.Events = (*delegate)(c)
+	mlc.Alive = (*delegate)(c)
 
 	// Create calls the delegates (NotifyJoin for ourselves), so c must be
 	// complete before it.
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
+		transport.Shutdown()
 		return nil, fmt.Errorf("gossip: start memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	c.ml = ml
-	c.log.Info("gossip: started", "addr", c.Addr(), "encrypted", len(cfg.SecretKeys) > 0, "seeds", cfg.Seeds)
+	c.log.Info("gossip: started", "addr", c.Addr(), "encrypted", len(cfg.SecretKeys) > 0, "seeds", cfg.Seeds,
+		"certificate", cfg.Identity.Fingerprint().String()[:16])
 	go c.run()
 	return c, nil
+}
+
+// listen binds the gossip ports behind the decoding guard and fills in the
+// address this node advertises, which its signed metadata names (so it must be
+// known before memberlist starts and asks for the metadata).
+func (c *Cluster) listen(mlc *memberlist.Config) (*guardTransport, error) {
+	var nt *memberlist.NetTransport
+	var err error
+	// A kernel-chosen port may be free for TCP but not UDP: retry, as memberlist does.
+	for range 10 {
+		nt, err = memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{mlc.BindAddr}, BindPort: mlc.BindPort, Logger: mlc.Logger,
+		})
+		if err == nil || mlc.BindPort != 0 {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gossip: listen on %s:%d: %w", mlc.BindAddr, mlc.BindPort, err)
+	}
+	if mlc.BindPort == 0 {
+		mlc.BindPort = nt.GetAutoBindPort()
+		mlc.AdvertisePort = mlc.BindPort
+	}
+	ip, port, err := nt.FinalAdvertiseAddr(mlc.AdvertiseAddr, mlc.AdvertisePort)
+	if err != nil {
+		nt.Shutdown()
+		return nil, fmt.Errorf("gossip: advertise address: %w", err)
+	}
+	c.gossipAddr = net.JoinHostPort(ip.String(), strconv.Itoa(port))
+	return newGuardTransport(nt, c.cfg.SecretKeys, func(what string, err error) { c.reject(what, err) }), nil
+}
+
+// sealMeta signs m as this node's next metadata and makes it what memberlist
+// announces.
+func (c *Cluster) sealMeta(m Meta) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	nm := nodeMeta{Epoch: c.epoch, Seq: c.metaSeq + 1, GossipAddr: c.gossipAddr, Meta: m}
+	if err := checkMetaSize(nm); err != nil {
+		return err
+	}
+	buf := seal(c.cfg.Identity, c.cfg.NodeName, encodeMetaBody(nm))
+	c.metaSeq = nm.Seq
+	c.meta.Store(&buf)
+	return nil
+}
+
+// JoinError says why this node is not part of a cluster: nil for a node
+// started without seeds (a cluster of one by choice) and for one that has
+// seen another member alive since it started; otherwise ErrNotJoined with
+// the reason the last attempt failed (seeds unreachable, a wrong gossip
+// key, or no member whose certificate this node trusts, or that trusts ours).
+func (c *Cluster) JoinError() error {
+	if len(c.cfg.Seeds) == 0 || c.joined.Load() {
+		return nil
+	}
+	c.mu.Lock()
+	reason := c.joinErr
+	c.mu.Unlock()
+	if reason == "" {
+		reason = "joining"
+	}
+	return fmt.Errorf("%w: %s", ErrNotJoined, reason)
 }
 
 // Addr returns the advertised "ip:port" of this node, for other nodes' Seeds.
@@ -269,7 +369,7 @@ func (c *Cluster) SetInstances(list []InstanceInfo) error {
 		}
 		seen[inst.ID] = true
 		probe := delta{Owner: c.cfg.NodeName, Epoch: -1 << 63, Record: record{Counter: 1 << 63, Info: inst}}
-		if n := len(encodeDelta(probe)); n > c.cfg.maxDeltaBytes() {
+		if n := len(encodeDeltaBody(probe)) + sealLen; n > c.cfg.maxDeltaBytes() {
 			return fmt.Errorf("%w: %q encodes to %d bytes, limit %d", ErrInvalidInstance, inst.ID, n, c.cfg.maxDeltaBytes())
 		}
 	}
@@ -277,7 +377,7 @@ func (c *Cluster) SetInstances(list []InstanceInfo) error {
 	c.mu.Lock()
 	deltas := c.store.setLocal(list)
 	for _, d := range deltas {
-		c.queueLocked(d, encodeDelta(d))
+		c.queueLocked(d, seal(c.cfg.Identity, c.cfg.NodeName, encodeDeltaBody(d)))
 	}
 	if len(deltas) > 0 {
 		c.changedLocked()
@@ -299,14 +399,16 @@ func (c *Cluster) queueLocked(d delta, msg []byte) {
 }
 
 // UpdateNode replaces this node's metadata and re-announces it in the
-// background; it returns at once. It fails with ErrMetaTooLarge, changing
-// nothing, if the encoded metadata exceeds 512 bytes.
+// background; it returns at once. It fails, changing nothing, with
+// ErrMetaTooLarge if the sealed metadata exceeds 512 bytes, and with
+// ErrBadMeta for what no node may declare (see Meta).
 func (c *Cluster) UpdateNode(m Meta) error {
-	buf, err := encodeMeta(c.epoch, m)
-	if err != nil {
+	if err := checkMeta(c.cfg.NodeName, m); err != nil {
 		return err
 	}
-	c.meta.Store(&buf)
+	if err := c.sealMeta(m); err != nil {
+		return err
+	}
 
 	c.mu.Lock()
 	c.localMeta = cloneMeta(m)
@@ -400,6 +502,8 @@ func (c *Cluster) run() {
 				c.joinMissingSeeds()
 				joinTimer.Reset(c.cfg.JoinBackoffMax)
 			}
+		case <-c.certs:
+			c.fetchCerts()
 		case now := <-prune.C:
 			c.pruneDead(now)
 		}
@@ -468,8 +572,50 @@ func (c *Cluster) joinSeeds() bool {
 			return true
 		}
 	}
-	c.log.Info("gossip: join failed, retrying", "seeds", c.cfg.Seeds, "err", errors.Join(errs...))
+	reason := fmt.Sprint(errors.Join(errs...))
+	if len(errs) == 0 {
+		reason = "a seed answered, but no member could be verified: check that every node's certificate is issued by the CA in this node's CA certificate file, and this node's by theirs"
+	}
+	c.mu.Lock()
+	c.joinErr = reason
+	c.mu.Unlock()
+	level := slog.LevelInfo
+	if !c.joined.Load() {
+		level = slog.LevelWarn // nothing runs until this node joins
+	}
+	c.log.Log(context.Background(), level, "gossip: join failed, retrying", "seeds", c.cfg.Seeds, "err", reason)
 	return false
+}
+
+// wantCert asks run to fetch pending members' certificates; never blocks.
+func (c *Cluster) wantCert() {
+	select {
+	case c.certs <- struct{}{}:
+	default:
+	}
+}
+
+// fetchCerts exchanges state directly with members whose certificate has not
+// arrived (their own push/pull state carries it), each at most once per
+// JoinBackoffMin, so that a new node is shown within a round trip rather
+// than at the next random push/pull.
+func (c *Cluster) fetchCerts() {
+	now := time.Now()
+	c.mu.Lock()
+	var addrs []string
+	for _, p := range c.pending {
+		if now.Sub(p.tried) >= c.cfg.JoinBackoffMin && len(addrs) < 8 {
+			p.tried = now
+			addrs = append(addrs, p.node.Address())
+		}
+	}
+	c.mu.Unlock()
+	if len(addrs) == 0 || c.left.Load() {
+		return
+	}
+	if _, err := c.ml.Join(addrs); err != nil {
+		c.log.Debug("gossip: fetching certificates of pending members", "members", addrs, "err", err)
+	}
 }
 
 // resync exchanges full state with one random alive member (memberlist's
@@ -518,6 +664,10 @@ func (c *Cluster) pruneDead(now time.Time) {
 		}
 	}
 	c.orphans = orphans
+	c.trust.prune(func(name string) bool {
+		_, owner := c.store.owners[name]
+		return c.members[name] != nil || c.pending[name] != nil || owner
+	}, now)
 	if changed {
 		c.changedLocked()
 	}

@@ -26,6 +26,7 @@ var verboseGossip = flag.Bool("gossip.log", false, "log gossip and memberlist de
 // of ignoring any memberlist function.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	removeTestCAs()
 	if code == 0 {
 		var err error
 		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -49,6 +50,8 @@ func nodeConfig(name string, seeds ...string) Config {
 	cfg.BindPort = 0
 	cfg.Seeds = seeds
 	cfg.SecretKeys = [][]byte{testKey}
+	cfg.Identity = clusterCA.id(name)
+	cfg.Verifier = clusterCA.trusts()
 	cfg.Meta = Meta{Labels: map[string]string{"kubernetes.io/hostname": name}}
 	cfg.Logger = nil
 	if *verboseGossip {
@@ -565,7 +568,7 @@ func TestDelegatesDoNotBlock(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		msg := encodeDelta(delta{Owner: "node0", Epoch: a.epoch, Record: record{Counter: 1 << 40, Info: InstanceInfo{ID: "direct", Node: "node0"}}})
+		msg := seal(a.cfg.Identity, "node0", encodeDeltaBody(delta{Owner: "node0", Epoch: a.epoch, Record: record{Counter: 1 << 40, Info: InstanceInfo{ID: "direct", Node: "node0"}}}))
 		state := d.LocalState(false)
 		for range 1000 {
 			d.NotifyMsg(msg)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/shoalhq/shoal/identity"
 )
 
 // Errors returned by Config.Validate and Start. Callers branch on them with errors.Is.
@@ -70,6 +72,15 @@ type Config struct {
 	// AllowPlaintext permits starting without SecretKeys. Such a node can only
 	// talk to other plaintext nodes. Default: false.
 	AllowPlaintext bool
+
+	// Identity is this node's certificate and key (identity.Load): every
+	// record this node publishes is signed with the key, and the certificate,
+	// issued by the cluster CA, binds it to NodeName. Required; its name must
+	// be NodeName.
+	Identity *identity.Identity
+	// Verifier decides which certificates are trusted: those issued by the
+	// cluster CA and not revoked (identity.NewVerifier). Required.
+	Verifier *identity.Verifier
 
 	// Meta is the metadata this node publishes at start (labels, capacity,
 	// revision, API and DNS addresses). Change it later with Cluster.UpdateNode.
@@ -279,7 +290,19 @@ func (c Config) Validate() error {
 		}
 	}
 
-	if _, err := encodeMeta(0, c.Meta); err != nil {
+	switch {
+	case c.Identity == nil:
+		bad("Identity", "a node certificate and key are required (shoal ca issue)")
+	case c.Identity.Name != c.NodeName:
+		bad("Identity", "the certificate names %q, but this node is %q", c.Identity.Name, c.NodeName)
+	}
+	if c.Verifier == nil {
+		bad("Verifier", "the cluster CA certificate is required")
+	}
+	if err := checkMetaSize(nodeMeta{Epoch: -1 << 63, Seq: 1 << 63, GossipAddr: "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535", Meta: c.Meta}); err != nil {
+		errs = append(errs, fmt.Errorf("Meta: %w", err))
+	}
+	if err := checkMeta(c.NodeName, c.Meta); err != nil {
 		errs = append(errs, fmt.Errorf("Meta: %w", err))
 	}
 
@@ -370,6 +393,9 @@ func (c Config) memberlistConfig() (*memberlist.Config, error) {
 	m.PushPullInterval = c.PushPullInterval
 	m.TCPTimeout = c.TCPTimeout
 	m.UDPBufferSize = c.UDPBufferSize
+	// Receivers never decompress (guardTransport drops compressed messages),
+	// so never send compressed.
+	m.EnableCompression = false
 
 	if len(c.SecretKeys) > 0 {
 		keyring, err := memberlist.NewKeyring(c.SecretKeys, c.SecretKeys[0])

@@ -23,6 +23,7 @@ func TestProfilesValidate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			cfg := profile()
 			cfg.NodeName = "n1" // the host name may be empty in a container
+			cfg.Identity, cfg.Verifier = clusterCA.id("n1"), clusterCA.trusts()
 			if err := cfg.Validate(); !errors.Is(err, ErrNoKey) {
 				t.Fatalf("without a key: got %v, want ErrNoKey", err)
 			}
@@ -71,12 +72,22 @@ func TestValidateRejects(t *testing.T) {
 		{"tiny packets", func(c *Config) { c.UDPBufferSize = 100 }, ErrInvalidConfig, "UDPBufferSize"},
 		{"negative retention", func(c *Config) { c.DeadRetention = -1 }, ErrInvalidConfig, "DeadRetention"},
 		{"meta too large", func(c *Config) { c.Meta.Labels = map[string]string{"k": strings.Repeat("v", 600)} }, ErrMetaTooLarge, "Meta"},
+		{"no certificate", func(c *Config) { c.Identity = nil }, ErrInvalidConfig, "Identity"},
+		{"certificate of another node", func(c *Config) { c.Identity = clusterCA.id("n2") }, ErrInvalidConfig, `names "n2"`},
+		{"no CA", func(c *Config) { c.Verifier = nil }, ErrInvalidConfig, "Verifier"},
+		{"hostname label of another node", func(c *Config) { c.Meta.Labels = map[string]string{"kubernetes.io/hostname": "n2"} }, ErrBadMeta, "hostname"},
+		{"os labels disagree", func(c *Config) {
+			c.Meta.Labels = map[string]string{"kubernetes.io/os": "linux", "beta.kubernetes.io/os": "windows"}
+		}, ErrBadMeta, "disagree"},
+		{"absurd CPU", func(c *Config) { c.Meta.MilliCPU = 1 << 50 }, ErrBadMeta, "CPU"},
+		{"negative memory", func(c *Config) { c.Meta.MemoryBytes = -1 }, ErrBadMeta, "memory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.NodeName = "n1"
 			cfg.SecretKeys = [][]byte{testKey}
+			cfg.Identity, cfg.Verifier = clusterCA.id("n1"), clusterCA.trusts()
 			tt.modify(&cfg)
 			err := cfg.Validate()
 			if !errors.Is(err, tt.want) {

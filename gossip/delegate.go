@@ -1,50 +1,68 @@
 package gossip
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/shoalhq/shoal/identity"
 )
 
-// delegate is the Cluster as memberlist sees it: memberlist.Delegate and
-// memberlist.EventDelegate. Invariant (DESIGN 8): every method returns at
-// once. It decodes outside the lock, holds Cluster.mu only for a map update
-// (and queueing a delta), signals the consumer with a non-blocking send, and never calls back into
+// delegate is the Cluster as memberlist sees it: memberlist.Delegate,
+// memberlist.EventDelegate and memberlist.AliveDelegate. Invariant (DESIGN 8):
+// every method returns at once. It decodes and verifies signatures outside
+// the lock, holds Cluster.mu only for a map update (and queueing a delta),
+// signals the consumer with a non-blocking send, and never calls back into
 // memberlist (the event methods run under memberlist's node lock).
+//
+// Invariant (DESIGN 9): nothing about a node is applied unless that node
+// signed it. Deltas and snapshots are verified against their owner's
+// certificate; node metadata against the certificate of the member it
+// describes, for the gossip address it was announced at.
 type delegate Cluster
 
 var (
 	_ memberlist.Delegate      = (*delegate)(nil)
 	_ memberlist.EventDelegate = (*delegate)(nil)
+	_ memberlist.AliveDelegate = (*delegate)(nil)
 )
 
 func (d *delegate) cluster() *Cluster { return (*Cluster)(d) }
 
-// NodeMeta returns the encoded Meta; encodeMeta guarantees it fits the limit.
+// NodeMeta returns the sealed metadata; UpdateNode guarantees it fits the limit.
 func (d *delegate) NodeMeta(limit int) []byte {
 	meta := *d.cluster().meta.Load()
 	if len(meta) > limit {
-		return nil // unreachable: encodeMeta enforces memberlist.MetaMaxSize
+		return nil // unreachable: checkMetaSize enforces memberlist.MetaMaxSize
 	}
 	return meta
 }
 
-// NotifyMsg applies a gossiped instance delta and, if it was news, queues it
-// for re-broadcast: memberlist only relays its own membership messages, and
-// without re-broadcasting, the originator's few transmissions would miss
-// nodes in larger clusters.
+// NotifyMsg applies a gossiped instance delta that its owner signed and, if
+// it was news, queues the owner's sealed bytes for re-broadcast: memberlist
+// only relays its own membership messages, and without re-broadcasting, the
+// originator's few transmissions would miss nodes in larger clusters.
 func (d *delegate) NotifyMsg(buf []byte) {
 	c := d.cluster()
 	dl, err := decodeDelta(buf)
+	if err == nil && dl.Owner == c.cfg.NodeName {
+		return // our own, coming back: this node is the authority on it
+	}
+	if err == nil {
+		err = c.trust.verify(dl.Owner, dl.seal, time.Now())
+	}
 	if err != nil {
-		c.log.Debug("gossip: dropping message", "err", err)
+		c.reject("delta", err)
 		return
 	}
+	dl.seal.raw = slices.Clone(buf) // memberlist reuses buf
 	c.mu.Lock()
 	news := c.store.applyDelta(dl)
 	if news {
-		c.queueLocked(dl, slices.Clone(buf)) // memberlist reuses buf
+		c.queueLocked(dl, dl.seal.raw)
 		c.changedLocked()
 	}
 	c.mu.Unlock()
@@ -59,27 +77,62 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState sends everything this node knows, about every member, for
-// push/pull. Sending all owners, not only our own instances, is what lets
-// state reach a node that cannot exchange directly with its owner, and makes
+// push/pull: the certificates it trusts, its own snapshot (sealed now), and
+// every other owner's sealed snapshot and newer deltas, as the owner sealed
+// them. Sending all owners, not only our own instances, is what lets state
+// reach a node that cannot exchange directly with its owner, and makes
 // anti-entropy converge in O(log N) rounds like memberlist's own member list.
 func (d *delegate) LocalState(join bool) []byte {
 	c := d.cluster()
 	c.mu.Lock()
-	states := c.store.export()
+	states, deltas := c.store.export()
 	c.mu.Unlock()
-	return encodeState(states) // records are values never mutated in place
+	blobs := make([][]byte, 0, len(states)+len(deltas))
+	for _, st := range states {
+		switch {
+		case st.Owner == c.cfg.NodeName:
+			blobs = append(blobs, seal(c.cfg.Identity, st.Owner, encodeSnapshotBody(st)))
+		case st.seal.raw != nil:
+			blobs = append(blobs, st.seal.raw)
+		}
+	}
+	for _, dl := range deltas {
+		if dl.seal.raw != nil {
+			blobs = append(blobs, dl.seal.raw)
+		}
+	}
+	return encodeState(c.trust.all(), blobs) // sealed bytes are never mutated in place
 }
 
-// MergeRemoteState merges a peer's push/pull state.
+// MergeRemoteState merges a peer's push/pull state: it learns the
+// certificates that chain to the CA, then applies each snapshot and delta
+// that its owner signed and drops the others.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	c := d.cluster()
-	states, err := decodeState(buf)
+	msg, err := decodeState(buf)
 	if err != nil {
-		c.log.Debug("gossip: dropping push/pull state", "err", err)
+		c.reject("push/pull state", err)
 		return
 	}
+	now := time.Now()
+	for _, der := range msg.Certs {
+		if err := c.trust.addCert(der, now); err != nil {
+			c.reject("certificate of "+fmt.Sprintf("%q", identity.NameOf(der)), err)
+		}
+	}
+	states := slices.DeleteFunc(msg.States, func(st ownerState) bool { return !c.accept("snapshot", st.Owner, st.seal, now) })
+	deltas := slices.DeleteFunc(msg.Deltas, func(dl delta) bool { return !c.accept("delta", dl.Owner, dl.seal, now) })
+
 	c.mu.Lock()
 	changed := c.store.mergeState(states)
+	for _, dl := range deltas {
+		if c.store.applyDelta(dl) {
+			changed = true
+		}
+	}
+	if c.promotePendingLocked(now) {
+		changed = true
+	}
 	if changed {
 		c.changedLocked()
 	}
@@ -87,6 +140,44 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	if changed {
 		c.notify()
 	}
+}
+
+// accept reports whether a relayed record is another node's and signed by it.
+func (c *Cluster) accept(what, owner string, s sealed, now time.Time) bool {
+	if owner == c.cfg.NodeName {
+		return false
+	}
+	if err := c.trust.verify(owner, s, now); err != nil {
+		c.reject(what, err)
+		return false
+	}
+	return true
+}
+
+// NotifyAlive is memberlist's filter on alive messages, including those
+// merged from push/pull: it refuses metadata that is not signed by the member
+// it describes, announced at another address, stale, or invalid, so that
+// memberlist keeps the member's previous state. Metadata signed with a
+// certificate this node has not received yet is let through and held (see
+// upsertMember): the certificate follows in the same push/pull.
+func (d *delegate) NotifyAlive(n *memberlist.Node) error {
+	c := d.cluster()
+	if n.Name == c.cfg.NodeName {
+		return nil // memberlist refutes what others say about us
+	}
+	nm, err := c.verifyMeta(n)
+	if errors.Is(err, ErrUnknownCert) {
+		return nil
+	}
+	if err == nil {
+		c.mu.Lock()
+		err = c.staleLocked(n.Name, nm)
+		c.mu.Unlock()
+	}
+	if err != nil {
+		c.reject("alive message", err)
+	}
+	return err
 }
 
 // NotifyJoin records a member that joined or came back.
@@ -109,10 +200,11 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	c.log.Info("gossip: member "+how, "member", n.Name, "addr", n.Address())
 
 	c.mu.Lock()
+	delete(c.pending, n.Name)
 	m := c.members[n.Name]
 	if m == nil {
-		m = &member{info: NodeInfo{Name: n.Name, Addr: n.Addr.String()}, addr: n.Address()}
-		c.members[n.Name] = m
+		c.mu.Unlock()
+		return // never verified, never shown
 	}
 	m.info.Alive = false
 	m.since = time.Now()
@@ -124,22 +216,110 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 
 func (d *delegate) upsertMember(n *memberlist.Node) {
 	c := d.cluster()
-	epoch, meta, err := decodeMeta(n.Meta)
-	if err != nil {
-		c.log.Warn("gossip: member metadata unreadable, listing it without labels or capacity", "member", n.Name, "err", err)
-	}
-
-	c.mu.Lock()
 	if n.Name == c.cfg.NodeName {
-		meta = c.localMeta // ours is newer than what memberlist last announced
-	} else if err == nil {
-		c.store.observeEpoch(n.Name, epoch) // a restarted node replaces its old instances
+		c.mu.Lock()
+		// Ours is newer than what memberlist last announced.
+		c.members[n.Name] = &member{info: nodeInfo(n.Name, n.Addr.String(), c.localMeta, true), addr: n.Address()}
+		c.recountLocked()
+		c.changedLocked()
+		c.mu.Unlock()
+		c.notify()
+		return
 	}
-	c.members[n.Name] = &member{info: nodeInfo(n.Name, n.Addr.String(), meta, true), addr: n.Address()}
-	c.recountLocked()
-	c.changedLocked()
+	nm, err := c.verifyMeta(n)
+	c.mu.Lock()
+	if err == nil {
+		err = c.staleLocked(n.Name, nm)
+	}
+	if err != nil {
+		if errors.Is(err, ErrUnknownCert) {
+			c.pending[n.Name] = &pendingMember{node: *n}
+			c.wantCert()
+		}
+		c.mu.Unlock()
+		c.reject("metadata of member "+n.Name, err)
+		return
+	}
+	c.setMemberLocked(n, nm)
 	c.mu.Unlock()
 	c.notify()
+}
+
+// setMemberLocked shows a member with metadata that verified.
+func (c *Cluster) setMemberLocked(n *memberlist.Node, nm nodeMeta) {
+	delete(c.pending, n.Name)
+	c.store.observeEpoch(n.Name, nm.Epoch) // a restarted node replaces its old instances
+	c.members[n.Name] = &member{info: nodeInfo(n.Name, n.Addr.String(), nm.Meta, true), addr: n.Address(), epoch: nm.Epoch, seq: nm.Seq}
+	c.recountLocked()
+	c.changedLocked()
+}
+
+// promotePendingLocked shows the held members whose certificates have arrived.
+func (c *Cluster) promotePendingLocked(now time.Time) bool {
+	changed := false
+	for name, p := range c.pending {
+		nm, err := c.verifyMeta(&p.node)
+		if err == nil {
+			err = c.staleLocked(name, nm)
+		}
+		switch {
+		case err == nil:
+			c.setMemberLocked(&p.node, nm)
+			changed = true
+		case !errors.Is(err, ErrUnknownCert):
+			delete(c.pending, name)
+			c.reject("metadata of member "+name, err)
+		}
+	}
+	return changed
+}
+
+// verifyMeta decodes a member's metadata and checks that the member signed
+// it for the address memberlist has for it, and that it is valid.
+func (c *Cluster) verifyMeta(n *memberlist.Node) (nodeMeta, error) {
+	nm, s, err := decodeMeta(n.Meta)
+	if err != nil {
+		return nodeMeta{}, err
+	}
+	if err := c.trust.verify(n.Name, s, time.Now()); err != nil {
+		return nodeMeta{}, err
+	}
+	if nm.GossipAddr != n.Address() {
+		return nodeMeta{}, fmt.Errorf("%w: metadata of %q signed for %s, announced at %s", ErrNotOwner, n.Name, nm.GossipAddr, n.Address())
+	}
+	if err := checkMeta(n.Name, nm.Meta); err != nil {
+		return nodeMeta{}, fmt.Errorf("member %q: %w", n.Name, err)
+	}
+	return nm, nil
+}
+
+// errStaleMeta means signed metadata older than what is shown: a replay.
+var errStaleMeta = errors.New("gossip: metadata older than the member's current metadata")
+
+// staleLocked refuses metadata older (by run epoch, then sequence) than the
+// member's current metadata, so that replaying a node's old announcement
+// cannot roll back its labels or drop its current instances.
+func (c *Cluster) staleLocked(name string, nm nodeMeta) error {
+	m := c.members[name]
+	if m != nil && (nm.Epoch < m.epoch || nm.Epoch == m.epoch && nm.Seq < m.seq) {
+		return fmt.Errorf("%w: %q epoch %d seq %d, have %d seq %d", errStaleMeta, name, nm.Epoch, nm.Seq, m.epoch, m.seq)
+	}
+	return nil
+}
+
+// reject logs what was dropped: a warning for what only a misbehaving node
+// sends (a forgery, an invalid declaration, a decoding bomb), at most once
+// a second, and debug for what happens in normal operation (a certificate in
+// flight, a stale replay of an honest message).
+func (c *Cluster) reject(what string, err error) {
+	benign := errors.Is(err, ErrUnknownCert) || errors.Is(err, errStaleMeta)
+	now := time.Now().UnixNano()
+	last := c.lastWarn.Load()
+	if benign || now-last < int64(time.Second) || !c.lastWarn.CompareAndSwap(last, now) {
+		c.log.Debug("gossip: dropped "+what, "err", err)
+		return
+	}
+	c.log.Warn("gossip: dropped "+what, "err", err)
 }
 
 func (c *Cluster) recountLocked() {
@@ -150,6 +330,9 @@ func (c *Cluster) recountLocked() {
 		}
 	}
 	c.alive.Store(n)
+	if n > 1 {
+		c.joined.Store(true)
+	}
 }
 
 // deltaBroadcast is one queued delta. It is named by owner and instance, so

@@ -1,27 +1,40 @@
 package gossip
 
 import (
+	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/shoalhq/shoal/identity"
 )
 
 // Wire format. Everything is a compact binary encoding: unsigned integers are
 // uvarints, signed ones zig-zag varints, strings a uvarint length then bytes.
 // Every decoder checks each length and count against the bytes left before
-// allocating, so a hostile or corrupt message costs at most its own size and
-// never panics.
+// allocating, so a hostile or corrupt message costs at most a small constant
+// times its own size and never panics.
 //
-//	delta    = kindDelta owner:string epoch:varint record
-//	state    = kindState count:uvarint { owner:string epoch:varint floor:uvarint count:uvarint {record} }
+// What a node says about itself is sealed: the body is followed by the
+// fingerprint of the node's certificate and its Ed25519 signature over
+// sigContext, the node's name and the body (see seal). Relays forward sealed
+// bytes unchanged, so whoever relays it, a record is verified against its
+// owner's certificate.
+//
+//	sealed   = body fingerprint:[32]byte signature:[64]byte
+//	delta    = sealed(kindDelta owner:string epoch:varint record)
+//	snapshot = sealed(kindSnapshot owner:string epoch:varint floor:uvarint count:uvarint {record})  (no tombstones)
+//	state    = kindState count:uvarint {certificate:string} count:uvarint {delta|snapshot:string}
 //	record   = id:string counter:uvarint flags:byte [namespace workload specHash addr:string ports]  (fields only when not deleted)
 //	ports    = count:uvarint { name:string port:varint protocol:string }
-//	meta     = metaVersion epoch:varint milliCPU:varint memoryBytes:varint revision apiAddr dnsAddr:string
-//	           count:uvarint { key:string value:string }  (labels sorted by key)
+//	meta     = sealed(kindMeta epoch:varint seq:uvarint milliCPU:varint memoryBytes:varint revision apiAddr dnsAddr gossipAddr:string
+//	           count:uvarint { key:string value:string })  (labels sorted by key)
 
 // ErrMalformed is returned (wrapped) when a message cannot be decoded.
 var ErrMalformed = errors.New("gossip: malformed message")
@@ -30,16 +43,31 @@ var ErrMalformed = errors.New("gossip: malformed message")
 // 512-byte limit; shorten or drop labels.
 var ErrMetaTooLarge = fmt.Errorf("gossip: node metadata larger than %d bytes", memberlist.MetaMaxSize)
 
+// The first byte of every message names its kind, and is signed with it, so
+// a signature over one kind is never valid for another.
 const (
-	kindDelta byte = 1
-	kindState byte = 2
+	kindDelta    byte = 1
+	kindState    byte = 2
+	kindSnapshot byte = 3
+	kindMeta     byte = 4
 
-	metaVersion byte = 1
+	// sigContext separates Shoal's gossip signatures from anything else
+	// the node key signs (such as TLS handshakes).
+	sigContext = "shoal gossip v2"
+	sealLen    = sha256.Size + ed25519.SignatureSize
 
 	// maxStringLen bounds every decoded string. It is at least anything the
 	// encoders accept (a delta fits one UDP packet, meta 512 bytes), so it
 	// only stops garbage.
 	maxStringLen = maxUDPBufferSize
+	// maxCertLen bounds one certificate in a state message; Shoal's are
+	// about 400 bytes.
+	maxCertLen = 4096
+	// maxStateCerts and maxStateItems bound the certificates and sealed
+	// records one push/pull may carry, which bounds the signature checks it
+	// costs (about 50 µs each): enough for a few hundred nodes.
+	maxStateCerts = 1024
+	maxStateItems = 8192
 
 	flagReady   = 1 << 0
 	flagRunning = 1 << 1
@@ -48,17 +76,25 @@ const (
 	// minRecordLen is the smallest encoded record (empty id, counter, flags),
 	// used to bound counts before allocating.
 	minRecordLen = 3
-	// minOwnerLen is the smallest encoded owner block.
-	minOwnerLen = 4
 	// minPortLen is the smallest encoded port.
 	minPortLen = 3
 )
+
+// sealed is the signature part of a message: which certificate signed it,
+// the signature, and the exact bytes signed.
+type sealed struct {
+	body []byte
+	fp   identity.Fingerprint
+	sig  []byte
+	raw  []byte // body, fingerprint and signature: what relays forward
+}
 
 // delta is one change to one instance of one owner, broadcast by gossip.
 type delta struct {
 	Owner  string
 	Epoch  int64
 	Record record
+	seal   sealed // zero for a delta this node made and has not sealed
 }
 
 // record is the latest known version of one instance. Deleted records
@@ -67,15 +103,36 @@ type record struct {
 	Counter uint64
 	Deleted bool
 	Info    InstanceInfo
+	// signed is the sealed delta this record came from, which relays
+	// forward; nil when the owner's snapshot (at or below the floor) covers it.
+	signed []byte
 }
 
-// ownerState is everything one node knows about one owner's instances, as
-// exchanged by push/pull. See store for what Floor means.
+// ownerState is one owner's snapshot of its own instances, as exchanged by
+// push/pull. See store for what Floor means.
 type ownerState struct {
 	Owner   string
 	Epoch   int64
 	Floor   uint64
 	Records []record
+	seal    sealed
+}
+
+// nodeMeta is a node's metadata as it travels: Meta plus the run epoch, a
+// sequence number that orders updates within a run, and the gossip address
+// the node advertises (so that a replayed announcement cannot move it).
+type nodeMeta struct {
+	Epoch      int64
+	Seq        uint64
+	GossipAddr string
+	Meta
+}
+
+// stateMsg is a decoded push/pull message.
+type stateMsg struct {
+	Certs  [][]byte
+	Deltas []delta
+	States []ownerState
 }
 
 type encoder struct{ buf []byte }
@@ -114,7 +171,25 @@ func (e *encoder) record(r record) {
 	}
 }
 
-func encodeDelta(d delta) []byte {
+// seal appends id's certificate fingerprint and its signature over
+// (sigContext, name, body) to body.
+func seal(id *identity.Identity, name string, body []byte) []byte {
+	fp := id.Fingerprint()
+	sig := id.Sign(sigInput(name, body))
+	out := make([]byte, 0, len(body)+sealLen)
+	return append(append(append(out, body...), fp[:]...), sig...)
+}
+
+// sigInput is what a seal signs: the name is part of it so that a signature
+// is bound to the node that the certificate names, whatever the body says.
+func sigInput(name string, body []byte) []byte {
+	e := encoder{buf: make([]byte, 0, len(sigContext)+len(name)+len(body)+4)}
+	e.strings(sigContext, name)
+	e.buf = append(e.buf, body...)
+	return e.buf
+}
+
+func encodeDeltaBody(d delta) []byte {
 	e := encoder{buf: make([]byte, 0, 128)}
 	e.byte(kindDelta)
 	e.string(d.Owner)
@@ -123,44 +198,58 @@ func encodeDelta(d delta) []byte {
 	return e.buf
 }
 
-func encodeState(states []ownerState) []byte {
-	e := encoder{}
-	e.byte(kindState)
-	e.uvarint(uint64(len(states)))
-	for _, s := range states {
-		e.string(s.Owner)
-		e.varint(s.Epoch)
-		e.uvarint(s.Floor)
-		e.uvarint(uint64(len(s.Records)))
-		for _, r := range s.Records {
-			e.record(r)
-		}
+func encodeSnapshotBody(st ownerState) []byte {
+	e := encoder{buf: make([]byte, 0, 64+100*len(st.Records))}
+	e.byte(kindSnapshot)
+	e.string(st.Owner)
+	e.varint(st.Epoch)
+	e.uvarint(st.Floor)
+	e.uvarint(uint64(len(st.Records)))
+	for _, r := range st.Records {
+		e.record(r)
 	}
 	return e.buf
 }
 
-// encodeMeta encodes node metadata with this process's epoch, failing with
-// ErrMetaTooLarge when it would not fit a memberlist alive message.
-func encodeMeta(epoch int64, m Meta) ([]byte, error) {
+// encodeState encodes a push/pull message from certificates and sealed
+// deltas and snapshots.
+func encodeState(certs, blobs [][]byte) []byte {
+	e := encoder{}
+	e.byte(kindState)
+	e.uvarint(uint64(len(certs)))
+	for _, c := range certs {
+		e.string(string(c))
+	}
+	e.uvarint(uint64(len(blobs)))
+	for _, b := range blobs {
+		e.string(string(b))
+	}
+	return e.buf
+}
+
+func encodeMetaBody(m nodeMeta) []byte {
 	e := encoder{buf: make([]byte, 0, 256)}
-	e.byte(metaVersion)
-	e.varint(epoch)
+	e.byte(kindMeta)
+	e.varint(m.Epoch)
+	e.uvarint(m.Seq)
 	e.varint(m.MilliCPU)
 	e.varint(m.MemoryBytes)
-	e.strings(m.Revision, m.APIAddr, m.DNSAddr)
-	keys := make([]string, 0, len(m.Labels))
-	for k := range m.Labels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	e.strings(m.Revision, m.APIAddr, m.DNSAddr, m.GossipAddr)
+	keys := slices.Sorted(maps.Keys(m.Labels))
 	e.uvarint(uint64(len(keys)))
 	for _, k := range keys {
 		e.strings(k, m.Labels[k])
 	}
-	if len(e.buf) > memberlist.MetaMaxSize {
-		return nil, fmt.Errorf("%w: %d bytes with %d labels", ErrMetaTooLarge, len(e.buf), len(keys))
+	return e.buf
+}
+
+// checkMetaSize fails with ErrMetaTooLarge when m, sealed, would not fit a
+// memberlist alive message.
+func checkMetaSize(m nodeMeta) error {
+	if n := len(encodeMetaBody(m)) + sealLen; n > memberlist.MetaMaxSize {
+		return fmt.Errorf("%w: %d bytes with %d labels (%d of them the signature)", ErrMetaTooLarge, n, len(m.Labels), sealLen)
 	}
-	return e.buf, nil
+	return nil
 }
 
 // decoder reads the wire format. The first error sticks; later reads return
@@ -279,10 +368,37 @@ func (d *decoder) kind(want byte) {
 	}
 }
 
+// bytes reads a length-prefixed byte string without copying it.
+func (d *decoder) bytes(limit int) []byte {
+	n := d.uvarint()
+	if n > uint64(limit) || n > uint64(len(d.buf)) {
+		d.fail("byte string length out of bounds")
+		return nil
+	}
+	b := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	return b
+}
+
+// openSealed splits a sealed message; the caller verifies the signature.
+func openSealed(buf []byte) (sealed, error) {
+	if len(buf) <= sealLen {
+		return sealed{}, fmt.Errorf("%w: sealed message of %d bytes", ErrMalformed, len(buf))
+	}
+	n := len(buf) - sealLen
+	s := sealed{body: buf[:n:n], sig: buf[n+sha256.Size:], raw: buf}
+	copy(s.fp[:], buf[n:])
+	return s, nil
+}
+
 func decodeDelta(buf []byte) (delta, error) {
-	d := decoder{buf: buf}
+	s, err := openSealed(buf)
+	if err != nil {
+		return delta{}, err
+	}
+	d := decoder{buf: s.body}
 	d.kind(kindDelta)
-	var out delta
+	out := delta{seal: s}
 	out.Owner = d.string()
 	out.Epoch = d.varint()
 	out.Record = d.record(out.Owner)
@@ -292,42 +408,104 @@ func decodeDelta(buf []byte) (delta, error) {
 	return out, nil
 }
 
-func decodeState(buf []byte) ([]ownerState, error) {
-	d := decoder{buf: buf}
-	d.kind(kindState)
-	out := make([]ownerState, d.count(minOwnerLen))
-	for i := range out {
-		s := &out[i]
-		s.Owner = d.string()
-		s.Epoch = d.varint()
-		s.Floor = d.uvarint()
-		s.Records = make([]record, d.count(minRecordLen))
-		for j := range s.Records {
-			s.Records[j] = d.record(s.Owner)
+// decodeSnapshot decodes an owner's sealed snapshot. It holds no tombstones:
+// an owner's snapshot lists what it runs, and its floor covers the rest.
+func decodeSnapshot(buf []byte) (ownerState, error) {
+	s, err := openSealed(buf)
+	if err != nil {
+		return ownerState{}, err
+	}
+	d := decoder{buf: s.body}
+	d.kind(kindSnapshot)
+	out := ownerState{seal: s}
+	out.Owner = d.string()
+	out.Epoch = d.varint()
+	out.Floor = d.uvarint()
+	out.Records = make([]record, d.count(minRecordLen))
+	for i := range out.Records {
+		out.Records[i] = d.record(out.Owner)
+		if out.Records[i].Deleted {
+			d.fail("tombstone in a snapshot")
 		}
 	}
 	if err := d.finish(); err != nil {
-		return nil, err
+		return ownerState{}, err
 	}
 	return out, nil
 }
 
-// decodeMeta decodes node metadata and the epoch of the process that sent it.
-func decodeMeta(buf []byte) (int64, Meta, error) {
+// decodeState decodes a push/pull message. Nothing in it is verified yet.
+func decodeState(buf []byte) (stateMsg, error) {
 	d := decoder{buf: buf}
+	d.kind(kindState)
+	var out stateMsg
+	n := d.count(1)
+	if n > maxStateCerts {
+		d.fail(fmt.Sprintf("%d certificates, limit %d", n, maxStateCerts))
+	}
+	for range n {
+		if c := d.bytes(maxCertLen); d.err == nil {
+			out.Certs = append(out.Certs, c)
+		}
+	}
+	n = d.count(sealLen + 2)
+	if n > maxStateItems {
+		d.fail(fmt.Sprintf("%d records, limit %d", n, maxStateItems))
+	}
+	for range n {
+		blob := d.bytes(len(buf))
+		if d.err != nil {
+			break
+		}
+		if len(blob) == 0 {
+			d.fail("empty record in state")
+			break
+		}
+		var err error
+		switch blob[0] {
+		case kindDelta:
+			var dl delta
+			if dl, err = decodeDelta(blob); err == nil {
+				out.Deltas = append(out.Deltas, dl)
+			}
+		case kindSnapshot:
+			var st ownerState
+			if st, err = decodeSnapshot(blob); err == nil {
+				out.States = append(out.States, st)
+			}
+		default:
+			err = fmt.Errorf("%w: record kind %d in state", ErrMalformed, blob[0])
+		}
+		if err != nil {
+			return stateMsg{}, err
+		}
+	}
+	if err := d.finish(); err != nil {
+		return stateMsg{}, err
+	}
+	return out, nil
+}
+
+// decodeMeta decodes sealed node metadata. Nothing in it is verified yet.
+func decodeMeta(buf []byte) (nodeMeta, sealed, error) {
 	if len(buf) > memberlist.MetaMaxSize {
-		d.fail("meta larger than memberlist allows")
+		return nodeMeta{}, sealed{}, fmt.Errorf("%w: meta larger than memberlist allows", ErrMalformed)
 	}
-	if v := d.byte(); d.err == nil && v != metaVersion {
-		d.fail(fmt.Sprintf("meta version %d, want %d", v, metaVersion))
+	s, err := openSealed(buf)
+	if err != nil {
+		return nodeMeta{}, sealed{}, err
 	}
-	epoch := d.varint()
-	var m Meta
+	d := decoder{buf: s.body}
+	d.kind(kindMeta)
+	var m nodeMeta
+	m.Epoch = d.varint()
+	m.Seq = d.uvarint()
 	m.MilliCPU = d.varint()
 	m.MemoryBytes = d.varint()
 	m.Revision = d.string()
 	m.APIAddr = d.string()
 	m.DNSAddr = d.string()
+	m.GossipAddr = d.string()
 	if n := d.count(2); n > 0 {
 		m.Labels = make(map[string]string, n)
 		for range n {
@@ -336,7 +514,7 @@ func decodeMeta(buf []byte) (int64, Meta, error) {
 		}
 	}
 	if err := d.finish(); err != nil {
-		return 0, Meta{}, err
+		return nodeMeta{}, sealed{}, err
 	}
-	return epoch, m, nil
+	return m, s, nil
 }

@@ -35,6 +35,12 @@ import (
 // the Floor are no longer needed, and later deltas at or below it are stale.
 // This keeps tombstones bounded by the changes since the last full exchange
 // and makes merging correct whichever node relays an owner's state.
+//
+// Signatures. Only the owner can write its state: every delta and snapshot
+// is sealed by the owner (messages.go), the Cluster verifies the seal before
+// handing it to the store, and the store keeps the sealed bytes so that push/pull
+// relays the owner's own words: the latest snapshot (which covers every
+// record at or below the floor) and the sealed delta of every newer record.
 type store struct {
 	self    string
 	counter uint64 // the latest Counter of our own changes
@@ -45,8 +51,13 @@ type ownerRecord struct {
 	epoch     int64
 	confirmed bool // the owner's metadata announced epoch
 	floor     uint64
+	snapshot  []byte            // the owner's sealed snapshot at floor, relayed in push/pull
 	records   map[string]record // by instance ID
 }
+
+// maxRecordsPerOwner bounds the records kept for one owner, tombstones
+// included, so that no node can make the others hold more than this about it.
+const maxRecordsPerOwner = 10000
 
 func newOwnerRecord(epoch int64, confirmed bool) *ownerRecord {
 	return &ownerRecord{epoch: epoch, confirmed: confirmed, records: map[string]record{}}
@@ -138,23 +149,28 @@ func (s *store) observeEpoch(owner string, epoch int64) bool {
 // this node is the authority on its own instances.
 func (s *store) applyDelta(d delta) bool {
 	o, ok := s.owner(d.Owner, d.Epoch)
-	return ok && o.apply(d.Record)
+	r := d.Record
+	r.signed = d.seal.raw
+	return ok && o.apply(r)
 }
 
-// apply stores r unless a change at least as new is already reflected.
+// apply stores r unless a change at least as new is already reflected, or
+// the owner already has maxRecordsPerOwner records.
 func (o *ownerRecord) apply(r record) bool {
 	if r.Counter <= o.floor {
 		return false
 	}
-	if cur, ok := o.records[r.Info.ID]; ok && cur.Counter >= r.Counter {
+	cur, ok := o.records[r.Info.ID]
+	if ok && cur.Counter >= r.Counter || !ok && len(o.records) >= maxRecordsPerOwner {
 		return false
 	}
+	r.signed = slices.Clone(r.signed) // not the message buffer it arrived in
 	o.records[r.Info.ID] = r
 	return true
 }
 
-// mergeState merges a push/pull state (from any node, about any owners) and
-// reports whether anything changed.
+// mergeState merges owners' snapshots (relayed by any node) and reports
+// whether anything changed.
 func (s *store) mergeState(states []ownerState) bool {
 	changed := false
 	for _, st := range states {
@@ -170,6 +186,7 @@ func (o *ownerRecord) merge(st ownerState) bool {
 	mentioned := make(map[string]bool, len(st.Records))
 	for _, r := range st.Records {
 		mentioned[r.Info.ID] = true
+		r.signed = nil // the snapshot covers it
 		if o.apply(r) {
 			changed = true
 		}
@@ -186,9 +203,13 @@ func (o *ownerRecord) merge(st ownerState) bool {
 		}
 		if !mentioned[id] || r.Deleted {
 			delete(o.records, id)
+		} else if r.signed != nil {
+			r.signed = nil // the snapshot covers it now
+			o.records[id] = r
 		}
 	}
 	o.floor = st.Floor
+	o.snapshot = slices.Clone(st.seal.raw)
 	return changed
 }
 
@@ -204,19 +225,31 @@ func (s *store) forget(owner string) bool {
 	return true
 }
 
-// export returns the full state for push/pull: every owner's records,
-// tentative ones and tombstones included, sorted for a stable encoding.
-func (s *store) export() []ownerState {
-	out := make([]ownerState, 0, len(s.owners))
+// export returns the state for push/pull: this node's own snapshot (first,
+// not sealed yet: the Cluster seals it), the latest snapshot of every other
+// owner that has one, and the delta of every record newer than its owner's
+// snapshot, tentative owners included, sorted for a stable encoding. A
+// snapshot's Records are those its floor still covers; its seal holds the
+// owner's original bytes.
+func (s *store) export() ([]ownerState, []delta) {
+	var states []ownerState
+	var deltas []delta
 	for _, name := range slices.Sorted(maps.Keys(s.owners)) {
 		o := s.owners[name]
-		st := ownerState{Owner: name, Epoch: o.epoch, Floor: o.floor, Records: make([]record, 0, len(o.records))}
+		st := ownerState{Owner: name, Epoch: o.epoch, Floor: o.floor, seal: sealed{raw: o.snapshot}}
 		for _, id := range slices.Sorted(maps.Keys(o.records)) {
-			st.Records = append(st.Records, o.records[id])
+			r := o.records[id]
+			if r.Counter <= o.floor {
+				st.Records = append(st.Records, r)
+			} else {
+				deltas = append(deltas, delta{Owner: name, Epoch: o.epoch, Record: r, seal: sealed{raw: r.signed}})
+			}
 		}
-		out = append(out, st)
+		if name == s.self || o.floor > 0 {
+			states = append(states, st)
+		}
 	}
-	return out
+	return states, deltas
 }
 
 // instances returns the live instances of every owner that include accepts

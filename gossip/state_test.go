@@ -185,6 +185,15 @@ func TestStoreIgnoresOwnStateFromPeers(t *testing.T) {
 	}
 }
 
+// relay merges what src exports for push/pull into dst, as a Cluster does.
+func relay(dst, src *store) {
+	states, deltas := src.export()
+	dst.mergeState(states)
+	for _, d := range deltas {
+		dst.applyDelta(d)
+	}
+}
+
 // TestStoreConverges drives an owner through random changes and delivers its
 // deltas to a receiver in random order, with losses and duplicates; a second
 // receiver hears only the first's push/pull state and a third only the
@@ -222,16 +231,16 @@ func TestStoreConverges(t *testing.T) {
 					}
 				}
 				if rng.IntN(3) == 0 {
-					r2.mergeState(r1.export())
+					relay(r2, r1)
 				}
 				if rng.IntN(3) == 0 {
-					r3.mergeState(r2.export())
+					relay(r3, r2)
 				}
 			}
 
-			r1.mergeState(owner.export())
-			r2.mergeState(r1.export())
-			r3.mergeState(r2.export())
+			relay(r1, owner)
+			relay(r2, r1)
+			relay(r3, r2)
 			want := owner.instances(func(string) bool { return true })
 			for name, r := range map[string]*store{"r1": r1, "r2": r2, "r3": r3} {
 				got := r.instances(func(o string) bool { return o == "a" })
