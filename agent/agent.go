@@ -47,6 +47,7 @@ type Agent struct {
 	listDue   bool // another listing was asked for while one was in flight
 	placement planner.Placement
 	lastView  gossip.View // the gossip snapshot the last plan used
+	notJoined string      // why this node runs nothing (Cluster.JoinError), "" when joined
 	// What was last published to the cluster, to publish only changes.
 	published     []gossip.InstanceInfo
 	publishedMeta gossip.Meta

@@ -41,6 +41,12 @@ func newHarness(t *testing.T, fake *executortest.Fake, tune ...func(*Config)) *h
 // for tests that watch the calls.
 func newHarnessWrapped(t *testing.T, fake *executortest.Fake, wrap func(executor.Runtime) executor.Runtime, tune ...func(*Config)) *harness {
 	t.Helper()
+	return newHarnessOpts(t, fake, wrap, nil, tune...)
+}
+
+// newHarnessOpts is newHarnessWrapped with Options for New.
+func newHarnessOpts(t *testing.T, fake *executortest.Fake, wrap func(executor.Runtime) executor.Runtime, opts []Option, tune ...func(*Config)) *harness {
+	t.Helper()
 	if fake == nil {
 		fake = executortest.NewFake(executortest.FakeConfig{
 			StateDir: t.TempDir(),
@@ -65,7 +71,7 @@ func newHarnessWrapped(t *testing.T, fake *executortest.Fake, wrap func(executor
 	if wrap != nil {
 		rt = wrap(fake)
 	}
-	a, err := New(cfg, rt, h.revs)
+	a, err := New(cfg, rt, h.revs, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

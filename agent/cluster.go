@@ -20,6 +20,11 @@ type Cluster interface {
 	SetInstances([]gossip.InstanceInfo) error
 	// UpdateNode publishes this node's metadata.
 	UpdateNode(gossip.Meta) error
+	// JoinError says why this node is not part of the cluster it was told to
+	// join (nil once it joined, or when told to join none). While it is not
+	// nil the agent runs nothing: planning alone would run every workload a
+	// second time beside the real cluster's.
+	JoinError() error
 }
 
 // Option adds an optional collaborator to an Agent.
@@ -28,6 +33,17 @@ type Option func(*Agent)
 // WithCluster makes the agent plan with the members and instances gossip reports, and
 // publish its own, instead of planning for itself alone.
 func WithCluster(c Cluster) Option { return func(a *Agent) { a.cluster = c } }
+
+// joinError is why this node runs nothing, or "" when it may plan.
+func (a *Agent) joinError() string {
+	if a.cluster == nil {
+		return ""
+	}
+	if err := a.cluster.JoinError(); err != nil {
+		return err.Error()
+	}
+	return ""
+}
 
 // clusterView converts the gossip snapshot into the planner's terms, leaving out this
 // node: the loop's own records are fresher than what gossip says about them.

@@ -21,7 +21,7 @@ import (
 // Handler serves the agent's HTTP API:
 //
 //	GET  /healthz  200 while the daemon serves
-//	GET  /readyz   200 once running instances were adopted and a revision is in force
+//	GET  /readyz   200 once running instances were adopted and a revision is in force (and, for a node told to join a cluster, once it joined)
 //	GET  /status   the Status snapshot as JSON
 //	GET  /logs     ?namespace=&workload=&tail=N&follow=1: this node's instances' logs, each line prefixed "[instance/container] "
 //	GET  /view     the cluster as the last plan saw it (planner.View), for `shoal plan --cluster-from`
@@ -32,11 +32,14 @@ func (a *Agent) Handler(webhook http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if st := a.Status(); st.Desired == nil {
+		switch st := a.Status(); {
+		case st.NotJoined != "":
+			http.Error(w, "not joined to the cluster: "+st.NotJoined, http.StatusServiceUnavailable)
+		case st.Desired == nil:
 			http.Error(w, "no revision in force yet", http.StatusServiceUnavailable)
-			return
+		default:
+			io.WriteString(w, "ok\n")
 		}
-		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, a.Status()) })
 	mux.HandleFunc("GET /logs", a.serveLogs)

@@ -16,6 +16,17 @@ func (a *Agent) reconcile(ctx context.Context, now time.Time) {
 	if !a.adopted || a.desired == nil {
 		return // adopt before starting anything; never stop anything without a desired state
 	}
+	if why := a.joinError(); why != a.notJoined {
+		if why != "" {
+			a.log.Warn("not part of the cluster this node was told to join: running nothing until it joins", "err", why)
+		} else {
+			a.log.Info("joined the cluster")
+		}
+		a.notJoined = why
+	}
+	if a.notJoined != "" {
+		return // planning alone would duplicate the cluster's workloads
+	}
 	view := a.view()
 	a.placement = a.planner.Plan(*a.desired, view)
 	a.planInputs.Store(&PlanInputs{Desired: *a.desired, View: view})

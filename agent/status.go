@@ -21,6 +21,9 @@ type Status struct {
 	Converged bool `json:"converged"`
 	// Nodes are the cluster's members as this node sees them (itself only without a cluster).
 	Nodes []NodeStatus `json:"nodes"`
+	// NotJoined says why this node runs nothing: it was told to join a cluster
+	// and has not (seeds unreachable, a wrong gossip key, no trusted certificate).
+	NotJoined string `json:"notJoined,omitempty"`
 	Sync  SyncStatus   `json:"sync"`
 	// Timeline is when Desired went through each stage on this node:
 	// fetched, validated, planned, pulled, started, ready.
@@ -156,6 +159,7 @@ func (a *Agent) publish(now time.Time) {
 		Sync:      a.syncState,
 		Timeline:  append([]Stage(nil), a.timeline...),
 		Nodes:     a.nodeStatuses(),
+		NotJoined: a.joinError(),
 		Workloads: []WorkloadStatus{},
 	}
 	byKey := map[workloadKey]*WorkloadStatus{}

@@ -126,10 +126,11 @@ type Cluster struct {
 	stop    chan struct{}
 	done    chan struct{}
 
-	meta  atomic.Pointer[[]byte] // encoded Meta, read by memberlist via NodeMeta
-	alive atomic.Int32           // alive members including us, for retransmit limits
-	joined   atomic.Bool  // another member was seen alive at least once
-	lastWarn atomic.Int64 // unix ns of the last rejection logged as a warning
+	meta     atomic.Pointer[[]byte] // encoded Meta, read by memberlist via NodeMeta
+	alive    atomic.Int32           // alive members including us, for retransmit limits
+	joined   atomic.Bool            // another member was seen alive at least once
+	lastWarn atomic.Int64           // unix ns of the last rejection logged as a warning
+	rejected atomic.Uint64          // messages dropped by reject, for tests and metrics
 
 	mu        sync.Mutex
 	store     *store
@@ -138,8 +139,8 @@ type Cluster struct {
 	metaSeq   uint64                    // orders our metadata updates within this run
 	pending   map[string]*pendingMember // members whose certificate has not arrived
 	joinErr   string                    // why the last join attempt failed
-	view      *View           // cached Snapshot; nil when something changed
-	orphans   map[string]bool // owners with state but no member entry at the last prune
+	view      *View                     // cached Snapshot; nil when something changed
+	orphans   map[string]bool           // owners with state but no member entry at the last prune
 
 	lifeMu   sync.Mutex
 	left     atomic.Bool

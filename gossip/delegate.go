@@ -58,11 +58,11 @@ func (d *delegate) NotifyMsg(buf []byte) {
 		c.reject("delta", err)
 		return
 	}
-	dl.seal.raw = slices.Clone(buf) // memberlist reuses buf
+	dl.seal = slices.Clone(buf) // memberlist reuses buf
 	c.mu.Lock()
 	news := c.store.applyDelta(dl)
 	if news {
-		c.queueLocked(dl, dl.seal.raw)
+		c.queueLocked(dl, dl.seal)
 		c.changedLocked()
 	}
 	c.mu.Unlock()
@@ -92,13 +92,13 @@ func (d *delegate) LocalState(join bool) []byte {
 		switch {
 		case st.Owner == c.cfg.NodeName:
 			blobs = append(blobs, seal(c.cfg.Identity, st.Owner, encodeSnapshotBody(st)))
-		case st.seal.raw != nil:
-			blobs = append(blobs, st.seal.raw)
+		case st.seal != nil:
+			blobs = append(blobs, st.seal)
 		}
 	}
 	for _, dl := range deltas {
-		if dl.seal.raw != nil {
-			blobs = append(blobs, dl.seal.raw)
+		if dl.seal != nil {
+			blobs = append(blobs, dl.seal)
 		}
 	}
 	return encodeState(c.trust.all(), blobs) // sealed bytes are never mutated in place
@@ -312,6 +312,7 @@ func (c *Cluster) staleLocked(name string, nm nodeMeta) error {
 // a second, and debug for what happens in normal operation (a certificate in
 // flight, a stale replay of an honest message).
 func (c *Cluster) reject(what string, err error) {
+	c.rejected.Add(1)
 	benign := errors.Is(err, ErrUnknownCert) || errors.Is(err, errStaleMeta)
 	now := time.Now().UnixNano()
 	last := c.lastWarn.Load()

@@ -36,7 +36,8 @@ type guardTransport struct {
 	reject  func(what string, err error)
 	packets chan *memberlist.Packet
 	streams chan net.Conn
-	stop    chan struct{}
+	stop    chan struct{} // closed by Shutdown: stop forwarding, keep draining
+	closed  chan struct{} // closed once the NetTransport's listeners have exited
 	done    sync.WaitGroup
 }
 
@@ -65,7 +66,7 @@ func newGuardTransport(nt *memberlist.NetTransport, keys [][]byte, reject func(s
 	g := &guardTransport{
 		NetTransport: nt, keys: keys, reject: reject,
 		packets: make(chan *memberlist.Packet), streams: make(chan net.Conn),
-		stop: make(chan struct{}),
+		stop: make(chan struct{}), closed: make(chan struct{}),
 	}
 	g.done.Add(2)
 	go g.filterPackets()
@@ -94,10 +95,13 @@ func (g *guardTransport) DialAddressTimeout(a memberlist.Address, timeout time.D
 	return g.DialTimeout(a.Addr, timeout)
 }
 
-// Shutdown stops the filters, then the transport.
+// Shutdown stops the transport and then the filters. The filters drain the
+// transport's channels until its listeners have exited: a listener blocked
+// handing over a packet would make NetTransport.Shutdown wait forever.
 func (g *guardTransport) Shutdown() error {
 	close(g.stop)
 	err := g.NetTransport.Shutdown()
+	close(g.closed)
 	g.done.Wait()
 	return err
 }
@@ -107,7 +111,7 @@ func (g *guardTransport) filterPackets() {
 	in := g.NetTransport.PacketCh()
 	for {
 		select {
-		case <-g.stop:
+		case <-g.closed:
 			return
 		case p := <-in:
 			if err := g.checkPacket(p.Buf); err != nil {
@@ -116,8 +120,7 @@ func (g *guardTransport) filterPackets() {
 			}
 			select {
 			case g.packets <- p:
-			case <-g.stop:
-				return
+			case <-g.stop: // memberlist no longer reads: drop it
 			}
 		}
 	}
@@ -128,14 +131,13 @@ func (g *guardTransport) filterStreams() {
 	in := g.NetTransport.StreamCh()
 	for {
 		select {
-		case <-g.stop:
+		case <-g.closed:
 			return
 		case conn := <-in:
 			select {
 			case g.streams <- g.guard(conn):
 			case <-g.stop:
 				conn.Close()
-				return
 			}
 		}
 	}

@@ -80,13 +80,15 @@ const (
 	minPortLen = 3
 )
 
-// sealed is the signature part of a message: which certificate signed it,
-// the signature, and the exact bytes signed.
-type sealed struct {
-	body []byte
-	fp   identity.Fingerprint
-	sig  []byte
-	raw  []byte // body, fingerprint and signature: what relays forward
+// sealed is a sealed message as received: body, fingerprint and signature,
+// which relays forward unchanged. nil for what this node has not sealed yet.
+// It is one slice, not three, so that a decoded record stays small.
+type sealed []byte
+
+func (s sealed) body() []byte { return s[:len(s)-sealLen] }
+func (s sealed) sig() []byte  { return s[len(s)-ed25519.SignatureSize:] }
+func (s sealed) fingerprint() identity.Fingerprint {
+	return identity.Fingerprint(s[len(s)-sealLen : len(s)-ed25519.SignatureSize])
 }
 
 // delta is one change to one instance of one owner, broadcast by gossip.
@@ -383,12 +385,9 @@ func (d *decoder) bytes(limit int) []byte {
 // openSealed splits a sealed message; the caller verifies the signature.
 func openSealed(buf []byte) (sealed, error) {
 	if len(buf) <= sealLen {
-		return sealed{}, fmt.Errorf("%w: sealed message of %d bytes", ErrMalformed, len(buf))
+		return nil, fmt.Errorf("%w: sealed message of %d bytes", ErrMalformed, len(buf))
 	}
-	n := len(buf) - sealLen
-	s := sealed{body: buf[:n:n], sig: buf[n+sha256.Size:], raw: buf}
-	copy(s.fp[:], buf[n:])
-	return s, nil
+	return sealed(buf), nil
 }
 
 func decodeDelta(buf []byte) (delta, error) {
@@ -396,7 +395,7 @@ func decodeDelta(buf []byte) (delta, error) {
 	if err != nil {
 		return delta{}, err
 	}
-	d := decoder{buf: s.body}
+	d := decoder{buf: s.body()}
 	d.kind(kindDelta)
 	out := delta{seal: s}
 	out.Owner = d.string()
@@ -415,7 +414,7 @@ func decodeSnapshot(buf []byte) (ownerState, error) {
 	if err != nil {
 		return ownerState{}, err
 	}
-	d := decoder{buf: s.body}
+	d := decoder{buf: s.body()}
 	d.kind(kindSnapshot)
 	out := ownerState{seal: s}
 	out.Owner = d.string()
@@ -452,6 +451,9 @@ func decodeState(buf []byte) (stateMsg, error) {
 	if n > maxStateItems {
 		d.fail(fmt.Sprintf("%d records, limit %d", n, maxStateItems))
 	}
+	// Split first and size the slices exactly: appending would double them.
+	blobs := make([][]byte, 0, n)
+	deltas := 0
 	for range n {
 		blob := d.bytes(len(buf))
 		if d.err != nil {
@@ -461,6 +463,17 @@ func decodeState(buf []byte) (stateMsg, error) {
 			d.fail("empty record in state")
 			break
 		}
+		if blob[0] == kindDelta {
+			deltas++
+		}
+		blobs = append(blobs, blob)
+	}
+	if err := d.finish(); err != nil {
+		return stateMsg{}, err
+	}
+	out.Deltas = make([]delta, 0, deltas)
+	out.States = make([]ownerState, 0, len(blobs)-deltas)
+	for _, blob := range blobs {
 		var err error
 		switch blob[0] {
 		case kindDelta:
@@ -480,22 +493,19 @@ func decodeState(buf []byte) (stateMsg, error) {
 			return stateMsg{}, err
 		}
 	}
-	if err := d.finish(); err != nil {
-		return stateMsg{}, err
-	}
 	return out, nil
 }
 
 // decodeMeta decodes sealed node metadata. Nothing in it is verified yet.
 func decodeMeta(buf []byte) (nodeMeta, sealed, error) {
 	if len(buf) > memberlist.MetaMaxSize {
-		return nodeMeta{}, sealed{}, fmt.Errorf("%w: meta larger than memberlist allows", ErrMalformed)
+		return nodeMeta{}, nil, fmt.Errorf("%w: meta larger than memberlist allows", ErrMalformed)
 	}
 	s, err := openSealed(buf)
 	if err != nil {
-		return nodeMeta{}, sealed{}, err
+		return nodeMeta{}, nil, err
 	}
-	d := decoder{buf: s.body}
+	d := decoder{buf: s.body()}
 	d.kind(kindMeta)
 	var m nodeMeta
 	m.Epoch = d.varint()
@@ -514,7 +524,7 @@ func decodeMeta(buf []byte) (nodeMeta, sealed, error) {
 		}
 	}
 	if err := d.finish(); err != nil {
-		return nodeMeta{}, sealed{}, err
+		return nodeMeta{}, nil, err
 	}
 	return m, s, nil
 }

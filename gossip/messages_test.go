@@ -16,7 +16,7 @@ func sampleInstance(id string) InstanceInfo {
 }
 
 // unseal drops what decoding adds (the seal), for comparing with what was encoded.
-func unsealDelta(d delta) delta { d.seal = sealed{}; return d }
+func unsealDelta(d delta) delta { d.seal = nil; return d }
 
 func TestDeltaRoundTrip(t *testing.T) {
 	id := clusterCA.id("a")
@@ -31,7 +31,7 @@ func TestDeltaRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("decode %+v: %v", want, err)
 		}
-		if got.seal.fp != id.Fingerprint() || string(got.seal.raw) != string(buf) {
+		if got.seal.fingerprint() != id.Fingerprint() || string(got.seal) != string(buf) {
 			t.Fatalf("seal not kept: %+v", got.seal)
 		}
 		if got := unsealDelta(got); !reflect.DeepEqual(got, want) {
@@ -53,7 +53,7 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatalf("decoded %d certs, %d snapshots, %d deltas", len(got.Certs), len(got.States), len(got.Deltas))
 	}
 	gotSnap := got.States[0]
-	gotSnap.seal = sealed{}
+	gotSnap.seal = nil
 	if !reflect.DeepEqual(gotSnap, snap) || !reflect.DeepEqual(unsealDelta(got.Deltas[0]), dl) {
 		t.Fatalf("round trip:\n got %+v %+v\nwant %+v %+v", gotSnap, got.Deltas[0], snap, dl)
 	}
@@ -158,7 +158,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		if s, err := decodeSnapshot(buf); err == nil {
 			again, err := decodeSnapshot(append(encodeSnapshotBody(s), buf[len(buf)-sealLen:]...))
-			s.seal, again.seal = sealed{}, sealed{}
+			s.seal, again.seal = nil, nil
 			if err != nil || !reflect.DeepEqual(again, s) {
 				t.Fatalf("snapshot does not round trip: %+v then %+v, %v", s, again, err)
 			}
@@ -166,10 +166,10 @@ func FuzzDecode(f *testing.F) {
 		if s, err := decodeState(buf); err == nil {
 			var blobs [][]byte
 			for _, st := range s.States {
-				blobs = append(blobs, st.seal.raw)
+				blobs = append(blobs, st.seal)
 			}
 			for _, d := range s.Deltas {
-				blobs = append(blobs, d.seal.raw)
+				blobs = append(blobs, d.seal)
 			}
 			again, err := decodeState(encodeState(s.Certs, blobs))
 			if err != nil || len(again.Certs) != len(s.Certs) || len(again.States) != len(s.States) || len(again.Deltas) != len(s.Deltas) {

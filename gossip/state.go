@@ -150,7 +150,7 @@ func (s *store) observeEpoch(owner string, epoch int64) bool {
 func (s *store) applyDelta(d delta) bool {
 	o, ok := s.owner(d.Owner, d.Epoch)
 	r := d.Record
-	r.signed = d.seal.raw
+	r.signed = d.seal
 	return ok && o.apply(r)
 }
 
@@ -209,7 +209,7 @@ func (o *ownerRecord) merge(st ownerState) bool {
 		}
 	}
 	o.floor = st.Floor
-	o.snapshot = slices.Clone(st.seal.raw)
+	o.snapshot = slices.Clone(st.seal)
 	return changed
 }
 
@@ -236,13 +236,13 @@ func (s *store) export() ([]ownerState, []delta) {
 	var deltas []delta
 	for _, name := range slices.Sorted(maps.Keys(s.owners)) {
 		o := s.owners[name]
-		st := ownerState{Owner: name, Epoch: o.epoch, Floor: o.floor, seal: sealed{raw: o.snapshot}}
+		st := ownerState{Owner: name, Epoch: o.epoch, Floor: o.floor, seal: o.snapshot}
 		for _, id := range slices.Sorted(maps.Keys(o.records)) {
 			r := o.records[id]
 			if r.Counter <= o.floor {
 				st.Records = append(st.Records, r)
 			} else {
-				deltas = append(deltas, delta{Owner: name, Epoch: o.epoch, Record: r, seal: sealed{raw: r.signed}})
+				deltas = append(deltas, delta{Owner: name, Epoch: o.epoch, Record: r, seal: r.signed})
 			}
 		}
 		if name == s.self || o.floor > 0 {

@@ -97,16 +97,16 @@ func (t *trust) addCert(der []byte, now time.Time) error {
 // verify checks that s was signed by a cached certificate that names name.
 func (t *trust) verify(name string, s sealed, now time.Time) error {
 	t.mu.Lock()
-	cert := t.certs[s.fp]
+	cert := t.certs[s.fingerprint()]
 	t.mu.Unlock()
 	switch {
 	case cert == nil:
-		return fmt.Errorf("%w: %s for %q", ErrUnknownCert, s.fp.String()[:16], name)
+		return fmt.Errorf("%w: %s for %q", ErrUnknownCert, s.fingerprint().String()[:16], name)
 	case cert.name != name:
 		return fmt.Errorf("%w: %q signed with the certificate of %q", ErrNotOwner, name, cert.name)
 	case now.After(cert.notAfter):
 		return fmt.Errorf("%w: the certificate of %q expired at %s", ErrNotOwner, name, cert.notAfter.Format(time.RFC3339))
-	case !ed25519.Verify(cert.pub, sigInput(name, s.body), s.sig):
+	case !ed25519.Verify(cert.pub, sigInput(name, s.body()), s.sig()):
 		return fmt.Errorf("%w: bad signature for %q", ErrNotOwner, name)
 	}
 	return nil

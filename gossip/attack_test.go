@@ -1,0 +1,464 @@
+package gossip
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log"
+	"math"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/shoalhq/shoal/identity"
+)
+
+// The tests in this file reproduce attacks by a member that holds the gossip
+// key (and, unless said otherwise, a valid certificate for its own name,
+// "rogue"): each must fail. The rogue is a bare memberlist node whose delegate
+// sends whatever the test makes, as a modified Shoal binary could.
+
+// rogue is an attacker's memberlist node on loopback.
+type rogue struct {
+	ml   *memberlist.Memberlist
+	id   *identity.Identity
+	addr string
+
+	mu    sync.Mutex
+	meta  []byte
+	state []byte // what LocalState sends in push/pull
+}
+
+func (r *rogue) NodeMeta(int) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.meta
+}
+func (r *rogue) NotifyMsg([]byte)                           {}
+func (r *rogue) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (r *rogue) MergeRemoteState([]byte, bool)              {}
+func (r *rogue) LocalState(bool) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state
+}
+
+// startRogue starts a rogue named name holding the gossip key and id's
+// certificate, announcing meta (sealed by id for its real address).
+func startRogue(t *testing.T, name string, id *identity.Identity, meta Meta, configure func(*memberlist.Config)) *rogue {
+	t.Helper()
+	port := freePort(t)
+	r := &rogue{id: id, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	r.meta = seal(id, name, encodeMetaBody(nodeMeta{Epoch: time.Now().UnixNano(), Seq: 1, GossipAddr: r.addr, Meta: meta}))
+	r.state = encodeState([][]byte{id.DER}, nil)
+	mlc := memberlist.DefaultLANConfig()
+	mlc.Name, mlc.BindAddr, mlc.BindPort, mlc.AdvertisePort = name, "127.0.0.1", port, port
+	keyring, err := memberlist.NewKeyring(nil, testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mlc.Keyring, mlc.GossipVerifyIncoming, mlc.GossipVerifyOutgoing = keyring, true, true
+	mlc.Delegate = r
+	mlc.EnableCompression = false
+	mlc.LogOutput = nil
+	mlc.Logger = log.New(bytes.NewBuffer(nil), "", 0)
+	if configure != nil {
+		configure(mlc)
+	}
+	if r.ml, err = memberlist.Create(mlc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.ml.Shutdown() })
+	return r
+}
+
+func (r *rogue) setState(certs [][]byte, blobs ...[]byte) {
+	r.mu.Lock()
+	r.state = encodeState(certs, blobs)
+	r.mu.Unlock()
+}
+
+// pushTo makes victim merge the rogue's state (a join is a push/pull).
+func (r *rogue) pushTo(t *testing.T, victim *Cluster) error {
+	t.Helper()
+	_, err := r.ml.Join([]string{victim.Addr()})
+	return err
+}
+
+// sendTo sends msg to victim as a gossip user message.
+func (r *rogue) sendTo(t *testing.T, victim *Cluster, msg []byte) {
+	t.Helper()
+	ip, portStr, _ := net.SplitHostPort(victim.Addr())
+	port, _ := strconv.Atoi(portStr)
+	node := &memberlist.Node{Name: victim.cfg.NodeName, Addr: net.ParseIP(ip), Port: uint16(port)}
+	if err := r.ml.SendBestEffort(node, msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ownDelta is a delta the rogue may legitimately send: about itself. Tests
+// send one after an attack and wait until the victim shows it, so that the
+// victim has certainly handled the attack before the test checks.
+func (r *rogue) ownDelta(epoch int64, counter uint64, id string) []byte {
+	return seal(r.id, "rogue", encodeDeltaBody(delta{Owner: "rogue", Epoch: epoch, Record: record{Counter: counter,
+		Info: InstanceInfo{ID: id, Namespace: "default", Workload: "marker", Running: true, Ready: true, Addr: "10.9.9.9"}}}))
+}
+
+// victimCluster is two honest nodes; node1 runs web-000 at 10.0.0.1, and a
+// rogue member with a valid certificate for "rogue" has joined them.
+func victimCluster(t *testing.T) (node0, node1 *Cluster, r *rogue, rogueEpoch int64) {
+	nodes := startCluster(t, 2, nil)
+	node0, node1 = nodes[0], nodes[1]
+	web := instances(1, "web")
+	web[0].Addr = "10.0.0.1"
+	if err := node1.SetInstances(web); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, node0, "node1's web-000", func(v View) bool { return len(instancesOf(v, "node1")) == 1 })
+	r = startRogue(t, "rogue", clusterCA.id("rogue"), Meta{Labels: map[string]string{"kubernetes.io/hostname": "rogue"}}, nil)
+	if err := r.pushTo(t, node0); err != nil {
+		t.Fatal(err)
+	}
+	v := waitFor(t, node0, "the rogue as a member", func(v View) bool { n, ok := node(v, "rogue"); return ok && n.Alive })
+	_ = v
+	nm, _, _ := decodeMeta(r.meta)
+	return node0, node1, r, nm.Epoch
+}
+
+// markerSeen sends the rogue's own delta and waits until victim shows it.
+func markerSeen(t *testing.T, r *rogue, victim *Cluster, epoch int64, counter uint64) {
+	t.Helper()
+	id := fmt.Sprint("marker-", counter)
+	r.sendTo(t, victim, r.ownDelta(epoch, counter, id))
+	waitFor(t, victim, "the rogue's marker "+id, func(v View) bool {
+		for _, in := range instancesOf(v, "rogue") {
+			if in.ID == id {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// node1Web is node1's web-000 as victim sees it.
+func node1Web(t *testing.T, victim *Cluster) InstanceInfo {
+	t.Helper()
+	got := instancesOf(victim.Snapshot(), "node1")
+	if len(got) != 1 {
+		t.Fatalf("node1's instances on %s: %+v, want web-000 alone", victim.cfg.NodeName, got)
+	}
+	return got[0]
+}
+
+// TestAttackForgedInstanceClaim: the rogue claims node1's instance web-000
+// with its own address, as a newer delta from node1, signed with its own key
+// (and once more with node1's certificate fingerprint). Base main applied it:
+// DNS answered the rogue's address and the real instance was stopped as a
+// duplicate.
+func TestAttackForgedInstanceClaim(t *testing.T) {
+	node0, node1, r, rogueEpoch := victimCluster(t)
+	forged := delta{Owner: "node1", Epoch: node1.epoch, Record: record{Counter: 1 << 40,
+		Info: InstanceInfo{ID: "web-000", Namespace: "default", Workload: "web", SpecHash: "5eed", Running: true, Ready: true, Addr: "10.6.6.6"}}}
+	ownKey := seal(r.id, "node1", encodeDeltaBody(forged))
+	node1Print := clusterCA.id("node1").Fingerprint()
+	borrowed := append(encodeDeltaBody(forged), node1Print[:]...)
+	borrowed = append(borrowed, r.id.Sign(sigInput("node1", encodeDeltaBody(forged)))...)
+	for _, msg := range [][]byte{ownKey, borrowed} {
+		r.sendTo(t, node0, msg)
+	}
+	// And relayed in push/pull.
+	r.setState([][]byte{r.id.DER}, ownKey, borrowed)
+	if err := r.pushTo(t, node0); err != nil {
+		t.Fatal(err)
+	}
+	markerSeen(t, r, node0, rogueEpoch, 1)
+	if got := node1Web(t, node0); got.Addr != "10.0.0.1" {
+		t.Fatalf("forged claim applied: node0 sees node1's web-000 at %s", got.Addr)
+	}
+	if node0.rejected.Load() < 4 {
+		t.Fatalf("node0 rejected %d messages, want the 4 forgeries", node0.rejected.Load())
+	}
+}
+
+// TestAttackRelayedEraseWithMaxFloor: the rogue relays a snapshot "of node1"
+// with no records and floor 2^64-1. Base main applied it, and node1's
+// instances left every other node's DNS until node1 restarted.
+func TestAttackRelayedEraseWithMaxFloor(t *testing.T) {
+	node0, node1, r, rogueEpoch := victimCluster(t)
+	erase := ownerState{Owner: "node1", Epoch: node1.epoch, Floor: math.MaxUint64}
+	r.setState([][]byte{r.id.DER}, seal(r.id, "node1", encodeSnapshotBody(erase)))
+	if err := r.pushTo(t, node0); err != nil {
+		t.Fatal(err)
+	}
+	markerSeen(t, r, node0, rogueEpoch, 1)
+	node1Web(t, node0)
+	// node1's own instance changes still apply: the floor did not move.
+	web := instances(2, "web")
+	if err := node1.SetInstances(web); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, node0, "node1's 2 instances", func(v View) bool { return len(instancesOf(v, "node1")) == 2 })
+}
+
+// TestAttackForgedLabelsAndCapacity: the rogue announces itself with
+// kubernetes.io/hostname=node1 and 1 PiB of CPU and memory, so that
+// node-selected workloads and everything else would be placed on it. Base
+// main listed it so.
+func TestAttackForgedLabelsAndCapacity(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+	for _, m := range []Meta{
+		{Labels: map[string]string{"kubernetes.io/hostname": "node1"}, MilliCPU: 1000},
+		{Labels: map[string]string{"kubernetes.io/hostname": "rogue"}, MilliCPU: 1 << 50 * 1000, MemoryBytes: 1 << 50},
+	} {
+		r := startRogue(t, "rogue", clusterCA.id("rogue"), m, nil)
+		if err := r.pushTo(t, nodes[0]); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			if n, ok := node(nodes[0].Snapshot(), "rogue"); ok {
+				t.Fatalf("rogue listed with forged metadata: %+v", n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		r.ml.Shutdown()
+	}
+	for _, m := range []Meta{
+		{Labels: map[string]string{"kubernetes.io/hostname": "node1"}},
+		{MilliCPU: 1 << 50 * 1000},
+		{MemoryBytes: 1 << 50},
+	} {
+		if err := checkMeta("rogue", m); !errors.Is(err, ErrBadMeta) {
+			t.Errorf("checkMeta(%+v) = %v, want ErrBadMeta", m, err)
+		}
+	}
+}
+
+// TestAttackForgedNodeMeta: alive messages about node1 that node1 did not
+// sign (signed by the rogue, with node1's fingerprint but the rogue's
+// signature, announced at the rogue's address, or a replay of node1's older
+// metadata) are refused and change nothing. On base main any member could
+// announce any metadata for node1.
+func TestAttackForgedNodeMeta(t *testing.T) {
+	node0, node1, _, _ := victimCluster(t)
+	if err := node1.UpdateNode(Meta{Labels: map[string]string{"kubernetes.io/hostname": "node1", "zone": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, node0, "node1 in zone a", func(v View) bool { n, _ := node(v, "node1"); return n.Labels["zone"] == "a" })
+	old := node1Meta(t, node0)
+
+	rogueID := clusterCA.id("rogue")
+	forgedMeta := nodeMeta{Epoch: node1.epoch, Seq: 99, GossipAddr: node1.Addr(), Meta: Meta{Labels: map[string]string{"kubernetes.io/hostname": "node1", "zone": "evil"}}}
+	body := encodeMetaBody(forgedMeta)
+	node1Print := clusterCA.id("node1").Fingerprint()
+	borrowed := append(append(append([]byte{}, body...), node1Print[:]...), rogueID.Sign(sigInput("node1", body))...)
+	ip, portStr, _ := net.SplitHostPort(node1.Addr())
+	port, _ := strconv.Atoi(portStr)
+	d := (*delegate)(node0)
+	for name, meta := range map[string][]byte{
+		"signed by the rogue":              seal(rogueID, "node1", body),
+		"node1's fingerprint, rogue's sig": borrowed,
+		"node1's metadata, moved":          *node1.meta.Load(),
+		"node1's older metadata replayed":  seal(clusterCA.id("node1"), "node1", encodeMetaBody(nodeMeta{Epoch: node1.epoch, Seq: 1, GossipAddr: node1.Addr(), Meta: Meta{Labels: map[string]string{"zone": "evil"}}})),
+		"garbage":                          []byte("not meta"),
+	} {
+		n := &memberlist.Node{Name: "node1", Addr: net.ParseIP(ip), Port: uint16(port), Meta: meta}
+		if name == "node1's metadata, moved" {
+			n.Port = 1
+		}
+		if err := d.NotifyAlive(n); err == nil {
+			t.Errorf("%s: NotifyAlive accepted it", name)
+		}
+		d.NotifyUpdate(n) // as if memberlist had applied it anyway
+		if got := node1Meta(t, node0); fmt.Sprint(got) != fmt.Sprint(old) {
+			t.Fatalf("%s: node1 now shows %+v, was %+v", name, got, old)
+		}
+	}
+}
+
+func node1Meta(t *testing.T, c *Cluster) NodeInfo {
+	t.Helper()
+	n, ok := node(c.Snapshot(), "node1")
+	if !ok || !n.Alive {
+		t.Fatalf("node1 not alive on %s", c.cfg.NodeName)
+	}
+	return n
+}
+
+// TestAttackTombstoneBomb: base main decoded 20 MiB of 3-byte tombstones
+// into 960 MiB. Now a snapshot cannot hold tombstones, a stream message over
+// 8 MiB is dropped before memberlist reads it, a state holds at most
+// maxStateItems sealed records (each at least 98 bytes), and an owner's
+// records are capped.
+func TestAttackTombstoneBomb(t *testing.T) {
+	node0, _, r, rogueEpoch := victimCluster(t)
+
+	// 20 MiB of tombstones for node1 in a push/pull: the guard drops it.
+	var big []byte
+	for i := 0; len(big) < 20<<20; i++ {
+		big = append(big, 1, 'x', byte(i), byte(i>>8), flagDeleted)
+	}
+	r.setState([][]byte{r.id.DER}, seal(r.id, "rogue", append([]byte{kindSnapshot, 5, 'r', 'o', 'g', 'u', 'e', 0, 0, 0xff, 0xff, 0xff, 0x03}, big...)))
+	before := node0.rejected.Load()
+	if err := r.pushTo(t, node0); err == nil {
+		t.Fatal("a 20 MiB state was accepted")
+	}
+	if node0.rejected.Load() == before {
+		t.Fatal("the guard did not drop the 20 MiB state")
+	}
+
+	// Below the stream cap: as many sealed tombstones about itself as fit
+	// 4 MiB. Decoding costs a small constant times the size, and the store
+	// keeps at most maxRecordsPerOwner of them.
+	var blobs [][]byte
+	size := 0
+	for i := uint64(1); size < 4<<20; i++ {
+		b := seal(r.id, "rogue", encodeDeltaBody(delta{Owner: "rogue", Epoch: rogueEpoch, Record: record{Counter: i, Deleted: true, Info: InstanceInfo{ID: strconv.FormatUint(i, 36)}}}))
+		blobs = append(blobs, b)
+		size += len(b)
+	}
+	msg := encodeState([][]byte{r.id.DER}, blobs[:maxStateItems])
+	alloc := allocated(func() { decodeState(msg) })
+	t.Logf("decoding %d bytes of sealed tombstones allocated %d bytes (%.1f×)", len(msg), alloc, float64(alloc)/float64(len(msg)))
+	if alloc > 4*uint64(len(msg)) {
+		t.Errorf("decoding %d bytes of tombstones allocated %d bytes", len(msg), alloc)
+	}
+	if _, err := decodeState(encodeState(nil, blobs)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("%d records in one state: got %v, want ErrMalformed", len(blobs), err)
+	}
+	r.setState([][]byte{r.id.DER}, blobs[:maxStateItems]...)
+	if err := r.pushTo(t, node0); err != nil {
+		t.Fatal(err)
+	}
+	markerSeen(t, r, node0, rogueEpoch, 1<<40)
+	node0.mu.Lock()
+	kept := len(node0.store.owners["rogue"].records)
+	node0.mu.Unlock()
+	if kept > maxRecordsPerOwner {
+		t.Fatalf("node0 keeps %d records of the rogue, limit %d", kept, maxRecordsPerOwner)
+	}
+}
+
+// allocated returns the bytes f allocates.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestAttackCompressionBomb: a member that compresses sends an LZW stream
+// of 64 MiB of zeros in 47 KiB (push/pull) and 1 KiB packets; memberlist
+// decompresses whatever arrives, and base main's node allocated the whole of
+// it. The guard drops compressed messages before memberlist reads them.
+func TestAttackCompressionBomb(t *testing.T) {
+	node0, _, _, _ := victimCluster(t)
+	r := startRogue(t, "rogue2", clusterCA.id("rogue2"), Meta{}, func(c *memberlist.Config) { c.EnableCompression = true })
+	r.setState(nil, make([]byte, 64<<20))
+	before := node0.rejected.Load()
+	var heap runtime.MemStats
+	runtime.ReadMemStats(&heap)
+	start := heap.TotalAlloc
+	if err := r.pushTo(t, node0); err == nil {
+		t.Fatal("the compressed push/pull was accepted")
+	}
+	r.sendTo(t, node0, make([]byte, 1200))
+	deadline := time.Now().Add(waitTimeout)
+	for node0.rejected.Load() < before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the guard dropped %d compressed messages, want 2", node0.rejected.Load()-before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	runtime.ReadMemStats(&heap)
+	// The rogue's own 64 MiB and its compression run in this process too;
+	// the victim decompressing would add at least another 64 MiB.
+	if grew := heap.TotalAlloc - start; grew > 3*64<<20 {
+		t.Fatalf("allocated %d MiB during the attack", grew>>20)
+	}
+}
+
+// TestAttackWrongCertificate: a node holding the gossip key but a
+// certificate from another CA, or one whose certificate names another node,
+// is never listed, and says it has not joined.
+func TestAttackWrongCertificate(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+
+	outsider := nodeConfig("outsider", nodes[0].Addr())
+	outsider.Identity = rogueCA.id("outsider")
+	outsider.Verifier = rogueCA.trusts()
+	o := startNode(t, outsider)
+
+	// A member whose certificate names "rogue" announcing itself as "node9".
+	r := startRogue(t, "node9", clusterCA.id("rogue"), Meta{}, nil)
+	r.pushTo(t, nodes[0])
+
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, c := range nodes {
+			v := c.Snapshot()
+			if _, ok := node(v, "outsider"); ok {
+				t.Fatalf("%s lists a node whose certificate another CA issued: %s", c.cfg.NodeName, describe(v))
+			}
+			if _, ok := node(v, "node9"); ok {
+				t.Fatalf("%s lists node9, whose certificate names rogue: %s", c.cfg.NodeName, describe(v))
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := o.JoinError(); !errors.Is(err, ErrNotJoined) {
+		t.Fatalf("outsider JoinError = %v, want ErrNotJoined", err)
+	}
+	if n := aliveCount(o.Snapshot()); n != 1 {
+		t.Fatalf("outsider sees %d members", n)
+	}
+
+	// A node without a certificate, or with another node's, does not start.
+	for name, modify := range map[string]func(*Config){
+		"no certificate":        func(c *Config) { c.Identity = nil },
+		"another's certificate": func(c *Config) { c.Identity = clusterCA.id("node0") },
+	} {
+		cfg := nodeConfig("intruder", nodes[0].Addr())
+		modify(&cfg)
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: Validate = %v, want ErrInvalidConfig", name, err)
+		}
+	}
+}
+
+// TestJoinError: a node started with seeds reports why it has not joined
+// (nobody reachable, a wrong gossip key) until it does; one started without
+// seeds is a cluster of one by choice.
+func TestJoinError(t *testing.T) {
+	if err := startNode(t, nodeConfig("solo")).JoinError(); err != nil {
+		t.Fatalf("no seeds: JoinError = %v, want nil", err)
+	}
+	nodes := startCluster(t, 1, nil)
+	unreachable := startNode(t, nodeConfig("lonely", fmt.Sprintf("127.0.0.1:%d", freePort(t))))
+	wrong := nodeConfig("wrong-key", nodes[0].Addr())
+	wrong.SecretKeys = [][]byte{otherKey}
+	wrongKey := startNode(t, wrong)
+	for _, c := range []*Cluster{unreachable, wrongKey} {
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			err := c.JoinError()
+			if errors.Is(err, ErrNotJoined) && err.Error() != ErrNotJoined.Error()+": joining" {
+				t.Logf("%s: %v", c.cfg.NodeName, err)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: JoinError = %v, want ErrNotJoined with a reason", c.cfg.NodeName, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	joiner := startNode(t, nodeConfig("joiner", nodes[0].Addr()))
+	waitFor(t, joiner, "joined", func(View) bool { return joiner.JoinError() == nil })
+}
