@@ -23,8 +23,8 @@ type Status struct {
 	Nodes []NodeStatus `json:"nodes"`
 	// NotJoined says why this node runs nothing: it was told to join a cluster
 	// and has not (seeds unreachable, a wrong gossip key, no trusted certificate).
-	NotJoined string `json:"notJoined,omitempty"`
-	Sync  SyncStatus   `json:"sync"`
+	NotJoined string     `json:"notJoined,omitempty"`
+	Sync      SyncStatus `json:"sync"`
 	// Timeline is when Desired went through each stage on this node:
 	// fetched, validated, planned, pulled, started, ready.
 	Timeline  []Stage          `json:"timeline,omitempty"`
