@@ -25,6 +25,7 @@ import (
 	"github.com/shoalhq/shoal/dns"
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/gossip"
+	"github.com/shoalhq/shoal/identity"
 	"github.com/shoalhq/shoal/planner"
 	"github.com/shoalhq/shoal/spec"
 	"github.com/shoalhq/shoal/sync"
@@ -52,6 +53,10 @@ type agentFlags struct {
 	advertise        string
 	join             []string
 	gossipKeyFile    string
+	caCert           string
+	nodeCert         string
+	nodeKey          string
+	revoked          string
 	gossipProfile    string
 	dnsListen        string
 	clusterDomain    string
@@ -104,6 +109,10 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.StringVar(&f.advertise, "advertise", "", "this node's address as others reach it (gossip, and instances under host networking); default: the gossip bind address, or the first private address")
 	fl.StringSliceVar(&f.join, "join", nil, "address:port of a node to join (repeatable); nodes may start in any order")
 	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file of base64 gossip keys, one a line, the first encrypts (or $SHOAL_GOSSIP_KEY, comma-separated); without keys the agent runs alone")
+	fl.StringVar(&f.caCert, "ca-cert", "", "the cluster CA certificate(s), PEM (shoal ca init); two during a CA rotation")
+	fl.StringVar(&f.nodeCert, "node-cert", "", "this node's certificate, PEM (shoal ca issue); it must name --node")
+	fl.StringVar(&f.nodeKey, "node-key", "", "this node's private key, PEM (shoal ca issue)")
+	fl.StringVar(&f.revoked, "revoked", "", `file of revoked certificates, one "serial HEX" or "node NAME" a line`)
 	fl.StringVar(&f.gossipProfile, "gossip-profile", "default", "failure detection timings: fast, default (LAN) or safe")
 	fl.StringVar(&f.dnsListen, "dns-listen", "127.0.0.1:53", `address:port of the node's DNS server (UDP and TCP); containers' resolv.conf names its address, so keep port 53; "off" disables DNS`)
 	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "DNS domain of Services: SERVICE.NAMESPACE.svc.DOMAIN")
@@ -209,6 +218,9 @@ func runAgent(parent context.Context, f agentFlags) error {
 	keys, err := gossipKeys(f.gossipKeyFile)
 	if err != nil {
 		return &exitError{code: exitTrouble, err: err}
+	}
+	if len(keys) == 0 && len(f.join) > 0 {
+		return &exitError{code: exitTrouble, err: errors.New("--join needs a gossip key (SHOAL_GOSSIP_KEY or --gossip-key-file); without --join the agent runs as a cluster of one")}
 	}
 	if len(keys) > 0 {
 		cluster, err := startCluster(ctx, f, &cfg, keys, log)
@@ -364,6 +376,9 @@ func startCluster(ctx context.Context, f agentFlags, cfg *agent.Config, keys [][
 		return nil, &exitError{code: exitTrouble, err: fmt.Errorf("--gossip-bind port: %w", err)}
 	}
 	gcfg.Seeds, gcfg.SecretKeys, gcfg.Logger = f.join, keys, log
+	if gcfg.Identity, gcfg.Verifier, err = loadIdentity(f); err != nil {
+		return nil, &exitError{code: exitTrouble, err: err}
+	}
 	gcfg.Meta = gossip.Meta{
 		Labels: cfg.Labels, MilliCPU: cfg.Allocatable.MilliCPU, MemoryBytes: cfg.Allocatable.MemoryBytes,
 		APIAddr: cfg.APIAddr, DNSAddr: cfg.DNSAddr,
@@ -377,6 +392,29 @@ func startCluster(ctx context.Context, f agentFlags, cfg *agent.Config, keys [][
 	}
 	log.Info("gossip started", "addr", cluster.Addr(), "join", f.join)
 	return cluster, nil
+}
+
+// loadIdentity reads the node's certificate and key and the cluster CA, which
+// gossip needs to sign this node's records and verify the others'.
+func loadIdentity(f agentFlags) (*identity.Identity, *identity.Verifier, error) {
+	if f.caCert == "" || f.nodeCert == "" || f.nodeKey == "" {
+		return nil, nil, errors.New("a cluster needs --ca-cert, --node-cert and --node-key (create them with shoal ca init and shoal ca issue)")
+	}
+	id, err := identity.Load(f.nodeCert, f.nodeKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if id.Name != f.node {
+		return nil, nil, fmt.Errorf("--node-cert %s names node %q, but this node is --node %q", f.nodeCert, id.Name, f.node)
+	}
+	v, err := identity.NewVerifier(f.caCert, f.revoked)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := v.Verify(id.DER, id.Name, time.Now()); err != nil {
+		return nil, nil, fmt.Errorf("--node-cert %s: %w (is it issued by the CA in --ca-cert %s?)", f.nodeCert, err, f.caCert)
+	}
+	return id, v, nil
 }
 
 // startDNS opens the node's DNS server; containers' resolv.conf will name its address

@@ -66,6 +66,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAgentCommand(), newValidateCommand(), newPlanCommand(), newStatusCommand(), newLogsCommand(), newExplainCommand())
+	root.AddCommand(newAgentCommand(), newValidateCommand(), newPlanCommand(), newStatusCommand(), newLogsCommand(), newExplainCommand(), newCACommand())
 	return root
 }
