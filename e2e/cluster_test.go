@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -26,14 +27,17 @@ type cluster struct {
 	net    *testNet
 	repo   *gitRepo
 	key    string
+	certs  string // the cluster CA (certs/ca) and each node's certificate (certs/nodeN)
 	agents map[int]*agentProc
 }
 
 func newCluster(t testing.TB, repo *gitRepo, nodes ...int) *cluster {
 	c := &cluster{
 		t: t, net: newTestNet(t), repo: repo, agents: map[int]*agentProc{},
-		key: base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
+		key:   base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
+		certs: t.TempDir(),
 	}
+	shoal(t, "ca", "init", "--dir", filepath.Join(c.certs, "ca"))
 	for _, i := range nodes {
 		c.start(i, c.key)
 	}
@@ -50,7 +54,13 @@ func (c *cluster) start(i int, key string) *agentProc {
 	a := &agentProc{t: c.t, addr: c.net.addr(i) + ":7070", namespace: ctrNS, secret: "e2e-secret", netns: ns,
 		env: []string{"SHOAL_GOSSIP_KEY=" + key}}
 	stateDir := c.t.TempDir()
+	certs := filepath.Join(c.certs, name)
+	if _, err := os.Stat(certs); err != nil { // a restarted node keeps its certificate
+		shoal(c.t, "ca", "issue", "--ca-dir", filepath.Join(c.certs, "ca"), "--node", name, "--ip", c.net.addr(i), "--out", certs)
+	}
 	a.args = []string{"agent",
+		"--ca-cert", filepath.Join(c.certs, "ca", "ca.crt"),
+		"--node-cert", filepath.Join(certs, "node.crt"), "--node-key", filepath.Join(certs, "node.key"),
 		"--node", name, "--repo", c.repo.dir, "--state-dir", stateDir,
 		"--containerd-socket", daemon.Socket, "--containerd-namespace", ctrNS,
 		"--netns", c.net.nsPath(ns), "--listen", a.addr,
@@ -74,6 +84,14 @@ func (c *cluster) start(i int, key string) *agentProc {
 	})
 	c.agents[i] = a
 	return a
+}
+
+// shoal runs the shoal binary under test, failing the test if it fails.
+func shoal(t testing.TB, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(shoalBin, args...).CombinedOutput(); err != nil {
+		t.Fatalf("shoal %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
 }
 
 // prePull puts the test images into a node's containerd namespace, so that agents in
@@ -283,7 +301,8 @@ func TestClusterSpreadsFailsOverAndHealsPartitions(t *testing.T) {
 		return alive == 3
 	})
 
-	// A node with another key is refused: it never becomes a member.
+	// A node with another key is refused: it never becomes a member, and it runs nothing
+	// (it used to run every workload as a cluster of one), saying why.
 	wrong := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("x"), 32))
 	stranger := c.start(4, wrong)
 	time.Sleep(3 * time.Second)
@@ -291,6 +310,17 @@ func TestClusterSpreadsFailsOverAndHealsPartitions(t *testing.T) {
 		if st := a.status(); st == nil || len(st.Nodes) != map[*agentProc]int{c.agents[1]: 3, stranger: 1}[a] {
 			t.Errorf("%s sees nodes %+v: the node with the wrong key must stay outside", a.addr, st.Nodes)
 		}
+	}
+	st = stranger.waitFor("the reason it runs nothing", func(st *agent.Status) bool { return st != nil && st.NotJoined != "" && st.Desired != nil })
+	for _, w := range st.Workloads {
+		for _, in := range w.Instances {
+			if in.Node == "node4" {
+				t.Errorf("node4 runs %s/%s although it has not joined", w.Name, in.ID)
+			}
+		}
+	}
+	if code := stranger.get("/readyz"); code != 503 {
+		t.Errorf("node4 /readyz: %d, want 503", code)
 	}
 }
 

@@ -227,6 +227,17 @@ func (a *agentProc) status() *agent.Status {
 	return &st
 }
 
+// get returns the status code of GET path on the agent's API, or 0 when it does not answer.
+func (a *agentProc) get(path string) int {
+	client := http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get("http://" + a.addr + path)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // waitFor polls the agent's status until cond holds; the deadline is generous because
 // this is a functional check, not a timing one (BENCHMARKS.md has the timings).
 func (a *agentProc) waitFor(what string, cond func(*agent.Status) bool) *agent.Status {

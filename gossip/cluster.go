@@ -553,10 +553,12 @@ func (c *Cluster) joinMissingSeeds() {
 func (c *Cluster) joinSeeds() bool {
 	self := c.Addr()
 	var errs []error
+	tried := 0
 	for _, seed := range c.cfg.Seeds {
 		if seed == self {
 			continue
 		}
+		tried++
 		select {
 		case <-c.stop:
 			return false
@@ -574,7 +576,10 @@ func (c *Cluster) joinSeeds() bool {
 		}
 	}
 	reason := fmt.Sprint(errors.Join(errs...))
-	if len(errs) == 0 {
+	switch {
+	case tried == 0:
+		reason = "waiting for another node to join: this node's only seed is itself"
+	case len(errs) == 0:
 		reason = "a seed answered, but no member could be verified: check that every node's certificate is issued by the CA in this node's CA certificate file, and this node's by theirs"
 	}
 	c.mu.Lock()

@@ -133,16 +133,28 @@ start_node() {
 		--containerd-socket "$sock" --containerd-namespace shoal-demo-node$i \
 		--netns /var/run/netns/shoal-demo-node$i --listen $net.$i:7070 \
 		--gossip-bind $net.$i:7946 --join $net.1:7946 --dns-listen $net.$i:53 \
+		--ca-cert "$demo/ca/ca.crt" --node-cert "$demo/certs/node$i/node.crt" --node-key "$demo/certs/node$i/node.key" \
 		--label topology.kubernetes.io/zone=zone-$((i % 2)) \
 		--cpu 1 --memory 1Gi --poll-interval 2s --crash-backoff 2s \
 		>"$demo/node$i.log" 2>&1 </dev/null &
 	echo $! >"$demo/node$i.pid"
 }
 
+# make_certs creates the demo cluster's CA and a certificate per node (once): gossip
+# accepts a node's records only when that node signed them (docs/cluster-identity.md).
+make_certs() {
+	[ -f "$demo/ca/ca.crt" ] || "$demo/bin/shoal" ca init --dir "$demo/ca" >/dev/null
+	for i in $nodes; do
+		[ -f "$demo/certs/node$i/node.crt" ] ||
+			"$demo/bin/shoal" ca issue --ca-dir "$demo/ca" --node node$i --ip $net.$i --out "$demo/certs/node$i" >/dev/null
+	done
+}
+
 start_agents() {
 	say "starting three agents (APIs on $net.1-3:7070)"
 	(cd "$top" && make -s build)
 	cp "$top/bin/shoal" "$demo/bin/shoal"
+	make_certs
 	for i in $nodes; do start_node $i; done
 	wait_for 90 "every node to converge" sh -c "for i in $nodes; do '$demo/bin/shoal' status --addr $net.\$i:7070 -o json | grep -q '\"converged\": true' || exit 1; done"
 }
