@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -104,4 +105,84 @@ func BenchmarkInstanceChangeLatency(b *testing.B) {
 	}
 	slices.Sort(samples)
 	b.ReportMetric(float64(samples[len(samples)/2].Microseconds())/1000, "ms-to-seen")
+}
+
+// maxState builds the largest push/pull message a receiver accepts: maxStateItems
+// sealed deltas, each as large as a gossip packet allows, from the rogue's
+// certificate, within maxStreamBytes.
+func maxState(b *testing.B) (msg []byte, epoch int64) {
+	id := clusterCA.id("rogue")
+	epoch = time.Now().UnixNano()
+	per := min(DefaultConfig().maxDeltaBytes(), maxStreamBytes/maxStateItems-8)
+	var blobs [][]byte
+	for i := range maxStateItems {
+		inst := InstanceInfo{ID: fmt.Sprint("i-", i), Namespace: "default", Workload: "w", Running: true}
+		for len(encodeDeltaBody(delta{Owner: "rogue", Epoch: epoch, Record: record{Counter: uint64(i + 1), Info: inst}}))+sealLen < per-8 {
+			inst.Ports = append(inst.Ports, Port{Name: "p", Port: 1, Protocol: "TCP"})
+		}
+		blobs = append(blobs, seal(id, "rogue", encodeDeltaBody(delta{Owner: "rogue", Epoch: epoch, Record: record{Counter: uint64(i + 1), Info: inst}})))
+	}
+	return encodeState([][]byte{id.DER}, blobs), epoch
+}
+
+// BenchmarkDecodeMaxState decodes the largest push/pull message accepted
+// (about 8 MiB of sealed deltas); with -benchmem, B/op over the message size
+// is the memory cost per byte received.
+func BenchmarkDecodeMaxState(b *testing.B) {
+	msg, _ := maxState(b)
+	b.SetBytes(int64(len(msg)))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := decodeState(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMergeMaxState is what a node spends on that message: decoding,
+// checking 8,192 signatures, and storing the records (at most
+// maxRecordsPerOwner of them). Each iteration uses a fresh node.
+func BenchmarkMergeMaxState(b *testing.B) {
+	msg, epoch := maxState(b)
+	b.SetBytes(int64(len(msg)))
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		c := startNode(b, nodeConfig(fmt.Sprint("bench-", b.N)))
+		c.mu.Lock()
+		c.store.observeEpoch("rogue", epoch)
+		c.mu.Unlock()
+		b.StartTimer()
+		(*delegate)(c).MergeRemoteState(msg, false)
+		b.StopTimer()
+		c.Shutdown()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkDecodeMaxDelta decodes and verifies the largest delta a packet can carry.
+func BenchmarkDecodeMaxDelta(b *testing.B) {
+	id := clusterCA.id("rogue")
+	v := clusterCA.trusts()
+	tr, err := newTrust(v, id, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	inst := InstanceInfo{ID: "i", Namespace: "default", Workload: "w", Running: true}
+	for len(encodeDeltaBody(delta{Owner: "rogue", Record: record{Info: inst}}))+sealLen < DefaultConfig().maxDeltaBytes()-8 {
+		inst.Ports = append(inst.Ports, Port{Name: "p", Port: 1, Protocol: "TCP"})
+	}
+	msg := seal(id, "rogue", encodeDeltaBody(delta{Owner: "rogue", Epoch: 1, Record: record{Counter: 1, Info: inst}}))
+	b.SetBytes(int64(len(msg)))
+	now := time.Now()
+	b.ResetTimer()
+	for range b.N {
+		d, err := decodeDelta(msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := tr.verify(d.Owner, d.seal, now); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

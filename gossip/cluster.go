@@ -110,7 +110,9 @@ type View struct {
 // always memberlist → mu → queue). Deltas are queued under mu so that the
 // queue, which keeps one message per instance, always ends with the newest.
 // One goroutine, run, owns joining, the follow-up resync, re-publishing
-// metadata and pruning dead members; Shutdown stops it.
+// metadata and pruning dead members; another, fetchLoop, fetches the
+// certificates of members that announced themselves before their certificate
+// arrived. Shutdown stops both.
 type Cluster struct {
 	cfg        Config
 	epoch      int64 // this process's start time, see store
@@ -124,7 +126,7 @@ type Cluster struct {
 	publish chan struct{} // buffer 1: our metadata changed, re-announce it
 	certs   chan struct{} // buffer 1: a member is pending its certificate
 	stop    chan struct{}
-	done    chan struct{}
+	done    chan struct{} // closed when run and fetchLoop have returned
 
 	meta     atomic.Pointer[[]byte] // encoded Meta, read by memberlist via NodeMeta
 	alive    atomic.Int32           // alive members including us, for retransmit limits
@@ -238,7 +240,11 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	c.ml = ml
 	c.log.Info("gossip: started", "addr", c.Addr(), "encrypted", len(cfg.SecretKeys) > 0, "seeds", cfg.Seeds,
 		"certificate", cfg.Identity.Fingerprint().String()[:16])
-	go c.run()
+	var loops sync.WaitGroup
+	loops.Add(2)
+	go func() { defer loops.Done(); c.run() }()
+	go func() { defer loops.Done(); c.fetchLoop() }()
+	go func() { loops.Wait(); close(c.done) }()
 	return c, nil
 }
 
@@ -464,7 +470,6 @@ func (c *Cluster) Shutdown() error {
 
 // run owns joining, metadata re-announcement and pruning until Shutdown.
 func (c *Cluster) run() {
-	defer close(c.done)
 	backoff := c.cfg.JoinBackoffMin
 	joinTimer := time.NewTimer(0)
 	defer joinTimer.Stop()
@@ -503,8 +508,6 @@ func (c *Cluster) run() {
 				c.joinMissingSeeds()
 				joinTimer.Reset(c.cfg.JoinBackoffMax)
 			}
-		case <-c.certs:
-			c.fetchCerts()
 		case now := <-prune.C:
 			c.pruneDead(now)
 		}
@@ -598,6 +601,20 @@ func (c *Cluster) wantCert() {
 	select {
 	case c.certs <- struct{}{}:
 	default:
+	}
+}
+
+// fetchLoop fetches pending members' certificates until Shutdown. It is a
+// goroutine of its own so that a new member is shown at once, even while run
+// waits on a seed that does not answer.
+func (c *Cluster) fetchLoop() {
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.certs:
+			c.fetchCerts()
+		}
 	}
 }
 
