@@ -226,7 +226,11 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descReplicas, float64(w.Replicas), w.Namespace, w.Name)
 		gauge(descRestarts, float64(restarts), w.Namespace, w.Name)
-		gauge(descUnplaced, float64(len(w.Unplaced)), w.Namespace, w.Name)
+		unplaced := 0
+		for _, u := range w.Unplaced {
+			unplaced += u.Replicas()
+		}
+		gauge(descUnplaced, float64(unplaced), w.Namespace, w.Name)
 	}
 	if st.Desired != nil {
 		gauge(descRevision, 1, "desired", st.Desired.Commit)

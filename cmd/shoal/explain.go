@@ -78,6 +78,9 @@ func printExplanation(w io.Writer, e planner.Explanation) {
 			fmt.Fprintf(w, "    rejected  %-16s %s\n", rej.Node, rej.Reason)
 		}
 	}
+	if b := e.Beyond; b != nil {
+		fmt.Fprintf(w, "  replicas %d to %d\n    %s\n", b.Slot, b.Slot+b.More, b.Reason)
+	}
 }
 
 // clusterFile is the YAML a cluster is described in for `shoal plan --cluster FILE`.
@@ -143,7 +146,11 @@ func printPlacement(w io.Writer, set *spec.Set, view planner.View) {
 	}
 	for _, u := range p.Unplaced {
 		k := u.Namespace + "/" + u.Workload
-		byWorkload[k] = append(byWorkload[k], fmt.Sprintf("%d→unplaced (%s)", u.Slot, u.Reason))
+		slots := fmt.Sprint(u.Slot)
+		if u.More > 0 {
+			slots += fmt.Sprintf("-%d", u.Slot+u.More)
+		}
+		byWorkload[k] = append(byWorkload[k], fmt.Sprintf("%s→unplaced (%s)", slots, u.Reason))
 	}
 	keys := make([]string, 0, len(byWorkload))
 	for k := range byWorkload {

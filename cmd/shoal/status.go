@@ -108,7 +108,11 @@ func printStatus(w io.Writer, st *agent.Status) {
 			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, in.Node, in.Phase, in.Restarts, in.LastExit, in.Message)
 		}
 		for _, u := range wl.Unplaced {
-			fmt.Fprintf(tw, "\t%s\t-\tUnplaced\t\t\t%s\n", u.InstanceID, u.Reason)
+			id := u.InstanceID
+			if u.More > 0 {
+				id += fmt.Sprintf(" and %d more", u.More)
+			}
+			fmt.Fprintf(tw, "\t%s\t-\tUnplaced\t\t\t%s\n", id, u.Reason)
 		}
 	}
 	tw.Flush()
