@@ -57,6 +57,8 @@ type agentFlags struct {
 	clusterDomain    string
 	dnsTTL           time.Duration
 	dnsUpstreams     []string
+	maxInstances     int
+	surviveAfter     time.Duration
 }
 
 func newAgentCommand() *cobra.Command {
@@ -109,6 +111,8 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "DNS domain of Services: SERVICE.NAMESPACE.svc.DOMAIN")
 	fl.DurationVar(&f.dnsTTL, "dns-ttl", 5*time.Second, "TTL of DNS answers")
 	fl.StringSliceVar(&f.dnsUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster domain (default: the nameservers of /etc/resolv.conf)")
+	fl.IntVar(&f.maxInstances, "max-instances-per-node", planner.DefaultMaxInstances, "most instances a node runs, as the kubelet's --max-pods; give every node the same")
+	fl.DurationVar(&f.surviveAfter, "survive-after", time.Minute, "how long the agent runs with a revision before trusting it; one that takes the agent down sooner is not applied again at start-up")
 	return cmd
 }
 
@@ -154,6 +158,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 	cfg.ResyncInterval = f.resync
 	cfg.CrashBackoff.Base = f.crashBackoffBase
 	cfg.CrashBackoff.Cap = max(cfg.CrashBackoff.Cap, f.crashBackoffBase)
+	cfg.MaxInstances, cfg.SurviveAfter = f.maxInstances, f.surviveAfter
 	labels, err := parseLabels(f.labels)
 	if err != nil {
 		return &exitError{code: exitTrouble, err: err}
@@ -169,13 +174,22 @@ func runAgent(parent context.Context, f agentFlags) error {
 		return &exitError{code: exitTrouble, err: errors.New("--repo is required")}
 	}
 
-	repo, err := sync.Open(ctx, f.src.source(), filepath.Join(f.src.stateDir, "git"), sync.WithLogger(log))
+	repo, err := sync.Open(ctx, f.src.source(), filepath.Join(f.src.stateDir, "git"),
+		sync.WithLogger(log), sync.WithLoadOptions(f.src.limits.options()))
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
+	marker, err := sync.OpenMarker(f.src.stateDir)
+	if err != nil {
+		return err
+	}
+	if s := marker.Suspect(); s != "" {
+		log.Error("the agent went down applying a revision: it is skipped until a newer commit", "commit", s, "trusted", marker.Trusted())
+	}
 	pcfg := sync.DefaultPollerConfig()
 	pcfg.Interval, pcfg.Logger = f.pollInterval, log
+	pcfg.Suspect, pcfg.Trusted = marker.Suspect(), marker.Trusted()
 	poller, err := sync.NewPoller(repo, pcfg)
 	if err != nil {
 		return err
@@ -205,7 +219,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 	}
 	defer rt.Close()
 
-	var opts []agent.Option
+	opts := []agent.Option{agent.WithRevisionMarker(marker)}
 	keys, err := gossipKeys(f.gossipKeyFile)
 	if err != nil {
 		return &exitError{code: exitTrouble, err: err}
