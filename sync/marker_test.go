@@ -214,3 +214,30 @@ func TestCrashChild(t *testing.T) {
 		fmt.Printf("survived %s\n", commit)
 	}
 }
+
+// TestPollerRejectsBillionReplicas: the commit of issue #8 that took every agent down is
+// rejected by the poller with the limit named, and the last good revision stays.
+func TestPollerRejectsBillionReplicas(t *testing.T) {
+	up := newUpstream(t)
+	up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "good")
+	p := startPoller(t, openRepo(t, Source{URL: up.bare}, t.TempDir()), testPollerConfig())
+	good := receive(t, p)
+	up.commit(map[string]string{"web.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1000000000
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx}]}
+`}, "a billion replicas")
+	ev := receive(t, p)
+	want := "web.yaml:5: spec.replicas: 1000000000 replicas is over the limit of 10,000 per Deployment (max-replicas-per-deployment)"
+	if !errors.Is(ev.Err, ErrRevisionRejected) || len(ev.Diagnostics) != 1 || ev.Diagnostics[0].String() != want {
+		t.Fatalf("event err %v, diagnostics %v: want rejected with %q", ev.Err, ev.Diagnostics, want)
+	}
+	if p.LastGood() != good.Desired {
+		t.Error("the last good revision did not stay")
+	}
+}
