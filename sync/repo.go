@@ -269,9 +269,19 @@ func (r *Repo) Load(ctx context.Context, rev spec.Revision) (*spec.Desired, spec
 
 // fetch runs one go-git fetch of the followed ref into r.local. The refspec forces the
 // update, so rewritten history replaces the old head instead of being refused.
+//
+// Only the head commit is fetched (depth 1, as Flux clones): the agent reads one tree,
+// never history, so a repository's past (a large file committed and removed years ago)
+// costs neither bandwidth nor disk. A pinned commit may lie below the head, so a pinned
+// Source fetches the whole branch.
 func (r *Repo) fetch(ctx context.Context) error {
+	depth := 1
+	if !r.acc.pin.IsZero() {
+		depth = 0
+	}
 	err := r.remote.FetchContext(ctx, &git.FetchOptions{
 		RefSpecs:        []config.RefSpec{r.refSpec()},
+		Depth:           depth,
 		Tags:            git.NoTags,
 		Force:           true,
 		Auth:            r.acc.auth,
@@ -441,12 +451,17 @@ func (r *Repo) closeStore() {
 }
 
 // verify reads what Load and Fetch will need: for every ref of the clone, its commit,
-// the whole tree of that commit with every blob, and every ancestor commit. It is run
-// on open and after failures, never on the hot path.
+// the whole tree of that commit with every blob, and every ancestor commit the clone
+// holds (down to the shallow boundary of a depth-limited fetch). It is run on open and
+// after failures, never on the hot path.
 func (r *Repo) verify(ctx context.Context) error {
 	refs, err := r.git.Storer.IterReferences()
 	if err != nil {
 		return fmt.Errorf("list refs: %w", err)
+	}
+	beyond, err := r.beyondShallow()
+	if err != nil {
+		return err
 	}
 	return refs.ForEach(func(ref *plumbing.Reference) error {
 		if ref.Type() != plumbing.HashReference {
@@ -459,12 +474,30 @@ func (r *Repo) verify(ctx context.Context) error {
 		if err := readTree(commit); err != nil {
 			return fmt.Errorf("ref %s: %w", ref.Name(), err)
 		}
-		err = object.NewCommitPreorderIter(commit, nil, nil).ForEach(func(*object.Commit) error { return ctx.Err() })
+		err = object.NewCommitPreorderIter(commit, nil, beyond).ForEach(func(*object.Commit) error { return ctx.Err() })
 		if err != nil && !errors.Is(err, storer.ErrStop) {
 			return fmt.Errorf("history of %s: %w", ref.Name(), err)
 		}
 		return nil
 	})
+}
+
+// beyondShallow lists the parents of the clone's shallow commits: a depth-limited fetch
+// leaves them out, so a walk of the history must stop there.
+func (r *Repo) beyondShallow() ([]plumbing.Hash, error) {
+	shallow, err := r.git.Storer.Shallow()
+	if err != nil {
+		return nil, fmt.Errorf("read shallow commits: %w", err)
+	}
+	var parents []plumbing.Hash
+	for _, h := range shallow {
+		c, err := object.GetCommit(r.git.Storer, h)
+		if err != nil {
+			return nil, fmt.Errorf("shallow commit %s: %w", h, err)
+		}
+		parents = append(parents, c.ParentHashes...)
+	}
+	return parents, nil
 }
 
 // readTree reads every blob of a commit's tree to the end, so that a damaged pack
