@@ -2,12 +2,17 @@ package sync
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/shoalhq/shoal/spec"
 )
 
 // assertNotFetched fails when the clone holds commit: a depth-1 fetch brings the head only.
@@ -62,4 +67,42 @@ func TestRepoFetchesOnlyTheHead(t *testing.T) {
 		}
 		assertNotFetched(t, reopened, old)
 	})
+}
+
+// TestRepoRefusesLargeBlobWithoutReadingIt: a revision with a file over the limit is
+// rejected with the limit named, and its size comes from the object's header: loading the
+// revision does not read the 32 MiB.
+func TestRepoRefusesLargeBlobWithoutReadingIt(t *testing.T) {
+	up := newUpstream(t)
+	big := make([]byte, 32<<20)
+	rand.Read(big) // incompressible, so that the pack holds it whole
+	c := up.commit(map[string]string{"app.yaml": configMap("app", "v1"), "big.yaml": string(big), "assets/logo.bin": string(big[:2<<20])}, "big")
+	r := openRepo(t, Source{URL: up.bare}, t.TempDir(), WithMaxBlobBytes(1<<20))
+	rev, err := r.Fetch(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, diags, err := r.Load(context.Background(), rev)
+	runtime.ReadMemStats(&after)
+	want := []string{
+		"assets/logo.bin: file is 2097152 bytes, more than the limit of 1048576 for any file of the revision (max-blob-bytes)",
+		"big.yaml: file is 33554432 bytes, more than the limit of 1048576 for any file of the revision (max-blob-bytes)",
+	}
+	if got := diagStrings(diags); !errors.Is(err, ErrRevisionRejected) || !slices.Equal(got, want) {
+		t.Fatalf("Load %s: %v, diagnostics %q; want rejected with %q", c, err, got, want)
+	}
+	if read := after.TotalAlloc - before.TotalAlloc; read > 4<<20 {
+		t.Errorf("Load allocated %d bytes: the large files were read", read)
+	}
+}
+
+func diagStrings(ds spec.Diagnostics) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = d.String()
+	}
+	return out
 }
