@@ -18,8 +18,8 @@ import (
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/filesystem"
@@ -109,8 +109,8 @@ func Open(ctx context.Context, src Source, stateDir string, opts ...Option) (*Re
 	}
 	sum := sha256.Sum256([]byte(src.URL))
 	r := &Repo{
-		acc:   acc,
-		dir:   filepath.Join(stateDir, hex.EncodeToString(sum[:16])),
+		acc:     acc,
+		dir:     filepath.Join(stateDir, hex.EncodeToString(sum[:16])),
 		local:   plumbing.ReferenceName("refs/shoal/" + strings.TrimPrefix(acc.target.String(), "refs/")),
 		log:     slog.Default(),
 		maxBlob: DefaultMaxBlobBytes,

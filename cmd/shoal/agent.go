@@ -175,7 +175,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 	}
 
 	repo, err := sync.Open(ctx, f.src.source(), filepath.Join(f.src.stateDir, "git"),
-		sync.WithLogger(log), sync.WithLoadOptions(f.src.limits.options()))
+		append(f.src.limits.repoOptions(), sync.WithLogger(log))...)
 	if err != nil {
 		return err
 	}

@@ -102,17 +102,17 @@ func loadManifests(ctx context.Context, args []string, f repoFlags, rev string) 
 	default:
 		src.Branch = rev
 	}
-	m, err := loadRevision(ctx, src, f.stateDir, f.limits.options())
+	m, err := loadRevision(ctx, src, f.stateDir, f.limits.repoOptions()...)
 	if errors.Is(err, sync.ErrRefNotFound) && rev != "" && src.Commit == "" {
 		src.Branch, src.Tag = "", rev // not a branch: try it as a tag
-		m, err = loadRevision(ctx, src, f.stateDir, f.limits.options())
+		m, err = loadRevision(ctx, src, f.stateDir, f.limits.repoOptions()...)
 	}
 	return m, err
 }
 
 // loadRevision fetches src's revision into the clone under stateDir and loads it.
-func loadRevision(ctx context.Context, src sync.Source, stateDir string, opts spec.LoadOptions) (manifests, error) {
-	repo, err := sync.Open(ctx, src, stateDir, sync.WithLoadOptions(opts))
+func loadRevision(ctx context.Context, src sync.Source, stateDir string, opts ...sync.Option) (manifests, error) {
+	repo, err := sync.Open(ctx, src, stateDir, opts...)
 	if err != nil {
 		return manifests{}, err
 	}
