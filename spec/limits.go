@@ -10,11 +10,11 @@ import (
 // make a daemon plan for more than it can hold in memory. Each limit is named in
 // messages by the flag that sets it in `shoal agent` and `shoal validate`.
 const (
-	limitFileBytes              = "max-file-bytes"
-	limitRevisionBytes          = "max-revision-bytes"
-	limitObjectsPerRevision     = "max-objects-per-revision"
-	limitReplicasPerDeployment  = "max-replicas-per-deployment"
-	limitReplicasPerRevision    = "max-replicas-per-revision"
+	limitFileBytes             = "max-file-bytes"
+	limitRevisionBytes         = "max-revision-bytes"
+	limitObjectsPerRevision    = "max-objects-per-revision"
+	limitReplicasPerDeployment = "max-replicas-per-deployment"
+	limitReplicasPerRevision   = "max-replicas-per-revision"
 )
 
 // usage is what one object counts against the revision's limits, and where: the
