@@ -97,3 +97,16 @@ func TestPlanMemoryBoundedByPlacements(t *testing.T) {
 	}
 	t.Logf("allocated %d bytes for 10³ replicas, %d for 10⁹", small, huge)
 }
+
+func TestExplainReportsReplicasBeyondCapacity(t *testing.T) {
+	nodes := cluster(2, 1)
+	nodes[0].MaxInstances, nodes[1].MaxInstances = 2, 3
+	e, err := Explain(desired(dep("web", 1000)), View{Nodes: nodes}, "default", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Replicas) != 5 || e.Beyond == nil || e.Beyond.Slot != 5 || e.Beyond.Replicas() != 995 ||
+		e.Beyond.Reason != "0/2 nodes are available: 2 too many instances." {
+		t.Errorf("explained %d replicas and beyond %+v; want 5 and the other 995 as one run, with the reason", len(e.Replicas), e.Beyond)
+	}
+}
