@@ -137,6 +137,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			a.markStopped()
 			return nil
 		case ev, ok := <-revisions:
 			if !ok {

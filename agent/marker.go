@@ -10,6 +10,9 @@ type RevisionMarker interface {
 	Applying(commit string) error
 	// Survived is called once the agent has run with the revision for Config.SurviveAfter.
 	Survived(commit string) error
+	// Stopped is called when the agent stops cleanly before the revision survived: it did
+	// not take the agent down.
+	Stopped(commit string) error
 }
 
 // WithRevisionMarker makes the agent record the revisions it applies and survives.
@@ -36,5 +39,16 @@ func (a *Agent) markSurvived(now time.Time) {
 	a.survivalDue = time.Time{}
 	if err := a.marker.Survived(a.desired.Revision.Commit); err != nil {
 		a.log.Error("recording the revision as survived failed", "commit", a.desired.Revision.Commit, "err", err)
+	}
+}
+
+// markStopped tells the marker the agent stops cleanly. It is called on the way out of
+// Run, never from a deferred call: a panic unwinding Run must leave the revision marked.
+func (a *Agent) markStopped() {
+	if a.marker == nil || a.desired == nil || a.survivalDue.IsZero() {
+		return
+	}
+	if err := a.marker.Stopped(a.desired.Revision.Commit); err != nil {
+		a.log.Error("recording a clean stop failed", "commit", a.desired.Revision.Commit, "err", err)
 	}
 }

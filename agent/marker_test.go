@@ -23,6 +23,7 @@ type recordingMarker struct {
 
 func (m *recordingMarker) Applying(c string) error { m.add("applying " + c); return nil }
 func (m *recordingMarker) Survived(c string) error { m.add("survived " + c); return nil }
+func (m *recordingMarker) Stopped(c string) error  { m.add("stopped " + c); return nil }
 
 func (m *recordingMarker) add(call string) {
 	m.mu.Lock()
@@ -106,5 +107,34 @@ func TestBillionReplicasRejectedByAgent(t *testing.T) {
 	}
 	if st.Desired.Commit != good.Commit || !readyWith("web", 2, "hello:v1")(st) {
 		t.Errorf("the last good revision did not stay:\n%s", dump(st))
+	}
+}
+
+// TestAgentCleanStopIsNoCrash: an agent stopped (SIGTERM) before its revision survived
+// tells the marker, so that a restart does not take the revision for one that crashed it.
+func TestAgentCleanStopIsNoCrash(t *testing.T) {
+	fake := executortest.NewFake(executortest.FakeConfig{StateDir: t.TempDir()})
+	defer fake.Close()
+	cfg := DefaultConfig("node-a")
+	cfg.Logger, cfg.SurviveAfter = slog.New(slog.DiscardHandler), time.Hour
+	marker := &recordingMarker{}
+	revs := make(chan sync.Event)
+	a, err := New(cfg, fake, revs, WithRevisionMarker(marker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	set, _ := spec.Load(fstest.MapFS{}, spec.LoadOptions{})
+	rev := spec.Revision{Commit: fmt.Sprintf("%040d", 7)}
+	revs <- sync.Event{Revision: rev, Desired: &spec.Desired{Revision: rev, Objects: set}}
+	for a.Status().Desired == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got, want := marker.snapshot(), []string{"applying " + rev.Commit, "stopped " + rev.Commit}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("marker calls %q, want %q", got, want)
 	}
 }

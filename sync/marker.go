@@ -28,10 +28,11 @@ type markerState struct {
 // daemon is applying and which it has survived, so that a commit that takes the daemon
 // down (a crash, an out-of-memory kill) is not applied again at every start: a crash loop
 // that only deleting the state directory could end. The daemon calls Applying before it
-// acts on a new revision and Survived once it has run with it for a while; a revision
-// still marked applying at the next start is the suspect, which the Poller skips.
+// acts on a new revision, Survived once it has run with it for a while, and Stopped when
+// it stops cleanly before then; a revision still marked applying at the next start is the
+// suspect, which the Poller skips.
 //
-// A Marker is not safe for concurrent use: Applying and Survived belong to the daemon's
+// A Marker is not safe for concurrent use: Applying, Survived and Stopped belong to the daemon's
 // loop. Suspect and Trusted are fixed when it is opened, for the Poller to read.
 type Marker struct {
 	path  string
@@ -94,6 +95,17 @@ func (m *Marker) Survived(commit string) error {
 		return nil
 	}
 	m.state.Survived = commit
+	return m.save()
+}
+
+// Stopped records that the daemon stopped cleanly while applying commit: the commit did
+// not take it down, so it is no suspect at the next start (nor trusted, as it did not run
+// long enough to tell).
+func (m *Marker) Stopped(commit string) error {
+	if m.state.Applying != commit || m.state.Survived == commit {
+		return nil
+	}
+	m.state.Applying = ""
 	return m.save()
 }
 

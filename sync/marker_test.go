@@ -55,6 +55,11 @@ func TestMarkerRemembersWhatTookTheDaemonDown(t *testing.T) {
 	if m = openMarker(t, dir); m.Trusted() != "c" {
 		t.Errorf("Survived of a commit not applied moved trusted to %q", m.Trusted())
 	}
+	must(m.Applying("d"))
+	must(m.Stopped("d")) // a clean stop (SIGTERM) before d survived
+	if m = openMarker(t, dir); m.Suspect() != "" || m.Trusted() != "c" {
+		t.Errorf("after a clean stop applying d: suspect %q trusted %q, want none and c", m.Suspect(), m.Trusted())
+	}
 }
 
 func TestMarkerSurvivesDamagedFile(t *testing.T) {
