@@ -38,9 +38,9 @@ type Config struct {
 	StartBackoff executor.Backoff
 	// MaxParallelActions caps runtime calls in flight (starts, stops, restarts).
 	MaxParallelActions int
-	// SurviveAfter is how long the agent must run with a revision before its
-	// RevisionMarker trusts it: a revision that takes the agent down before then is not
-	// applied again at start-up.
+	// SurviveAfter is how long the agent must run with a revision, unless it converges on
+	// it sooner, before its RevisionMarker trusts it: a revision that takes the agent down
+	// before then is not applied again at start-up.
 	SurviveAfter time.Duration
 	// Logger receives structured logs.
 	Logger *slog.Logger

@@ -10,9 +10,9 @@ type RevisionMarker interface {
 	Applying(commit string) error
 	// Survived is called once the agent has run with the revision for Config.SurviveAfter.
 	Survived(commit string) error
-	// Stopped is called when the agent stops cleanly before the revision survived: it did
+	// Release is called when the agent stops cleanly before the revision survived: it did
 	// not take the agent down.
-	Stopped(commit string) error
+	Release(commit string) error
 }
 
 // WithRevisionMarker makes the agent record the revisions it applies and survives.
@@ -30,10 +30,14 @@ func (a *Agent) markApplying(commit string, now time.Time) {
 	}
 }
 
-// markSurvived records the desired revision as survived once the agent has run with it
-// for Config.SurviveAfter.
+// markSurvived records the desired revision as survived once the agent has converged on
+// it (planned it and started its share: what a hostile revision would crash) or run with
+// it for Config.SurviveAfter, whichever comes first.
 func (a *Agent) markSurvived(now time.Time) {
-	if a.marker == nil || a.desired == nil || a.survivalDue.IsZero() || now.Before(a.survivalDue) {
+	if a.marker == nil || a.desired == nil || a.survivalDue.IsZero() {
+		return
+	}
+	if converged := a.applied != nil && a.applied.Commit == a.desired.Revision.Commit; !converged && now.Before(a.survivalDue) {
 		return
 	}
 	a.survivalDue = time.Time{}
@@ -48,7 +52,7 @@ func (a *Agent) markStopped() {
 	if a.marker == nil || a.desired == nil || a.survivalDue.IsZero() {
 		return
 	}
-	if err := a.marker.Stopped(a.desired.Revision.Commit); err != nil {
+	if err := a.marker.Release(a.desired.Revision.Commit); err != nil {
 		a.log.Error("recording a clean stop failed", "commit", a.desired.Revision.Commit, "err", err)
 	}
 }

@@ -23,7 +23,7 @@ type recordingMarker struct {
 
 func (m *recordingMarker) Applying(c string) error { m.add("applying " + c); return nil }
 func (m *recordingMarker) Survived(c string) error { m.add("survived " + c); return nil }
-func (m *recordingMarker) Stopped(c string) error  { m.add("stopped " + c); return nil }
+func (m *recordingMarker) Release(c string) error  { m.add("released " + c); return nil }
 
 func (m *recordingMarker) add(call string) {
 	m.mu.Lock()
@@ -126,7 +126,12 @@ func TestAgentCleanStopIsNoCrash(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	set, _ := spec.Load(fstest.MapFS{}, spec.LoadOptions{})
+	// Its image cannot be pulled: the agent never converges on it, so only time could make
+	// it survive.
+	set, diags := spec.Load(fstest.MapFS{"web.yaml": {Data: []byte(deployment("web", "missing:v1", 1, ""))}}, spec.LoadOptions{})
+	if set == nil {
+		t.Fatal(diags)
+	}
 	rev := spec.Revision{Commit: fmt.Sprintf("%040d", 7)}
 	revs <- sync.Event{Revision: rev, Desired: &spec.Desired{Revision: rev, Objects: set}}
 	for a.Status().Desired == nil {
@@ -134,7 +139,7 @@ func TestAgentCleanStopIsNoCrash(t *testing.T) {
 	}
 	cancel()
 	<-done
-	if got, want := marker.snapshot(), []string{"applying " + rev.Commit, "stopped " + rev.Commit}; fmt.Sprint(got) != fmt.Sprint(want) {
+	if got, want := marker.snapshot(), []string{"applying " + rev.Commit, "released " + rev.Commit}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("marker calls %q, want %q", got, want)
 	}
 }

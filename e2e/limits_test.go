@@ -23,7 +23,7 @@ func TestRevisionThatTookTheAgentDownIsSkipped(t *testing.T) {
 	good := repo.commit("v1", map[string]string{"web.yaml": helloDeployment("web", "v1", 1, port, "")})
 	a := startAgent(t, repo, "e2e-suspect")
 	a.kill(syscall.SIGTERM)
-	a.args = append(a.args, "--survive-after", "3s")
+	a.args = append(a.args, "--survive-after", "1h")
 	a.start()
 	markerPath := filepath.Join(a.args[slices.Index(a.args, "--state-dir")+1], "revision-marker.json")
 	marker := func() (m struct{ Applying, Survived, Suspect string }) {
@@ -45,7 +45,9 @@ func TestRevisionThatTookTheAgentDownIsSkipped(t *testing.T) {
 	a.waitFor("v1 ready", func(st *agent.Status) bool { w := workload(st, "web"); return w != nil && w.Ready == 1 })
 	waitMarker("v1 survived", func(_, survived string) bool { return survived == good })
 
-	bad := repo.commit("v2", map[string]string{"web.yaml": helloDeployment("web", "v2", 1, port, "")})
+	// An image that cannot be pulled: the agent never converges on the commit, so it is
+	// still being applied when the agent is killed.
+	bad := repo.commit("v2", map[string]string{"web.yaml": helloDeployment("web", "missing", 1, port, "")})
 	a.webhook()
 	waitMarker("v2 applying", func(applying, _ string) bool { return applying == bad })
 	a.kill(syscall.SIGKILL) // before v2 survives: v2 took the agent down

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	gosync "sync"
 )
 
 // ErrRevisionSuspect is wrapped by the Event of a revision the daemon was applying when
@@ -27,15 +28,16 @@ type markerState struct {
 // Marker remembers, in the state directory and across restarts, which revision the
 // daemon is applying and which it has survived, so that a commit that takes the daemon
 // down (a crash, an out-of-memory kill) is not applied again at every start: a crash loop
-// that only deleting the state directory could end. The daemon calls Applying before it
-// acts on a new revision, Survived once it has run with it for a while, and Stopped when
-// it stops cleanly before then; a revision still marked applying at the next start is the
-// suspect, which the Poller skips.
+// that only deleting the state directory could end. Applying is called before a revision
+// is loaded (by the Poller) and acted on (by the daemon); Survived once the daemon has run
+// with it for a while; Release when it did not take the daemon down after all (it was
+// rejected, or the daemon stopped cleanly). A revision still marked applying at the next
+// start is the suspect, which the Poller skips.
 //
-// A Marker is not safe for concurrent use: Applying, Survived and Stopped belong to the daemon's
-// loop. Suspect and Trusted are fixed when it is opened, for the Poller to read.
+// A Marker is safe for concurrent use. Suspect and Trusted are fixed when it is opened.
 type Marker struct {
 	path  string
+	mu    gosync.Mutex
 	state markerState
 	// The state found at open.
 	suspect, trusted string
@@ -75,9 +77,11 @@ func (m *Marker) Suspect() string { return m.suspect }
 // Trusted is the last commit the daemon ran with long enough, as found at open; "" if none.
 func (m *Marker) Trusted() string { return m.trusted }
 
-// Applying records, durably, that the daemon is about to act on commit. Applying a
-// commit other than the suspect and the trusted one (a newer commit) clears the suspect.
+// Applying records, durably, that the daemon is about to load or act on commit. Applying
+// a commit other than the suspect and the trusted one (a newer commit) clears the suspect.
 func (m *Marker) Applying(commit string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.state.Applying == commit {
 		return nil
 	}
@@ -91,6 +95,8 @@ func (m *Marker) Applying(commit string) error {
 // Survived records that the daemon has run with commit long enough to trust it. It does
 // nothing unless commit is the one being applied.
 func (m *Marker) Survived(commit string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.state.Applying != commit || m.state.Survived == commit {
 		return nil
 	}
@@ -98,10 +104,12 @@ func (m *Marker) Survived(commit string) error {
 	return m.save()
 }
 
-// Stopped records that the daemon stopped cleanly while applying commit: the commit did
-// not take it down, so it is no suspect at the next start (nor trusted, as it did not run
-// long enough to tell).
-func (m *Marker) Stopped(commit string) error {
+// Release records that commit did not take the daemon down after all (it was rejected, or
+// the daemon stopped cleanly while applying it): it is no suspect at the next start, nor
+// trusted, as it did not run long enough to tell.
+func (m *Marker) Release(commit string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.state.Applying != commit || m.state.Survived == commit {
 		return nil
 	}
@@ -109,7 +117,7 @@ func (m *Marker) Stopped(commit string) error {
 	return m.save()
 }
 
-// save writes the state to a new file, syncs it and renames it over the old one, so that
+// save writes the state (m.mu held, or m not shared yet) to a new file, syncs it and renames it over the old one, so that
 // a crash at any moment leaves the old marker or the new one.
 func (m *Marker) save() error {
 	data, err := json.Marshal(m.state)

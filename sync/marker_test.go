@@ -56,7 +56,7 @@ func TestMarkerRemembersWhatTookTheDaemonDown(t *testing.T) {
 		t.Errorf("Survived of a commit not applied moved trusted to %q", m.Trusted())
 	}
 	must(m.Applying("d"))
-	must(m.Stopped("d")) // a clean stop (SIGTERM) before d survived
+	must(m.Release("d")) // a clean stop (SIGTERM) before d survived
 	if m = openMarker(t, dir); m.Suspect() != "" || m.Trusted() != "c" {
 		t.Errorf("after a clean stop applying d: suspect %q trusted %q, want none and c", m.Suspect(), m.Trusted())
 	}
@@ -192,7 +192,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	marker := openMarker(t, state)
 	cfg := testPollerConfig()
-	cfg.Suspect, cfg.Trusted = marker.Suspect(), marker.Trusted()
+	cfg.Marker = marker
 	p, err := NewPoller(openRepo(t, Source{URL: url}, filepath.Join(state, "git")), cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -36,10 +36,11 @@ type PollerConfig struct {
 	Rand *rand.Rand
 	// Logger receives failures and new revisions; nil means slog.Default().
 	Logger *slog.Logger
-	// Suspect is a commit the daemon went down applying (Marker.Suspect): it is not loaded
-	// while the remote head stays on it. Trusted (Marker.Trusted), the last commit the
-	// daemon ran with long enough, is loaded in its place when the clone still holds it.
-	Suspect, Trusted string
+	// Marker, when set, records every revision before it is loaded, and names the suspect
+	// revision, the one the daemon went down applying: it is not loaded while the remote
+	// head stays on it, and the trusted one, the last the daemon ran with long enough, is
+	// loaded in its place when the clone still holds it.
+	Marker *Marker
 }
 
 // DefaultPollerConfig returns the defaults: a check a minute ±10%, backoff from 5s
@@ -85,7 +86,7 @@ func (c PollerConfig) Validate() error {
 //     Revision set when the failing commit is known;
 //   - the first successful check after failures that found nothing new: only Revision
 //     (the commit last loaded), so that a consumer can clear its error status;
-//   - the suspect commit (PollerConfig.Suspect) at the head: Revision and Err (wrapping
+//   - the suspect commit (PollerConfig.Marker) at the head: Revision and Err (wrapping
 //     ErrRevisionSuspect) set, and Desired the trusted revision when it loaded.
 type Event struct {
 	Revision    spec.Revision
@@ -246,10 +247,16 @@ func (p *Poller) check(ctx context.Context) (time.Duration, Event, bool) {
 // load loads rev. Unless Git failed (the error returned), rev becomes the revision
 // loaded, which is not loaded again, and if it has no errors, the last good one.
 func (p *Poller) load(ctx context.Context, rev spec.Revision) (Event, error) {
-	if rev.Commit == p.cfg.Suspect {
+	m := p.cfg.Marker
+	if m != nil && rev.Commit == m.Suspect() {
 		return p.skipSuspect(ctx, rev), nil
 	}
+	// Loading is the first thing a hostile revision could take the daemon down with.
+	p.mark(m, (*Marker).Applying, rev.Commit)
 	desired, diags, err := p.repo.Load(ctx, rev)
+	if err != nil {
+		p.mark(m, (*Marker).Release, rev.Commit)
+	}
 	ev := Event{Revision: rev, Desired: desired, Diagnostics: diags, Err: err}
 	if err != nil && !errors.Is(err, ErrRevisionRejected) {
 		return ev, err
@@ -265,14 +272,26 @@ func (p *Poller) load(ctx context.Context, rev spec.Revision) (Event, error) {
 	return ev, nil
 }
 
+// mark records commit in the marker, if any; a failure is logged, not fatal: the marker
+// only protects the next start.
+func (p *Poller) mark(m *Marker, record func(*Marker, string) error, commit string) {
+	if m == nil {
+		return
+	}
+	if err := record(m, commit); err != nil {
+		p.log.Error("sync: recording the revision being loaded failed", "commit", commit, "err", err)
+	}
+}
+
 // skipSuspect reports the suspect commit instead of loading it, and loads the trusted
 // one in its place when nothing is loaded yet. The suspect counts as loaded, so that it
 // is not looked at again until the remote head moves.
 func (p *Poller) skipSuspect(ctx context.Context, rev spec.Revision) Event {
 	p.loaded, p.failures = rev, 0
+	trusted := p.cfg.Marker.Trusted()
 	ev := Event{Revision: rev, Err: fmt.Errorf("%w: %s; push a newer commit (a revert or a fix) to go on", ErrRevisionSuspect, rev.Commit)}
-	p.log.Error("sync: not applying the revision the daemon went down applying", "commit", rev.Commit, "trusted", p.cfg.Trusted)
-	if t := p.cfg.Trusted; t != "" && t != rev.Commit && p.lastGood.Load() == nil {
+	p.log.Error("sync: not applying the revision the daemon went down applying", "commit", rev.Commit, "trusted", trusted)
+	if t := trusted; t != "" && t != rev.Commit && p.lastGood.Load() == nil {
 		desired, _, err := p.repo.Load(ctx, spec.Revision{Commit: t})
 		if err != nil {
 			p.log.Warn("sync: the trusted revision could not be loaded either", "commit", t, "err", err)

@@ -112,7 +112,7 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.DurationVar(&f.dnsTTL, "dns-ttl", 5*time.Second, "TTL of DNS answers")
 	fl.StringSliceVar(&f.dnsUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster domain (default: the nameservers of /etc/resolv.conf)")
 	fl.IntVar(&f.maxInstances, "max-instances-per-node", planner.DefaultMaxInstances, "most instances a node runs, as the kubelet's --max-pods; give every node the same")
-	fl.DurationVar(&f.surviveAfter, "survive-after", time.Minute, "how long the agent runs with a revision before trusting it; one that takes the agent down sooner is not applied again at start-up")
+	fl.DurationVar(&f.surviveAfter, "survive-after", time.Minute, "how long the agent runs with a revision before trusting it, unless it converges on it sooner; one that takes the agent down before then is not applied again at start-up")
 	return cmd
 }
 
@@ -189,7 +189,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 	}
 	pcfg := sync.DefaultPollerConfig()
 	pcfg.Interval, pcfg.Logger = f.pollInterval, log
-	pcfg.Suspect, pcfg.Trusted = marker.Suspect(), marker.Trusted()
+	pcfg.Marker = marker
 	poller, err := sync.NewPoller(repo, pcfg)
 	if err != nil {
 		return err
