@@ -243,7 +243,12 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value) {
 		case !known:
 			// An empty value (status: {}, creationTimestamp: null) asks for
 			// nothing, so there is nothing to warn about not honouring.
-			if !isEmpty(val) {
+			if isEmpty(val) {
+				break
+			}
+			if why, refused := refusedField(v.Type(), key.Value); refused {
+				d.errorf(key, "field not supported: %s, and running without it would fail open", why)
+			} else {
 				d.warnf(key, "field not honoured by Shoal")
 			}
 		case seen&(1<<i) != 0 && !merged:
