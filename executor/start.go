@@ -25,6 +25,9 @@ func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
+	if err := c.cfg.permissions.Check(&s); err != nil {
+		return fmt.Errorf("executor: start %s: %w", s.ID, err)
+	}
 	ctx = c.withNS(ctx)
 	existing, err := c.shoalContainers(ctx, s.ID)
 	if err != nil {
@@ -56,6 +59,12 @@ func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
 	}
 	if err := prepareVolumes(c.instanceDir(s.ID), &s); err != nil {
 		return fmt.Errorf("executor: start %s: %w", s.ID, err)
+	}
+	if err := prepareHostPaths(c.instanceDir(s.ID), &s, c.cfg.permissions); err != nil {
+		return fmt.Errorf("executor: start %s: %w", s.ID, err)
+	}
+	if err := applyFSGroup(c.instanceDir(s.ID), &s); err != nil {
+		return fmt.Errorf("executor: start %s: fsGroup: %w", s.ID, err)
 	}
 	if err := writeResolvConf(c.instanceDir(s.ID), s.ResolvConf); err != nil {
 		return fmt.Errorf("executor: start %s: %w", s.ID, err)
@@ -120,6 +129,11 @@ func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *Co
 		containerd.WithContainerLabels(instanceLabels(s, cs.Name)),
 	)
 	if err != nil {
+		// WithNewSnapshot made the snapshot before a later option failed (a root user
+		// refused by runAsNonRoot, say): remove it, or the next attempt fails on it.
+		if rerr := c.client.SnapshotService(c.cfg.snapshotter).Remove(ctx, id); rerr != nil && !errdefs.IsNotFound(rerr) {
+			c.cfg.logger.Warn("executor: remove snapshot of a container not created", "snapshot", id, "err", rerr)
+		}
 		return nil, fmt.Errorf("create %s: %w", id, err)
 	}
 	if err := c.startTask(ctx, ct, s.ID, cs.Name); err != nil {
@@ -130,7 +144,7 @@ func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *Co
 }
 
 // specOpts builds the OCI spec of a container: the image's config, then Shoal's argv, env,
-// namespaces, limits and mounts over it.
+// namespaces, limits, mounts and confinement over it.
 func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *InstanceSpec, cs *ContainerSpec) ([]oci.SpecOpts, error) {
 	imgSpec, err := img.Spec(ctx)
 	if err != nil {
@@ -175,7 +189,11 @@ func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *Inst
 	if cs.CPUShares > 0 {
 		opts = append(opts, oci.WithCPUShares(cs.CPUShares))
 	}
-	return opts, nil
+	security, err := c.securityOpts(imgSpec.Config.User, s, cs)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, security...), nil
 }
 
 func (c *Containerd) networkNamespace() oci.SpecOpts {

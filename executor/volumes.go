@@ -34,6 +34,9 @@ func volumeDir(instanceDir, name string) string {
 // rewritten and existing tmpfs mounts reused, so Start can repeat it after a crash.
 func prepareVolumes(instanceDir string, s *InstanceSpec) error {
 	for _, v := range s.Volumes {
+		if v.Kind == VolumeHostPath {
+			continue // bound by prepareHostPaths
+		}
 		if err := prepareVolume(volumeDir(instanceDir, v.Name), v); err != nil {
 			return fmt.Errorf("volume %s: %w", v.Name, err)
 		}
