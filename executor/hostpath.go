@@ -45,7 +45,7 @@ func bindHostPath(target, prefix string, v Volume) error {
 	if mounted, err := mountinfo.Mounted(target); err != nil && !errors.Is(err, fs.ErrNotExist) || mounted {
 		return err
 	}
-	rel := strings.TrimPrefix(strings.TrimPrefix(v.HostPath, prefix), "/")
+	rel := path.Join(".", strings.TrimPrefix(v.HostPath, prefix))
 	src, err := openHostPath(prefix, rel, v.HostPathType)
 	if err != nil {
 		return err
@@ -92,7 +92,7 @@ func openHostPath(root, rel, kind string) (*os.File, error) {
 			return nil, err
 		}
 	case spec.HostPathFileOrCreate:
-		dir, name := path.Split(rel)
+		dir, name := path.Dir(rel), path.Base(rel)
 		if err := pathrs.MkdirAll(root, dir, 0o755); err != nil {
 			return nil, err
 		}
