@@ -14,6 +14,7 @@ import (
 	containerd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -78,6 +79,10 @@ func (c *Containerd) bindSubPaths(ctx context.Context, ct containerd.Container, 
 	if err != nil {
 		return fmt.Errorf("read spec of %s: %w", ct.ID(), err)
 	}
+	dir := c.instanceDir(id)
+	if err := checkMountSources(dir, spec.Mounts); err != nil {
+		return err
+	}
 	raw := spec.Annotations[annotationSubPaths]
 	if raw == "" {
 		return nil
@@ -86,7 +91,6 @@ func (c *Containerd) bindSubPaths(ctx context.Context, ct containerd.Container, 
 	if err := json.Unmarshal([]byte(raw), &binds); err != nil {
 		return fmt.Errorf("spec of %s: annotation %s: %w", ct.ID(), annotationSubPaths, err)
 	}
-	dir := c.instanceDir(id)
 	for _, b := range binds {
 		if !isPathComponent(b.Volume) {
 			return fmt.Errorf("spec of %s: subPath bind names volume %q", ct.ID(), b.Volume)
@@ -97,6 +101,20 @@ func (c *Containerd) bindSubPaths(ctx context.Context, ct containerd.Container, 
 		}
 		if err := bindInRoot(volumeDir(dir, b.Volume), b.SubPath, subPathTarget(dir, name, b.Index), mode); err != nil {
 			return fmt.Errorf("volume %s: subPath %q: %w", b.Volume, b.SubPath, err)
+		}
+	}
+	return nil
+}
+
+// checkMountSources refuses a spec that binds a path below a volume's root: runc would
+// follow whatever that path is at the next start. Containers created before subPaths were
+// bound through the agent's own targets have such specs.
+func checkMountSources(instanceDir string, mounts []specs.Mount) error {
+	volumes := filepath.Join(instanceDir, "volumes") + "/"
+	for _, m := range mounts {
+		if rest, ok := strings.CutPrefix(m.Source, volumes); ok && strings.Contains(rest, "/") {
+			return fmt.Errorf("%w: mount %s binds %s inside a volume, which runc would follow; the container predates safe subPaths: stop the instance to recreate it",
+				ErrUnsafePath, m.Destination, m.Source)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,5 +66,21 @@ func TestSubPathMountsFromAgentOwnedTarget(t *testing.T) {
 	wantBinds := []subPathBind{{Index: 1, Volume: "data", SubPath: "x/y", Create: true}, {Index: 2, Volume: "cfg", SubPath: "app.conf"}}
 	if !slices.Equal(binds, wantBinds) {
 		t.Errorf("binds %+v, want %+v", binds, wantBinds)
+	}
+}
+
+// TestOlderSubPathSpecRefused checks the spec of a container created before subPaths were
+// bound through the agent's targets: its source inside a volume must not reach runc again.
+func TestOlderSubPathSpecRefused(t *testing.T) {
+	inst := t.TempDir()
+	s := &InstanceSpec{ID: "i", Volumes: []Volume{{Name: "data", Kind: VolumeEmptyDir}},
+		Containers: []ContainerSpec{{Name: "app", Image: "img", Mounts: []Mount{{Volume: "data", Path: "/shared"}, {Volume: "data", Path: "/data", SubPath: "x"}}}}}
+	mounts, _ := ociMounts(inst, s, &s.Containers[0])
+	if err := checkMountSources(inst, mounts); err != nil {
+		t.Errorf("current spec refused: %v", err)
+	}
+	mounts[1].Source = filepath.Join(volumeDir(inst, "data"), "x")
+	if err := checkMountSources(inst, mounts); !errors.Is(err, ErrUnsafePath) {
+		t.Errorf("spec binding %s: %v, want ErrUnsafePath", mounts[1].Source, err)
 	}
 }
