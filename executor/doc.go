@@ -23,6 +23,7 @@
 // container ports are node resources; their /etc/resolv.conf is the host's, or the one
 // given by WithResolvConf. Under the state directory the executor keeps
 // instances/<id>/volumes/<name> (ConfigMap files, emptyDirs, and tmpfs mounts for Secrets
-// so that their content never reaches a disk), instances/<id>/resolv.conf and
-// logs/<id>/<container>.log.
+// so that their content never reaches a disk), instances/<id>/volume-subpaths/<container>/<n>
+// (the bind a subPath mount comes from, made again before every start without following
+// symlinks; see subpath.go), instances/<id>/resolv.conf and logs/<id>/<container>.log.
 package executor

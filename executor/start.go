@@ -154,10 +154,7 @@ func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *Inst
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("%w: neither the manifest nor image %s gives a command", ErrInvalidSpec, cs.Image)
 	}
-	mounts, err := ociMounts(c.instanceDir(s.ID), s, cs)
-	if err != nil {
-		return nil, err
-	}
+	mounts, binds := ociMounts(c.instanceDir(s.ID), s, cs)
 	env := make([]string, len(cs.Env))
 	for i, e := range cs.Env {
 		env[i] = e.Name + "=" + e.Value
@@ -172,6 +169,7 @@ func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *Inst
 		oci.WithHostHostsFile,
 		c.resolvConf(s),
 		oci.WithMounts(mounts),
+		withSubPathBinds(binds),
 	}
 	if cs.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(cs.WorkingDir))
@@ -241,6 +239,10 @@ func (c *Containerd) ensureTask(ctx context.Context, ct containerd.Container, id
 // startTask creates and starts a container's task with stdout and stderr appended to its
 // log file by the shim, so output keeps flowing while no agent runs.
 func (c *Containerd) startTask(ctx context.Context, ct containerd.Container, id, name string) error {
+	// The subPath binds are made again at every start: the volume may have changed since.
+	if err := c.bindSubPaths(ctx, ct, id, name); err != nil {
+		return fmt.Errorf("start %s: %w", ct.ID(), err)
+	}
 	logPath := c.logPath(id, name)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return err
