@@ -143,4 +143,12 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // WithPermissions sets what instances may ask for beyond the default sandbox
 // (privileged, host namespaces and paths, Localhost seccomp profiles); the default
 // allows none of it.
-func WithPermissions(p Permissions) Option { return func(c *config) { c.permissions = p } }
+func WithPermissions(p Permissions) Option {
+	return func(c *config) {
+		c.permissions = p
+		c.permissions.HostPaths = make([]string, len(p.HostPaths))
+		for i, dir := range p.HostPaths {
+			c.permissions.HostPaths[i] = filepath.Clean(dir)
+		}
+	}
+}

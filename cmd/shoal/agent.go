@@ -57,6 +57,8 @@ type agentFlags struct {
 	clusterDomain    string
 	dnsTTL           time.Duration
 	dnsUpstreams     []string
+	// permissions is what instances may ask for beyond the default sandbox.
+	permissions executor.Permissions
 }
 
 func newAgentCommand() *cobra.Command {
@@ -109,6 +111,12 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "DNS domain of Services: SERVICE.NAMESPACE.svc.DOMAIN")
 	fl.DurationVar(&f.dnsTTL, "dns-ttl", 5*time.Second, "TTL of DNS answers")
 	fl.StringSliceVar(&f.dnsUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster domain (default: the nameservers of /etc/resolv.conf)")
+	fl.BoolVar(&f.permissions.Privileged, "allow-privileged", false, "run containers that ask for securityContext.privileged (otherwise refused)")
+	fl.BoolVar(&f.permissions.HostNetwork, "allow-host-network", false, "run instances that ask for hostNetwork: true (otherwise refused)")
+	fl.BoolVar(&f.permissions.HostPID, "allow-host-pid", false, "run instances that ask for hostPID: true (otherwise refused)")
+	fl.BoolVar(&f.permissions.HostIPC, "allow-host-ipc", false, "run instances that ask for hostIPC: true (otherwise refused)")
+	fl.StringSliceVar(&f.permissions.HostPaths, "allow-host-path", nil, "directory whose contents hostPath volumes may mount (repeatable; otherwise refused)")
+	fl.StringVar(&f.permissions.SeccompProfileRoot, "seccomp-profile-root", "", "directory of the seccomp profiles that Localhost profiles name (otherwise refused)")
 	return cmd
 }
 
@@ -198,6 +206,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 		executor.WithPlainHTTPRegistries(f.plainRegistries...),
 		executor.WithDockerConfig(f.registryConfig),
 		executor.WithLogMaxBytes(f.logMaxBytes),
+		executor.WithPermissions(f.permissions),
 		executor.WithLogger(log),
 	)
 	if err != nil {
