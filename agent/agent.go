@@ -315,6 +315,8 @@ func (a *Agent) onStarted(ctx context.Context, in *instance, err error, pulled, 
 		in.startErr = PhaseImagePullBackOff
 	case errors.Is(err, executor.ErrConfig):
 		in.startErr = PhaseConfigError
+	case errors.Is(err, executor.ErrForbidden):
+		in.startErr = PhaseForbidden
 	}
 	in.message = err.Error()
 	delay := in.startBackoff.Next(0)
