@@ -50,8 +50,8 @@ var DefaultCapabilities = []string{
 }
 
 // ErrForbidden is an instance asking for something this node does not allow (privileged,
-// a host namespace, a host path, a seccomp profile it has no directory for). The message
-// names the flag that would allow it.
+// a host namespace, a host path, a capability beyond the default set, an Unconfined or
+// Localhost seccomp profile). The message names the flag that would allow it.
 var ErrForbidden = errors.New("not allowed on this node")
 
 // Security is how one container is confined, resolved from its pod's and its own
@@ -119,7 +119,10 @@ func securityOf(pod *spec.PodSecurityContext, c *spec.SecurityContext) Security 
 }
 
 // Permissions is what a node lets an instance ask for beyond the default sandbox. The
-// zero value allows nothing more.
+// zero value allows nothing more: what a container may then ask for is about what
+// Kubernetes' Baseline Pod Security Standard allows (no privileged mode, host namespaces,
+// host paths or Unconfined seccomp, no capability beyond the default set), minus the
+// NET_RAW that Baseline still grants.
 type Permissions struct {
 	// Privileged allows securityContext.privileged.
 	Privileged bool
@@ -131,6 +134,11 @@ type Permissions struct {
 	// SeccompProfileRoot is the directory Localhost seccomp profiles are read from; empty
 	// refuses them.
 	SeccompProfileRoot string
+	// SeccompUnconfined allows seccompProfile type Unconfined.
+	SeccompUnconfined bool
+	// Capabilities lists the capabilities (NET_RAW or CAP_NET_RAW, any case) that
+	// capabilities.add may name beyond DefaultCapabilities; "ALL" allows any, and ALL itself.
+	Capabilities []string
 }
 
 // Validate checks that every path is absolute.
@@ -173,11 +181,36 @@ func (p Permissions) Check(s *InstanceSpec) error {
 		if c.Security.Privileged && !p.Privileged {
 			return forbid("privileged container "+c.Name, "--allow-privileged")
 		}
-		if c.Security.Seccomp == spec.SeccompLocalhost && p.SeccompProfileRoot == "" {
+		switch {
+		case c.Security.Seccomp == spec.SeccompLocalhost && p.SeccompProfileRoot == "":
 			return forbid("Localhost seccomp profile of container "+c.Name, "--seccomp-profile-root=DIR")
+		case c.Security.Seccomp == spec.SeccompUnconfined && !p.SeccompUnconfined:
+			return forbid("Unconfined seccomp profile of container "+c.Name, "--allow-unconfined-seccomp")
+		}
+		for _, name := range c.Security.CapAdd {
+			if !p.allowsCapability(name) {
+				name = strings.ToUpper(name)
+				return forbid(fmt.Sprintf("capability %s of container %s", name, c.Name), "--allow-capability="+name)
+			}
 		}
 	}
 	return nil
+}
+
+// allowsCapability reports whether capabilities.add may name capability name: one of
+// DefaultCapabilities (adding it back after a drop takes nothing from the node), one the
+// node lists, or anything when the node lists ALL.
+func (p Permissions) allowsCapability(name string) bool {
+	normal := func(n string) string { return spec.CapabilityName(strings.TrimPrefix(strings.ToUpper(n), "CAP_")) }
+	if !strings.EqualFold(name, spec.CapabilityAll) && slices.Contains(DefaultCapabilities, normal(name)) {
+		return true
+	}
+	for _, allowed := range p.Capabilities {
+		if strings.EqualFold(allowed, spec.CapabilityAll) || normal(allowed) == normal(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // hostPathPrefix returns the allowed directory that holds hostPath, or "".

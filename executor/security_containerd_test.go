@@ -243,11 +243,16 @@ func TestReadOnlyRootFilesystem(t *testing.T) {
 	}
 }
 
-// TestCapabilities: add and drop, ALL included, change what the container holds.
+// TestCapabilities: add and drop, ALL included, change what the container holds; a
+// capability beyond the default set (NET_RAW back, for sniffing) needs the node's consent.
 func TestCapabilities(t *testing.T) {
-	rt := newRuntime(t)
 	image := probeImage(t, "root")
-	got := runProbe(t, rt, probeInstance("add-raw", image, executor.Security{CapAdd: []string{"NET_RAW"}}))
+	addRaw := probeInstance("add-raw", image, executor.Security{CapAdd: []string{"NET_RAW"}})
+	if err := newRuntime(t).Start(context.Background(), addRaw); !errors.Is(err, executor.ErrForbidden) || !strings.Contains(err.Error(), "--allow-capability=NET_RAW") {
+		t.Errorf("adding NET_RAW on a default node: %v, want ErrForbidden naming --allow-capability=NET_RAW", err)
+	}
+	rt := newRuntime(t, executor.WithPermissions(executor.Permissions{Capabilities: []string{"NET_RAW"}}))
+	got := runProbe(t, rt, addRaw)
 	if got["packet"] != "ok" || capEff(t, got)&capNetRaw == 0 {
 		t.Errorf("add NET_RAW: packet %s, CapEff %s", got["packet"], got["CapEff"])
 	}
@@ -265,7 +270,7 @@ func TestCapabilities(t *testing.T) {
 func TestSeccompProfiles(t *testing.T) {
 	profiles := t.TempDir()
 	os.WriteFile(filepath.Join(profiles, "no-keyctl.json"), []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO"}]}`), 0o644)
-	rt := newRuntime(t, executor.WithPermissions(executor.Permissions{SeccompProfileRoot: profiles}))
+	rt := newRuntime(t, executor.WithPermissions(executor.Permissions{SeccompProfileRoot: profiles, SeccompUnconfined: true}))
 	image := probeImage(t, "root")
 	for _, c := range []struct {
 		sec             executor.Security
@@ -280,9 +285,17 @@ func TestSeccompProfiles(t *testing.T) {
 			t.Errorf("%+v: keyctl %s, Seccomp %s; want %s, %s", c.sec, got["keyctl"], got["Seccomp"], c.keyctl, c.seccomp)
 		}
 	}
-	err := newRuntime(t).Start(context.Background(), probeInstance("no-root", image, executor.Security{Seccomp: spec.SeccompLocalhost, SeccompProfile: "no-keyctl.json"}))
-	if !errors.Is(err, executor.ErrForbidden) || !strings.Contains(err.Error(), "--seccomp-profile-root") {
-		t.Errorf("Localhost profile on a node without a profile directory: %v, want ErrForbidden", err)
+	strict := newRuntime(t)
+	for _, c := range []struct {
+		sec  executor.Security
+		flag string
+	}{
+		{executor.Security{Seccomp: spec.SeccompLocalhost, SeccompProfile: "no-keyctl.json"}, "--seccomp-profile-root"},
+		{executor.Security{Seccomp: spec.SeccompUnconfined}, "--allow-unconfined-seccomp"},
+	} {
+		if err := strict.Start(context.Background(), probeInstance("strict", image, c.sec)); !errors.Is(err, executor.ErrForbidden) || !strings.Contains(err.Error(), c.flag) {
+			t.Errorf("%s profile on a default node: %v, want ErrForbidden naming %s", c.sec.Seccomp, err, c.flag)
+		}
 	}
 }
 

@@ -80,6 +80,13 @@ func TestPermissionsCheck(t *testing.T) {
 		{"hostPath inside", base(hostPath("/srv/data/x")), Permissions{HostPaths: []string{"/srv/data"}}, ""},
 		{"hostPath is the prefix", base(hostPath("/srv/data")), Permissions{HostPaths: []string{"/srv/data"}}, ""},
 		{"hostPath any", base(hostPath("/etc")), Permissions{HostPaths: []string{"/"}}, ""},
+		{"unconfined seccomp", base(func(s *InstanceSpec) { s.Containers[0].Security.Seccomp = spec.SeccompUnconfined }), Permissions{}, "--allow-unconfined-seccomp"},
+		{"unconfined seccomp allowed", base(func(s *InstanceSpec) { s.Containers[0].Security.Seccomp = spec.SeccompUnconfined }), Permissions{SeccompUnconfined: true}, ""},
+		{"add back a default capability", base(func(s *InstanceSpec) { s.Containers[0].Security.CapAdd = []string{"chown", "NET_BIND_SERVICE"} }), Permissions{}, ""},
+		{"add NET_RAW", base(func(s *InstanceSpec) { s.Containers[0].Security.CapAdd = []string{"net_raw"} }), Permissions{}, "--allow-capability=NET_RAW"},
+		{"add NET_RAW allowed", base(func(s *InstanceSpec) { s.Containers[0].Security.CapAdd = []string{"net_raw"} }), Permissions{Capabilities: []string{"CAP_NET_RAW"}}, ""},
+		{"add ALL", base(func(s *InstanceSpec) { s.Containers[0].Security.CapAdd = []string{"ALL"} }), Permissions{Capabilities: []string{"NET_RAW"}}, "--allow-capability=ALL"},
+		{"any capability allowed", base(func(s *InstanceSpec) { s.Containers[0].Security.CapAdd = []string{"ALL", "SYS_ADMIN"} }), Permissions{Capabilities: []string{"all"}}, ""},
 		{"localhost seccomp", base(func(s *InstanceSpec) {
 			s.Containers[0].Security = Security{Seccomp: spec.SeccompLocalhost, SeccompProfile: "p.json"}
 		}), Permissions{}, "--seccomp-profile-root"},

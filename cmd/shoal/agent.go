@@ -117,6 +117,8 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.BoolVar(&f.permissions.HostIPC, "allow-host-ipc", false, "run instances that ask for hostIPC: true (otherwise refused)")
 	fl.StringSliceVar(&f.permissions.HostPaths, "allow-host-path", nil, "directory whose contents hostPath volumes may mount (repeatable; otherwise refused)")
 	fl.StringVar(&f.permissions.SeccompProfileRoot, "seccomp-profile-root", "", "directory of the seccomp profiles that Localhost profiles name (otherwise refused)")
+	fl.BoolVar(&f.permissions.SeccompUnconfined, "allow-unconfined-seccomp", false, "run containers that ask for seccompProfile type Unconfined (otherwise refused)")
+	fl.StringSliceVar(&f.permissions.Capabilities, "allow-capability", nil, "capability (e.g. NET_RAW, or ALL) that capabilities.add may name beyond the default set (repeatable; otherwise refused)")
 	return cmd
 }
 
