@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"fmt"
 	"path"
 	"reflect"
 	"slices"
@@ -199,6 +198,9 @@ func validatePodSecurity(r *report, p *fieldPath, ps *PodSpec) {
 		r.id(sp.child("supplementalGroups").at(i), &sc.SupplementalGroups[i])
 	}
 	validateSeccomp(r, sp.child("seccompProfile"), sc.SeccompProfile)
+	if isTrue(sc.RunAsNonRoot) && sc.RunAsUser != nil && *sc.RunAsUser == 0 {
+		r.errorf(sp.child("runAsUser"), msgRootContradiction)
+	}
 }
 
 // validateContainerSecurity checks container c at p of the pod spec at podPath.
@@ -229,16 +231,22 @@ func validateContainerSecurity(r *report, podPath, p *fieldPath, pod *PodSecurit
 			}
 		}
 	}
-	// The kubelet refuses to start such a container; say so before commit.
-	e := Effective(pod, c.SecurityContext)
-	if e.RunAsNonRoot && e.RunAsUser != nil && *e.RunAsUser == 0 {
+	// The kubelet refuses to start such a container; say so before commit. A contradiction
+	// within the pod's own fields is reported once, by validatePodSecurity.
+	sc := c.SecurityContext
+	if sc == nil || sc.RunAsUser == nil && sc.RunAsNonRoot == nil {
+		return
+	}
+	if e := Effective(pod, sc); e.RunAsNonRoot && e.RunAsUser != nil && *e.RunAsUser == 0 {
 		at := sp.child("runAsUser")
-		if c.SecurityContext == nil || c.SecurityContext.RunAsUser == nil {
+		if sc.RunAsUser == nil {
 			at = podPath.child("securityContext").child("runAsUser")
 		}
-		r.errorf(at, "runAsUser 0 (root) contradicts runAsNonRoot: true")
+		r.errorf(at, msgRootContradiction)
 	}
 }
+
+const msgRootContradiction = "runAsUser 0 (root) contradicts runAsNonRoot: true"
 
 // id checks a user or group ID.
 func (r *report) id(p *fieldPath, v *int64) {
@@ -303,15 +311,4 @@ func validateHostPath(r *report, p *fieldPath, h *HostPathVolumeSource) {
 // CapabilityName normalises a capability as the kernel and OCI name it: CAP_ and upper case.
 func CapabilityName(name string) string {
 	return "CAP_" + strings.ToUpper(name)
-}
-
-// String renders a seccomp profile choice for messages.
-func (s *SeccompProfile) String() string {
-	if s == nil {
-		return SeccompRuntimeDefault
-	}
-	if s.Type == SeccompLocalhost && s.LocalhostProfile != nil {
-		return fmt.Sprintf("%s(%s)", s.Type, *s.LocalhostProfile)
-	}
-	return s.Type
 }

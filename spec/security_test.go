@@ -48,8 +48,10 @@ func TestSecurityContextFailsClosed(t *testing.T) {
 			`t.yaml:18: ` + sc + `.runAsUser: must be between 0 and 2147483647, inclusive, got -1`,
 			`t.yaml:20: ` + psc + `.fsGroup: must be between 0 and 2147483647, inclusive, got 4294967296`,
 			`t.yaml:21: ` + psc + `.supplementalGroups[1]: must be between 0 and 2147483647, inclusive, got -5`}},
-		{"root with runAsNonRoot from the pod", withPodSpec("securityContext:", "  runAsNonRoot: true", "  runAsUser: 0"), []string{
-			`t.yaml:19: ` + psc + `.runAsUser: runAsUser 0 (root) contradicts runAsNonRoot: true`}},
+		{"root with runAsNonRoot from the pod, once for two containers", withPodSpec("- {name: side, image: x:1}", "securityContext:", "  runAsNonRoot: true", "  runAsUser: 0"), []string{
+			`t.yaml:20: ` + psc + `.runAsUser: runAsUser 0 (root) contradicts runAsNonRoot: true`}},
+		{"container non-root flag over a pod root user", withContainer("securityContext:", "  runAsNonRoot: true") + indent(6, []string{"securityContext:", "  runAsUser: 0"}), []string{
+			`t.yaml:20: ` + psc + `.runAsUser: runAsUser 0 (root) contradicts runAsNonRoot: true`}},
 		{"container root overrides pod non-root user", withContainer("securityContext:", "  runAsUser: 0") + indent(6, []string{"securityContext:", "  runAsNonRoot: true", "  runAsUser: 1000"}), []string{
 			`t.yaml:18: ` + sc + `.runAsUser: runAsUser 0 (root) contradicts runAsNonRoot: true`}},
 		{"privilege escalation contradictions", withContainer("securityContext:", "  privileged: true", "  allowPrivilegeEscalation: false", "  capabilities: {add: [SYS_ADMIN]}"), []string{
