@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"maps"
 	"path"
 	"reflect"
 	"slices"
@@ -247,6 +248,37 @@ func validateContainerSecurity(r *report, podPath, p *fieldPath, pod *PodSecurit
 }
 
 const msgRootContradiction = "runAsUser 0 (root) contradicts runAsNonRoot: true"
+
+// Annotations that asked for AppArmor and seccomp profiles before the securityContext
+// fields existed.
+const (
+	annotationAppArmorPrefix    = "container.apparmor.security.beta.kubernetes.io/"
+	annotationSeccompPod        = "seccomp.security.alpha.kubernetes.io/pod"
+	annotationSeccompPrefix     = "container.seccomp.security.alpha.kubernetes.io/"
+	annotationProfileDefault    = "runtime/default"
+	annotationProfileDocker     = "docker/default"
+	annotationProfileUnconfined = "unconfined"
+)
+
+// validateSecurityAnnotations treats the legacy AppArmor and seccomp annotations of a pod
+// template as the fields they stand for: a profile Shoal cannot apply is an error, the
+// default profile is what Shoal applies anyway, and unconfined (which only lifts a
+// restriction) is a warning.
+func validateSecurityAnnotations(r *report, p *fieldPath, annotations map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(annotations)) {
+		v := annotations[k]
+		switch {
+		case strings.HasPrefix(k, annotationAppArmorPrefix) && v != annotationProfileUnconfined:
+			r.errorf(p.key(k), "AppArmor profile %q not supported: Shoal does not apply AppArmor profiles, and running without it would fail open", v)
+		case k != annotationSeccompPod && !strings.HasPrefix(k, annotationSeccompPrefix):
+		case v == annotationProfileDefault || v == annotationProfileDocker:
+		case v == annotationProfileUnconfined:
+			r.warnf(p.key(k), "not honoured by Shoal: the default seccomp profile applies; use securityContext.seccompProfile")
+		default:
+			r.errorf(p.key(k), "seccomp profile %q not supported in an annotation: use securityContext.seccompProfile", v)
+		}
+	}
+}
 
 // id checks a user or group ID.
 func (r *report) id(p *fieldPath, v *int64) {

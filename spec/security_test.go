@@ -65,6 +65,15 @@ func TestSecurityContextFailsClosed(t *testing.T) {
 			indent(6, []string{"securityContext:", "  seccompProfile: {type: Localhost, localhostProfile: /etc/p.json}"}), []string{
 			`t.yaml:18: ` + sc + `.seccompProfile.localhostProfile: required when type is Localhost`,
 			`t.yaml:20: ` + psc + `.seccompProfile.localhostProfile: invalid value "/etc/p.json": must be a file path relative to the node's seccomp profile directory, without '..'`}},
+		{"legacy annotations", strings.Replace(minimalDeployment, "      labels:\n        app: web\n", "      labels:\n        app: web\n      annotations:\n"+
+			"        container.apparmor.security.beta.kubernetes.io/web: runtime/default\n"+
+			"        container.apparmor.security.beta.kubernetes.io/side: unconfined\n"+
+			"        seccomp.security.alpha.kubernetes.io/pod: runtime/default\n"+
+			"        container.seccomp.security.alpha.kubernetes.io/web: localhost/strict.json\n"+
+			"        container.seccomp.security.alpha.kubernetes.io/side: unconfined\n", 1), []string{
+			`t.yaml:14: spec.template.metadata.annotations[container.apparmor.security.beta.kubernetes.io/web]: AppArmor profile "runtime/default" not supported: Shoal does not apply AppArmor profiles, and running without it would fail open`,
+			`t.yaml:17: spec.template.metadata.annotations[container.seccomp.security.alpha.kubernetes.io/web]: seccomp profile "localhost/strict.json" not supported in an annotation: use securityContext.seccompProfile`,
+			`t.yaml:18: spec.template.metadata.annotations[container.seccomp.security.alpha.kubernetes.io/side]: warning: not honoured by Shoal: the default seccomp profile applies; use securityContext.seccompProfile`}},
 		{"host namespaces and hostPath load (the node decides)", withPodSpec("hostNetwork: true", "hostPID: true", "hostIPC: true", "volumes:", "- {name: data, hostPath: {path: /srv/data, type: Directory}}"), nil},
 		{"bad hostPath", withPodSpec("volumes:", "- {name: a, hostPath: {path: srv}}", "- {name: b, hostPath: {path: /srv/../etc, type: Dir}}"), []string{
 			`t.yaml:18: ` + podSpec + `.volumes[0].hostPath.path: invalid value "srv": must be an absolute path without '..'`,

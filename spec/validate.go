@@ -194,6 +194,7 @@ func validateDeploymentSpec(r *report, p *fieldPath, s *DeploymentSpec) {
 	tp := p.child("template")
 	labelsPath := tp.child("metadata").child("labels")
 	labelsOK := validateLabels(r, labelsPath, s.Template.Metadata.Labels)
+	validateSecurityAnnotations(r, tp.child("metadata").child("annotations"), s.Template.Metadata.Annotations)
 	sp := p.child("selector")
 	switch {
 	case s.Selector == nil:
