@@ -180,8 +180,8 @@ func (c *cache) put(r, resp *dns.Msg, now time.Time) {
 }
 
 // evictOne removes, of a few entries sampled from the shard (Go's map iteration starts at
-// a random place), the one whose stale window ends first, but never keep: the entry just
-// stored. Sampling approximates least-recently-stored without a list to maintain.
+// a random place), the one that expires first (and so leaves its stale window first), but
+// never keep: the entry just stored. Sampling approximates least-recently-stored without a list to maintain.
 func (sh *cacheShard) evictOne(keep cacheKey) {
 	const samples = 4
 	var victim cacheKey

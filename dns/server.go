@@ -43,8 +43,9 @@ type Config struct {
 	// so that one container flooding a slow upstream cannot take every forward from the
 	// others; over it the same as over MaxConcurrentForwards.
 	MaxForwardsPerClient int
-	// CacheEntries and CacheBytes bound the cache of upstream answers: at most that many,
-	// taking about that many bytes. CacheEntries 0 turns caching off.
+	// CacheEntries and CacheBytes bound the cache of upstream answers: at most that many
+	// (but at least 16: one per shard), taking about that many bytes. CacheEntries 0 turns
+	// caching off.
 	CacheEntries int
 	CacheBytes   int
 	// CacheMaxTTL caps how long an upstream answer is served from the cache without asking
