@@ -184,7 +184,9 @@ func (a *agentProc) start() {
 	a.log = &bytes.Buffer{}
 	a.cmd = exec.Command(shoalBin, a.args...)
 	if a.netns != "" {
-		a.cmd = exec.Command("ip", append([]string{"netns", "exec", a.netns, shoalBin}, a.args...)...)
+		// Only the network namespace: `ip netns exec` would also unshare the mount
+		// namespace, and containerd would not see the agent's Secret tmpfs mounts.
+		a.cmd = exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + a.netns, "--", shoalBin}, a.args...)...)
 	}
 	a.cmd.Env = append(os.Environ(), "SHOAL_WEBHOOK_SECRET="+a.secret)
 	a.cmd.Env = append(a.cmd.Env, a.env...)

@@ -20,7 +20,8 @@ func newPlanCommand() *cobra.Command {
 		Long: `Plan compares two sets of manifests and prints the objects that would be created,
 changed (with a field-level diff) or deleted. Compare two revisions of a repository with
 --repo URL --from REV --to REV, or a working directory against a revision with
-DIR --repo URL [--from REV]. Secret values are never printed.
+DIR --repo URL [--from REV]. Secret values are never printed, nor a Secret's annotations
+and labels (kubectl copies the whole Secret into one).
 
 Exits 0 when nothing would change, 1 when something would (like flux diff), 2 on trouble,
 including invalid manifests on either side (their findings are printed).

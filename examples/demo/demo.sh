@@ -128,7 +128,9 @@ pull_images() {
 start_node() {
 	local i=$1
 	running node$i && return
-	SHOAL_WEBHOOK_SECRET=demo SHOAL_GOSSIP_KEY=$key setsid ip netns exec shoal-demo-node$i "$demo/bin/shoal" agent \
+	# nsenter enters only the node's network namespace: `ip netns exec` would also give the
+	# agent a mount namespace of its own, hiding its Secret tmpfs mounts from containerd.
+	SHOAL_WEBHOOK_SECRET=demo SHOAL_GOSSIP_KEY=$key setsid nsenter --net=/var/run/netns/shoal-demo-node$i -- "$demo/bin/shoal" agent \
 		--node node$i --repo "$demo/repo" --state-dir "$demo/state/node$i" \
 		--containerd-socket "$sock" --containerd-namespace shoal-demo-node$i \
 		--netns /var/run/netns/shoal-demo-node$i --listen $net.$i:7070 \
