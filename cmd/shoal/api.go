@@ -22,7 +22,8 @@ import (
 
 // defaultTokenFile is where an agent with the default --state-dir keeps its API token, so
 // that the CLI on the same machine finds it (when it may read it: mode 0600, owner root).
-const defaultTokenFile = "/var/lib/shoal/api-token"
+// Tests point it elsewhere, lest an agent on the test machine answer for them.
+var defaultTokenFile = "/var/lib/shoal/api-token"
 
 // apiServerFlags are the `shoal agent` flags that secure its HTTP API.
 type apiServerFlags struct {
