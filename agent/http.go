@@ -17,6 +17,7 @@ import (
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/planner"
 	"github.com/shoalhq/shoal/spec"
+	"github.com/shoalhq/shoal/sync"
 )
 
 // Handler serves the agent's HTTP API:
@@ -73,6 +74,9 @@ func (a *Agent) Handler(cfg APIConfig) http.Handler {
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(statusCollector{a}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	if wh, ok := cfg.Webhook.(webhookStats); ok {
+		reg.MustRegister(webhookCollector{wh})
+	}
 	api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if cfg.Webhook != nil {
 		mux.Handle("/webhook", cfg.Webhook)
@@ -272,4 +276,24 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// webhookStats is what *sync.Webhook tells about its requests.
+type webhookStats interface{ Stats() sync.WebhookStats }
+
+// webhookCollector exports the webhook's counts at scrape time.
+type webhookCollector struct{ w webhookStats }
+
+var descWebhook = prometheus.NewDesc("shoal_webhook_requests_total",
+	"Webhook requests by result: accepted (a check was asked for), repeated (a delivery ID seen before, ignored), refused.", []string{"result"}, nil)
+
+// Describe implements prometheus.Collector.
+func (webhookCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descWebhook }
+
+// Collect implements prometheus.Collector.
+func (c webhookCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.w.Stats()
+	for result, n := range map[string]uint64{"accepted": st.Accepted, "repeated": st.Repeated, "refused": st.Refused} {
+		ch <- prometheus.MustNewConstMetric(descWebhook, prometheus.CounterValue, float64(n), result)
+	}
 }

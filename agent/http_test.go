@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"io"
 	"log"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoalhq/shoal/sync"
 )
 
 const (
@@ -115,18 +118,39 @@ func TestAPIWithoutTokenFailsClosed(t *testing.T) {
 	}
 }
 
+type noTrigger struct{}
+
+func (noTrigger) Trigger() {}
+
+// The webhook has its own signature and no bearer token (Git hosts cannot send one); its
+// counts show in /metrics.
 func TestAPIWebhookKeepsItsOwnAuth(t *testing.T) {
 	h := newHarness(t, nil)
 	cfg := testAPIConfig()
-	cfg.Webhook = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })
-	srv := apiServer(t, h, cfg)
-	resp, err := http.Post(srv.URL+"/webhook", "application/json", strings.NewReader("{}"))
+	wh, err := sync.NewWebhook([]byte("s3cret"), noTrigger{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Errorf("POST /webhook without bearer token: %d, want it to reach the webhook (202)", resp.StatusCode)
+	cfg.Webhook = wh
+	srv := apiServer(t, h, cfg)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhook", strings.NewReader("{}"))
+	req.Header.Set(sync.HeaderGitLab, "s3cret")
+	for _, want := range []int{http.StatusAccepted, http.StatusUnauthorized} {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("POST /webhook without bearer token: %d, want %d from the webhook itself", resp.StatusCode, want)
+		}
+		req, _ = http.NewRequest(http.MethodPost, srv.URL+"/webhook", strings.NewReader("{}"))
+	}
+	_, metrics := get(t, srv.URL+"/metrics", "Bearer "+testToken)
+	for _, line := range []string{`shoal_webhook_requests_total{result="accepted"} 1`, `shoal_webhook_requests_total{result="refused"} 1`} {
+		if !strings.Contains(metrics, line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
 	}
 }
 
