@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -147,6 +148,7 @@ type agentProc struct {
 	addr      string
 	namespace string
 	secret    string
+	token     string   // the API token, made at the first start
 	netns     string   // the network namespace it runs in; empty: the test's own
 	env       []string // extra environment
 	cmd       *exec.Cmd
@@ -181,6 +183,14 @@ func startAgent(t testing.TB, repo *gitRepo, namespace string) *agentProc {
 
 func (a *agentProc) start() {
 	a.t.Helper()
+	if a.token == "" {
+		a.token = fmt.Sprintf("e2e-token-%x", rand.Uint64())
+		file := filepath.Join(a.t.TempDir(), "api-token")
+		if err := os.WriteFile(file, []byte(a.token+"\n"), 0o600); err != nil {
+			a.t.Fatal(err)
+		}
+		a.args = append(a.args, "--api-token-file", file)
+	}
 	a.log = &bytes.Buffer{}
 	a.cmd = exec.Command(shoalBin, a.args...)
 	if a.netns != "" {
@@ -215,7 +225,9 @@ func (a *agentProc) kill(sig syscall.Signal) {
 
 func (a *agentProc) status() *agent.Status {
 	client := http.Client{Timeout: 2 * time.Second} // a node cut off must not hang the test
-	resp, err := client.Get("http://" + a.addr + "/status")
+	req, _ := http.NewRequest(http.MethodGet, "http://"+a.addr+"/status", nil)
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil
 	}
@@ -225,6 +237,13 @@ func (a *agentProc) status() *agent.Status {
 		return nil
 	}
 	return &st
+}
+
+// cli runs `shoal ARGS --addr ADDR` against this agent, with its token.
+func (a *agentProc) cli(args ...string) *exec.Cmd {
+	cmd := exec.Command(shoalBin, append(args, "--addr", a.addr)...)
+	cmd.Env = append(os.Environ(), "SHOAL_TOKEN="+a.token)
+	return cmd
 }
 
 // waitFor polls the agent's status until cond holds; the deadline is generous because
