@@ -1,8 +1,7 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -180,22 +179,23 @@ func TestAgentAPIFlags(t *testing.T) {
 	}
 }
 
-// pemCA is a certificate authority whose certificate and key are PEM files.
+// pemCA is a certificate authority whose certificate and key are PEM files. Its keys are
+// Ed25519, as those of `shoal ca` are.
 type pemCA struct {
 	cert          *x509.Certificate
-	key           *ecdsa.PrivateKey
+	key           ed25519.PrivateKey
 	file, keyFile string
 }
 
 func newPEMCA(t *testing.T, dir, name string) *pemCA {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,14 +209,14 @@ func newPEMCA(t *testing.T, dir, name string) *pemCA {
 // issue writes a certificate for name (valid for 127.0.0.1) and its key; it returns their paths.
 func (ca *pemCA) issue(t *testing.T, dir, name string, usage ...x509.ExtKeyUsage) (certFile, keyFile string) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, key, _ := ed25519.GenerateKey(rand.Reader)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
 		DNSNames: []string{name}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func (ca *pemCA) issue(t *testing.T, dir, name string, usage ...x509.ExtKeyUsage
 	return certFile, keyFile
 }
 
-func marshalKey(t *testing.T, key *ecdsa.PrivateKey) []byte {
+func marshalKey(t *testing.T, key ed25519.PrivateKey) []byte {
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
