@@ -279,14 +279,15 @@ func TestStreamLimiter(t *testing.T) {
 	}
 }
 
-// A follow stream lives past the server's write timeout, as long as the client reads.
-func TestLogsFollowOutlivesServerWriteTimeout(t *testing.T) {
+// A follow stream lives past the server's read and write timeouts, as long as the client
+// reads.
+func TestLogsFollowOutlivesServerTimeouts(t *testing.T) {
 	h := newHarness(t, nil)
 	h.push(secretApp)
 	h.waitFor("app ready", readyWith("app", 1, "hello:v1"))
-	cfg := testAPIConfig()
-	srv := httptest.NewUnstartedServer(h.agent.Handler(cfg))
-	srv.Config.WriteTimeout = 100 * time.Millisecond
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = NewAPIServer(h.agent.Handler(testAPIConfig()), nil)
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 100*time.Millisecond, 100*time.Millisecond
 	srv.Start()
 	defer srv.Close()
 
