@@ -34,7 +34,7 @@ type apiServerFlags struct {
 
 func (f *apiServerFlags) register(fl *pflag.FlagSet) {
 	fl.StringVar(&f.tokenFile, "api-token-file", "", "file of the API's bearer token, created (mode 0600) if missing (default: STATE-DIR/api-token)")
-	fl.StringVar(&f.tlsCert, "api-tls-cert", "", "PEM certificate (chain) the API serves HTTPS with, e.g. the node certificate from `shoal ca issue`")
+	fl.StringVar(&f.tlsCert, "api-tls-cert", "", "PEM certificate (chain) the API serves HTTPS with, e.g. the node certificate from shoal ca issue")
 	fl.StringVar(&f.tlsKey, "api-tls-key", "", "PEM private key of --api-tls-cert")
 	fl.StringVar(&f.clientCA, "api-client-ca", "", "PEM CA bundle: clients with a certificate it signed need no token (mutual TLS; needs --api-tls-cert)")
 }
