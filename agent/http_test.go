@@ -3,16 +3,11 @@ package agent
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoalhq/shoal/internal/testpki"
 	"github.com/shoalhq/shoal/sync"
 )
 
@@ -157,10 +153,10 @@ func TestAPIWebhookKeepsItsOwnAuth(t *testing.T) {
 // A client whose certificate the handshake verified against the client CA needs no token.
 func TestAPIClientCertificate(t *testing.T) {
 	h := newHarness(t, nil)
-	ca := newTestCA(t, "shoal test CA")
-	other := newTestCA(t, "someone else")
+	ca := testpki.NewCA(t, "shoal test CA")
+	other := testpki.NewCA(t, "someone else")
 	srv := httptest.NewUnstartedServer(h.agent.Handler(testAPIConfig()))
-	srv.TLS = &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: ca.pool()}
+	srv.TLS = &tls.Config{ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: ca.Pool()}
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is logged: expected
 	srv.StartTLS()
 	defer srv.Close()
@@ -170,12 +166,12 @@ func TestAPIClientCertificate(t *testing.T) {
 		cert *tls.Certificate
 		want int
 	}{
-		{"certificate from the client CA", ca.issue(t, "node-b", x509.ExtKeyUsageClientAuth), http.StatusOK},
+		{"certificate from the client CA", &ca.Issue(t, "node-b", x509.ExtKeyUsageClientAuth).TLS, http.StatusOK},
 		{"no certificate, no token", nil, http.StatusUnauthorized},
-		{"server-only certificate", ca.issue(t, "web", x509.ExtKeyUsageServerAuth), 0},
+		{"server-only certificate", &ca.Issue(t, "web", x509.ExtKeyUsageServerAuth).TLS, 0},
 		// Go's client offers only a certificate the server's CA list accepts, so this
 		// arrives as no certificate at all.
-		{"certificate from another CA", other.issue(t, "node-b", x509.ExtKeyUsageClientAuth), http.StatusUnauthorized},
+		{"certificate from another CA", &other.Issue(t, "node-b", x509.ExtKeyUsageClientAuth).TLS, http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := srv.Client().Transport.(*http.Transport).Clone()
@@ -351,47 +347,4 @@ func TestIsLoopback(t *testing.T) {
 			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
 		}
 	}
-}
-
-// testCA is a certificate authority for tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key}
-}
-
-func (ca *testCA) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
-	return p
-}
-
-func (ca *testCA) issue(t *testing.T, name string, usage ...x509.ExtKeyUsage) *tls.Certificate {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

@@ -1,26 +1,20 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/shoalhq/shoal/agent"
+	"github.com/shoalhq/shoal/internal/testpki"
 )
 
 // tokenAgent serves /status only to requests that carry token, or a verified client
@@ -95,13 +89,12 @@ func TestCLIFindsTheToken(t *testing.T) {
 // The agent's TLS flags and the CLI's meet: HTTPS verified with --ca-cert, and a client
 // certificate in place of the token.
 func TestCLIOverTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca := newPEMCA(t, dir, "ca")
-	serverCert, serverKey := ca.issue(t, dir, "node-a", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
-	clientCert, clientKey := ca.issue(t, dir, "operator", x509.ExtKeyUsageClientAuth)
-	other := newPEMCA(t, dir, "other")
+	ca := testpki.NewCA(t, "ca")
+	server := ca.Issue(t, "node-a", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth) // as shoal ca issue makes them
+	client := ca.Issue(t, "operator", x509.ExtKeyUsageClientAuth)
+	other := testpki.NewCA(t, "other")
 
-	flags := apiServerFlags{tokenFile: filepath.Join(dir, "api-token"), tlsCert: serverCert, tlsKey: serverKey, clientCA: ca.file}
+	flags := apiServerFlags{tokenFile: filepath.Join(t.TempDir(), "api-token"), tlsCert: server.CertFile, tlsKey: server.KeyFile, clientCA: ca.File}
 	cfg, tlsCfg, err := flags.config("", "0.0.0.0:7070", slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -120,13 +113,13 @@ func TestCLIOverTLS(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"CA and token", []string{"--addr", addr, "--ca-cert", ca.file, "--token-file", flags.tokenFile}, ""},
-		{"https:// address", []string{"--addr", "https://" + addr, "--ca-cert", ca.file, "--token-file", flags.tokenFile}, ""},
-		{"client certificate, no token", []string{"--addr", addr, "--ca-cert", ca.file, "--client-cert", clientCert, "--client-key", clientKey}, ""},
-		{"neither", []string{"--addr", addr, "--ca-cert", ca.file}, "401"},
-		{"untrusted server", []string{"--addr", addr, "--ca-cert", other.file, "--token-file", flags.tokenFile}, "certificate signed by unknown authority"},
+		{"CA and token", []string{"--addr", addr, "--ca-cert", ca.File, "--token-file", flags.tokenFile}, ""},
+		{"https:// address", []string{"--addr", "https://" + addr, "--ca-cert", ca.File, "--token-file", flags.tokenFile}, ""},
+		{"client certificate, no token", []string{"--addr", addr, "--ca-cert", ca.File, "--client-cert", client.CertFile, "--client-key", client.KeyFile}, ""},
+		{"neither", []string{"--addr", addr, "--ca-cert", ca.File}, "401"},
+		{"untrusted server", []string{"--addr", addr, "--ca-cert", other.File, "--token-file", flags.tokenFile}, "certificate signed by unknown authority"},
 		{"plain HTTP to a TLS port", []string{"--addr", addr, "--token-file", flags.tokenFile}, "400"},
-		{"key without certificate", []string{"--addr", addr, "--client-key", clientKey}, "--client-cert and --client-key go together"},
+		{"key without certificate", []string{"--addr", addr, "--client-key", client.KeyFile}, "--client-cert and --client-key go together"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := shoal(t, append([]string{"status"}, tc.args...)...)
@@ -141,9 +134,10 @@ func TestCLIOverTLS(t *testing.T) {
 }
 
 func TestAgentAPIFlags(t *testing.T) {
-	dir := t.TempDir()
-	ca := newPEMCA(t, dir, "ca")
-	cert, key := ca.issue(t, dir, "node-a", x509.ExtKeyUsageServerAuth)
+	ca := testpki.NewCA(t, "ca")
+	node := ca.Issue(t, "node-a", x509.ExtKeyUsageServerAuth)
+	cert, key := node.CertFile, node.KeyFile
+	otherKey := ca.Issue(t, "node-b", x509.ExtKeyUsageServerAuth).KeyFile
 	for _, tc := range []struct {
 		name    string
 		flags   apiServerFlags
@@ -155,8 +149,8 @@ func TestAgentAPIFlags(t *testing.T) {
 		{"everywhere, plain: warned", apiServerFlags{}, "0.0.0.0:7070", "", "without TLS"},
 		{"everywhere, TLS", apiServerFlags{tlsCert: cert, tlsKey: key}, ":7070", "", ""},
 		{"cert without key", apiServerFlags{tlsCert: cert}, ":7070", "go together", ""},
-		{"client CA without TLS", apiServerFlags{clientCA: ca.file}, ":7070", "needs --api-tls-cert", ""},
-		{"key of another certificate", apiServerFlags{tlsCert: cert, tlsKey: ca.keyFile}, ":7070", "private key does not match", ""},
+		{"client CA without TLS", apiServerFlags{clientCA: ca.File}, ":7070", "needs --api-tls-cert", ""},
+		{"key of another certificate", apiServerFlags{tlsCert: cert, tlsKey: otherKey}, ":7070", "private key does not match", ""},
 		{"client CA not PEM", apiServerFlags{tlsCert: cert, tlsKey: key, clientCA: key}, ":7070", "no PEM certificate", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,66 +170,5 @@ func TestAgentAPIFlags(t *testing.T) {
 				t.Errorf("logs %q, want warning %q", logs.String(), tc.wantLog)
 			}
 		})
-	}
-}
-
-// pemCA is a certificate authority whose certificate and key are PEM files. Its keys are
-// Ed25519, as those of `shoal ca` are.
-type pemCA struct {
-	cert          *x509.Certificate
-	key           ed25519.PrivateKey
-	file, keyFile string
-}
-
-func newPEMCA(t *testing.T, dir, name string) *pemCA {
-	t.Helper()
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	ca := &pemCA{cert: cert, key: key, file: filepath.Join(dir, name+".pem"), keyFile: filepath.Join(dir, name+"-key.pem")}
-	writePEM(t, ca.file, "CERTIFICATE", der)
-	writePEM(t, ca.keyFile, "PRIVATE KEY", marshalKey(t, key))
-	return ca
-}
-
-// issue writes a certificate for name (valid for 127.0.0.1) and its key; it returns their paths.
-func (ca *pemCA) issue(t *testing.T, dir, name string, usage ...x509.ExtKeyUsage) (certFile, keyFile string) {
-	t.Helper()
-	pub, key, _ := ed25519.GenerateKey(rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
-		DNSNames: []string{name}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writePEM(t, keyFile, "PRIVATE KEY", marshalKey(t, key))
-	return certFile, keyFile
-}
-
-func marshalKey(t *testing.T, key ed25519.PrivateKey) []byte {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return der
-}
-
-func writePEM(t *testing.T, path, kind string, der []byte) {
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
