@@ -36,6 +36,7 @@ type agentFlags struct {
 	configFile       string
 	node             string
 	listen           string
+	api              apiServerFlags // how the API on listen is secured
 	socket           string
 	namespace        string
 	netns            string
@@ -57,7 +58,6 @@ type agentFlags struct {
 	clusterDomain    string
 	dnsTTL           time.Duration
 	dnsUpstreams     []string
-	api              apiServerFlags
 }
 
 func newAgentCommand() *cobra.Command {
