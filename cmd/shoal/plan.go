@@ -13,6 +13,7 @@ func newPlanCommand() *cobra.Command {
 		src                      repoFlags
 		from, to                 string
 		clusterFile, clusterFrom string
+		api                      apiClientFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "plan [DIR]",
@@ -62,7 +63,7 @@ replica of the new revision would run, and why a replica could not be placed.`,
 			if err := planner.FormatDiff(out, changes); err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
-			view, err := loadClusterView(clusterFile, clusterFrom)
+			view, err := loadClusterView(ctx, clusterFile, clusterFrom, api)
 			if err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
@@ -80,5 +81,6 @@ replica of the new revision would run, and why a replica could not be placed.`,
 	cmd.Flags().StringVar(&to, "to", "", "revision to compare with the base: branch, tag or commit")
 	cmd.Flags().StringVar(&clusterFile, "cluster", "", "also show where each replica would run on the nodes of this YAML file (nodes: [{name, labels, cpu, memory}])")
 	cmd.Flags().StringVar(&clusterFrom, "cluster-from", "", "also show where each replica would run on the cluster as the agent at this address sees it")
+	api.register(cmd.Flags()) // for --cluster-from
 	return cmd
 }
