@@ -63,7 +63,7 @@ func TestDecodeDiagnostics(t *testing.T) {
 		{
 			name: "integer where a string is expected",
 			yaml: minimalDeployment + "        env:\n        - name: PORT\n          value: 8080\n",
-			want: []string{`t.yaml:19: spec.template.spec.containers[0].env[0].value: expected a string, got integer "8080"`},
+			want: []string{`t.yaml:19: spec.template.spec.containers[0].env[0].value: expected a string, got integer (value not shown: it may be secret)`},
 		},
 		{
 			name: "mapping where a list is expected",

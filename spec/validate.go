@@ -54,6 +54,7 @@ func validateObject(r *report, o Object) {
 		validateMeta(r, meta, &o.Metadata, dns1123Subdomain, true)
 		validateConfigMap(r, o)
 	case *Secret:
+		r.secret = true
 		validateMeta(r, meta, &o.Metadata, dns1123Subdomain, true)
 		validateSecret(r, o)
 	}
@@ -135,7 +136,11 @@ func validateLabels(r *report, p *fieldPath, labels map[string]string) bool {
 			ok = false
 		}
 		if why := labelValue(labels[k]); why != "" {
-			r.errorf(p.key(k), "invalid label value %q: %s", labels[k], why)
+			value := strconv.Quote(labels[k])
+			if r.secret {
+				value = "(not shown: it may be secret)"
+			}
+			r.errorf(p.key(k), "invalid label value %s: %s", value, why)
 			ok = false
 		}
 	}

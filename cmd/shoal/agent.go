@@ -36,6 +36,7 @@ type agentFlags struct {
 	configFile       string
 	node             string
 	listen           string
+	api              apiServerFlags // how the API on listen is secured
 	socket           string
 	namespace        string
 	netns            string
@@ -89,6 +90,7 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	stateDir := fl.Lookup("state-dir") // the agent keeps its clone, logs and volumes there
 	stateDir.DefValue, stateDir.Usage, f.src.stateDir = "/var/lib/shoal", "where the Git clone, logs and volumes are kept", "/var/lib/shoal"
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "HTTP address of the API, webhook and metrics")
+	f.api.register(fl)
 	fl.StringVar(&f.socket, "containerd-socket", "/run/containerd/containerd.sock", "containerd's socket")
 	fl.StringVar(&f.namespace, "containerd-namespace", "shoal", "containerd namespace of Shoal's containers")
 	fl.StringVar(&f.netns, "netns", "", "network namespace path the containers join (default: the host's)")
@@ -250,12 +252,17 @@ func runAgent(parent context.Context, f agentFlags) error {
 	if err != nil {
 		return err
 	}
+	apiCfg, tlsCfg, err := f.api.config(filepath.Join(f.src.stateDir, "api-token"), f.listen, log)
+	if err != nil {
+		return &exitError{code: exitTrouble, err: err}
+	}
+	apiCfg.Webhook = webhook
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: a.Handler(webhook), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	srv := agent.NewAPIServer(a.Handler(apiCfg), tlsCfg)
+	go serveAPI(srv, ln, log)
 	log.Info("shoal agent started", "node", f.node, "repo", f.src.url, "listen", ln.Addr().String(),
 		"cpu_milli", cfg.Allocatable.MilliCPU, "memory_bytes", cfg.Allocatable.MemoryBytes)
 
