@@ -210,6 +210,9 @@ func TestRunAsNonRootRefusesRootImages(t *testing.T) {
 	if got := runProbe(t, rt, probeInstance("named", probeImage(t, "named"), executor.Security{RunAsNonRoot: true})); got["uid"] != "1000" || got["gid"] != "1000" || got["groups"] != "[1000 3000]" {
 		t.Errorf("named non-root image: uid %s gid %s groups %s, want 1000, 1000, [1000 3000] from its /etc/passwd and /etc/group", got["uid"], got["gid"], got["groups"])
 	}
+	if got := runProbe(t, rt, probeInstance("numeric", probeImage(t, "numeric"), executor.Security{RunAsNonRoot: true})); got["uid"] != "1000" || got["gid"] != "1000" {
+		t.Errorf("image with USER 1000: uid %s gid %s, want 1000 and the group its /etc/passwd gives", got["uid"], got["gid"])
+	}
 	uid := int64(4242)
 	if got := runProbe(t, rt, probeInstance("run-as", probeImage(t, "root"), executor.Security{RunAsNonRoot: true, RunAsUser: &uid})); got["uid"] != "4242" {
 		t.Errorf("root image with runAsUser 4242: uid %s", got["uid"])
