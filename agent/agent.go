@@ -297,6 +297,7 @@ func (a *Agent) onResult(ctx context.Context, r result, now time.Time) {
 			}
 			a.log.Error("restart failed", "instance", in.id, "container", r.container, "err", r.err)
 			a.crashed(in, c, -1, false, now, now)
+			c.lastExit = "restart failed: " + r.err.Error() // e.g. a subPath refused: say why in status
 			return
 		}
 		c.status, c.restartAt, c.startedAt, c.pid = executor.StatusRunning, time.Time{}, now, 0
@@ -336,6 +337,8 @@ func (a *Agent) onStarted(ctx context.Context, in *instance, err error, pulled, 
 		in.startErr = PhaseImagePullBackOff
 	case errors.Is(err, executor.ErrConfig):
 		in.startErr = PhaseConfigError
+	case errors.Is(err, executor.ErrForbidden):
+		in.startErr = PhaseForbidden
 	}
 	in.message = err.Error()
 	delay := in.startBackoff.Next(0)

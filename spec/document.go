@@ -163,7 +163,7 @@ func (d *decoder) document(root *yaml.Node, opts LoadOptions) (Object, []referen
 		return nil, nil, usage{}
 	}
 	if root.Kind != yaml.MappingNode {
-		d.errorf(root, "a manifest must be a mapping with apiVersion and kind, got %s", describe(root))
+		d.errorf(root, "a manifest must be a mapping with apiVersion and kind, got %s", d.describe(root))
 		return nil, nil, usage{}
 	}
 	obj := d.newObject(root)
@@ -172,7 +172,9 @@ func (d *decoder) document(root *yaml.Node, opts LoadOptions) (Object, []referen
 	}
 	setSource(obj, Source{File: d.file, Line: root.Line})
 	errorsBefore := d.errorCount()
+	_, d.secret = obj.(*Secret)
 	d.value(root, reflect.ValueOf(obj).Elem())
+	d.secret = false
 	if d.errorCount() > errorsBefore {
 		// Validating a half-decoded object would repeat each error as a missing
 		// field. The object still counts for duplicates, so that its references
@@ -229,7 +231,7 @@ func (d *decoder) newObject(root *yaml.Node) Object {
 			return nil
 		}
 		if val = resolveAlias(val); val.Kind != yaml.ScalarNode || val.ShortTag() != tagStr {
-			d.fieldErrorf(val, f.name, "expected a string, got %s", describe(val))
+			d.fieldErrorf(val, f.name, "expected a string, got %s", d.describe(val))
 			return nil
 		}
 		*f.dst = val.Value
