@@ -52,6 +52,11 @@ type Agent struct {
 	published     []gossip.InstanceInfo
 	publishedMeta gossip.Meta
 	dnsPublished  []dns.Service
+
+	// marker records the revisions applied and survived (nil: not recorded); survivalDue
+	// is when the desired revision counts as survived, zero once marked. Owned by Run.
+	marker      RevisionMarker
+	survivalDue time.Time
 }
 
 // result is what a worker reports back to the loop.
@@ -133,6 +138,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			a.markStopped()
 			return nil
 		case ev, ok := <-revisions:
 			if !ok {
@@ -159,6 +165,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		now := time.Now()
 		a.reconcile(ctx, now)
+		a.markSurvived(now)
 		a.publish(now)
 		a.publishCluster(now)
 		a.publishDNS(now)
@@ -172,6 +179,13 @@ func (a *Agent) onRevision(ev sync.Event, now time.Time) {
 	a.syncState.LastCheck = now
 	a.syncState.RetryIn = ev.RetryIn
 	switch {
+	case errors.Is(ev.Err, sync.ErrRevisionSuspect):
+		rev := ev.Revision
+		a.syncState.Rejected, a.syncState.Diagnostics, a.syncState.Error = &rev, nil, ev.Err.Error()
+		a.log.Error("not applying the revision this agent went down applying; waiting for a newer commit", "commit", rev.Commit)
+		if ev.Desired != nil {
+			a.accept(ev.Desired, now)
+		}
 	case ev.Diagnostics.HasErrors():
 		rev := ev.Revision
 		a.syncState.Rejected, a.syncState.Diagnostics = &rev, ev.Diagnostics
@@ -182,21 +196,29 @@ func (a *Agent) onRevision(ev sync.Event, now time.Time) {
 		a.log.Warn("git source failed; keeping the last good revision", "err", ev.Err, "retry_in", ev.RetryIn)
 	case ev.Desired != nil:
 		a.syncState.Error, a.syncState.Rejected, a.syncState.Diagnostics = "", nil, ev.Diagnostics.Warnings()
-		if a.desired == nil || a.desired.Revision.Commit != ev.Desired.Revision.Commit {
-			a.desired = ev.Desired
-			a.hashes = make(map[workloadKey]string, len(ev.Desired.Objects.Deployments))
-			for _, d := range ev.Desired.Objects.Deployments {
-				a.hashes[workloadKey{d.Metadata.Namespace, d.Metadata.Name}] = spec.InstanceHash(ev.Desired.Objects, d)
-			}
-			a.timeline = []Stage{{Name: "fetched", Time: now}, {Name: "validated", Time: now}}
-			a.log.Info("new revision", "commit", ev.Desired.Revision.Commit, "message", ev.Desired.Revision.Message)
-		}
+		a.accept(ev.Desired, now)
 	case a.syncState.Rejected != nil && ev.Revision.Commit == a.syncState.Rejected.Commit:
 		// The source recovered but its head is still the rejected commit: keep saying so.
 		a.syncState.Error = fmt.Sprintf("revision %s rejected: %d errors", short(ev.Revision.Commit), len(a.syncState.Diagnostics.Errors()))
 	default:
 		a.syncState.Error, a.syncState.Rejected = "", nil
 	}
+}
+
+// accept makes desired the desired state, unless it already is. The marker records it
+// first: the plan that follows is where a hostile revision would take the agent down.
+func (a *Agent) accept(desired *spec.Desired, now time.Time) {
+	if a.desired != nil && a.desired.Revision.Commit == desired.Revision.Commit {
+		return
+	}
+	a.markApplying(desired.Revision.Commit, now)
+	a.desired = desired
+	a.hashes = make(map[workloadKey]string, len(desired.Objects.Deployments))
+	for _, d := range desired.Objects.Deployments {
+		a.hashes[workloadKey{d.Metadata.Namespace, d.Metadata.Name}] = spec.InstanceHash(desired.Objects, d)
+	}
+	a.timeline = []Stage{{Name: "fetched", Time: now}, {Name: "validated", Time: now}}
+	a.log.Info("new revision", "commit", desired.Revision.Commit, "message", desired.Revision.Message)
 }
 
 // onEvent takes in what the runtime reports about a container.
@@ -276,6 +298,7 @@ func (a *Agent) onResult(ctx context.Context, r result, now time.Time) {
 			}
 			a.log.Error("restart failed", "instance", in.id, "container", r.container, "err", r.err)
 			a.crashed(in, c, -1, false, now, now)
+			c.lastExit = "restart failed: " + r.err.Error() // e.g. a subPath refused: say why in status
 			return
 		}
 		c.status, c.restartAt, c.startedAt, c.pid = executor.StatusRunning, time.Time{}, now, 0
@@ -315,6 +338,8 @@ func (a *Agent) onStarted(ctx context.Context, in *instance, err error, pulled, 
 		in.startErr = PhaseImagePullBackOff
 	case errors.Is(err, executor.ErrConfig):
 		in.startErr = PhaseConfigError
+	case errors.Is(err, executor.ErrForbidden):
+		in.startErr = PhaseForbidden
 	}
 	in.message = err.Error()
 	delay := in.startBackoff.Next(0)
@@ -388,6 +413,9 @@ func (a *Agent) dispatch(ctx context.Context, do func(ctx context.Context) resul
 // nextWake is when the loop must look again though nothing arrives.
 func (a *Agent) nextWake(now time.Time) time.Duration {
 	wake := a.cfg.ResyncInterval
+	if !a.survivalDue.IsZero() {
+		wake = min(wake, max(a.survivalDue.Sub(now), time.Millisecond))
+	}
 	for _, in := range a.instances {
 		if at := in.nextWake(now); !at.IsZero() {
 			wake = min(wake, max(at.Sub(now), time.Millisecond))

@@ -58,7 +58,8 @@ func (a *Agent) clusterView() (nodes []planner.Node, instances []planner.Instanc
 		}
 		nodes = append(nodes, planner.Node{
 			Name: n.Name, Labels: n.Labels, Alive: n.Alive,
-			Allocatable: planner.Resources{MilliCPU: n.MilliCPU, MemoryBytes: n.MemoryBytes},
+			Allocatable:  planner.Resources{MilliCPU: n.MilliCPU, MemoryBytes: n.MemoryBytes},
+			MaxInstances: a.cfg.MaxInstances,
 		})
 	}
 	for _, in := range a.lastView.Instances {

@@ -18,6 +18,10 @@ type Config struct {
 	Labels map[string]string
 	// Allocatable is what instances on this node may reserve by their requests.
 	Allocatable planner.Resources
+	// MaxInstances is how many instances a node may run (the kubelet's maxPods). Gossip
+	// does not carry it yet, so it applies to every node of the plan, and every node must
+	// be given the same: daemons that disagree would not compute the same placement.
+	MaxInstances int
 	// NodeAddr is the address this node's instances are reached at (host networking:
 	// the node's own address); it goes into gossip and DNS answers.
 	NodeAddr string
@@ -34,6 +38,10 @@ type Config struct {
 	StartBackoff executor.Backoff
 	// MaxParallelActions caps runtime calls in flight (starts, stops, restarts).
 	MaxParallelActions int
+	// SurviveAfter is how long the agent must run with a revision, unless it converges on
+	// it sooner, before its RevisionMarker trusts it: a revision that takes the agent down
+	// before then is not applied again at start-up.
+	SurviveAfter time.Duration
 	// Logger receives structured logs.
 	Logger *slog.Logger
 }
@@ -49,6 +57,8 @@ func DefaultConfig(node string) Config {
 		CrashBackoff:       executor.DefaultBackoff(),
 		StartBackoff:       executor.Backoff{Base: 2 * time.Second, Cap: 5 * time.Minute, ResetAfter: time.Hour},
 		MaxParallelActions: 4,
+		MaxInstances:       planner.DefaultMaxInstances,
+		SurviveAfter:       time.Minute,
 		Logger:             slog.Default(),
 	}
 }
@@ -70,6 +80,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxParallelActions <= 0 {
 		errs = append(errs, fmt.Errorf("max parallel actions %d must be positive", c.MaxParallelActions))
+	}
+	if c.SurviveAfter <= 0 {
+		errs = append(errs, fmt.Errorf("survive-after %v must be positive", c.SurviveAfter))
+	}
+	if c.MaxInstances <= 0 {
+		errs = append(errs, fmt.Errorf("max instances per node %d must be positive", c.MaxInstances))
 	}
 	if c.Allocatable.MilliCPU < 0 || c.Allocatable.MemoryBytes < 0 {
 		errs = append(errs, errors.New("allocatable CPU and memory must not be negative"))

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	gosync "sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -16,6 +17,7 @@ import (
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/planner"
 	"github.com/shoalhq/shoal/spec"
+	"github.com/shoalhq/shoal/sync"
 )
 
 // Handler serves the agent's HTTP API:
@@ -27,9 +29,16 @@ import (
 //	GET  /view     the cluster as the last plan saw it (planner.View), for `shoal plan --cluster-from`
 //	GET  /explain  ?namespace=&workload=: where each replica goes and why (planner.Explanation)
 //	GET  /metrics  Prometheus metrics
-//	POST /webhook  the Git webhook (when webhook is not nil)
-func (a *Agent) Handler(webhook http.Handler) http.Handler {
+//	POST /webhook  the Git webhook (when cfg.Webhook is not nil)
+//
+// /healthz and /readyz are open, for probes and load balancers; /webhook checks its own
+// signature; every other path needs cfg.Token or a verified client certificate, since
+// logs and status carry what workloads print, Secrets included.
+func (a *Agent) Handler(cfg APIConfig) http.Handler {
 	mux := http.NewServeMux()
+	api := http.NewServeMux()
+	mux.Handle("/", newAuthenticator(cfg.Token).wrap(api))
+	follow := newStreamLimiter(cfg.MaxFollowStreams, cfg.MaxFollowStreamsPerClient)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		switch st := a.Status(); {
@@ -41,9 +50,9 @@ func (a *Agent) Handler(webhook http.Handler) http.Handler {
 			io.WriteString(w, "ok\n")
 		}
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, a.Status()) })
-	mux.HandleFunc("GET /logs", a.serveLogs)
-	mux.HandleFunc("GET /view", func(w http.ResponseWriter, _ *http.Request) {
+	api.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, a.Status()) })
+	api.HandleFunc("GET /logs", func(w http.ResponseWriter, r *http.Request) { a.serveLogs(w, r, follow, cfg.StreamWriteTimeout) })
+	api.HandleFunc("GET /view", func(w http.ResponseWriter, _ *http.Request) {
 		in := a.planInputs.Load()
 		if in == nil {
 			http.Error(w, "nothing planned yet", http.StatusServiceUnavailable)
@@ -51,7 +60,7 @@ func (a *Agent) Handler(webhook http.Handler) http.Handler {
 		}
 		writeJSON(w, in.View)
 	})
-	mux.HandleFunc("GET /explain", func(w http.ResponseWriter, r *http.Request) {
+	api.HandleFunc("GET /explain", func(w http.ResponseWriter, r *http.Request) {
 		ns := r.URL.Query().Get("namespace")
 		if ns == "" {
 			ns = "default"
@@ -68,9 +77,12 @@ func (a *Agent) Handler(webhook http.Handler) http.Handler {
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(statusCollector{a}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	if webhook != nil {
-		mux.Handle("/webhook", webhook)
+	if wh, ok := cfg.Webhook.(webhookStats); ok {
+		reg.MustRegister(webhookCollector{wh})
+	}
+	api.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if cfg.Webhook != nil {
+		mux.Handle("/webhook", cfg.Webhook)
 	}
 	return mux
 }
@@ -99,8 +111,9 @@ func (a *Agent) Explain(namespace, workload string) (planner.Explanation, error)
 	return a.planner.Explain(in.Desired, in.View, namespace, workload)
 }
 
-// serveLogs streams the logs of one workload's instances on this node.
-func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request) {
+// serveLogs streams the logs of one workload's instances on this node. Follow streams
+// take a slot from limit; every write may take writeTimeout.
+func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request, limit *streamLimiter, writeTimeout time.Duration) {
 	q := r.URL.Query()
 	ns, name := q.Get("namespace"), q.Get("workload")
 	if ns == "" {
@@ -130,8 +143,17 @@ func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("no instances of %s/%s on this node", ns, name), http.StatusNotFound)
 		return
 	}
+	if opts.Follow {
+		release, err := limit.acquire(clientAddr(r))
+		if err != nil {
+			w.Header().Set("Retry-After", "10")
+			http.Error(w, err.Error(), http.StatusTooManyRequests)
+			return
+		}
+		defer release()
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	out := &lockedWriter{w: w}
+	out := &lockedWriter{w: w, rc: http.NewResponseController(w), timeout: writeTimeout}
 	var wg gosync.WaitGroup
 	for _, t := range targets {
 		wg.Add(1)
@@ -147,19 +169,24 @@ func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request) {
 	wg.Wait()
 }
 
-// lockedWriter serialises whole lines from several streams and flushes each to the client.
+// lockedWriter serialises whole lines from several streams and flushes each to the
+// client. Each line gets timeout from now to reach the client, in place of the server's
+// write timeout for the whole response, which would end every long stream.
 type lockedWriter struct {
-	mu gosync.Mutex
-	w  http.ResponseWriter
+	mu      gosync.Mutex
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
 }
 
 func (l *lockedWriter) writeLine(b []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.w.Write(b)
-	if f, ok := l.w.(http.Flusher); ok {
-		f.Flush()
+	if l.timeout > 0 {
+		l.rc.SetWriteDeadline(time.Now().Add(l.timeout))
 	}
+	l.w.Write(b)
+	l.rc.Flush()
 }
 
 // prefixWriter cuts a stream into lines and writes each with a prefix.
@@ -229,7 +256,11 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descReplicas, float64(w.Replicas), w.Namespace, w.Name)
 		gauge(descRestarts, float64(restarts), w.Namespace, w.Name)
-		gauge(descUnplaced, float64(len(w.Unplaced)), w.Namespace, w.Name)
+		unplaced := 0
+		for _, u := range w.Unplaced {
+			unplaced += u.Replicas()
+		}
+		gauge(descUnplaced, float64(unplaced), w.Namespace, w.Name)
 	}
 	if st.Desired != nil {
 		gauge(descRevision, 1, "desired", st.Desired.Commit)
@@ -252,4 +283,24 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// webhookStats is what *sync.Webhook tells about its requests.
+type webhookStats interface{ Stats() sync.WebhookStats }
+
+// webhookCollector exports the webhook's counts at scrape time.
+type webhookCollector struct{ w webhookStats }
+
+var descWebhook = prometheus.NewDesc("shoal_webhook_requests_total",
+	"Webhook requests by result: accepted (a check was asked for), repeated (a delivery ID seen before, ignored), refused.", []string{"result"}, nil)
+
+// Describe implements prometheus.Collector.
+func (webhookCollector) Describe(ch chan<- *prometheus.Desc) { ch <- descWebhook }
+
+// Collect implements prometheus.Collector.
+func (c webhookCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.w.Stats()
+	for result, n := range map[string]uint64{"accepted": st.Accepted, "repeated": st.Repeated, "refused": st.Refused} {
+		ch <- prometheus.MustNewConstMetric(descWebhook, prometheus.CounterValue, float64(n), result)
+	}
 }

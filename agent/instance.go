@@ -27,6 +27,9 @@ const (
 	PhaseImagePullBackOff Phase = "ImagePullBackOff"
 	// PhaseConfigError is an instance whose ConfigMap/Secret references cannot be resolved.
 	PhaseConfigError Phase = "CreateContainerConfigError"
+	// PhaseForbidden is an instance asking for what this node does not allow (privileged,
+	// a host namespace or path); the message names the agent flag that would allow it.
+	PhaseForbidden Phase = "Forbidden"
 	// PhaseStartError is an instance whose start failed for another reason; it is retried with backoff.
 	PhaseStartError Phase = "StartError"
 	// PhaseTerminating is an instance being stopped.

@@ -53,7 +53,7 @@ func TestNotJoinedRunsNothing(t *testing.T) {
 		t.Fatalf("%d instances while not joined: %s", n, dump(h.agent.Status()))
 	}
 	rec := httptest.NewRecorder()
-	h.agent.Handler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	h.agent.Handler(testAPIConfig()).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "no installed keys") {
 		t.Fatalf("/readyz: %d %q, want 503 naming the reason", rec.Code, rec.Body.String())
 	}

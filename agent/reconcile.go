@@ -66,6 +66,7 @@ func (a *Agent) view() planner.View {
 	v.Nodes, v.Instances = a.clusterView()
 	v.Nodes = append(v.Nodes, planner.Node{
 		Name: a.cfg.NodeName, Labels: a.cfg.Labels, Allocatable: a.cfg.Allocatable, Alive: true,
+		MaxInstances: a.cfg.MaxInstances,
 	})
 	for _, in := range a.instances {
 		if in.stopping {

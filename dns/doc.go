@@ -5,9 +5,19 @@
 // Following CoreDNS's hosts plugin, parsing is separate from serving: NewSnapshot validates
 // the services the agent hands it and builds a read-only index (snapshot.go, pure); the
 // Server's ServeDNS answers from whichever Snapshot was last given to Swap, loaded through an
-// atomic pointer. The handler never waits on gossip, the agent or a lock; the only thing that
-// may wait is forwarding, which is bounded by a per-query timeout and a cap on concurrent
-// forwards (over the cap: SERVFAIL at once). UDP on a socket bound to one address is read
+// atomic pointer. The handler never waits on gossip or the agent, and holds a lock only for
+// one map operation; the only thing that may wait is forwarding, which is bounded by a
+// per-query timeout and by caps on concurrent forwards, in all and per client address, so
+// that one container flooding a slow upstream cannot take external DNS from the others
+// (over a cap: a stale answer or SERVFAIL at once).
+//
+// Upstream answers are cached (cache.go), after CoreDNS's cache plugin: fresh for their
+// smallest TTL, negative answers for their SOA minimum (RFC 2308), bounded in entries and
+// bytes, and served stale with a 30 s TTL for up to Config.MaxStale when no upstream
+// answers (RFC 8767). An entry is one upstream's whole answer to one question, stored only
+// when the answer echoed the question and the forward's random ID, so records for other
+// names in it never answer for those names; cluster names are answered from the snapshot
+// before the cache is asked. UDP on a socket bound to one address is read
 // by one long-lived goroutine per CPU that answers in place (udp.go), which serves about
 // 1.6 times the queries of miekg/dns's goroutine-per-packet server; TCP, and UDP on a
 // wildcard socket, use miekg/dns's server.

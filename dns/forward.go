@@ -7,51 +7,71 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
 )
 
-// errOverCap is the forwarder refusing a query because MaxConcurrentForwards are in flight.
-var errOverCap = errors.New("too many forwards in flight")
-
 // errMismatch is an upstream answering a different question than it was asked.
 var errMismatch = errors.New("answer does not match the question")
 
-// forwarder relays queries for names outside the cluster domain to upstream resolvers.
-// It holds no per-query state but a count of forwards in flight.
+// forwarder relays queries for names outside the cluster domain to upstream resolvers,
+// and counts the forwards in flight, in all and per client, against their caps.
 type forwarder struct {
 	upstreams []string // "ip:port", tried in order
 	timeout   time.Duration
-	max       int64
-	inflight  atomic.Int64
 	udp, tcp  *dns.Client
+
+	max, perClient int
+	mu             sync.Mutex         // guards the counts below, held for one map operation
+	inflight       int                // forwards in flight, all clients
+	clients        map[netip.Addr]int // forwards in flight per client; no zero entries
 }
 
-func newForwarder(upstreams []string, timeout time.Duration, maxInFlight int) *forwarder {
+func newForwarder(upstreams []string, timeout time.Duration, maxInFlight, perClient int) *forwarder {
 	return &forwarder{
 		upstreams: upstreams,
 		timeout:   timeout,
-		max:       int64(maxInFlight),
+		max:       maxInFlight,
+		perClient: perClient,
+		clients:   map[netip.Addr]int{},
 		// Timeout makes the context's deadline, not the client's 2 s default, the limit.
 		udp: &dns.Client{Net: "udp", Timeout: timeout},
 		tcp: &dns.Client{Net: "tcp", Timeout: timeout},
 	}
 }
 
+// acquire takes a forward slot for client, or reports false when all of them, or the
+// client's share, are in flight: a slow upstream must not pile up waiting queries without
+// bound, and one client flooding it must not take every slot from the others. Each true
+// must be matched by a release.
+func (f *forwarder) acquire(client netip.Addr) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.inflight >= f.max || f.clients[client] >= f.perClient {
+		return false
+	}
+	f.inflight++
+	f.clients[client]++
+	return true
+}
+
+// release gives back a slot that acquire took for client.
+func (f *forwarder) release(client netip.Addr) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inflight--
+	if f.clients[client]--; f.clients[client] == 0 {
+		delete(f.clients, client) // the map holds only clients with forwards in flight
+	}
+}
+
 // exchange asks the upstreams in order, over network ("udp" or "tcp", the client's), until
 // one answers, and returns that answer with r's ID. The whole exchange takes at most the
 // forward timeout: each upstream gets an equal share of what is left, so one that never
-// answers cannot starve the next. Over the in-flight cap it fails at once with errOverCap:
-// a slow upstream must not pile up waiting queries without bound.
+// answers cannot starve the next. The caller holds a slot from acquire.
 func (f *forwarder) exchange(ctx context.Context, r *dns.Msg, network string) (*dns.Msg, error) {
-	if f.inflight.Add(1) > f.max {
-		f.inflight.Add(-1)
-		return nil, errOverCap
-	}
-	defer f.inflight.Add(-1)
-
 	client := f.udp
 	if network == "tcp" {
 		client = f.tcp
@@ -97,8 +117,9 @@ func (f *forwarder) try(ctx context.Context, client *dns.Client, q *dns.Msg, ups
 	if err != nil {
 		return nil, err
 	}
-	if len(resp.Question) != 1 || resp.Question[0].Qtype != q.Question[0].Qtype ||
-		!strings.EqualFold(resp.Question[0].Name, q.Question[0].Name) {
+	// The client checked the ID; what is cached must also answer exactly what was asked.
+	if !resp.Response || len(resp.Question) != 1 || resp.Question[0].Qtype != q.Question[0].Qtype ||
+		resp.Question[0].Qclass != q.Question[0].Qclass || !strings.EqualFold(resp.Question[0].Name, q.Question[0].Name) {
 		return nil, errMismatch
 	}
 	return resp, nil

@@ -7,9 +7,10 @@ import (
 )
 
 // FuzzServeDNS feeds arbitrary bytes that unpack as a DNS message to the handler, over UDP
-// and TCP, from an allowed and a refused client. The handler must not panic, must answer
-// every query exactly once with a reply that packs (the recorder packs it) and fits the
-// transport, and must never answer a response.
+// and TCP, from an allowed and a refused client, to a server that answers alone and one
+// that forwards and caches. The handler must not panic, must answer every query exactly
+// once with a reply that packs (the recorder packs it) and fits the transport, and must
+// never answer a response.
 func FuzzServeDNS(f *testing.F) {
 	for _, q := range []*dns.Msg{
 		query("web.default.svc.cluster.local.", dns.TypeA, 0),
@@ -25,27 +26,29 @@ func FuzzServeDNS(f *testing.F) {
 		}
 		f.Add(wire)
 	}
-	s, err := New(testConfig())
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { s.Close() })
-	snap, err := NewSnapshot("cluster.local", fixture())
-	if err != nil {
-		f.Fatal(err)
-	}
-	s.Swap(snap)
+	// One server answers alone; the other forwards what is not its own to a loopback
+	// upstream, and so also caches.
+	alone := newTestServer(f, testConfig(), fixture())
+	cfg := testConfig()
+	cfg.Upstreams = []string{startUpstream(f, answerA("192.0.2.1"))}
+	forwarding := newTestServer(f, cfg, fixture())
 
 	f.Fuzz(func(t *testing.T, wire []byte) {
 		r := new(dns.Msg)
 		if err := r.Unpack(wire); err != nil {
 			return
 		}
-		for _, w := range []*recorder{
-			newRecorder("udp", "127.0.0.1"),
-			newRecorder("tcp", "10.1.2.3"),
-			newRecorder("udp", "203.0.113.1"),
+		for _, c := range []struct {
+			s *Server
+			w *recorder
+		}{
+			{alone, newRecorder("udp", "127.0.0.1")},
+			{alone, newRecorder("tcp", "10.1.2.3")},
+			{alone, newRecorder("udp", "203.0.113.1")},
+			{forwarding, newRecorder("udp", "127.0.0.1")},
+			{forwarding, newRecorder("tcp", "10.1.2.3")},
 		} {
+			s, w := c.s, c.w
 			s.ServeDNS(w, r)
 			if r.Response {
 				if w.writes != 0 {

@@ -1,9 +1,9 @@
 package dns
 
 import (
-	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -14,8 +14,9 @@ const advertisedUDPSize = 1232
 
 // ServeDNS answers one query: REFUSED for clients outside AllowedNets, an authoritative
 // answer from the current Snapshot for the cluster domain and known endpoint addresses,
-// and for everything else an upstream's answer (SERVFAIL when none answers in time), or
-// REFUSED without upstreams. It is exported so that tests can drive it with a recording
+// and for everything else a fresh answer from the cache or else an upstream's answer (a
+// stale one from the cache, or SERVFAIL, when none answers in time), or REFUSED without
+// upstreams. It is exported so that tests can drive it with a recording
 // dns.ResponseWriter; the Server's TCP listener calls it too.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if s.answer(w, r) {
@@ -23,8 +24,9 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 }
 
-// answer answers r in place — from the snapshot, or with an error rcode — unless the name
-// is somebody else's: then it writes nothing and reports that r must be forwarded. It never
+// answer answers r in place — from the snapshot, from the cache, or with an error rcode —
+// unless the name is somebody else's and must be asked upstream: then it writes nothing,
+// holds a forward slot for the client, and reports that r must be forwarded. It never
 // waits.
 func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) (forward bool) {
 	s.stats.queries.Add(1)
@@ -51,7 +53,7 @@ func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) (forward bool) {
 	snap := s.snapshot.Load()
 	res, ours := snap.lookup(r.Question[0], s.ttl, s.turn.Add(1))
 	if !ours && s.forwarder != nil {
-		return true
+		return s.fromCache(w, r)
 	}
 	if !ours {
 		s.stats.refused.Add(1)
@@ -78,29 +80,76 @@ func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) (forward bool) {
 	return false
 }
 
-// forward relays r to the upstreams and writes their answer, or SERVFAIL when none answers
-// in time or too many forwards are in flight. Only answer calls it for a server with
-// upstreams.
+// fromCache answers r, a name to forward, with a fresh answer from the cache if there is
+// one. Otherwise it takes a forward slot for the client and reports true; when the
+// client's slots or everyone's are taken, it answers stale or SERVFAIL at once instead.
+func (s *Server) fromCache(w dns.ResponseWriter, r *dns.Msg) (forward bool) {
+	if s.cache != nil {
+		if m, fresh := s.cache.get(r, time.Now()); fresh {
+			s.stats.cached.Add(1)
+			s.reply(w, r, m)
+			return false
+		}
+	}
+	if s.forwarder.acquire(clientIP(w.RemoteAddr())) {
+		return true
+	}
+	s.stats.forwardOverCap.Add(1)
+	if !s.replyStale(w, r) {
+		s.replyServFail(w, r)
+	}
+	return false
+}
+
+// forward relays r to the upstreams, caches their answer and writes it. When none answers
+// in time, or the one that does fails (SERVFAIL, REFUSED), it writes the cached answer
+// even if expired (RFC 8767), or else SERVFAIL or the upstream's failure. Only after
+// answer reported true, and it gives back the slot answer took.
 func (s *Server) forward(w dns.ResponseWriter, r *dns.Msg) {
+	defer s.forwarder.release(clientIP(w.RemoteAddr()))
 	network := "udp"
 	if !isUDP(w) {
 		network = "tcp"
 	}
 	resp, err := s.forwarder.exchange(s.lifetime, r, network)
 	if err != nil {
-		if errors.Is(err, errOverCap) {
-			s.stats.forwardOverCap.Add(1)
-		} else {
-			s.stats.forwardFailed.Add(1)
-			s.log.Debug("dns: forward failed", "name", r.Question[0].Name, "err", err)
-		}
-		m := new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
-		m.RecursionAvailable = true
-		s.reply(w, r, m)
+		s.stats.forwardFailed.Add(1)
+		s.log.Debug("dns: forward failed", "name", r.Question[0].Name, "err", err)
+	}
+	if (err != nil || resp.Rcode == dns.RcodeServerFailure || resp.Rcode == dns.RcodeRefused) && s.replyStale(w, r) {
+		return
+	}
+	if err != nil {
+		s.replyServFail(w, r)
 		return
 	}
 	s.stats.forwarded.Add(1)
+	if s.cache != nil {
+		s.cache.put(r, resp, time.Now())
+	}
 	s.reply(w, r, resp)
+}
+
+// replyStale writes the cached answer to r, fresh or stale, and reports whether there was
+// one.
+func (s *Server) replyStale(w dns.ResponseWriter, r *dns.Msg) bool {
+	if s.cache == nil {
+		return false
+	}
+	m, _ := s.cache.get(r, time.Now())
+	if m == nil {
+		return false
+	}
+	s.stats.stale.Add(1)
+	s.reply(w, r, m)
+	return true
+}
+
+// replyServFail tells the client that r could not be resolved now.
+func (s *Server) replyServFail(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
+	m.RecursionAvailable = true
+	s.reply(w, r, m)
 }
 
 // reply completes m for the client that sent req — EDNS0 OPT when req had one, truncation
@@ -130,22 +179,28 @@ func (s *Server) reply(w dns.ResponseWriter, req, m *dns.Msg) {
 
 // allowed reports whether a client at addr may use the server.
 func (s *Server) allowed(addr net.Addr) bool {
-	var ip netip.Addr
-	switch a := addr.(type) {
-	case *net.UDPAddr:
-		ip = a.AddrPort().Addr()
-	case *net.TCPAddr:
-		ip = a.AddrPort().Addr()
-	default:
+	ip := clientIP(addr)
+	if !ip.IsValid() {
 		return false
 	}
-	ip = ip.Unmap().WithZone("")
 	for _, p := range s.allowedNets {
 		if p.Contains(ip) {
 			return true
 		}
 	}
 	return false
+}
+
+// clientIP is the address of a client at addr, IPv4 unmapped and without zone; the zero
+// Addr for a transport other than UDP and TCP.
+func clientIP(addr net.Addr) netip.Addr {
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap().WithZone("")
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap().WithZone("")
+	}
+	return netip.Addr{}
 }
 
 func isUDP(w dns.ResponseWriter) bool {

@@ -37,8 +37,23 @@ type Config struct {
 	// ForwardTimeout bounds one forwarded query, all upstreams included; then SERVFAIL.
 	ForwardTimeout time.Duration
 	// MaxConcurrentForwards caps the forwarded queries in flight; a query over the cap gets
-	// SERVFAIL at once rather than waiting.
+	// a stale answer from the cache, or SERVFAIL, at once rather than waiting.
 	MaxConcurrentForwards int
+	// MaxForwardsPerClient caps the forwarded queries in flight from one client address,
+	// so that one container flooding a slow upstream cannot take every forward from the
+	// others; over it the same as over MaxConcurrentForwards.
+	MaxForwardsPerClient int
+	// CacheEntries and CacheBytes bound the cache of upstream answers: at most that many
+	// (but at least 16: one per shard), taking about that many bytes. CacheEntries 0 turns
+	// caching off.
+	CacheEntries int
+	CacheBytes   int
+	// CacheMaxTTL caps how long an upstream answer is served from the cache without asking
+	// again, whatever its TTL. Negative answers are kept for their SOA minimum (RFC 2308).
+	CacheMaxTTL time.Duration
+	// MaxStale is how long past its TTL a cached answer is still served, with a 30 s TTL,
+	// when no upstream answers in time (RFC 8767's maximum stale timer). 0: never.
+	MaxStale time.Duration
 	// AllowedNets are the client networks served; everyone else gets REFUSED, so the
 	// server is never an open resolver.
 	AllowedNets []netip.Prefix
@@ -48,8 +63,10 @@ type Config struct {
 }
 
 // DefaultConfig returns the defaults: loopback port 53, cluster.local, 5 s TTL (as CoreDNS's
-// kubernetes plugin), no upstreams, a 2 s forward timeout, at most 1000 forwards in flight,
-// and loopback plus private (RFC 1918, RFC 4193) clients.
+// kubernetes plugin), no upstreams, a 2 s forward timeout, at most 1000 forwards in flight
+// and 50 per client, a cache of 10,000 answers in about 8 MiB kept fresh at most an hour
+// and served stale for a day (RFC 8767 suggests one to three), and loopback plus private
+// (RFC 1918, RFC 4193) clients.
 func DefaultConfig() Config {
 	return Config{
 		Addr:                  "127.0.0.1:53",
@@ -57,6 +74,11 @@ func DefaultConfig() Config {
 		TTL:                   5 * time.Second,
 		ForwardTimeout:        2 * time.Second,
 		MaxConcurrentForwards: 1000,
+		MaxForwardsPerClient:  50,
+		CacheEntries:          10_000,
+		CacheBytes:            8 << 20,
+		CacheMaxTTL:           time.Hour,
+		MaxStale:              24 * time.Hour,
 		AllowedNets: []netip.Prefix{
 			netip.MustParsePrefix("127.0.0.0/8"),
 			netip.MustParsePrefix("10.0.0.0/8"),
@@ -98,6 +120,15 @@ func (c Config) Validate() error {
 	if c.MaxConcurrentForwards <= 0 {
 		return invalid("max concurrent forwards %d must be positive", c.MaxConcurrentForwards)
 	}
+	if c.MaxForwardsPerClient <= 0 {
+		return invalid("max forwards per client %d must be positive", c.MaxForwardsPerClient)
+	}
+	if c.CacheEntries < 0 || c.CacheBytes < 0 || (c.CacheEntries > 0 && c.CacheBytes == 0) {
+		return invalid("cache of %d entries in %d bytes: both must be positive, or entries 0 for no cache", c.CacheEntries, c.CacheBytes)
+	}
+	if c.CacheMaxTTL <= 0 || c.MaxStale < 0 {
+		return invalid("cache max TTL %v must be positive and max stale %v not negative", c.CacheMaxTTL, c.MaxStale)
+	}
 	if len(c.AllowedNets) == 0 {
 		return invalid("no allowed nets: every client would be refused")
 	}
@@ -115,6 +146,7 @@ type Server struct {
 	ttl         uint32
 	allowedNets []netip.Prefix
 	forwarder   *forwarder // nil without upstreams
+	cache       *cache     // upstream answers; nil without upstreams or with caching off
 	empty       *Snapshot  // what Swap(nil) serves
 	log         *slog.Logger
 
@@ -174,7 +206,8 @@ func New(cfg Config) (*Server, error) {
 		upstreams = append(upstreams, ap.String())
 	}
 	if len(upstreams) > 0 {
-		s.forwarder = newForwarder(upstreams, cfg.ForwardTimeout, cfg.MaxConcurrentForwards)
+		s.forwarder = newForwarder(upstreams, cfg.ForwardTimeout, cfg.MaxConcurrentForwards, cfg.MaxForwardsPerClient)
+		s.cache = newCache(cfg.CacheEntries, cfg.CacheBytes, cfg.CacheMaxTTL, cfg.MaxStale)
 	}
 	return s, nil
 }
@@ -330,13 +363,15 @@ type Stats struct {
 	NXDomain       uint64 // NXDOMAIN answers from the snapshot
 	Refused        uint64 // clients outside AllowedNets, and names nobody here serves
 	Forwarded      uint64 // answers relayed from an upstream
-	ForwardFailed  uint64 // SERVFAIL after every upstream failed or timed out
-	ForwardOverCap uint64 // SERVFAIL at once: MaxConcurrentForwards were in flight
+	Cached         uint64 // fresh answers from the cache of upstream answers
+	Stale          uint64 // expired answers from the cache, served because no upstream answered
+	ForwardFailed  uint64 // every upstream failed or timed out: a stale answer or SERVFAIL
+	ForwardOverCap uint64 // MaxConcurrentForwards or MaxForwardsPerClient in flight: a stale answer or SERVFAIL at once
 	Truncated      uint64 // UDP answers cut to the client's buffer, TC set
 }
 
 type counters struct {
-	queries, answered, nxdomain, refused, forwarded, forwardFailed, forwardOverCap, truncated atomic.Uint64
+	queries, answered, nxdomain, refused, forwarded, cached, stale, forwardFailed, forwardOverCap, truncated atomic.Uint64
 }
 
 // Stats returns the counters so far.
@@ -348,6 +383,8 @@ func (s *Server) Stats() Stats {
 		NXDomain:       c.nxdomain.Load(),
 		Refused:        c.refused.Load(),
 		Forwarded:      c.forwarded.Load(),
+		Cached:         c.cached.Load(),
+		Stale:          c.stale.Load(),
 		ForwardFailed:  c.forwardFailed.Load(),
 		ForwardOverCap: c.forwardOverCap.Load(),
 		Truncated:      c.truncated.Load(),

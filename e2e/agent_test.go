@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -53,13 +54,21 @@ func TestDeployUpdateRevertBadCommit(t *testing.T) {
 	if !serving("v1")(nil) {
 		t.Error("the running version stopped serving after a bad commit")
 	}
-	out, err := exec.Command(shoalBin, "status", "--addr", a.addr).CombinedOutput()
+	out, err := a.cli("status").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "broken.yaml:4") || !strings.Contains(string(out), "default/web") {
 		t.Errorf("shoal status does not show the rejected file and line (err %v):\n%s", err, out)
 	}
-	out, err = exec.Command(shoalBin, "logs", "web", "--addr", a.addr).CombinedOutput()
+	out, err = a.cli("logs", "web").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "/hello] hello: listening on 127.0.0.1:") {
 		t.Errorf("shoal logs (err %v):\n%s", err, out)
+	}
+	// Without the token a neighbour on the node's network gets nothing.
+	for _, path := range []string{"/logs?workload=web", "/status"} {
+		if resp, err := http.Get("http://" + a.addr + path); err != nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s without the token: %v %v, want 401", path, resp, err)
+		} else {
+			resp.Body.Close()
+		}
 	}
 	repo.commit("fixed", map[string]string{"broken.yaml": "", "web.yaml": helloDeployment("web", "v2", 1, port, "")})
 	a.webhook()

@@ -319,8 +319,10 @@ func TestClusterSpreadsFailsOverAndHealsPartitions(t *testing.T) {
 			}
 		}
 	}
-	if code := stranger.get("/readyz"); code != 503 {
-		t.Errorf("node4 /readyz: %d, want 503", code)
+	if resp := stranger.get("/readyz"); resp == nil || resp.StatusCode != 503 {
+		t.Errorf("node4 /readyz: %v, want 503", resp)
+	} else {
+		resp.Body.Close()
 	}
 }
 
@@ -400,7 +402,7 @@ func TestServicesFindEachOtherByDNS(t *testing.T) {
 			if len(nodes) != 1 {
 				return false
 			}
-			out, _ := exec.Command(shoalBin, "logs", name, "--tail", "3", "--addr", c.net.addr(int(nodes[0][4]-'0'))+":7070").Output()
+			out, _ := c.agents[int(nodes[0][4]-'0')].cli("logs", name, "--tail", "3").Output()
 			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 			last := lines[len(lines)-1]
 			i := strings.Index(last, want)

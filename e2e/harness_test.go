@@ -5,10 +5,13 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -147,6 +150,8 @@ type agentProc struct {
 	addr      string
 	namespace string
 	secret    string
+	token     string   // the API token, made at the first start
+	caFile    string   // the CA of the API's certificate when it serves HTTPS
 	netns     string   // the network namespace it runs in; empty: the test's own
 	env       []string // extra environment
 	cmd       *exec.Cmd
@@ -154,8 +159,9 @@ type agentProc struct {
 	exited    chan struct{}
 }
 
-// startAgent runs an agent on the shared containerd, in a namespace of its own.
-func startAgent(t testing.TB, repo *gitRepo, namespace string) *agentProc {
+// startAgent runs an agent on the shared containerd, in a namespace of its own; tune may
+// add flags and settings before it starts.
+func startAgent(t testing.TB, repo *gitRepo, namespace string, tune ...func(*agentProc)) *agentProc {
 	t.Helper()
 	a := &agentProc{
 		t: t, addr: freeAddr(t), namespace: namespace, secret: "e2e-secret",
@@ -166,6 +172,9 @@ func startAgent(t testing.TB, repo *gitRepo, namespace string) *agentProc {
 		"--containerd-socket", daemon.Socket, "--containerd-namespace", namespace,
 		"--listen", a.addr, "--poll-interval", "500ms", "--resync-interval", "2s",
 		"--crash-backoff", "1s", "--log-level", "debug", "--dns-listen", "off",
+	}
+	for _, f := range tune {
+		f(a)
 	}
 	a.start()
 	t.Cleanup(func() {
@@ -181,10 +190,20 @@ func startAgent(t testing.TB, repo *gitRepo, namespace string) *agentProc {
 
 func (a *agentProc) start() {
 	a.t.Helper()
+	if a.token == "" {
+		a.token = fmt.Sprintf("e2e-token-%x", rand.Uint64())
+		file := filepath.Join(a.t.TempDir(), "api-token")
+		if err := os.WriteFile(file, []byte(a.token+"\n"), 0o600); err != nil {
+			a.t.Fatal(err)
+		}
+		a.args = append(a.args, "--api-token-file", file)
+	}
 	a.log = &bytes.Buffer{}
 	a.cmd = exec.Command(shoalBin, a.args...)
 	if a.netns != "" {
-		a.cmd = exec.Command("ip", append([]string{"netns", "exec", a.netns, shoalBin}, a.args...)...)
+		// Only the network namespace: `ip netns exec` would also unshare the mount
+		// namespace, and containerd would not see the agent's Secret tmpfs mounts.
+		a.cmd = exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + a.netns, "--", shoalBin}, a.args...)...)
 	}
 	a.cmd.Env = append(os.Environ(), "SHOAL_WEBHOOK_SECRET="+a.secret)
 	a.cmd.Env = append(a.cmd.Env, a.env...)
@@ -213,10 +232,30 @@ func (a *agentProc) kill(sig syscall.Signal) {
 	}
 }
 
-func (a *agentProc) status() *agent.Status {
+// get sends GET path to the agent's API with its token, over TLS when it serves TLS;
+// nil when it does not answer.
+func (a *agentProc) get(path string) *http.Response {
 	client := http.Client{Timeout: 2 * time.Second} // a node cut off must not hang the test
-	resp, err := client.Get("http://" + a.addr + "/status")
+	scheme := "http://"
+	if a.caFile != "" {
+		pem, _ := os.ReadFile(a.caFile)
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pem)
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+		scheme = "https://"
+	}
+	req, _ := http.NewRequest(http.MethodGet, scheme+a.addr+path, nil)
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	resp, err := client.Do(req)
 	if err != nil {
+		return nil
+	}
+	return resp
+}
+
+func (a *agentProc) status() *agent.Status {
+	resp := a.get("/status")
+	if resp == nil {
 		return nil
 	}
 	defer resp.Body.Close()
@@ -227,15 +266,15 @@ func (a *agentProc) status() *agent.Status {
 	return &st
 }
 
-// get returns the status code of GET path on the agent's API, or 0 when it does not answer.
-func (a *agentProc) get(path string) int {
-	client := http.Client{Timeout: 2 * time.Second}
-	resp, err := client.Get("http://" + a.addr + path)
-	if err != nil {
-		return 0
+// cli runs `shoal ARGS --addr ADDR` against this agent, with its token.
+func (a *agentProc) cli(args ...string) *exec.Cmd {
+	args = append(args, "--addr", a.addr)
+	if a.caFile != "" {
+		args = append(args, "--ca-cert", a.caFile)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	cmd := exec.Command(shoalBin, args...)
+	cmd.Env = append(os.Environ(), "SHOAL_TOKEN="+a.token)
+	return cmd
 }
 
 // waitFor polls the agent's status until cond holds; the deadline is generous because

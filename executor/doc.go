@@ -19,10 +19,18 @@
 // executortest.Fake implements it in memory, and executortest.RunConformance holds both to
 // the same contract. containerdtest starts a private containerd for tests.
 //
+// Every container runs in a sandbox (security.go): DefaultCapabilities (no NET_RAW), the
+// runtime's default seccomp profile and no_new_privs, narrowed or widened by the
+// container's Security. What reaches into the node (privileged, host namespaces, host
+// paths, Localhost seccomp profiles) needs the node's Permissions, or Start fails with
+// ErrForbidden. hostPath volumes are bound from descriptors opened inside the allowed
+// directory (hostpath.go).
+//
 // Containers use the node's network (or the network namespace given by WithNetNS), so
 // container ports are node resources; their /etc/resolv.conf is the host's, or the one
 // given by WithResolvConf. Under the state directory the executor keeps
-// instances/<id>/volumes/<name> (ConfigMap files, emptyDirs, and tmpfs mounts for Secrets
-// so that their content never reaches a disk), instances/<id>/resolv.conf and
-// logs/<id>/<container>.log.
+// instances/<id>/volumes/<name> (ConfigMap files, emptyDirs, tmpfs mounts for Secrets
+// so that their content never reaches a disk, and the binds of hostPath volumes), instances/<id>/volume-subpaths/<container>/<n>
+// (the bind a subPath mount comes from, made again before every start without following
+// symlinks; see subpath.go), instances/<id>/resolv.conf and logs/<id>/<container>.log.
 package executor

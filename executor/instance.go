@@ -37,6 +37,14 @@ type InstanceSpec struct {
 	// ResolvConf, when not empty, is the /etc/resolv.conf of every container of the
 	// instance (mounted read-only); when empty the containers see the host's.
 	ResolvConf []byte
+	// HostNetwork, HostPID and HostIPC are what the manifest asked for; a runtime refuses
+	// each unless its Permissions allow it. (Containers use the node's network whether or
+	// not they ask, until instances get network namespaces of their own.)
+	HostNetwork, HostPID, HostIPC bool
+	// SupplementalGroups and FSGroup are added to every container's groups; FSGroup also
+	// owns the instance's emptyDir, configMap and secret volumes, as in Kubernetes.
+	SupplementalGroups []int64
+	FSGroup            *int64
 }
 
 // PullPolicy says when EnsureImage fetches an image; the values are Kubernetes' own.
@@ -74,6 +82,8 @@ type ContainerSpec struct {
 	// Probes are the container's liveness, readiness and startup probes, at most one of
 	// each kind. The runtime does not run them; a Prober does.
 	Probes []ProbeSpec
+	// Security is how the container is confined; the zero value is the default sandbox.
+	Security Security
 }
 
 // EnvVar is one resolved environment variable.
@@ -107,6 +117,8 @@ const (
 	VolumeSecret VolumeKind = "secret"
 	// VolumeEmptyDir is a scratch directory shared by the instance's containers.
 	VolumeEmptyDir VolumeKind = "emptyDir"
+	// VolumeHostPath is a file or directory of the node, bound in as it is.
+	VolumeHostPath VolumeKind = "hostPath"
 )
 
 // Volume is a named source of files mounted into the instance's containers.
@@ -120,6 +132,10 @@ type Volume struct {
 	// SizeLimitBytes caps a tmpfs-backed volume; 0 means the default (half of RAM for
 	// an emptyDir, the size of the files plus slack for a secret volume).
 	SizeLimitBytes int64
+	// HostPath is the absolute path on the node of a hostPath volume, and HostPathType
+	// what must be there (spec.HostPath* values; "" checks nothing).
+	HostPath     string
+	HostPathType string
 }
 
 // File is one file of a configMap or secret volume.
@@ -226,6 +242,9 @@ func (s *InstanceSpec) Validate() error {
 				return invalid("volume %s: file path %q leaves the volume", v.Name, f.Path)
 			}
 		}
+		if v.Kind == VolumeHostPath && (!path.IsAbs(v.HostPath) || path.Clean(v.HostPath) != v.HostPath) {
+			return invalid("volume %s: host path %q is not absolute and clean", v.Name, v.HostPath)
+		}
 	}
 	seen := make(map[string]bool, len(s.Containers))
 	for _, c := range s.Containers {
@@ -238,6 +257,9 @@ func (s *InstanceSpec) Validate() error {
 			return invalid("container %s has no image", c.Name)
 		}
 		seen[c.Name] = true
+		if err := c.Security.validate(); err != nil {
+			return invalid("container %s: %v", c.Name, err)
+		}
 		for _, m := range c.Mounts {
 			if _, ok := s.Volume(m.Volume); !ok {
 				return invalid("container %s mounts unknown volume %q", c.Name, m.Volume)

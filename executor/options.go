@@ -43,6 +43,8 @@ type config struct {
 	maxParallelStarts int
 	// dialTimeout bounds connecting to containerd in NewContainerd.
 	dialTimeout time.Duration
+	// permissions is what instances may ask for beyond the default sandbox.
+	permissions Permissions
 	logger      *slog.Logger
 }
 
@@ -82,6 +84,9 @@ func (c *config) validate() error {
 	}
 	if c.logMaxBytes <= 0 || c.logCheckEvery <= 0 || c.maxParallelStarts <= 0 || c.dialTimeout <= 0 {
 		errs = append(errs, errors.New("log cap, log check interval, parallel starts and dial timeout must be positive"))
+	}
+	if err := c.permissions.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.logger == nil {
 		errs = append(errs, errors.New("logger is nil"))
@@ -134,3 +139,16 @@ func WithDialTimeout(d time.Duration) Option { return func(c *config) { c.dialTi
 
 // WithLogger sets the logger for what the runtime does on its own (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithPermissions sets what instances may ask for beyond the default sandbox
+// (privileged, host namespaces and paths, Localhost seccomp profiles); the default
+// allows none of it.
+func WithPermissions(p Permissions) Option {
+	return func(c *config) {
+		c.permissions = p
+		c.permissions.HostPaths = make([]string, len(p.HostPaths))
+		for i, dir := range p.HostPaths {
+			c.permissions.HostPaths[i] = filepath.Clean(dir)
+		}
+	}
+}

@@ -20,8 +20,9 @@ const (
 	cfsPeriodMicros = 100_000
 	// minCFSQuotaMicros is the smallest quota the kernel accepts.
 	minCFSQuotaMicros = 1000
-	// minCPUShares is the smallest weight the kernel accepts.
+	// minCPUShares and maxCPUShares are the smallest and largest weights the kernel accepts.
 	minCPUShares = 2
+	maxCPUShares = 262144
 	// Volume file modes when the manifest names none. Kubernetes uses 0644 for both; Shoal
 	// keeps secrets readable by their owner only.
 	defaultConfigMapMode fs.FileMode = 0o644
@@ -78,6 +79,12 @@ func Resolve(set *spec.Set, d *spec.Deployment, instanceID, node, revision strin
 		Node:        node,
 		GracePeriod: defaultGracePeriod,
 		ResolvConf:  r.resolvConf,
+		HostNetwork: pod.HostNetwork,
+		HostPID:     pod.HostPID,
+		HostIPC:     pod.HostIPC,
+	}
+	if sc := pod.SecurityContext; sc != nil {
+		out.SupplementalGroups, out.FSGroup = sc.SupplementalGroups, sc.FSGroup
 	}
 	if pod.TerminationGracePeriodSeconds != nil {
 		out.GracePeriod = time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
@@ -94,6 +101,7 @@ func Resolve(set *spec.Set, d *spec.Deployment, instanceID, node, revision strin
 		if err != nil {
 			return InstanceSpec{}, fmt.Errorf("%s/%s: container %s: %w", ns, d.Metadata.Name, c.Name, err)
 		}
+		cs.Security = securityOf(pod.SecurityContext, c.SecurityContext)
 		out.Containers = append(out.Containers, cs)
 	}
 	if err := out.Validate(); err != nil {
@@ -120,12 +128,18 @@ func (r *resolveContext) container(c spec.Container, inst *InstanceSpec) (Contai
 	if q, ok := limits[spec.ResourceMemory]; ok && !q.IsZero() {
 		out.MemoryLimitBytes = q.Value()
 	}
+	// Validation bounds quantities (spec.MaxCPUMilli); Resolve refuses what it did not
+	// see, since beyond the bound the quota in microseconds overflows.
 	if q, ok := limits[spec.ResourceCPU]; ok && !q.IsZero() {
+		if q.MilliValue() > spec.MaxCPUMilli {
+			return ContainerSpec{}, fmt.Errorf("%w: cpu limit %s is more than %d CPUs", ErrConfig, q, spec.MaxCPUMilli/1000)
+		}
 		out.CPUPeriodMicros = cfsPeriodMicros
-		out.CPUQuotaMicros = max(q.MilliValue()*cfsPeriodMicros/1000, minCFSQuotaMicros)
+		out.CPUQuotaMicros = max(q.MilliValue()*(cfsPeriodMicros/1000), minCFSQuotaMicros)
 	}
 	if q, ok := requests[spec.ResourceCPU]; ok && !q.IsZero() {
-		out.CPUShares = uint64(max(q.MilliValue()*1024/1000, minCPUShares))
+		// The kernel's largest weight, as the kubelet clamps it.
+		out.CPUShares = uint64(min(max(q.MilliValue()*1024/1000, minCPUShares), maxCPUShares))
 	}
 	for _, m := range c.VolumeMounts {
 		vol, ok := inst.Volume(m.Name)
@@ -139,10 +153,11 @@ func (r *resolveContext) container(c spec.Container, inst *InstanceSpec) (Contai
 			return ContainerSpec{}, fmt.Errorf("%w: volumeMount %q: subPath %q leaves the volume", ErrConfig, m.Name, m.SubPath)
 		}
 		out.Mounts = append(out.Mounts, Mount{
-			Volume:   m.Name,
-			Path:     path.Clean(m.MountPath),
-			SubPath:  m.SubPath,
-			ReadOnly: m.ReadOnly || vol.Kind != VolumeEmptyDir, // Kubernetes mounts these read-only too
+			Volume:  m.Name,
+			Path:    path.Clean(m.MountPath),
+			SubPath: m.SubPath,
+			// Kubernetes mounts configMap and secret volumes read-only whatever the mount says.
+			ReadOnly: m.ReadOnly || vol.Kind == VolumeConfigMap || vol.Kind == VolumeSecret,
 		})
 	}
 	for _, p := range c.Ports {
@@ -413,8 +428,14 @@ func (r *resolveContext) volume(v spec.Volume) (Volume, error) {
 			vol.SizeLimitBytes = v.EmptyDir.SizeLimit.Value()
 		}
 		return vol, nil
+	case v.HostPath != nil:
+		vol := Volume{Name: v.Name, Kind: VolumeHostPath, HostPath: path.Clean(v.HostPath.Path)}
+		if v.HostPath.Type != nil {
+			vol.HostPathType = *v.HostPath.Type
+		}
+		return vol, nil
 	}
-	return Volume{}, fmt.Errorf("%w: volume has no configMap, secret or emptyDir source", ErrConfig)
+	return Volume{}, fmt.Errorf("%w: volume has no configMap, secret, emptyDir or hostPath source", ErrConfig)
 }
 
 // projection is a ConfigMap or Secret about to become the files of a volume.

@@ -25,6 +25,9 @@ func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
+	if err := c.cfg.permissions.Check(&s); err != nil {
+		return fmt.Errorf("executor: start %s: %w", s.ID, err)
+	}
 	ctx = c.withNS(ctx)
 	existing, err := c.shoalContainers(ctx, s.ID)
 	if err != nil {
@@ -56,6 +59,12 @@ func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
 	}
 	if err := prepareVolumes(c.instanceDir(s.ID), &s); err != nil {
 		return fmt.Errorf("executor: start %s: %w", s.ID, err)
+	}
+	if err := prepareHostPaths(c.instanceDir(s.ID), &s, c.cfg.permissions); err != nil {
+		return fmt.Errorf("executor: start %s: %w", s.ID, err)
+	}
+	if err := applyFSGroup(c.instanceDir(s.ID), &s); err != nil {
+		return fmt.Errorf("executor: start %s: fsGroup: %w", s.ID, err)
 	}
 	if err := writeResolvConf(c.instanceDir(s.ID), s.ResolvConf); err != nil {
 		return fmt.Errorf("executor: start %s: %w", s.ID, err)
@@ -120,6 +129,11 @@ func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *Co
 		containerd.WithContainerLabels(instanceLabels(s, cs.Name)),
 	)
 	if err != nil {
+		// WithNewSnapshot made the snapshot before a later option failed (a root user
+		// refused by runAsNonRoot, say): remove it, or the next attempt fails on it.
+		if rerr := c.client.SnapshotService(c.cfg.snapshotter).Remove(ctx, id); rerr != nil && !errdefs.IsNotFound(rerr) {
+			c.cfg.logger.Warn("executor: remove snapshot of a container not created", "snapshot", id, "err", rerr)
+		}
 		return nil, fmt.Errorf("create %s: %w", id, err)
 	}
 	if err := c.startTask(ctx, ct, s.ID, cs.Name); err != nil {
@@ -130,7 +144,7 @@ func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *Co
 }
 
 // specOpts builds the OCI spec of a container: the image's config, then Shoal's argv, env,
-// namespaces, limits and mounts over it.
+// namespaces, limits, mounts and confinement over it.
 func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *InstanceSpec, cs *ContainerSpec) ([]oci.SpecOpts, error) {
 	imgSpec, err := img.Spec(ctx)
 	if err != nil {
@@ -140,10 +154,7 @@ func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *Inst
 	if len(argv) == 0 {
 		return nil, fmt.Errorf("%w: neither the manifest nor image %s gives a command", ErrInvalidSpec, cs.Image)
 	}
-	mounts, err := ociMounts(c.instanceDir(s.ID), s, cs)
-	if err != nil {
-		return nil, err
-	}
+	mounts, binds := ociMounts(c.instanceDir(s.ID), s, cs)
 	env := make([]string, len(cs.Env))
 	for i, e := range cs.Env {
 		env[i] = e.Name + "=" + e.Value
@@ -158,6 +169,7 @@ func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *Inst
 		oci.WithHostHostsFile,
 		c.resolvConf(s),
 		oci.WithMounts(mounts),
+		withSubPathBinds(binds),
 	}
 	if cs.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(cs.WorkingDir))
@@ -175,7 +187,11 @@ func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *Inst
 	if cs.CPUShares > 0 {
 		opts = append(opts, oci.WithCPUShares(cs.CPUShares))
 	}
-	return opts, nil
+	security, err := c.securityOpts(imgSpec.Config.User, s, cs)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, security...), nil
 }
 
 func (c *Containerd) networkNamespace() oci.SpecOpts {
@@ -223,6 +239,10 @@ func (c *Containerd) ensureTask(ctx context.Context, ct containerd.Container, id
 // startTask creates and starts a container's task with stdout and stderr appended to its
 // log file by the shim, so output keeps flowing while no agent runs.
 func (c *Containerd) startTask(ctx context.Context, ct containerd.Container, id, name string) error {
+	// The subPath binds are made again at every start: the volume may have changed since.
+	if err := c.bindSubPaths(ctx, ct, id, name); err != nil {
+		return fmt.Errorf("start %s: %w", ct.ID(), err)
+	}
 	logPath := c.logPath(id, name)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
 		return err

@@ -1,14 +1,12 @@
 package executor
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/shoalhq/shoal/executor/internal/mounts"
@@ -34,6 +32,9 @@ func volumeDir(instanceDir, name string) string {
 // rewritten and existing tmpfs mounts reused, so Start can repeat it after a crash.
 func prepareVolumes(instanceDir string, s *InstanceSpec) error {
 	for _, v := range s.Volumes {
+		if v.Kind == VolumeHostPath {
+			continue // bound by prepareHostPaths
+		}
 		if err := prepareVolume(volumeDir(instanceDir, v.Name), v); err != nil {
 			return fmt.Errorf("volume %s: %w", v.Name, err)
 		}
@@ -78,21 +79,10 @@ func prepareVolume(dir string, v Volume) error {
 	return nil
 }
 
-// writeVolumeFile writes f under dir with its mode, replacing what was there.
+// writeVolumeFile writes f under dir with its mode, replacing what was there. Parent
+// directories are made as needed; a symlink on the way is refused, never followed.
 func writeVolumeFile(dir string, f File) error {
-	p := filepath.Join(dir, filepath.FromSlash(f.Path))
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
-	}
-	// Remove first: an existing read-only file cannot be opened for writing, and a new file
-	// gets f.Mode exactly (OpenFile's mode is filtered by the umask).
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if err := os.WriteFile(p, f.Data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", f.Path, err) // the path only: never the content
-	}
-	return os.Chmod(p, f.Mode)
+	return writeInRoot(dir, f.Path, f.Data, f.Mode, 0o755)
 }
 
 // resolvConfPath is where an instance's own resolv.conf lives on the host.
@@ -140,25 +130,18 @@ func removeInstanceDir(dir string) error {
 	return nil
 }
 
-// ociMounts binds the volumes a container mounts, from the host directories prepareVolumes made.
-func ociMounts(instanceDir string, s *InstanceSpec, c *ContainerSpec) ([]specs.Mount, error) {
-	out := make([]specs.Mount, 0, len(c.Mounts))
-	for _, m := range c.Mounts {
+// ociMounts binds the volumes a container mounts, from the host directories prepareVolumes
+// made. A subPath mount's source is the container's bind target for it, which
+// bindSubPaths fills before every task start; binds lists those for the container's spec.
+func ociMounts(instanceDir string, s *InstanceSpec, c *ContainerSpec) (out []specs.Mount, binds []subPathBind) {
+	out = make([]specs.Mount, 0, len(c.Mounts))
+	for i, m := range c.Mounts {
 		src := volumeDir(instanceDir, m.Volume)
 		if m.SubPath != "" {
-			// A container can put symlinks in a writable volume; resolve them as if the
-			// volume were the root, or a subPath could bind any host path (CVE-2017-1002101).
-			joined, err := securejoin.SecureJoin(src, m.SubPath)
-			if err != nil {
-				return nil, fmt.Errorf("subPath %q: %w", m.SubPath, err)
-			}
-			src = joined
-			if v, _ := s.Volume(m.Volume); v != nil && v.Kind == VolumeEmptyDir {
-				// Kubernetes creates a missing subPath of a writable volume as a directory.
-				if err := os.MkdirAll(src, emptyDirMode); err != nil {
-					return nil, err
-				}
-			}
+			v, _ := s.Volume(m.Volume)
+			binds = append(binds, subPathBind{Index: i, Volume: m.Volume, SubPath: m.SubPath,
+				Create: v != nil && v.Kind == VolumeEmptyDir})
+			src = subPathTarget(instanceDir, c.Name, i)
 		}
 		opts := []string{"rbind", "nosuid", "nodev", "rw"}
 		if m.ReadOnly {
@@ -166,5 +149,5 @@ func ociMounts(instanceDir string, s *InstanceSpec, c *ContainerSpec) ([]specs.M
 		}
 		out = append(out, specs.Mount{Destination: m.Path, Type: "bind", Source: src, Options: opts})
 	}
-	return out, nil
+	return out, binds
 }

@@ -1,8 +1,10 @@
 package executor
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,27 +42,45 @@ func TestPrepareConfigMapVolume(t *testing.T) {
 	}
 }
 
-// TestSubPathDoesNotFollowSymlinksOut plants the symlink a hostile container could write
-// in a shared emptyDir: the mount source must stay inside the volume.
-func TestSubPathDoesNotFollowSymlinksOut(t *testing.T) {
+// TestSubPathMountsFromAgentOwnedTarget checks that runc is never given a path inside a
+// volume for a subPath (a container could swap it for a symlink), but the agent's own bind
+// target, and that the bind is recorded for every later start.
+func TestSubPathMountsFromAgentOwnedTarget(t *testing.T) {
+	inst := t.TempDir()
+	s := &InstanceSpec{ID: "i", Volumes: []Volume{{Name: "data", Kind: VolumeEmptyDir}, {Name: "cfg", Kind: VolumeConfigMap}},
+		Containers: []ContainerSpec{{Name: "app", Image: "img", Mounts: []Mount{
+			{Volume: "data", Path: "/shared"},
+			{Volume: "data", Path: "/data", SubPath: "x/y", ReadOnly: true},
+			{Volume: "cfg", Path: "/etc/app.conf", SubPath: "app.conf", ReadOnly: true},
+		}}}}
+	mounts, binds := ociMounts(inst, s, &s.Containers[0])
+	want := []string{volumeDir(inst, "data"), subPathTarget(inst, "app", 1), subPathTarget(inst, "app", 2)}
+	for i, m := range mounts {
+		if m.Source != want[i] {
+			t.Errorf("mount %d source %s, want %s", i, m.Source, want[i])
+		}
+	}
+	if strings.HasPrefix(mounts[1].Source, volumeDir(inst, "data")) || mounts[1].Options[3] != "ro" {
+		t.Errorf("subPath mount %+v: want a read-only bind from outside the volume", mounts[1])
+	}
+	wantBinds := []subPathBind{{Index: 1, Volume: "data", SubPath: "x/y", Create: true}, {Index: 2, Volume: "cfg", SubPath: "app.conf"}}
+	if !slices.Equal(binds, wantBinds) {
+		t.Errorf("binds %+v, want %+v", binds, wantBinds)
+	}
+}
+
+// TestOlderSubPathSpecRefused checks the spec of a container created before subPaths were
+// bound through the agent's targets: its source inside a volume must not reach runc again.
+func TestOlderSubPathSpecRefused(t *testing.T) {
 	inst := t.TempDir()
 	s := &InstanceSpec{ID: "i", Volumes: []Volume{{Name: "data", Kind: VolumeEmptyDir}},
-		Containers: []ContainerSpec{{Name: "app", Image: "img", Mounts: []Mount{{Volume: "data", Path: "/data", SubPath: "evil/passwd", ReadOnly: true}}}}}
-	vol := volumeDir(inst, "data")
-	if err := os.MkdirAll(vol, 0o755); err != nil {
-		t.Fatal(err)
+		Containers: []ContainerSpec{{Name: "app", Image: "img", Mounts: []Mount{{Volume: "data", Path: "/shared"}, {Volume: "data", Path: "/data", SubPath: "x"}}}}}
+	mounts, _ := ociMounts(inst, s, &s.Containers[0])
+	if err := checkMountSources(inst, mounts); err != nil {
+		t.Errorf("current spec refused: %v", err)
 	}
-	if err := os.Symlink("/etc", filepath.Join(vol, "evil")); err != nil {
-		t.Fatal(err)
-	}
-	mounts, err := ociMounts(inst, s, &s.Containers[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(mounts) != 1 || !strings.HasPrefix(mounts[0].Source, vol+"/") {
-		t.Fatalf("mount source %+v escapes the volume %s", mounts, vol)
-	}
-	if mounts[0].Destination != "/data" || mounts[0].Options[len(mounts[0].Options)-1] != "ro" {
-		t.Errorf("mount %+v, want read-only at /data", mounts[0])
+	mounts[1].Source = filepath.Join(volumeDir(inst, "data"), "x")
+	if err := checkMountSources(inst, mounts); !errors.Is(err, ErrUnsafePath) {
+		t.Errorf("spec binding %s: %v, want ErrUnsafePath", mounts[1].Source, err)
 	}
 }

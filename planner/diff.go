@@ -40,7 +40,8 @@ type FieldChange struct {
 	// carry distinct names are named, others numbered; keys that are not plain words are quoted.
 	Path string
 	// Old and New are compact JSON, "" when the field is absent. Values of a Secret's data
-	// and stringData are never shown: they read "(secret, N bytes)".
+	// and stringData, and of its annotations and labels, are never shown: they read
+	// "(secret, N bytes)".
 	Old, New string
 }
 
@@ -92,7 +93,16 @@ type secrecy uint8
 const (
 	public     secrecy = iota
 	secretB64          // Secret.data: base64 of the bytes
-	secretText         // Secret.stringData: the bytes themselves
+	secretText         // Secret.stringData, annotations and labels: the bytes themselves
+)
+
+// secretMap marks the maps of a Secret whose keys decide which values are secret.
+type secretMap uint8
+
+const (
+	notSecret      secretMap = iota
+	secretRoot               // the Secret object itself
+	secretMetadata           // its metadata
 )
 
 func diffObject(a, b spec.Object) []FieldChange {
@@ -102,7 +112,11 @@ func diffObject(a, b spec.Object) []FieldChange {
 		return []FieldChange{{Path: "(object)", Old: "", New: "(cannot compare: " + err.Error() + ")"}}
 	}
 	var d differ
-	d.walk("", va, vb, public, a.Key().Kind == spec.KindSecret)
+	at := notSecret
+	if a.Key().Kind == spec.KindSecret {
+		at = secretRoot
+	}
+	d.walk("", va, vb, public, at)
 	return d.fields
 }
 
@@ -125,9 +139,9 @@ type differ struct {
 	fields []FieldChange
 }
 
-// walk records the differences between a and b under path. isSecret marks a Secret's root,
-// whose data and stringData are redacted.
-func (d *differ) walk(path string, a, b any, sec secrecy, isSecret bool) {
+// walk records the differences between a and b under path, redacted as sec says. at marks
+// the maps of a Secret whose keys decide what is redacted below them (see secretField).
+func (d *differ) walk(path string, a, b any, sec secrecy, at secretMap) {
 	if reflect.DeepEqual(a, b) {
 		return
 	}
@@ -135,11 +149,11 @@ func (d *differ) walk(path string, a, b any, sec secrecy, isSecret bool) {
 	bm, bIsMap := b.(map[string]any)
 	if aIsMap && bIsMap {
 		for _, k := range slices.Sorted(maps.Keys(merge(am, bm))) {
-			child := sec
-			if isSecret {
-				child = secretField(k)
+			child, childAt := sec, notSecret
+			if at != notSecret {
+				child, childAt = secretField(at, k)
 			}
-			d.walk(path+fieldKey(path, k), valueAt(am, k), valueAt(bm, k), child, false)
+			d.walk(path+fieldKey(path, k), valueAt(am, k), valueAt(bm, k), child, childAt)
 		}
 		return
 	}
@@ -164,7 +178,7 @@ func (d *differ) walkList(path string, a, b []any, sec secrecy) {
 	bn, bNamed := names(b)
 	if !aNamed || !bNamed {
 		for i := range max(len(a), len(b)) {
-			d.walk(path+"["+strconv.Itoa(i)+"]", elementAt(a, i), elementAt(b, i), sec, false)
+			d.walk(path+"["+strconv.Itoa(i)+"]", elementAt(a, i), elementAt(b, i), sec, notSecret)
 		}
 		return
 	}
@@ -173,11 +187,11 @@ func (d *differ) walkList(path string, a, b []any, sec secrecy) {
 		if j := slices.Index(an, name); j >= 0 {
 			old = a[j]
 		}
-		d.walk(path+"["+name+"]", old, b[i], sec, false)
+		d.walk(path+"["+name+"]", old, b[i], sec, notSecret)
 	}
 	for j, name := range an {
 		if !slices.Contains(bn, name) {
-			d.walk(path+"["+name+"]", a[j], absent{}, sec, false)
+			d.walk(path+"["+name+"]", a[j], absent{}, sec, notSecret)
 		}
 	}
 }
@@ -196,15 +210,23 @@ func names(list []any) ([]string, bool) {
 	return out, true
 }
 
-// secretField says which top-level fields of a Secret hold secret values.
-func secretField(k string) secrecy {
-	switch k {
-	case "data":
-		return secretB64
-	case "stringData":
-		return secretText
+// secretField says whether field k of a Secret's map at holds secret values, and whether
+// it is itself a map whose keys decide that. Besides data and stringData, a Secret's
+// annotations and labels are secret: kubectl apply copies the whole object, data included,
+// into the kubectl.kubernetes.io/last-applied-configuration annotation, and any other tool
+// may put anything there. Only the name, namespace and type are shown.
+func secretField(at secretMap, k string) (secrecy, secretMap) {
+	switch {
+	case at == secretRoot && k == "data":
+		return secretB64, notSecret
+	case at == secretRoot && k == "stringData":
+		return secretText, notSecret
+	case at == secretRoot && k == "metadata":
+		return public, secretMetadata
+	case at == secretMetadata && (k == "annotations" || k == "labels"):
+		return secretText, notSecret
 	}
-	return public
+	return public, notSecret
 }
 
 func merge(a, b map[string]any) map[string]any {

@@ -198,3 +198,38 @@ func TestFormatDiff(t *testing.T) {
 		t.Errorf("a failing writer gives %v, want its error wrapped", err)
 	}
 }
+
+// TestDiffRedactsSecretMetadata is the leak through `shoal plan`: kubectl apply copies a
+// Secret whole, data included, into its last-applied-configuration annotation, so a diff
+// of the annotation prints the old and the new token. Every annotation and label value of
+// a Secret is redacted; those of other kinds are not.
+func TestDiffRedactsSecretMetadata(t *testing.T) {
+	lastApplied := func(token string) string {
+		return `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"db","namespace":"default"},"stringData":{"token":"` + token + `"}}`
+	}
+	withMeta := func(token string) *spec.Secret {
+		s := secret("db", map[string][]byte{"token": []byte(token)})
+		s.Metadata.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": lastApplied(token)}
+		s.Metadata.Labels = map[string]string{"rotation": token}
+		return s
+	}
+	old := &spec.Set{Secrets: []*spec.Secret{withMeta(oldPassword)}, ConfigMaps: []*spec.ConfigMap{configMap("settings", nil)}}
+	cm := configMap("settings", nil)
+	cm.Metadata.Annotations = map[string]string{"owner": "team-a"}
+	new := &spec.Set{Secrets: []*spec.Secret{withMeta(newPassword)}, ConfigMaps: []*spec.ConfigMap{cm}}
+
+	var out bytes.Buffer
+	if err := FormatDiff(&out, Diff(old, new)); err != nil {
+		t.Fatal(err)
+	}
+	for _, leaked := range []string{oldPassword, newPassword} {
+		if strings.Contains(out.String(), leaked) {
+			t.Fatalf("the plan shows the Secret's token %q:\n%s", leaked, out.String())
+		}
+	}
+	for _, want := range []string{`last-applied-configuration"]`, "labels.rotation", `"team-a"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the plan does not show %s:\n%s", want, out.String())
+		}
+	}
+}

@@ -60,6 +60,7 @@ func (st *state) classify(view []Instance) {
 			case slot >= w.replicas:
 				st.stop(in, "scaled down to "+strconv.Itoa(w.replicas)+" replicas")
 			default:
+				w.growSlots(slot + 1)
 				w.slots[slot].copies = append(w.slots[slot].copies, in)
 			}
 		}

@@ -19,6 +19,11 @@
 // fresh placements, a node leaving moves only its own, and a running instance stays where
 // it is while its node still satisfies every hard constraint (divergence.go).
 //
+// A node takes at most its MaxInstances (the kubelet's maxPods, 110 by default), so a plan
+// holds at most that many placements per node; a Deployment's replicas beyond what every
+// alive node together can run get no slot of their own but one Unplaced run, so that the
+// memory of a plan grows with what can be placed, never with spec.replicas.
+//
 // There is no randomness to seed: ties break by ring position, the ring by node name
 // hashes. All arithmetic is integer, so daemons on different CPU architectures agree.
 package planner

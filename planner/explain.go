@@ -16,8 +16,12 @@ type Explanation struct {
 	Namespace string `json:"namespace"`
 	Workload  string `json:"workload"`
 	SpecHash  string `json:"specHash"`
-	// Replicas has one entry per slot, in slot order.
+	// Replicas has one entry per slot, in slot order, for the slots that could be placed:
+	// those beyond what the alive nodes can run together are in Beyond.
 	Replicas []ReplicaExplanation `json:"replicas"`
+	// Beyond is the replicas no node can take however the others are placed, as one
+	// entry; nil when there are none.
+	Beyond *Unplaced `json:"beyond,omitempty"`
 }
 
 // ReplicaExplanation is the story of one replica slot.
@@ -71,9 +75,13 @@ func (p *Planner) Explain(desired spec.Desired, view View, namespace, workload s
 	if w == nil {
 		return Explanation{}, fmt.Errorf("explain %s/%s: %w", namespace, workload, ErrUnknownWorkload)
 	}
-	st.trace = &trace{w: w, replicas: make([]ReplicaExplanation, w.replicas)}
+	st.trace = &trace{w: w, replicas: make([]ReplicaExplanation, len(w.slots))}
 	st.run()
 	e := Explanation{Namespace: w.ns, Workload: w.name, SpecHash: w.hash, Replicas: st.trace.replicas}
+	if first := len(w.slots); first < w.replicas {
+		e.Beyond = &Unplaced{Namespace: w.ns, Workload: w.name, Slot: first, InstanceID: w.prefix + strconv.Itoa(first),
+			Reason: st.overflowReason(w), More: w.replicas - first - 1}
+	}
 	for slot := range e.Replicas {
 		r, s := &e.Replicas[slot], &w.slots[slot]
 		r.Slot, r.InstanceID, r.Kept = slot, w.prefix+strconv.Itoa(slot), s.kept

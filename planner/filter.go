@@ -16,6 +16,7 @@ const (
 	notAlive
 	nodeSelectorMismatch
 	nodeAffinityMismatch
+	tooManyInstances
 	insufficientCPU
 	insufficientMemory
 	portConflict
@@ -33,6 +34,7 @@ var reasonText = [numReasons]string{
 	notAlive:             "node(s) not alive",
 	nodeSelectorMismatch: "node(s) didn't match node selector",
 	nodeAffinityMismatch: "node(s) didn't match node affinity",
+	tooManyInstances:     "too many instances",
 	insufficientCPU:      "insufficient cpu",
 	insufficientMemory:   "insufficient memory",
 	portConflict:         "node(s) didn't have free ports for the requested ports",
@@ -73,6 +75,9 @@ func (st *state) staticReason(w *workload, n int32) reason {
 
 // check runs the filters that depend on what is placed, for a node that passed the static ones.
 func (st *state) check(w *workload, n int32, mode checkMode) reason {
+	if st.count[n] >= st.nodes[n].maxInstances {
+		return tooManyInstances
+	}
 	if r := fitResources(st.nodes[n].alloc, st.usedCPU[n], st.usedMem[n], w.req); r != fits {
 		return r
 	}
@@ -166,6 +171,7 @@ func (s *spreadState) check(n int32) reason {
 
 // reserve books (delta 1) or releases (delta -1) node n for one instance of w.
 func (st *state) reserve(w *workload, n int32, delta int32) {
+	st.count[n] += delta
 	st.usedCPU[n] += int64(delta) * w.req.MilliCPU
 	st.usedMem[n] += int64(delta) * w.req.MemoryBytes
 	if len(w.ports) > 0 {

@@ -36,7 +36,15 @@ type Unplaced struct {
 	// Reason counts the nodes by why they refused, as kube-scheduler does:
 	// "0/5 nodes are available: 3 insufficient memory, 2 node(s) didn't match pod anti-affinity rules."
 	Reason string `json:"reason"`
+	// More is how many further slots, Slot+1 to Slot+More, are unplaced for the same
+	// reason. The replicas of a Deployment beyond what all the alive nodes together can
+	// run are reported as one such entry, so that a plan costs memory by what can be
+	// placed, not by the replicas asked for.
+	More int `json:"more,omitempty"`
 }
+
+// Replicas is how many replicas u stands for.
+func (u Unplaced) Replicas() int { return 1 + u.More }
 
 // Stop is a running instance the plan does not keep.
 type Stop struct {

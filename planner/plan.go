@@ -211,6 +211,16 @@ func (st *state) unassign(w *workload, slot int) {
 	w.slots[slot].node, w.slots[slot].kept = -1, false
 }
 
+// overflowReason says why the replicas of w that have no slot cannot run: once everything
+// is placed, every alive node is full or refuses w for another reason.
+func (st *state) overflowReason(w *workload) string {
+	if n, why := st.scan(w, slotPosition(w.slotBase, len(w.slots)), nil); n < 0 {
+		return why
+	}
+	// Unreachable while slots cover the alive nodes' capacity; said plainly all the same.
+	return "beyond the " + strconv.Itoa(st.capacity) + " instances the alive nodes can run together"
+}
+
 // placement assembles the result, every list sorted.
 func (st *state) placement() Placement {
 	replicas := 0
@@ -233,6 +243,12 @@ func (st *state) placement() Placement {
 				})
 			}
 			st.stopLeftovers(s)
+		}
+		if first := len(w.slots); first < w.replicas {
+			p.Unplaced = append(p.Unplaced, Unplaced{
+				Namespace: w.ns, Workload: w.name, Slot: first, InstanceID: w.prefix + strconv.Itoa(first),
+				Reason: st.overflowReason(w), More: w.replicas - first - 1,
+			})
 		}
 		if r, ok := rolloutOf(w); ok {
 			p.Rollouts = append(p.Rollouts, r)

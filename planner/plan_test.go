@@ -22,8 +22,8 @@ func TestPlanEmpty(t *testing.T) {
 		t.Errorf("empty desired state planned %+v", p)
 	}
 	p = plan(desired(dep("web", 2)), View{})
-	if len(p.Unplaced) != 2 || p.Unplaced[0].Reason != "0/0 nodes are available." {
-		t.Errorf("no nodes: unplaced %+v, want both replicas with a reason", p.Unplaced)
+	if len(p.Unplaced) != 1 || p.Unplaced[0].Replicas() != 2 || p.Unplaced[0].Reason != "0/0 nodes are available." {
+		t.Errorf("no nodes: unplaced %+v, want both replicas in one entry with a reason", p.Unplaced)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -17,6 +18,8 @@ type nodeInfo struct {
 	alloc  Resources
 	alive  bool
 	hash   uint64
+	// maxInstances is the node's MaxInstances, defaulted.
+	maxInstances int32
 }
 
 // topology maps every node to its domain under one topology key (a zone, a host, any label).
@@ -209,10 +212,13 @@ type state struct {
 	byKey     map[string]*workload
 
 	usedCPU, usedMem []int64
-	ports            [][]uint32
-	visited          []uint32
-	stamp            uint32
-	sample           []int32
+	// count is the instances placed on each node; capacity sums the alive nodes' maxInstances.
+	count    []int32
+	capacity int
+	ports    [][]uint32
+	visited  []uint32
+	stamp    uint32
+	sample   []int32
 
 	stops []Stop
 	trace *trace
@@ -258,13 +264,18 @@ func (st *state) indexNodes(in []Node) {
 			}
 			labels[LabelHostname] = n.Name
 		}
-		st.nodes[i] = nodeInfo{name: n.Name, labels: labels, alloc: n.Allocatable, alive: n.Alive, hash: hashString(n.Name)}
+		maxInstances := int32(min(n.MaxInstances, math.MaxInt32))
+		if n.MaxInstances <= 0 {
+			maxInstances = DefaultMaxInstances
+		}
+		st.nodes[i] = nodeInfo{name: n.Name, labels: labels, alloc: n.Allocatable, alive: n.Alive, hash: hashString(n.Name), maxInstances: maxInstances}
 		st.byName[n.Name] = int32(i)
 		hashes[i], alloc[i] = st.nodes[i].hash, n.Allocatable
 		if !n.Alive {
 			continue
 		}
 		st.alive = append(st.alive, int32(i))
+		st.capacity += int(maxInstances)
 		for k, v := range labels {
 			byValue := st.labelIdx[k]
 			if byValue == nil {
@@ -277,6 +288,7 @@ func (st *state) indexNodes(in []Node) {
 	st.ring = newRing(hashes, alloc, st.alive)
 	st.usedCPU = make([]int64, len(nodes))
 	st.usedMem = make([]int64, len(nodes))
+	st.count = make([]int32, len(nodes))
 	st.ports = make([][]uint32, len(nodes))
 	st.visited = make([]uint32, len(nodes))
 }
@@ -437,10 +449,7 @@ func (st *state) compile(set *spec.Set, d *spec.Deployment) *workload {
 	}
 	w.prefix = idPrefix(w.ns, w.name, w.hash)
 	w.slotBase = hashString(w.ns + "/" + w.name)
-	w.slots = make([]slotState, w.replicas)
-	for i := range w.slots {
-		w.slots[i].node = -1
-	}
+	w.growSlots(min(w.replicas, st.capacity))
 	var preferredNode []spec.PreferredSchedulingTerm
 	if a := ps.Affinity; a != nil && a.NodeAffinity != nil {
 		w.requiredNode = a.NodeAffinity.Required
@@ -458,6 +467,15 @@ func (st *state) compile(set *spec.Set, d *spec.Deployment) *workload {
 		w.spreads = append(w.spreads, s)
 	}
 	return w
+}
+
+// growSlots makes room for the first n slots. A workload has slots for at most as many
+// replicas as the alive nodes can run together, and for every running copy's slot (see
+// classify): the others cannot be placed, and are reported as one run (overflowReason).
+func (w *workload) growSlots(n int) {
+	for len(w.slots) < n {
+		w.slots = append(w.slots, slotState{node: -1})
+	}
 }
 
 // compilePodAffinity records the terms of a podAffinity (sign 1) or podAntiAffinity (-1).

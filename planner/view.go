@@ -14,6 +14,11 @@ type Resources struct {
 	MemoryBytes int64 `json:"memoryBytes"`
 }
 
+// DefaultMaxInstances is a node's MaxInstances when it states none: the kubelet's
+// default maxPods. It caps what a node runs when instances request no resources, and so
+// what one plan costs: placements are at most the nodes times their MaxInstances.
+const DefaultMaxInstances = 110
+
 // Node is a cluster member as gossip reports it.
 type Node struct {
 	Name string `json:"name"`
@@ -21,6 +26,9 @@ type Node struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// Allocatable is what instances may reserve by their requests.
 	Allocatable Resources `json:"allocatable"`
+	// MaxInstances is how many instances the node may run, whatever their requests, as
+	// the kubelet's maxPods; 0 means DefaultMaxInstances.
+	MaxInstances int `json:"maxInstances,omitempty"`
 	// Alive is false for a member gossip suspects or declared dead; nothing is placed on it.
 	Alive bool `json:"alive"`
 }

@@ -1,9 +1,12 @@
 package spec
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -104,4 +107,77 @@ func BenchmarkLoad5000(b *testing.B) {
 			b.Fatalf("unexpected load result: %v", diags)
 		}
 	}
+}
+
+// BenchmarkLoadPeakRSS loads a revision of eight 4 MiB files, each one flat YAML list
+// of 2 million items (refused: too many nodes, but only once parsed), in a fresh process
+// per GOMAXPROCS, and reports that process's peak resident memory. What a load costs
+// must not grow with the number of CPUs.
+func BenchmarkLoadPeakRSS(b *testing.B) {
+	dir := b.TempDir()
+	list := append([]byte{'['}, bytes.Repeat([]byte("0,"), 2<<20-1)...)
+	list[len(list)-1] = ']'
+	for i := range 8 {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("list-%d.yaml", i)), list, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, procs := range []int{1, 2, 8} {
+		b.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(b *testing.B) {
+			var peak int64
+			for b.Loop() {
+				peak = peakRSSOf(b, "TestLoadPeakRSSChild", dir, procs)
+			}
+			b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
+		})
+	}
+}
+
+// peakRSSOf runs the test named child of this test binary in a new process, with
+// SHOAL_PEAK_DIR=dir and GOMAXPROCS=procs, and returns the peak RSS it printed.
+func peakRSSOf(tb testing.TB, child, dir string, procs int) int64 {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "SHOAL_PEAK_DIR="+dir, fmt.Sprintf("GOMAXPROCS=%d", procs))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		tb.Fatalf("%s: %v\n%s", child, err, out)
+	}
+	_, rest, ok := bytes.Cut(out, []byte("peak-rss-bytes="))
+	if !ok {
+		tb.Fatalf("%s printed no peak:\n%s", child, out)
+	}
+	var peak int64
+	if _, err := fmt.Sscan(string(rest), &peak); err != nil {
+		tb.Fatalf("%s: %v", child, err)
+	}
+	return peak
+}
+
+// TestLoadPeakRSSChild is BenchmarkLoadPeakRSS's child process: it loads SHOAL_PEAK_DIR
+// and prints its peak RSS (VmHWM).
+func TestLoadPeakRSSChild(t *testing.T) {
+	dir := os.Getenv("SHOAL_PEAK_DIR")
+	if dir == "" {
+		t.Skip("run by BenchmarkLoadPeakRSS")
+	}
+	Load(os.DirFS(dir), LoadOptions{})
+	fmt.Printf("peak-rss-bytes=%d\n", vmHWM(t))
+}
+
+// vmHWM is this process's peak resident set size, from /proc/self/status.
+func vmHWM(tb testing.TB) int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), &kb)
+			return kb << 10
+		}
+	}
+	tb.Fatal("no VmHWM in /proc/self/status")
+	return 0
 }

@@ -29,6 +29,7 @@ const (
 )
 
 var (
+	envVarType      = reflect.TypeFor[EnvVar]()
 	quantityType    = reflect.TypeFor[Quantity]()
 	intOrStringType = reflect.TypeFor[IntOrString]()
 	bytesType       = reflect.TypeFor[[]byte]()
@@ -110,6 +111,10 @@ type decoder struct {
 	// path is the field being decoded, kept as a stack rather than built per
 	// field, since it is rendered only for a diagnostic.
 	path []segment
+	// secret is set while decoding what may hold a secret — all of a Secret, an
+	// env var's value — so that no diagnostic quotes it: diagnostics reach
+	// status, logs, validate and plan, which anyone watching the cluster reads.
+	secret bool
 }
 
 func (d *decoder) push(s segment) { d.path = append(d.path, s) }
@@ -191,7 +196,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value) {
 		}
 		i, err := parseInt(n.Value, v.Type().Bits())
 		if err != nil {
-			d.errorf(n, "integer %s out of range for %d bits", n.Value, v.Type().Bits())
+			d.errorf(n, "integer%s out of range for %d bits", d.shown(n, false), v.Type().Bits())
 			return
 		}
 		v.SetInt(i)
@@ -214,7 +219,7 @@ func (d *decoder) intOrString(n *yaml.Node, v reflect.Value) {
 		case tagInt:
 			i, err := parseInt(n.Value, 32)
 			if err != nil {
-				d.errorf(n, "integer %s out of range for 32 bits", n.Value)
+				d.errorf(n, "integer%s out of range for 32 bits", d.shown(n, false))
 				return
 			}
 			v.Set(reflect.ValueOf(FromInt(int32(i))))
@@ -243,14 +248,23 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value) {
 		case !known:
 			// An empty value (status: {}, creationTimestamp: null) asks for
 			// nothing, so there is nothing to warn about not honouring.
-			if !isEmpty(val) {
+			if isEmpty(val) {
+				break
+			}
+			if why, refused := refusedField(v.Type(), key.Value); refused {
+				d.errorf(key, "field not supported: %s, and running without it would fail open", why)
+			} else {
 				d.warnf(key, "field not honoured by Shoal")
 			}
 		case seen&(1<<i) != 0 && !merged:
 			d.errorf(key, "duplicate field %q", key.Value)
 		case seen&(1<<i) == 0:
 			seen |= 1 << i
+			secret := d.secret
+			// An env var's value is where a password goes when it is not in a Secret.
+			d.secret = secret || v.Type() == envVarType && key.Value == "value"
 			d.value(val, v.FieldByIndex(info.fields[i].index))
+			d.secret = secret
 		}
 	})
 }
@@ -306,7 +320,7 @@ func (d *decoder) eachPair(n *yaml.Node, fn func(key, val *yaml.Node, merged boo
 			continue
 		}
 		if key.Kind != yaml.ScalarNode {
-			d.errorf(key, "mapping keys must be strings, got %s", describe(key))
+			d.errorf(key, "mapping keys must be strings, got %s", d.describe(key))
 			continue
 		}
 		fn(key, n.Content[i+1], false)
@@ -343,7 +357,7 @@ func mergeSources(n *yaml.Node) []*yaml.Node {
 }
 
 func (d *decoder) mismatch(n *yaml.Node, want string) {
-	d.errorf(n, "expected %s, got %s", want, describe(n))
+	d.errorf(n, "expected %s, got %s", want, d.describe(n))
 }
 
 var tagNames = map[string]string{
@@ -351,8 +365,9 @@ var tagNames = map[string]string{
 	tagTimestamp: "timestamp", tagBinary: "binary", tagNull: "null",
 }
 
-// describe names what a node holds for a type-mismatch message.
-func describe(n *yaml.Node) string {
+// describe names what a node holds for a type-mismatch message: its type, and its
+// value unless it may be secret.
+func (d *decoder) describe(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
 		return "a mapping"
@@ -363,11 +378,24 @@ func describe(n *yaml.Node) string {
 	if what == "" {
 		what = "value tagged " + n.Tag
 	}
+	return what + d.shown(n, true)
+}
+
+// shown is scalar n's value for a diagnostic, after a space: quoted and cut to 40
+// bytes, or left out while decoding what may be secret. Kubernetes, too, quotes no
+// value in its decoding errors.
+func (d *decoder) shown(n *yaml.Node, quote bool) string {
+	if d.secret {
+		return " (value not shown: it may be secret)"
+	}
 	v := n.Value
 	if len(v) > 40 {
 		v = v[:40] + "…"
 	}
-	return fmt.Sprintf("%s %s", what, strconv.Quote(v))
+	if quote {
+		v = strconv.Quote(v)
+	}
+	return " " + v
 }
 
 func resolveAlias(n *yaml.Node) *yaml.Node {

@@ -63,7 +63,7 @@ func TestDecodeDiagnostics(t *testing.T) {
 		{
 			name: "integer where a string is expected",
 			yaml: minimalDeployment + "        env:\n        - name: PORT\n          value: 8080\n",
-			want: []string{`t.yaml:19: spec.template.spec.containers[0].env[0].value: expected a string, got integer "8080"`},
+			want: []string{`t.yaml:19: spec.template.spec.containers[0].env[0].value: expected a string, got integer (value not shown: it may be secret)`},
 		},
 		{
 			name: "mapping where a list is expected",
@@ -90,11 +90,11 @@ func TestDecodeDiagnostics(t *testing.T) {
 		},
 		{
 			name: "unknown fields are warnings with their full path",
-			yaml: minimalDeployment + "        securityContext:\n          runAsUser: 1000\n      serviceAccountName: web\n  paused: true\n",
+			yaml: minimalDeployment + "        stdin: true\n      serviceAccountName: web\n  paused: true\n",
 			want: []string{
-				`t.yaml:17: spec.template.spec.containers[0].securityContext: warning: field not honoured by Shoal`,
-				`t.yaml:19: spec.template.spec.serviceAccountName: warning: field not honoured by Shoal`,
-				`t.yaml:20: spec.paused: warning: field not honoured by Shoal`,
+				`t.yaml:17: spec.template.spec.containers[0].stdin: warning: field not honoured by Shoal`,
+				`t.yaml:18: spec.template.spec.serviceAccountName: warning: field not honoured by Shoal`,
+				`t.yaml:19: spec.paused: warning: field not honoured by Shoal`,
 			},
 		},
 		{

@@ -35,6 +35,7 @@ func Decode(file string, data []byte, opts LoadOptions) ([]Object, Diagnostics) 
 type fileResult struct {
 	objects []Object
 	refs    []reference
+	uses    []usage
 	diags   Diagnostics
 }
 
@@ -67,10 +68,11 @@ func decodeFile(file string, data []byte, opts LoadOptions) fileResult {
 		if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 			continue // an empty document, e.g. after a trailing ---
 		}
-		obj, refs := d.document(doc.Content[0], opts)
+		obj, refs, use := d.document(doc.Content[0], opts)
 		if obj != nil {
 			res.objects = append(res.objects, obj)
 			res.refs = append(res.refs, refs...)
+			res.uses = append(res.uses, use)
 		}
 	}
 	res.diags = append(res.diags, d.diags...)
@@ -151,30 +153,33 @@ func checkShape(root *yaml.Node, opts LoadOptions) (*yaml.Node, string) {
 }
 
 // document decodes, defaults and validates one document's object, returning it
-// with its references to other objects. It returns a nil object for a document
-// that is not an object Shoal loads; an object with errors is returned for the
-// checks across objects, and its file result is discarded anyway.
-func (d *decoder) document(root *yaml.Node, opts LoadOptions) (Object, []reference) {
+// with its references to other objects and what it counts against the revision's
+// limits. It returns a nil object for a document that is not an object Shoal
+// loads; an object with errors is returned for the checks across objects, and its
+// file result is discarded anyway.
+func (d *decoder) document(root *yaml.Node, opts LoadOptions) (Object, []reference, usage) {
 	if at, msg := checkShape(root, opts); msg != "" {
 		d.errorf(at, "%s", msg)
-		return nil, nil
+		return nil, nil, usage{}
 	}
 	if root.Kind != yaml.MappingNode {
-		d.errorf(root, "a manifest must be a mapping with apiVersion and kind, got %s", describe(root))
-		return nil, nil
+		d.errorf(root, "a manifest must be a mapping with apiVersion and kind, got %s", d.describe(root))
+		return nil, nil, usage{}
 	}
 	obj := d.newObject(root)
 	if obj == nil {
-		return nil, nil
+		return nil, nil, usage{}
 	}
 	setSource(obj, Source{File: d.file, Line: root.Line})
 	errorsBefore := d.errorCount()
+	_, d.secret = obj.(*Secret)
 	d.value(root, reflect.ValueOf(obj).Elem())
+	d.secret = false
 	if d.errorCount() > errorsBefore {
 		// Validating a half-decoded object would repeat each error as a missing
 		// field. The object still counts for duplicates, so that its references
 		// are not also reported as missing.
-		return obj, nil
+		return obj, nil, usage{object: position{file: d.file, line: root.Line}}
 	}
 	r := &report{file: d.file, loc: nodeLocator{root: root}}
 	switch o := obj.(type) {
@@ -188,8 +193,9 @@ func (d *decoder) document(root *yaml.Node, opts LoadOptions) (Object, []referen
 	}
 	SetDefaults(obj)
 	validateObject(r, obj)
+	use := objectUsage(r, obj, opts)
 	d.diags = append(d.diags, r.diags...)
-	return obj, objectReferences(r, obj)
+	return obj, objectReferences(r, obj), use
 }
 
 func (d *decoder) errorCount() int {
@@ -225,7 +231,7 @@ func (d *decoder) newObject(root *yaml.Node) Object {
 			return nil
 		}
 		if val = resolveAlias(val); val.Kind != yaml.ScalarNode || val.ShortTag() != tagStr {
-			d.fieldErrorf(val, f.name, "expected a string, got %s", describe(val))
+			d.fieldErrorf(val, f.name, "expected a string, got %s", d.describe(val))
 			return nil
 		}
 		*f.dst = val.Value

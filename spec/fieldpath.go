@@ -169,6 +169,8 @@ type report struct {
 	file  string
 	loc   locator
 	diags Diagnostics
+	// secret leaves values out of messages: the object is a Secret (see decoder.secret).
+	secret bool
 }
 
 func (r *report) add(sev Severity, p *fieldPath, msg string) {

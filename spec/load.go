@@ -26,14 +26,17 @@ func Load(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
 	set := &Set{}
 	if complete {
 		var refs []reference
+		var uses []usage
 		for _, res := range decodeFiles(fsys, files, opts) {
 			diags = append(diags, res.diags...)
 			refs = append(refs, res.refs...)
+			uses = append(uses, res.uses...)
 			for _, o := range res.objects {
 				set.add(o)
 			}
 		}
 		diags = append(diags, checkSet(set, refs)...)
+		diags = append(diags, checkRevisionUsage(uses, opts)...)
 	}
 	sortDiagnostics(diags)
 	if diags.HasErrors() {
@@ -47,7 +50,7 @@ func Load(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
 // limits from the sizes the directory reports, before reading anything. It is
 // incomplete when a limit on the whole revision stopped it; a file that cannot be
 // read is reported and left out, so that the others are still checked.
-func listManifests(fsys fs.FS, opts LoadOptions) (files []string, complete bool, diags Diagnostics) {
+func listManifests(fsys fs.FS, opts LoadOptions) (files []manifestFile, complete bool, diags Diagnostics) {
 	var total int64
 	complete = true
 	fail := func(file, format string, args ...any) {
@@ -93,15 +96,15 @@ func listManifests(fsys fs.FS, opts LoadOptions) (files []string, complete bool,
 			return fs.SkipAll
 		}
 		if info.Size() > opts.MaxFileBytes {
-			fail(p, "file is %d bytes, more than the limit of %d", info.Size(), opts.MaxFileBytes)
+			fail(p, "file is %d bytes, more than the limit of %d (%s)", info.Size(), opts.MaxFileBytes, limitFileBytes)
 			return nil
 		}
 		if total += info.Size(); total > opts.MaxTotalBytes {
-			fail(p, "manifests total more than %d bytes", opts.MaxTotalBytes)
+			fail(p, "manifests total more than %d bytes (%s)", opts.MaxTotalBytes, limitRevisionBytes)
 			complete = false
 			return fs.SkipAll
 		}
-		files = append(files, p)
+		files = append(files, manifestFile{name: p, size: info.Size()})
 		return nil
 	})
 	if err != nil {
@@ -109,6 +112,12 @@ func listManifests(fsys fs.FS, opts LoadOptions) (files []string, complete bool,
 		complete = false
 	}
 	return files, complete, diags
+}
+
+// manifestFile is a manifest as listed: its path and the size the directory reports.
+type manifestFile struct {
+	name string
+	size int64
 }
 
 func isManifestName(name string) bool {
@@ -119,35 +128,78 @@ func isManifestName(name string) bool {
 // decodeFiles reads files and decodes them on one worker per CPU, since parsing
 // YAML is most of the cost of a load, and returns their results in files' order.
 // Only the calling goroutine touches fsys, which need not be safe for concurrent
-// use; a bounded channel keeps at most about two files per worker in memory. It
-// returns when every worker has finished.
-func decodeFiles(fsys fs.FS, files []string, opts LoadOptions) []fileResult {
+// use. Decoding costs memory in proportion to the bytes decoded (up to about 100
+// times for a file of tiny YAML nodes), so files are handed out only while at most
+// opts.MaxFileBytes of them are read and not yet decoded: many small files still
+// use every CPU, while large ones go one at a time, and what a load costs does not
+// grow with the number of CPUs. It returns when every worker has finished.
+func decodeFiles(fsys fs.FS, files []manifestFile, opts LoadOptions) []fileResult {
 	type job struct {
 		index int
 		data  []byte
+		cost  int64
 	}
 	results := make([]fileResult, len(files))
 	workers := min(runtime.GOMAXPROCS(0), len(files))
 	jobs := make(chan job, workers)
+	budget := newByteBudget(opts.MaxFileBytes)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for j := range jobs {
-				results[j.index] = decodeFile(files[j.index], j.data, opts)
+				results[j.index] = decodeFile(files[j.index].name, j.data, opts)
+				budget.release(j.cost)
 			}
 		})
 	}
-	for i, name := range files {
-		data, err := readManifest(fsys, name, opts.MaxFileBytes)
+	for i, f := range files {
+		// The size the listing saw: a file that grew since is refused by readManifest.
+		cost := budget.acquire(f.size)
+		data, err := readManifest(fsys, f.name, opts.MaxFileBytes)
 		if err != nil {
-			results[i].diags = Diagnostics{{Severity: SeverityError, File: name, Message: err.Error()}}
+			budget.release(cost)
+			results[i].diags = Diagnostics{{Severity: SeverityError, File: f.name, Message: err.Error()}}
 			continue
 		}
-		jobs <- job{index: i, data: data}
+		jobs <- job{index: i, data: data, cost: cost}
 	}
 	close(jobs)
 	wg.Wait()
 	return results
+}
+
+// byteBudget bounds the bytes of manifests held for decoding at once.
+type byteBudget struct {
+	mu    sync.Mutex
+	freed *sync.Cond
+	free  int64
+	total int64
+}
+
+func newByteBudget(total int64) *byteBudget {
+	b := &byteBudget{free: total, total: total}
+	b.freed = sync.NewCond(&b.mu)
+	return b
+}
+
+// acquire waits until n bytes (at most the whole budget, so that the largest file
+// allowed still gets its turn, alone) are free, takes them and returns how many it took.
+func (b *byteBudget) acquire(n int64) int64 {
+	n = min(max(n, 1), b.total)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.free < n {
+		b.freed.Wait()
+	}
+	b.free -= n
+	return n
+}
+
+func (b *byteBudget) release(n int64) {
+	b.mu.Lock()
+	b.free += n
+	b.mu.Unlock()
+	b.freed.Broadcast()
 }
 
 // readManifest reads a file of at most limit bytes, refusing a longer one even if
@@ -163,7 +215,7 @@ func readManifest(fsys fs.FS, name string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("cannot read: %w", err)
 	}
 	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("file is more than the limit of %d bytes", limit)
+		return nil, fmt.Errorf("file is more than the limit of %d bytes (%s)", limit, limitFileBytes)
 	}
 	return data, nil
 }

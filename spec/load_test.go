@@ -62,8 +62,6 @@ func TestLoadShop(t *testing.T) {
 	for _, want := range []string{
 		`frontend.yaml:1: warning: kind ServiceAccount "frontend" (v1) is not supported by Shoal: skipped`,
 		`frontend.yaml:33: spec.template.spec.serviceAccountName: warning: field not honoured by Shoal`,
-		`frontend.yaml:34: spec.template.spec.securityContext: warning: field not honoured by Shoal`,
-		`frontend.yaml:52: spec.template.spec.containers[0].securityContext: warning: field not honoured by Shoal`,
 		`frontend.yaml:141: spec.type: warning: type LoadBalancer is not honoured by Shoal: served as ClusterIP`,
 		`cartservice.yaml:57: spec.template.spec.containers[0].readinessProbe: warning: no handler that Shoal honours (grpc): the probe is ignored`,
 		`cartservice.yaml:59: spec.template.spec.containers[0].readinessProbe.grpc: warning: field not honoured by Shoal`,
@@ -211,11 +209,11 @@ func TestLoadLimits(t *testing.T) {
 		want []string
 	}{
 		{"too many files", LoadOptions{MaxFiles: 2}, []string{`c.yaml: more than 2 manifest files`}},
-		{"too many bytes", LoadOptions{MaxFileBytes: 60, MaxTotalBytes: 100}, []string{`b.yaml: manifests total more than 100 bytes`}},
+		{"too many bytes", LoadOptions{MaxFileBytes: 60, MaxTotalBytes: 100}, []string{`b.yaml: manifests total more than 100 bytes (max-revision-bytes)`}},
 		{"files too large", LoadOptions{MaxFileBytes: 10}, []string{
-			`a.yaml: file is 51 bytes, more than the limit of 10`,
-			`b.yaml: file is 51 bytes, more than the limit of 10`,
-			`c.yaml: file is 51 bytes, more than the limit of 10`}},
+			`a.yaml: file is 51 bytes, more than the limit of 10 (max-file-bytes)`,
+			`b.yaml: file is 51 bytes, more than the limit of 10 (max-file-bytes)`,
+			`c.yaml: file is 51 bytes, more than the limit of 10 (max-file-bytes)`}},
 		{"invalid options", LoadOptions{MaxFiles: -1}, []string{`.: spec: invalid load options: MaxFiles is -1, must not be negative`}},
 	}
 	for _, tt := range tests {
@@ -259,7 +257,7 @@ func TestLoadReportsOtherFilesBesideATooLargeOne(t *testing.T) {
 	_, diags := Load(fsys, LoadOptions{MaxFileBytes: 100})
 	want := []string{
 		`bad.yaml:3: metadata.name: invalid value "Bad": must be a lowercase RFC 1123 label: at most 63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit`,
-		fmt.Sprintf(`big.yaml: file is %d bytes, more than the limit of 100`, len(big)),
+		fmt.Sprintf(`big.yaml: file is %d bytes, more than the limit of 100 (max-file-bytes)`, len(big)),
 	}
 	if got := diagStrings(diags); !slices.Equal(got, want) {
 		t.Errorf("diagnostics:\n got  %q\n want %q", got, want)

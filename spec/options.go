@@ -11,8 +11,9 @@ import (
 //
 // The YAML parser builds a whole document before the node budget can refuse it,
 // so a file of tiny nodes (a flat list of 2 million items fits in 4 MiB) costs
-// up to about 80 times MaxFileBytes of memory, on each of Load's workers (one
-// per CPU), and a second or two, before it is refused.
+// about 100 times its size of memory, and a second or two, before it is refused.
+// Load decodes at most MaxFileBytes of manifests at once, whatever the number of
+// CPUs, so that is also about what a load costs beyond the objects it returns.
 type LoadOptions struct {
 	// MaxFileBytes is the size of the largest manifest file read, in bytes.
 	// Larger files are an error, found before reading them.
@@ -30,19 +31,30 @@ type LoadOptions struct {
 	MaxNodesPerDocument int
 	// MaxDepth bounds how deeply mappings and lists nest in one document.
 	MaxDepth int
+	// MaxObjects bounds the objects Shoal loads (of the kinds it honours) in one revision.
+	MaxObjects int
+	// MaxReplicasPerDeployment bounds one Deployment's spec.replicas.
+	MaxReplicasPerDeployment int64
+	// MaxReplicasPerRevision bounds the sum of spec.replicas over a revision's Deployments.
+	MaxReplicasPerRevision int64
 }
 
 // DefaultLoadOptions returns limits far above any real repository: 4 MiB per
-// file, 256 MiB and 20,000 files per revision, 10,000 documents per file,
-// 100,000 nodes per document and nesting 100 levels deep.
+// file, 64 MiB, 20,000 files and 10,000 objects per revision, 10,000 documents
+// per file, 100,000 nodes per document, nesting 100 levels deep, and 10,000
+// replicas per Deployment and 100,000 per revision (Kubernetes' documented
+// scalability limit is 150,000 pods per cluster, and 110 per node).
 func DefaultLoadOptions() LoadOptions {
 	return LoadOptions{
-		MaxFileBytes:        4 << 20,
-		MaxTotalBytes:       256 << 20,
-		MaxFiles:            20_000,
-		MaxDocumentsPerFile: 10_000,
-		MaxNodesPerDocument: 100_000,
-		MaxDepth:            100,
+		MaxFileBytes:             4 << 20,
+		MaxTotalBytes:            64 << 20,
+		MaxFiles:                 20_000,
+		MaxDocumentsPerFile:      10_000,
+		MaxNodesPerDocument:      100_000,
+		MaxDepth:                 100,
+		MaxObjects:               10_000,
+		MaxReplicasPerDeployment: 10_000,
+		MaxReplicasPerRevision:   100_000,
 	}
 }
 
@@ -63,6 +75,9 @@ func (o LoadOptions) Validate() error {
 		{"MaxDocumentsPerFile", int64(o.MaxDocumentsPerFile)},
 		{"MaxNodesPerDocument", int64(o.MaxNodesPerDocument)},
 		{"MaxDepth", int64(o.MaxDepth)},
+		{"MaxObjects", int64(o.MaxObjects)},
+		{"MaxReplicasPerDeployment", o.MaxReplicasPerDeployment},
+		{"MaxReplicasPerRevision", o.MaxReplicasPerRevision},
 	} {
 		if f.value < 0 {
 			return fmt.Errorf("%w: %s is %d, must not be negative", ErrInvalidLoadOptions, f.name, f.value)
@@ -94,6 +109,15 @@ func (o LoadOptions) withDefaults() LoadOptions {
 	}
 	if o.MaxDepth == 0 {
 		o.MaxDepth = d.MaxDepth
+	}
+	if o.MaxObjects == 0 {
+		o.MaxObjects = d.MaxObjects
+	}
+	if o.MaxReplicasPerDeployment == 0 {
+		o.MaxReplicasPerDeployment = d.MaxReplicasPerDeployment
+	}
+	if o.MaxReplicasPerRevision == 0 {
+		o.MaxReplicasPerRevision = d.MaxReplicasPerRevision
 	}
 	return o
 }

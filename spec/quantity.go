@@ -10,6 +10,16 @@ import (
 	"strings"
 )
 
+// Bounds of CPU and memory quantities (requests, limits, emptyDir sizes): far above what
+// any machine has, and low enough that every figure derived from them (CFS quotas in
+// microseconds, shares, sums over many replicas) fits an int64 with room to spare.
+const (
+	// MaxCPUMilli is 100,000 CPUs.
+	MaxCPUMilli int64 = 100_000 * 1000
+	// MaxMemoryBytes is 1 PiB.
+	MaxMemoryBytes int64 = 1 << 50
+)
+
 // Quantity is a Kubernetes resource quantity such as "100m", "0.5", "64Mi" or "1e3".
 // It keeps the text it was written as; a malformed one decodes without error and
 // is reported by validation with its field path, so that decoding can carry on.

@@ -149,7 +149,16 @@ type PodSpec struct {
 	Affinity                  *Affinity                  `json:"affinity,omitempty"`
 	TopologySpreadConstraints []TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
 	// TerminationGracePeriodSeconds defaults to 30.
-	TerminationGracePeriodSeconds *int64 `json:"terminationGracePeriodSeconds,omitempty"`
+	TerminationGracePeriodSeconds *int64              `json:"terminationGracePeriodSeconds,omitempty"`
+	SecurityContext               *PodSecurityContext `json:"securityContext,omitempty"`
+	// HostNetwork, HostPID and HostIPC share the node's namespaces; a node refuses each
+	// unless its agent allows it by flag. Every instance uses the node's network today
+	// whether or not it asks (see docs/security-context.md).
+	HostNetwork bool `json:"hostNetwork,omitempty"`
+	HostPID     bool `json:"hostPID,omitempty"`
+	HostIPC     bool `json:"hostIPC,omitempty"`
+	// HostUsers false (user namespaces) is refused.
+	HostUsers *bool `json:"hostUsers,omitempty"`
 }
 
 // Image pull policies.
@@ -176,6 +185,8 @@ type Container struct {
 	ReadinessProbe  *Probe        `json:"readinessProbe,omitempty"`
 	StartupProbe    *Probe        `json:"startupProbe,omitempty"`
 	VolumeMounts    []VolumeMount `json:"volumeMounts,omitempty"`
+	// SecurityContext overrides the pod's securityContext field by field.
+	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
 }
 
 // EnvVar is one environment variable, given literally or taken from a ConfigMap, Secret or field.
@@ -291,6 +302,7 @@ type Volume struct {
 	ConfigMap *ConfigMapVolumeSource `json:"configMap,omitempty"`
 	Secret    *SecretVolumeSource    `json:"secret,omitempty"`
 	EmptyDir  *EmptyDirVolumeSource  `json:"emptyDir,omitempty"`
+	HostPath  *HostPathVolumeSource  `json:"hostPath,omitempty"`
 }
 
 // ConfigMapVolumeSource projects a ConfigMap's keys as files.

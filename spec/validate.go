@@ -54,6 +54,7 @@ func validateObject(r *report, o Object) {
 		validateMeta(r, meta, &o.Metadata, dns1123Subdomain, true)
 		validateConfigMap(r, o)
 	case *Secret:
+		r.secret = true
 		validateMeta(r, meta, &o.Metadata, dns1123Subdomain, true)
 		validateSecret(r, o)
 	}
@@ -135,7 +136,11 @@ func validateLabels(r *report, p *fieldPath, labels map[string]string) bool {
 			ok = false
 		}
 		if why := labelValue(labels[k]); why != "" {
-			r.errorf(p.key(k), "invalid label value %q: %s", labels[k], why)
+			value := strconv.Quote(labels[k])
+			if r.secret {
+				value = "(not shown: it may be secret)"
+			}
+			r.errorf(p.key(k), "invalid label value %s: %s", value, why)
 			ok = false
 		}
 	}
@@ -194,6 +199,7 @@ func validateDeploymentSpec(r *report, p *fieldPath, s *DeploymentSpec) {
 	tp := p.child("template")
 	labelsPath := tp.child("metadata").child("labels")
 	labelsOK := validateLabels(r, labelsPath, s.Template.Metadata.Labels)
+	validateSecurityAnnotations(r, tp.child("metadata").child("annotations"), s.Template.Metadata.Annotations)
 	sp := p.child("selector")
 	switch {
 	case s.Selector == nil:
@@ -261,6 +267,7 @@ type portKey struct {
 
 func validatePodSpec(r *report, p *fieldPath, ps *PodSpec) {
 	volumes := validateVolumes(r, p.child("volumes"), ps.Volumes)
+	validatePodSecurity(r, p, ps)
 	cp := p.child("containers")
 	if len(ps.Containers) == 0 {
 		r.errorf(cp, "required: at least one container")
@@ -270,6 +277,7 @@ func validatePodSpec(r *report, p *fieldPath, ps *PodSpec) {
 	portNames := map[string]bool{}
 	for i := range ps.Containers {
 		c := &ps.Containers[i]
+		validateContainerSecurity(r, p, cp.at(i), ps.SecurityContext, c)
 		p := cp.at(i)
 		validateContainer(r, p, c, volumes)
 		if c.Name != "" && containerNames[c.Name] {
@@ -497,6 +505,10 @@ func validateResources(r *report, p *fieldPath, res *Resources) {
 				r.warnf(sp.key(name), "resource %q is not honoured by Shoal: only cpu and memory are", name)
 			case q.Err() != nil:
 				r.errorf(sp.key(name), "invalid quantity %q", q.String())
+			case side.field == "requests" && res.Limits[name].Err() == nil && !res.Limits[name].IsZero():
+				// Bounded by its limit, which is bounded, or refused for exceeding it.
+			default:
+				r.bounded(sp.key(name), name, q)
 			}
 		}
 	}
@@ -509,6 +521,17 @@ func validateResources(r *report, p *fieldPath, res *Resources) {
 	}
 }
 
+// bounded refuses a CPU or memory quantity above MaxCPUMilli or MaxMemoryBytes: beyond
+// them, derived figures such as the CFS quota overflow (1e11 CPUs became 0.01 CPU).
+func (r *report) bounded(p *fieldPath, resource string, q Quantity) {
+	switch {
+	case resource == ResourceCPU && q.MilliValue() > MaxCPUMilli:
+		r.errorf(p, "%s is more than the limit of %d CPUs", q, MaxCPUMilli/1000)
+	case resource == ResourceMemory && q.Value() > MaxMemoryBytes:
+		r.errorf(p, "%s is more than the limit of 1Pi bytes", q)
+	}
+}
+
 func validateVolumes(r *report, p *fieldPath, volumes []Volume) map[string]bool {
 	names := map[string]bool{}
 	for i := range volumes {
@@ -518,8 +541,11 @@ func validateVolumes(r *report, p *fieldPath, volumes []Volume) map[string]bool 
 			r.errorf(vp.child("name"), "duplicate volume name %q", v.Name)
 		}
 		names[v.Name] = true
-		if n := count(v.ConfigMap != nil, v.Secret != nil, v.EmptyDir != nil); n != 1 {
-			r.errorf(vp, "must have exactly one source of configMap, secret and emptyDir (Shoal supports no others), has %d", n)
+		if n := count(v.ConfigMap != nil, v.Secret != nil, v.EmptyDir != nil, v.HostPath != nil); n != 1 {
+			r.errorf(vp, "must have exactly one source of configMap, secret, emptyDir and hostPath (Shoal supports no others), has %d", n)
+		}
+		if h := v.HostPath; h != nil {
+			validateHostPath(r, vp.child("hostPath"), h)
 		}
 		if cm := v.ConfigMap; cm != nil {
 			sp := vp.child("configMap")
@@ -540,6 +566,8 @@ func validateVolumes(r *report, p *fieldPath, volumes []Volume) map[string]bool 
 			}
 			if e.SizeLimit != nil && e.SizeLimit.Err() != nil {
 				r.errorf(ep.child("sizeLimit"), "invalid quantity %q", e.SizeLimit.String())
+			} else if e.SizeLimit != nil {
+				r.bounded(ep.child("sizeLimit"), ResourceMemory, *e.SizeLimit)
 			}
 		}
 	}

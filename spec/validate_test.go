@@ -96,10 +96,10 @@ func TestValidateDeployment(t *testing.T) {
 			`t.yaml:21: ` + container + `.volumeMounts[2].mountPath: duplicate mountPath "/tmp/"`,
 			`t.yaml:22: ` + container + `.volumeMounts[2].subPath: invalid value "../x": must be a relative path without '..'`}},
 		{"volume with two sources", withPodSpec("volumes:", "- name: data", "  emptyDir: {}", "  configMap: {name: cfg}"), []string{
-			`t.yaml:18: ` + podSpec + `.volumes[0]: must have exactly one source of configMap, secret and emptyDir (Shoal supports no others), has 2`}},
-		{"volume with an unsupported source", withPodSpec("volumes:", "- name: data", "  hostPath: {path: /srv}"), []string{
-			`t.yaml:18: ` + podSpec + `.volumes[0]: must have exactly one source of configMap, secret and emptyDir (Shoal supports no others), has 0`,
-			`t.yaml:19: ` + podSpec + `.volumes[0].hostPath: warning: field not honoured by Shoal`}},
+			`t.yaml:18: ` + podSpec + `.volumes[0]: must have exactly one source of configMap, secret, emptyDir and hostPath (Shoal supports no others), has 2`}},
+		{"volume with an unsupported source", withPodSpec("volumes:", "- name: data", "  nfs: {server: x, path: /srv}"), []string{
+			`t.yaml:18: ` + podSpec + `.volumes[0]: must have exactly one source of configMap, secret, emptyDir and hostPath (Shoal supports no others), has 0`,
+			`t.yaml:19: ` + podSpec + `.volumes[0].nfs: warning: field not honoured by Shoal`}},
 		{"duplicate volume names and bad items", withPodSpec("volumes:", "- {name: data, emptyDir: {medium: HugePages}}", "- name: data", "  secret:", "    secretName: s", "    defaultMode: 0o1777", "    items: [{key: a/b, path: /abs}]"), []string{
 			`t.yaml:18: ` + podSpec + `.volumes[0].emptyDir.medium: unsupported value "HugePages": supported values are "" (disk) and Memory`,
 			`t.yaml:19: ` + podSpec + `.volumes[1].name: duplicate volume name "data"`,

@@ -29,14 +29,17 @@ var errIsDir = errors.New("is a directory")
 type treeFS struct {
 	root    *object.Tree
 	modTime time.Time
+	// sizer reads a blob's size from its header, so that a file too large is refused
+	// before it is read; nil means the blob is read for its size.
+	sizer blobSizer
 	// storeErr is the first error the object store returned other than "no such
 	// entry". spec.Load turns read errors into diagnostics; Repo.Load checks storeErr
 	// so that a damaged clone is not mistaken for a bad commit.
 	storeErr error
 }
 
-func newTreeFS(root *object.Tree, modTime time.Time) *treeFS {
-	return &treeFS{root: root, modTime: modTime}
+func newTreeFS(root *object.Tree, modTime time.Time, sizer blobSizer) *treeFS {
+	return &treeFS{root: root, modTime: modTime, sizer: sizer}
 }
 
 // Open implements fs.FS.
@@ -147,7 +150,13 @@ func (e *entryInfo) Size() int64 {
 	}
 	e.size = 0
 	if t := e.Mode().Type(); t == 0 || t == fs.ModeSymlink {
-		if file, err := e.parent.TreeEntryFile(&e.entry); err == nil {
+		if e.fs.sizer != nil {
+			if size, err := e.fs.sizer.EncodedObjectSize(e.entry.Hash); err == nil {
+				e.size = size
+			} else {
+				_ = e.fs.pathError("stat", e.entry.Name, err)
+			}
+		} else if file, err := e.parent.TreeEntryFile(&e.entry); err == nil {
 			e.size = file.Size
 		} else {
 			_ = e.fs.pathError("stat", e.entry.Name, err)

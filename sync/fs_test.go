@@ -33,7 +33,8 @@ func commitFS(t *testing.T, files map[string]string, prepare func(work string)) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newTreeFS(tree, commit.Committer.When)
+	sizer, _ := repo.Storer.(blobSizer)
+	return newTreeFS(tree, commit.Committer.When, sizer)
 }
 
 func TestTreeFS(t *testing.T) {

@@ -36,6 +36,11 @@ type PollerConfig struct {
 	Rand *rand.Rand
 	// Logger receives failures and new revisions; nil means slog.Default().
 	Logger *slog.Logger
+	// Marker, when set, records every revision before it is loaded, and names the suspect
+	// revision, the one the daemon went down applying: it is not loaded while the remote
+	// head stays on it, and the trusted one, the last the daemon ran with long enough, is
+	// loaded in its place when the clone still holds it.
+	Marker *Marker
 }
 
 // DefaultPollerConfig returns the defaults: a check a minute ±10%, backoff from 5s
@@ -80,7 +85,9 @@ func (c PollerConfig) Validate() error {
 //   - a failure to reach the remote, fetch or read the clone: Err and RetryIn set,
 //     Revision set when the failing commit is known;
 //   - the first successful check after failures that found nothing new: only Revision
-//     (the commit last loaded), so that a consumer can clear its error status.
+//     (the commit last loaded), so that a consumer can clear its error status;
+//   - the suspect commit (PollerConfig.Marker) at the head: Revision and Err (wrapping
+//     ErrRevisionSuspect) set, and Desired the trusted revision when it loaded.
 type Event struct {
 	Revision    spec.Revision
 	Desired     *spec.Desired
@@ -151,21 +158,21 @@ func (p *Poller) Trigger() {
 	}
 }
 
-// Run first loads the revision the clone already holds, if any, so that a restarted
-// daemon has its desired state before (and even without) reaching the remote. Then it
-// checks the remote at once, and again on every interval (or backoff) and trigger,
+// Run checks the remote at once, and again on every interval (or backoff) and trigger,
 // until ctx is done; then it closes Events and returns nil. It may be called once.
+//
+// The remote comes first: the clone may hold the very commit that took the daemon down,
+// and the remote its revert. Only when the first check fails does Run load the revision
+// the clone already holds, so that a restarted daemon has its desired state even without
+// the remote.
 func (p *Poller) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return ErrPollerStarted
 	}
 	defer close(p.events)
-	if ev, ok := p.resume(ctx); ok && !p.emit(ctx, ev) {
-		return nil
-	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	for {
+	for first := true; ; first = false {
 		select {
 		case <-ctx.Done():
 			return nil
@@ -175,6 +182,11 @@ func (p *Poller) Run(ctx context.Context) error {
 		wait, ev, news := p.check(ctx)
 		if ctx.Err() != nil {
 			return nil // a check cut short by shutdown is not news
+		}
+		if first && ev.Err != nil && p.loaded.Commit == "" {
+			if resumed, ok := p.resume(ctx); ok && !p.emit(ctx, resumed) {
+				return nil
+			}
 		}
 		if news && !p.emit(ctx, ev) {
 			return nil
@@ -235,7 +247,16 @@ func (p *Poller) check(ctx context.Context) (time.Duration, Event, bool) {
 // load loads rev. Unless Git failed (the error returned), rev becomes the revision
 // loaded, which is not loaded again, and if it has no errors, the last good one.
 func (p *Poller) load(ctx context.Context, rev spec.Revision) (Event, error) {
+	m := p.cfg.Marker
+	if m != nil && rev.Commit == m.Suspect() {
+		return p.skipSuspect(ctx, rev), nil
+	}
+	// Loading is the first thing a hostile revision could take the daemon down with.
+	p.mark(m, (*Marker).Applying, rev.Commit)
 	desired, diags, err := p.repo.Load(ctx, rev)
+	if err != nil {
+		p.mark(m, (*Marker).Release, rev.Commit)
+	}
 	ev := Event{Revision: rev, Desired: desired, Diagnostics: diags, Err: err}
 	if err != nil && !errors.Is(err, ErrRevisionRejected) {
 		return ev, err
@@ -249,6 +270,37 @@ func (p *Poller) load(ctx context.Context, rev spec.Revision) (Event, error) {
 			"message", rev.Message, "warnings", len(diags.Warnings()))
 	}
 	return ev, nil
+}
+
+// mark records commit in the marker, if any; a failure is logged, not fatal: the marker
+// only protects the next start.
+func (p *Poller) mark(m *Marker, record func(*Marker, string) error, commit string) {
+	if m == nil {
+		return
+	}
+	if err := record(m, commit); err != nil {
+		p.log.Error("sync: recording the revision being loaded failed", "commit", commit, "err", err)
+	}
+}
+
+// skipSuspect reports the suspect commit instead of loading it, and loads the trusted
+// one in its place when nothing is loaded yet. The suspect counts as loaded, so that it
+// is not looked at again until the remote head moves.
+func (p *Poller) skipSuspect(ctx context.Context, rev spec.Revision) Event {
+	p.loaded, p.failures = rev, 0
+	trusted := p.cfg.Marker.Trusted()
+	ev := Event{Revision: rev, Err: fmt.Errorf("%w: %s; push a newer commit (a revert or a fix) to go on", ErrRevisionSuspect, rev.Commit)}
+	p.log.Error("sync: not applying the revision the daemon went down applying", "commit", rev.Commit, "trusted", trusted)
+	if t := trusted; t != "" && t != rev.Commit && p.lastGood.Load() == nil {
+		desired, _, err := p.repo.Load(ctx, spec.Revision{Commit: t})
+		if err != nil {
+			p.log.Warn("sync: the trusted revision could not be loaded either", "commit", t, "err", err)
+			return ev
+		}
+		ev.Desired = desired
+		p.lastGood.Store(desired)
+	}
+	return ev
 }
 
 // unchanged ends a check that found nothing new; after failures that is news.

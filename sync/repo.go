@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,12 +14,15 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/shoalhq/shoal/spec"
 )
@@ -60,6 +64,7 @@ type Repo struct {
 	remote   *git.Remote
 	log      *slog.Logger
 	loadOpts spec.LoadOptions
+	maxBlob  int64
 	// suspect is set when reading the clone failed; the next Fetch verifies it first.
 	suspect bool
 }
@@ -74,6 +79,23 @@ func WithLogger(l *slog.Logger) Option { return func(r *Repo) { r.log = l } }
 // WithLoadOptions sets the options passed to spec.Load.
 func WithLoadOptions(o spec.LoadOptions) Option { return func(r *Repo) { r.loadOpts = o } }
 
+// DefaultMaxBlobBytes is the largest file a revision may hold under Source.Path, manifest
+// or not, unless WithMaxBlobBytes says otherwise.
+const DefaultMaxBlobBytes = 16 << 20
+
+// WithMaxBlobBytes sets the largest file a revision may hold under Source.Path: a larger
+// one rejects the revision, found from the object's header before it is read.
+func WithMaxBlobBytes(n int64) Option { return func(r *Repo) { r.maxBlob = n } }
+
+// largeObjectBytes is the size above which the clone's objects are streamed from disk
+// rather than read into memory whole.
+const largeObjectBytes = 1 << 20
+
+// blobSizer reads an object's size from its header; go-git's filesystem storage is one.
+type blobSizer interface {
+	EncodedObjectSize(plumbing.Hash) (int64, error)
+}
+
 // Open validates src and opens its clone under stateDir, creating an empty one if there
 // is none. It does not touch the network: the first Fetch clones. A clone that cannot be
 // read is moved aside (and logged) and replaced by an empty one. Close releases the clone.
@@ -87,16 +109,20 @@ func Open(ctx context.Context, src Source, stateDir string, opts ...Option) (*Re
 	}
 	sum := sha256.Sum256([]byte(src.URL))
 	r := &Repo{
-		acc:   acc,
-		dir:   filepath.Join(stateDir, hex.EncodeToString(sum[:16])),
-		local: plumbing.ReferenceName("refs/shoal/" + strings.TrimPrefix(acc.target.String(), "refs/")),
-		log:   slog.Default(),
+		acc:     acc,
+		dir:     filepath.Join(stateDir, hex.EncodeToString(sum[:16])),
+		local:   plumbing.ReferenceName("refs/shoal/" + strings.TrimPrefix(acc.target.String(), "refs/")),
+		log:     slog.Default(),
+		maxBlob: DefaultMaxBlobBytes,
 	}
 	for _, o := range opts {
 		o(r)
 	}
 	if err := r.loadOpts.Validate(); err != nil {
 		return nil, fmt.Errorf("sync: %w", err)
+	}
+	if r.maxBlob <= 0 {
+		return nil, fmt.Errorf("sync: the largest file allowed must be positive, not %d bytes", r.maxBlob)
 	}
 	if err := r.lock(); err != nil {
 		return nil, err
@@ -252,26 +278,77 @@ func (r *Repo) Load(ctx context.Context, rev spec.Revision) (*spec.Desired, spec
 			return nil, nil, r.damaged(fmt.Errorf("%s in %s: %w", r.acc.path, commit.Hash, err))
 		}
 	}
-	fsys := newTreeFS(tree, commit.Committer.When)
+	sizer, _ := r.git.Storer.(blobSizer)
+	if diags, err := r.checkBlobSizes(tree, sizer); err != nil || len(diags) > 0 {
+		return nil, diags, cmp.Or(err, rejected(commit.Hash, diags))
+	}
+	fsys := newTreeFS(tree, commit.Committer.When, sizer)
 	set, diags := spec.Load(fsys, r.loadOpts)
 	if fsys.storeErr != nil {
 		return nil, nil, r.damaged(fsys.storeErr)
 	}
-	if errs := diags.Errors(); set == nil || len(errs) > 0 {
-		first := "spec.Load returned no objects"
-		if len(errs) > 0 {
-			first = errs[0].String()
-		}
-		return nil, diags, fmt.Errorf("%w: %s: %d error(s), first: %s", ErrRevisionRejected, commit.Hash, len(errs), first)
+	if set == nil || diags.HasErrors() {
+		return nil, diags, rejected(commit.Hash, diags)
 	}
 	return &spec.Desired{Revision: revisionOf(commit), Objects: set}, diags, nil
 }
 
+// rejected is the error of a commit whose diagnostics reject it.
+func rejected(commit plumbing.Hash, diags spec.Diagnostics) error {
+	errs := diags.Errors()
+	first := "spec.Load returned no objects"
+	if len(errs) > 0 {
+		first = errs[0].String()
+	}
+	return fmt.Errorf("%w: %s: %d error(s), first: %s", ErrRevisionRejected, commit, len(errs), first)
+}
+
+// checkBlobSizes reports every file under tree larger than the limit, from the sizes in
+// the objects' headers, before anything reads them.
+func (r *Repo) checkBlobSizes(tree *object.Tree, sizer blobSizer) (spec.Diagnostics, error) {
+	if sizer == nil {
+		return nil, nil // a storage that cannot tell sizes cheaply: spec's limits still hold
+	}
+	walker := object.NewTreeWalker(tree, true, nil)
+	defer walker.Close()
+	var diags spec.Diagnostics
+	for {
+		name, entry, err := walker.Next()
+		if errors.Is(err, io.EOF) {
+			return diags, nil
+		}
+		if err != nil {
+			return nil, r.damaged(fmt.Errorf("walk tree %s: %w", tree.Hash, err))
+		}
+		if !entry.Mode.IsFile() {
+			continue
+		}
+		size, err := sizer.EncodedObjectSize(entry.Hash)
+		if err != nil {
+			return nil, r.damaged(fmt.Errorf("size of %s: %w", name, err))
+		}
+		if size > r.maxBlob {
+			diags = append(diags, spec.Diagnostic{Severity: spec.SeverityError, File: name,
+				Message: fmt.Sprintf("file is %d bytes, more than the limit of %d for any file of the revision (max-blob-bytes)", size, r.maxBlob)})
+		}
+	}
+}
+
 // fetch runs one go-git fetch of the followed ref into r.local. The refspec forces the
 // update, so rewritten history replaces the old head instead of being refused.
+//
+// Only the head commit is fetched (depth 1, as Flux clones): the agent reads one tree,
+// never history, so a repository's past (a large file committed and removed years ago)
+// costs neither bandwidth nor disk. A pinned commit may lie below the head, so a pinned
+// Source fetches the whole branch.
 func (r *Repo) fetch(ctx context.Context) error {
+	depth := 1
+	if !r.acc.pin.IsZero() {
+		depth = 0
+	}
 	err := r.remote.FetchContext(ctx, &git.FetchOptions{
 		RefSpecs:        []config.RefSpec{r.refSpec()},
+		Depth:           depth,
 		Tags:            git.NoTags,
 		Force:           true,
 		Auth:            r.acc.auth,
@@ -379,7 +456,7 @@ func (r *Repo) openClone(ctx context.Context) error {
 	if _, err := os.Stat(r.dir); errors.Is(err, os.ErrNotExist) {
 		return r.initClone()
 	}
-	repo, err := git.PlainOpen(r.dir)
+	repo, err := git.Open(openStorage(r.dir), nil)
 	if err == nil {
 		r.setRepo(repo)
 		err = r.verify(ctx)
@@ -394,12 +471,22 @@ func (r *Repo) openClone(ctx context.Context) error {
 }
 
 func (r *Repo) initClone() error {
-	repo, err := git.PlainInit(r.dir, true)
+	if err := os.MkdirAll(r.dir, 0o700); err != nil {
+		return fmt.Errorf("sync: create clone %s: %w", r.dir, err)
+	}
+	repo, err := git.Init(openStorage(r.dir), nil)
 	if err != nil {
 		return fmt.Errorf("sync: create clone %s: %w", r.dir, err)
 	}
 	r.setRepo(repo)
 	return nil
+}
+
+// openStorage is the clone's object store, which streams large objects from disk
+// instead of reading them into memory.
+func openStorage(dir string) *filesystem.Storage {
+	return filesystem.NewStorageWithOptions(osfs.New(dir), cache.NewObjectLRUDefault(),
+		filesystem.Options{LargeObjectThreshold: largeObjectBytes})
 }
 
 // setRepo adopts an opened repository. The remote is built in memory rather than read
@@ -441,12 +528,17 @@ func (r *Repo) closeStore() {
 }
 
 // verify reads what Load and Fetch will need: for every ref of the clone, its commit,
-// the whole tree of that commit with every blob, and every ancestor commit. It is run
-// on open and after failures, never on the hot path.
+// the whole tree of that commit with every blob, and every ancestor commit the clone
+// holds (down to the shallow boundary of a depth-limited fetch). It is run on open and
+// after failures, never on the hot path.
 func (r *Repo) verify(ctx context.Context) error {
 	refs, err := r.git.Storer.IterReferences()
 	if err != nil {
 		return fmt.Errorf("list refs: %w", err)
+	}
+	beyond, err := r.beyondShallow()
+	if err != nil {
+		return err
 	}
 	return refs.ForEach(func(ref *plumbing.Reference) error {
 		if ref.Type() != plumbing.HashReference {
@@ -459,12 +551,30 @@ func (r *Repo) verify(ctx context.Context) error {
 		if err := readTree(commit); err != nil {
 			return fmt.Errorf("ref %s: %w", ref.Name(), err)
 		}
-		err = object.NewCommitPreorderIter(commit, nil, nil).ForEach(func(*object.Commit) error { return ctx.Err() })
+		err = object.NewCommitPreorderIter(commit, nil, beyond).ForEach(func(*object.Commit) error { return ctx.Err() })
 		if err != nil && !errors.Is(err, storer.ErrStop) {
 			return fmt.Errorf("history of %s: %w", ref.Name(), err)
 		}
 		return nil
 	})
+}
+
+// beyondShallow lists the parents of the clone's shallow commits: a depth-limited fetch
+// leaves them out, so a walk of the history must stop there.
+func (r *Repo) beyondShallow() ([]plumbing.Hash, error) {
+	shallow, err := r.git.Storer.Shallow()
+	if err != nil {
+		return nil, fmt.Errorf("read shallow commits: %w", err)
+	}
+	var parents []plumbing.Hash
+	for _, h := range shallow {
+		c, err := object.GetCommit(r.git.Storer, h)
+		if err != nil {
+			return nil, fmt.Errorf("shallow commit %s: %w", h, err)
+		}
+		parents = append(parents, c.ParentHashes...)
+	}
+	return parents, nil
 }
 
 // readTree reads every blob of a commit's tree to the end, so that a damaged pack

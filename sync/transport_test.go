@@ -224,6 +224,7 @@ func (s *sshRemote) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 
 func TestSSH(t *testing.T) {
 	up := newUpstream(t)
+	old := up.commit(map[string]string{"app.yaml": configMap("app", "v0")}, "old")
 	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
 	dir := t.TempDir()
 
@@ -273,6 +274,7 @@ func TestSSH(t *testing.T) {
 				if d := fetchAndLoad(t, r); d.Revision.Commit != c1 {
 					t.Errorf("loaded %s, want %s", d.Revision.Commit, c1)
 				}
+				assertNotFetched(t, r, old)
 				return
 			}
 			if !errors.Is(err, tc.wantErr) {

@@ -37,6 +37,7 @@ type agentFlags struct {
 	configFile       string
 	node             string
 	listen           string
+	api              apiServerFlags // how the API on listen is secured
 	socket           string
 	namespace        string
 	netns            string
@@ -62,6 +63,10 @@ type agentFlags struct {
 	clusterDomain    string
 	dnsTTL           time.Duration
 	dnsUpstreams     []string
+	maxInstances     int
+	surviveAfter     time.Duration
+	// permissions is what instances may ask for beyond the default sandbox.
+	permissions executor.Permissions
 }
 
 func newAgentCommand() *cobra.Command {
@@ -92,6 +97,7 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	stateDir := fl.Lookup("state-dir") // the agent keeps its clone, logs and volumes there
 	stateDir.DefValue, stateDir.Usage, f.src.stateDir = "/var/lib/shoal", "where the Git clone, logs and volumes are kept", "/var/lib/shoal"
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:7070", "HTTP address of the API, webhook and metrics")
+	f.api.register(fl)
 	fl.StringVar(&f.socket, "containerd-socket", "/run/containerd/containerd.sock", "containerd's socket")
 	fl.StringVar(&f.namespace, "containerd-namespace", "shoal", "containerd namespace of Shoal's containers")
 	fl.StringVar(&f.netns, "netns", "", "network namespace path the containers join (default: the host's)")
@@ -118,6 +124,16 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "DNS domain of Services: SERVICE.NAMESPACE.svc.DOMAIN")
 	fl.DurationVar(&f.dnsTTL, "dns-ttl", 5*time.Second, "TTL of DNS answers")
 	fl.StringSliceVar(&f.dnsUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster domain (default: the nameservers of /etc/resolv.conf)")
+	fl.IntVar(&f.maxInstances, "max-instances-per-node", planner.DefaultMaxInstances, "most instances a node runs, as the kubelet's --max-pods; give every node the same")
+	fl.DurationVar(&f.surviveAfter, "survive-after", time.Minute, "how long the agent runs with a revision before trusting it, unless it converges on it sooner; one that takes the agent down before then is not applied again at start-up")
+	fl.BoolVar(&f.permissions.Privileged, "allow-privileged", false, "run containers that ask for securityContext.privileged (otherwise refused)")
+	fl.BoolVar(&f.permissions.HostNetwork, "allow-host-network", false, "run instances that ask for hostNetwork: true (otherwise refused)")
+	fl.BoolVar(&f.permissions.HostPID, "allow-host-pid", false, "run instances that ask for hostPID: true (otherwise refused)")
+	fl.BoolVar(&f.permissions.HostIPC, "allow-host-ipc", false, "run instances that ask for hostIPC: true (otherwise refused)")
+	fl.StringSliceVar(&f.permissions.HostPaths, "allow-host-path", nil, "directory whose contents hostPath volumes may mount (repeatable; otherwise refused)")
+	fl.StringVar(&f.permissions.SeccompProfileRoot, "seccomp-profile-root", "", "directory of the seccomp profiles that Localhost profiles name (otherwise refused)")
+	fl.BoolVar(&f.permissions.SeccompUnconfined, "allow-unconfined-seccomp", false, "run containers that ask for seccompProfile type Unconfined (otherwise refused)")
+	fl.StringSliceVar(&f.permissions.Capabilities, "allow-capability", nil, "capability (e.g. NET_RAW, or ALL) that capabilities.add may name beyond the default set (repeatable; otherwise refused)")
 	return cmd
 }
 
@@ -163,6 +179,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 	cfg.ResyncInterval = f.resync
 	cfg.CrashBackoff.Base = f.crashBackoffBase
 	cfg.CrashBackoff.Cap = max(cfg.CrashBackoff.Cap, f.crashBackoffBase)
+	cfg.MaxInstances, cfg.SurviveAfter = f.maxInstances, f.surviveAfter
 	labels, err := parseLabels(f.labels)
 	if err != nil {
 		return &exitError{code: exitTrouble, err: err}
@@ -178,13 +195,22 @@ func runAgent(parent context.Context, f agentFlags) error {
 		return &exitError{code: exitTrouble, err: errors.New("--repo is required")}
 	}
 
-	repo, err := sync.Open(ctx, f.src.source(), filepath.Join(f.src.stateDir, "git"), sync.WithLogger(log))
+	repo, err := sync.Open(ctx, f.src.source(), filepath.Join(f.src.stateDir, "git"),
+		append(f.src.limits.repoOptions(), sync.WithLogger(log))...)
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
+	marker, err := sync.OpenMarker(f.src.stateDir)
+	if err != nil {
+		return err
+	}
+	if s := marker.Suspect(); s != "" {
+		log.Error("the agent went down applying a revision: it is skipped until a newer commit", "commit", s, "trusted", marker.Trusted())
+	}
 	pcfg := sync.DefaultPollerConfig()
 	pcfg.Interval, pcfg.Logger = f.pollInterval, log
+	pcfg.Marker = marker
 	poller, err := sync.NewPoller(repo, pcfg)
 	if err != nil {
 		return err
@@ -207,6 +233,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 		executor.WithPlainHTTPRegistries(f.plainRegistries...),
 		executor.WithDockerConfig(f.registryConfig),
 		executor.WithLogMaxBytes(f.logMaxBytes),
+		executor.WithPermissions(f.permissions),
 		executor.WithLogger(log),
 	)
 	if err != nil {
@@ -214,7 +241,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 	}
 	defer rt.Close()
 
-	var opts []agent.Option
+	opts := []agent.Option{agent.WithRevisionMarker(marker)}
 	keys, err := gossipKeys(f.gossipKeyFile)
 	if err != nil {
 		return &exitError{code: exitTrouble, err: err}
@@ -251,12 +278,17 @@ func runAgent(parent context.Context, f agentFlags) error {
 	if err != nil {
 		return err
 	}
+	apiCfg, tlsCfg, err := f.api.config(filepath.Join(f.src.stateDir, "api-token"), f.listen, log)
+	if err != nil {
+		return &exitError{code: exitTrouble, err: err}
+	}
+	apiCfg.Webhook = webhook
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: a.Handler(webhook), ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	srv := agent.NewAPIServer(a.Handler(apiCfg), tlsCfg)
+	go serveAPI(srv, ln, log)
 	log.Info("shoal agent started", "node", f.node, "repo", f.src.url, "listen", ln.Addr().String(),
 		"cpu_milli", cfg.Allocatable.MilliCPU, "memory_bytes", cfg.Allocatable.MemoryBytes)
 

@@ -1,10 +1,9 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"sort"
@@ -18,7 +17,10 @@ import (
 )
 
 func newExplainCommand() *cobra.Command {
-	var addr, namespace, output string
+	var (
+		addr, namespace, output string
+		api                     apiClientFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "explain WORKLOAD",
 		Short: "Say why each replica of a workload runs where it does, or why it cannot run",
@@ -27,8 +29,12 @@ replica, the node it went to with each candidate's scores, or the nodes that ref
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{"namespace": {namespace}, "workload": {args[0]}}
+			client, err := api.client(addr)
+			if err != nil {
+				return &exitError{code: exitTrouble, err: err}
+			}
 			var e planner.Explanation
-			raw, err := getJSON(addr, "/explain?"+q.Encode(), &e)
+			raw, err := client.getJSON(cmd.Context(), "/explain?"+q.Encode(), &e)
 			if err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
@@ -40,27 +46,11 @@ replica, the node it went to with each candidate's scores, or the nodes that ref
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", defaultAgentAddr, "the agent's HTTP address")
+	cmd.Flags().StringVar(&addr, "addr", defaultAgentAddr, agentAddrUsage)
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "the workload's namespace")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	api.register(cmd.Flags())
 	return cmd
-}
-
-// getJSON GETs path from an agent and decodes the JSON answer into v; it returns the raw body.
-func getJSON(addr, path string, v any) ([]byte, error) {
-	resp, err := http.Get("http://" + addr + path)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("agent at %s: %s", addr, strings.TrimSpace(string(body)))
-	}
-	return body, json.Unmarshal(body, v)
 }
 
 func printExplanation(w io.Writer, e planner.Explanation) {
@@ -78,6 +68,9 @@ func printExplanation(w io.Writer, e planner.Explanation) {
 			fmt.Fprintf(w, "    rejected  %-16s %s\n", rej.Node, rej.Reason)
 		}
 	}
+	if b := e.Beyond; b != nil {
+		fmt.Fprintf(w, "  replicas %d to %d\n    %s\n", b.Slot, b.Slot+b.More, b.Reason)
+	}
 }
 
 // clusterFile is the YAML a cluster is described in for `shoal plan --cluster FILE`.
@@ -91,13 +84,17 @@ type clusterFile struct {
 }
 
 // loadClusterView reads the cluster to place on: a file of nodes, or a running agent's view.
-func loadClusterView(file, from string) (*planner.View, error) {
+func loadClusterView(ctx context.Context, file, from string, api apiClientFlags) (*planner.View, error) {
 	switch {
 	case file != "" && from != "":
 		return nil, fmt.Errorf("give --cluster or --cluster-from, not both")
 	case from != "":
+		client, err := api.client(from)
+		if err != nil {
+			return nil, err
+		}
 		var v planner.View
-		if _, err := getJSON(from, "/view", &v); err != nil {
+		if _, err := client.getJSON(ctx, "/view", &v); err != nil {
 			return nil, err
 		}
 		return &v, nil
@@ -143,7 +140,11 @@ func printPlacement(w io.Writer, set *spec.Set, view planner.View) {
 	}
 	for _, u := range p.Unplaced {
 		k := u.Namespace + "/" + u.Workload
-		byWorkload[k] = append(byWorkload[k], fmt.Sprintf("%d→unplaced (%s)", u.Slot, u.Reason))
+		slots := fmt.Sprint(u.Slot)
+		if u.More > 0 {
+			slots += fmt.Sprintf("-%d", u.Slot+u.More)
+		}
+		byWorkload[k] = append(byWorkload[k], fmt.Sprintf("%s→unplaced (%s)", slots, u.Reason))
 	}
 	keys := make([]string, 0, len(byWorkload))
 	for k := range byWorkload {

@@ -10,6 +10,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoalhq/shoal/termsafe"
 )
 
 // exitError carries a process exit code through cobra without printing usage.
@@ -37,8 +39,13 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run executes the CLI with args and returns the process exit code.
-func run(args []string, stdout, stderr io.Writer) int {
+// run executes the CLI with args and returns the process exit code. Everything the
+// commands print goes through termsafe, since much of it (commit messages, logs, manifest
+// text, agents' errors) comes from people and programs other than the one reading it.
+func run(args []string, rawStdout, rawStderr io.Writer) int {
+	stdout, stderr := termsafe.NewWriter(rawStdout), termsafe.NewWriter(rawStderr)
+	defer stdout.Flush()
+	defer stderr.Flush()
 	root := newRootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)

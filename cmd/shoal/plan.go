@@ -13,6 +13,7 @@ func newPlanCommand() *cobra.Command {
 		src                      repoFlags
 		from, to                 string
 		clusterFile, clusterFrom string
+		api                      apiClientFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "plan [DIR]",
@@ -20,7 +21,8 @@ func newPlanCommand() *cobra.Command {
 		Long: `Plan compares two sets of manifests and prints the objects that would be created,
 changed (with a field-level diff) or deleted. Compare two revisions of a repository with
 --repo URL --from REV --to REV, or a working directory against a revision with
-DIR --repo URL [--from REV]. Secret values are never printed.
+DIR --repo URL [--from REV]. Secret values are never printed, nor a Secret's annotations
+and labels (kubectl copies the whole Secret into one).
 
 Exits 0 when nothing would change, 1 when something would (like flux diff), 2 on trouble,
 including invalid manifests on either side (their findings are printed).
@@ -61,7 +63,7 @@ replica of the new revision would run, and why a replica could not be placed.`,
 			if err := planner.FormatDiff(out, changes); err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
-			view, err := loadClusterView(clusterFile, clusterFrom)
+			view, err := loadClusterView(ctx, clusterFile, clusterFrom, api)
 			if err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
@@ -79,5 +81,6 @@ replica of the new revision would run, and why a replica could not be placed.`,
 	cmd.Flags().StringVar(&to, "to", "", "revision to compare with the base: branch, tag or commit")
 	cmd.Flags().StringVar(&clusterFile, "cluster", "", "also show where each replica would run on the nodes of this YAML file (nodes: [{name, labels, cpu, memory}])")
 	cmd.Flags().StringVar(&clusterFrom, "cluster-from", "", "also show where each replica would run on the cluster as the agent at this address sees it")
+	api.register(cmd.Flags()) // for --cluster-from
 	return cmd
 }

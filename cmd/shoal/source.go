@@ -20,6 +20,7 @@ type repoFlags struct {
 	stateDir               string
 	username, caFile       string
 	sshKey, knownHosts     string
+	limits                 limitFlags
 }
 
 // register adds the source flags to cmd. Secrets come from the environment only, so they
@@ -36,6 +37,7 @@ func (f *repoFlags) register(cmd *cobra.Command, withBranch bool) {
 	fl.StringVar(&f.caFile, "git-ca-file", "", "PEM bundle of CAs trusted for the HTTPS remote, besides the system's")
 	fl.StringVar(&f.sshKey, "ssh-key", "", "private key file for an SSH remote")
 	fl.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for an SSH remote (default ~/.ssh/known_hosts); unknown host keys are refused")
+	f.limits.register(fl)
 }
 
 // source turns the flags into a sync.Source following branch (or the default branch).
@@ -86,7 +88,7 @@ func loadManifests(ctx context.Context, args []string, f repoFlags, rev string) 
 		if !info.IsDir() {
 			return manifests{}, fmt.Errorf("%s is not a directory", dir)
 		}
-		set, diags := spec.Load(os.DirFS(dir), spec.DefaultLoadOptions())
+		set, diags := spec.Load(os.DirFS(dir), f.limits.options())
 		return manifests{where: dir, set: set, diags: diags}, nil
 	}
 	if f.url == "" {
@@ -100,17 +102,17 @@ func loadManifests(ctx context.Context, args []string, f repoFlags, rev string) 
 	default:
 		src.Branch = rev
 	}
-	m, err := loadRevision(ctx, src, f.stateDir)
+	m, err := loadRevision(ctx, src, f.stateDir, f.limits.repoOptions()...)
 	if errors.Is(err, sync.ErrRefNotFound) && rev != "" && src.Commit == "" {
 		src.Branch, src.Tag = "", rev // not a branch: try it as a tag
-		m, err = loadRevision(ctx, src, f.stateDir)
+		m, err = loadRevision(ctx, src, f.stateDir, f.limits.repoOptions()...)
 	}
 	return m, err
 }
 
 // loadRevision fetches src's revision into the clone under stateDir and loads it.
-func loadRevision(ctx context.Context, src sync.Source, stateDir string) (manifests, error) {
-	repo, err := sync.Open(ctx, src, stateDir)
+func loadRevision(ctx context.Context, src sync.Source, stateDir string, opts ...sync.Option) (manifests, error) {
+	repo, err := sync.Open(ctx, src, stateDir, opts...)
 	if err != nil {
 		return manifests{}, err
 	}

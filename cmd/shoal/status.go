@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -14,12 +12,19 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoalhq/shoal/agent"
+	"github.com/shoalhq/shoal/termsafe"
 )
 
-const defaultAgentAddr = "127.0.0.1:7070"
+const (
+	defaultAgentAddr = "127.0.0.1:7070"
+	agentAddrUsage   = "the agent's API address: host:port (http://, or https:// with --ca-cert), http://… or https://…"
+)
 
 func newStatusCommand() *cobra.Command {
-	var addr, output string
+	var (
+		addr, output string
+		api          apiClientFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the revision, workloads and instances as an agent sees them",
@@ -29,28 +34,26 @@ its instances, their phase, restarts and last exit reason, replicas that could n
 and why, and the timeline of the revision on this node.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			resp, err := http.Get("http://" + addr + "/status")
+			client, err := api.client(addr)
 			if err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return &exitError{code: exitTrouble, err: fmt.Errorf("agent at %s: %s", addr, resp.Status)}
+			var st agent.Status
+			raw, err := client.getJSON(cmd.Context(), "/status", &st)
+			if err != nil {
+				return &exitError{code: exitTrouble, err: err}
 			}
 			if output == "json" {
-				_, err := io.Copy(cmd.OutOrStdout(), resp.Body)
+				_, err := cmd.OutOrStdout().Write(raw)
 				return err
-			}
-			var st agent.Status
-			if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-				return &exitError{code: exitTrouble, err: fmt.Errorf("agent at %s: %w", addr, err)}
 			}
 			printStatus(cmd.OutOrStdout(), &st)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", defaultAgentAddr, "the agent's HTTP address")
+	cmd.Flags().StringVar(&addr, "addr", defaultAgentAddr, agentAddrUsage)
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	api.register(cmd.Flags())
 	return cmd
 }
 
@@ -108,7 +111,11 @@ func printStatus(w io.Writer, st *agent.Status) {
 			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, in.Node, in.Phase, in.Restarts, in.LastExit, in.Message)
 		}
 		for _, u := range wl.Unplaced {
-			fmt.Fprintf(tw, "\t%s\t-\tUnplaced\t\t\t%s\n", u.InstanceID, u.Reason)
+			id := u.InstanceID
+			if u.More > 0 {
+				id += fmt.Sprintf(" and %d more", u.More)
+			}
+			fmt.Fprintf(tw, "\t%s\t-\tUnplaced\t\t\t%s\n", id, u.Reason)
 		}
 	}
 	tw.Flush()
@@ -129,43 +136,51 @@ func ago(now, t time.Time) string {
 func newLogsCommand() *cobra.Command {
 	var (
 		addr, namespace string
-		follow          bool
+		follow, raw     bool
 		tail            int
+		api             apiClientFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "logs WORKLOAD",
 		Short: "Print the logs of a workload's instances on a node",
 		Long: `Logs prints what the workload's containers on the agent's node (--addr) wrote to stdout and
-stderr, each line prefixed with [instance/container]. With -f it keeps printing new lines.`,
+stderr, each line prefixed with [instance/container]. With -f it keeps printing new lines.
+
+Control characters in the logs (terminal escape sequences, carriage returns) are printed
+as visible \u00XX escapes, as everything the CLI prints from workloads and commits is, so
+that a container cannot drive the terminal of whoever reads its logs. --raw prints the
+bytes as written, for a file or a program that wants them exactly.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{"namespace": {namespace}, "workload": {args[0]}, "tail": {strconv.Itoa(tail)}}
 			if follow {
 				q.Set("follow", "1")
 			}
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, "http://"+addr+"/logs?"+q.Encode(), nil)
+			client, err := api.client(addr)
 			if err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.get(cmd.Context(), "/logs?"+q.Encode())
 			if err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
 			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-				return &exitError{code: exitTrouble, err: fmt.Errorf("%s", strings.TrimSpace(string(msg)))}
+			out := cmd.OutOrStdout()
+			if sw, ok := out.(*termsafe.Writer); ok && raw {
+				out = sw.Unwrap()
 			}
-			_, err = io.Copy(cmd.OutOrStdout(), resp.Body)
+			_, err = io.Copy(out, resp.Body)
 			if cmd.Context().Err() != nil {
 				return nil
 			}
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", defaultAgentAddr, "the agent's HTTP address")
+	cmd.Flags().StringVar(&addr, "addr", defaultAgentAddr, agentAddrUsage)
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "default", "the workload's namespace")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
 	cmd.Flags().IntVar(&tail, "tail", -1, "print only the last N lines (-1: all)")
+	cmd.Flags().BoolVar(&raw, "raw", false, "print the logs' bytes as they are, control characters included")
+	api.register(cmd.Flags())
 	return cmd
 }

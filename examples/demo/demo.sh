@@ -24,6 +24,8 @@ registry=127.0.0.1:5000
 net=10.210.0
 nodes="1 2 3"
 key=$(printf 'shoal-demo-gossip-key-32-bytes!!' | base64)
+# The three agents share one API token, made by the first to start; the CLI reads it.
+export SHOAL_TOKEN_FILE=$demo/api-token
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -128,10 +130,12 @@ pull_images() {
 start_node() {
 	local i=$1
 	running node$i && return
-	SHOAL_WEBHOOK_SECRET=demo SHOAL_GOSSIP_KEY=$key setsid ip netns exec shoal-demo-node$i "$demo/bin/shoal" agent \
+	# nsenter enters only the node's network namespace: `ip netns exec` would also give the
+	# agent a mount namespace of its own, hiding its Secret tmpfs mounts from containerd.
+	SHOAL_WEBHOOK_SECRET=demo SHOAL_GOSSIP_KEY=$key setsid nsenter --net=/var/run/netns/shoal-demo-node$i -- "$demo/bin/shoal" agent \
 		--node node$i --repo "$demo/repo" --state-dir "$demo/state/node$i" \
 		--containerd-socket "$sock" --containerd-namespace shoal-demo-node$i \
-		--netns /var/run/netns/shoal-demo-node$i --listen $net.$i:7070 \
+		--netns /var/run/netns/shoal-demo-node$i --listen $net.$i:7070 --api-token-file "$SHOAL_TOKEN_FILE" \
 		--gossip-bind $net.$i:7946 --join $net.1:7946 --dns-listen $net.$i:53 \
 		--ca-cert "$demo/ca/ca.crt" --node-cert "$demo/certs/node$i/node.crt" --node-key "$demo/certs/node$i/node.key" \
 		--label topology.kubernetes.io/zone=zone-$((i % 2)) \
@@ -184,6 +188,7 @@ up() {
 
 A three-node Shoal cluster is running. Try:
 
+  export SHOAL_TOKEN_FILE=$SHOAL_TOKEN_FILE           # the agents' API token
   $demo/bin/shoal status --addr $net.1:7070        # nodes, revision, workloads, instances
   curl -s $net.1:8080 ; curl -s $net.2:8080        # hello on every node
   curl -s $net.X:8081        # the frontend (X: the node status shows), calling http://backend:9090/

@@ -37,8 +37,9 @@ const waitFor = 30 * time.Second
 // RunConformance checks that a Runtime keeps the executor.Runtime contract: image pulls
 // and their errors, idempotent Start and Stop, graceful and forced stops, exit and OOM
 // events (and no OOM for a plain SIGKILL), restarts in place, adoption by a second
-// Runtime, several containers per instance, logs, and commands run in containers (Exec)
-// with their exit codes, deadlines and errors.
+// Runtime, several containers per instance, logs, commands run in containers (Exec)
+// with their exit codes, deadlines and errors, and the refusal of what a runtime with
+// the default executor.Permissions forbids.
 func RunConformance(t *testing.T, h Harness) {
 	tests := []struct {
 		name string
@@ -57,6 +58,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"Logs", testLogs},
 		{"EventsEndWithContext", testEventsEnd},
 		{"Exec", testExec},
+		{"StartRefusesWhatTheNodeForbids", testStartForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, h) })
@@ -572,5 +574,26 @@ func waitLogCount(t *testing.T, rt executor.Runtime, id, container, substr strin
 			t.Fatalf("log of %s/%s has not shown %q %d times within %v:\n%s", id, container, substr, n, waitFor, buf.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testStartForbidden: a runtime with the default Permissions refuses host namespaces and
+// privileged containers, naming the flag, and leaves nothing behind.
+func testStartForbidden(t *testing.T, h Harness) {
+	rt := h.New(t)
+	hostPID := hello(t, h, "hostpid-0")
+	hostPID.HostPID = true
+	privileged := hello(t, h, "privileged-0")
+	privileged.Containers[0].Security.Privileged = true
+	for _, c := range []struct {
+		spec executor.InstanceSpec
+		flag string
+	}{{hostPID, "--allow-host-pid"}, {privileged, "--allow-privileged"}} {
+		if err := rt.Start(context.Background(), c.spec); !errors.Is(err, executor.ErrForbidden) || !strings.Contains(err.Error(), c.flag) {
+			t.Errorf("Start %s = %v, want ErrForbidden naming %s", c.spec.ID, err, c.flag)
+		}
+	}
+	if got := list(t, rt); len(got) != 0 {
+		t.Errorf("refused starts left %+v", got)
 	}
 }

@@ -24,6 +24,9 @@ type FakeConfig struct {
 	StateDir string
 	// Images are the references EnsureImage can "pull", and what each runs.
 	Images map[string]Program
+	// Permissions is what instances may ask for beyond the default sandbox, as
+	// executor.WithPermissions gives a Containerd; Start refuses the rest.
+	Permissions executor.Permissions
 }
 
 // Fake is an in-memory executor.Runtime. Its containers are goroutines running Programs;
@@ -199,6 +202,9 @@ func (s *fakeState) ensureImage(ref string, policy executor.PullPolicy) error {
 func (f *Fake) Start(ctx context.Context, spec executor.InstanceSpec) error {
 	if err := spec.Validate(); err != nil {
 		return err
+	}
+	if err := f.host.cfg.Permissions.Check(&spec); err != nil {
+		return fmt.Errorf("start %s: %w", spec.ID, err)
 	}
 	var err error
 	if derr := f.host.do(ctx, func(s *fakeState) { err = s.start(&spec) }); derr != nil {
