@@ -8,8 +8,8 @@
 // addresses), the dissemination of instance state (SetInstances), and the
 // membership view (Snapshot, Changes).
 //
-// It must not: import spec, planner or any other Shoal package (it defines
-// its own small types; the agent converts a View into a planner view), decide
+// It must not: import spec, planner or any other Shoal package but identity
+// (it defines its own small types; the agent converts a View into a planner view), decide
 // anything about placement, or block inside a memberlist delegate (DESIGN
 // invariant 8: delegates update a map under a short mutex and signal Changes
 // with a non-blocking send; the consumer reads Snapshot when it likes).
@@ -21,6 +21,8 @@
 //	cfg.Seeds = []string{"10.0.0.1:7946", "10.0.0.2:7946"}
 //	key, err := gossip.ParseKey(os.Getenv("SHOAL_GOSSIP_KEY"))
 //	cfg.SecretKeys = [][]byte{key}
+//	cfg.Identity, err = identity.Load("node.crt", "node.key") // names "node-a"
+//	cfg.Verifier, err = identity.NewVerifier("ca.crt", "")
 //	c, err := gossip.Start(ctx, cfg)
 //	defer c.Shutdown()
 //	c.SetInstances(mine)     // whenever this node's instances change
@@ -47,6 +49,34 @@
 // A node whose keys share nothing with the cluster cannot join: the seed
 // cannot decrypt its join request, and plaintext from a node without keys is
 // rejected.
+//
+// # Identity: each node speaks only for itself
+//
+// The gossip key is shared, so it proves membership, not identity. Every
+// node also has its own Ed25519 key and a certificate from the cluster CA
+// naming it (package identity; `shoal ca`). A node seals what it says about
+// itself: its metadata, every instance delta, and every snapshot of its own
+// instances, each with its certificate's fingerprint and a signature over the
+// node's name and the bytes. Receivers accept a record only when a certificate
+// that chains to the CA, is not revoked and names the record's node signed
+// it; relays forward the owner's sealed bytes unchanged, so state stays
+// verifiable whichever node relays it. Certificates travel in push/pull
+// (verified once, cached by fingerprint); metadata signed with a certificate
+// not yet received is held, not shown, until it arrives, and this node fetches
+// it from the member directly. Metadata also names the gossip address it was
+// signed for and is ordered by (epoch, sequence), so it cannot be moved to
+// another address or replayed. Labels kubelet would own must describe the
+// node itself (kubernetes.io/hostname is its name), and capacity is bounded
+// (ErrBadMeta). See docs/cluster-identity.md for the model and operations.
+//
+// Decoding is bounded: every count and length is checked against the bytes
+// left before allocating, a push/pull holds at most maxStateItems records and
+// maxStateCerts certificates, and the transport drops compressed messages
+// (memberlist would decompress them without a cap), stream messages over
+// 8 MiB and push/pull headers that announce more than the message holds.
+//
+// A node started with Seeds that has not yet seen another member alive
+// reports why in JoinError; the agent runs nothing meanwhile.
 //
 // # Failure detection
 //
@@ -84,8 +114,9 @@
 // start). See store for the merge rule. The cost is one TCP exchange of about 100 bytes
 // per instance in the cluster per interval per node.
 //
-// Limits: node metadata must encode to at most 512 bytes (ErrMetaTooLarge);
-// an instance must encode to one packet (ErrInvalidInstance). A node whose
-// metadata cannot be decoded (a future, incompatible version) is listed
-// without labels and capacity, and its instances are ignored.
+// Limits: node metadata, with its 96-byte seal, must encode to at most 512
+// bytes (ErrMetaTooLarge);
+// an instance must encode to one packet (ErrInvalidInstance). A member whose
+// metadata cannot be decoded or verified is not listed, and its instances are
+// ignored.
 package gossip

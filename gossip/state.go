@@ -17,8 +17,9 @@ import (
 // delivers metadata ordered by its own incarnation numbers, which it bumps
 // when a restarted node refutes its old self; so metadata is the authority: a
 // restarted owner replaces what its previous run published as soon as peers
-// see its new metadata, whatever the wall clock did, and state stamped with
-// another epoch is ignored. State that arrives before the owner's metadata
+// see its new metadata, and state stamped with another epoch is ignored. (The
+// store follows whatever epoch it is told; the Cluster only tells it epochs
+// that do not go back, so that replayed old metadata cannot roll an owner back.) State that arrives before the owner's metadata
 // is kept tentatively (the highest epoch wins until metadata confirms or
 // replaces it) so that a cold start, when deltas outrun membership, loses
 // nothing; tentative state is never shown. Counter increases by one per
