@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -117,8 +118,11 @@ func maxState(b *testing.B) (msg []byte, epoch int64) {
 	var blobs [][]byte
 	for i := range maxStateItems {
 		inst := InstanceInfo{ID: fmt.Sprint("i-", i), Namespace: "default", Workload: "w", Running: true}
-		for len(encodeDeltaBody(delta{Owner: "rogue", Epoch: epoch, Record: record{Counter: uint64(i + 1), Info: inst}}))+sealLen < per-8 {
+		for len(inst.Ports) < maxPorts && len(encodeDeltaBody(delta{Owner: "rogue", Epoch: epoch, Record: record{Counter: uint64(i + 1), Info: inst}}))+sealLen < per-8 {
 			inst.Ports = append(inst.Ports, Port{Name: "p", Port: 1, Protocol: "TCP"})
+		}
+		if pad := per - 8 - sealLen - len(encodeDeltaBody(delta{Owner: "rogue", Epoch: epoch, Record: record{Counter: uint64(i + 1), Info: inst}})); pad > 0 {
+			inst.SpecHash = strings.Repeat("h", pad)
 		}
 		blobs = append(blobs, seal(id, "rogue", encodeDeltaBody(delta{Owner: "rogue", Epoch: epoch, Record: record{Counter: uint64(i + 1), Info: inst}})))
 	}
@@ -169,9 +173,10 @@ func BenchmarkDecodeMaxDelta(b *testing.B) {
 		b.Fatal(err)
 	}
 	inst := InstanceInfo{ID: "i", Namespace: "default", Workload: "w", Running: true}
-	for len(encodeDeltaBody(delta{Owner: "rogue", Record: record{Info: inst}}))+sealLen < DefaultConfig().maxDeltaBytes()-8 {
+	for len(inst.Ports) < maxPorts && len(encodeDeltaBody(delta{Owner: "rogue", Record: record{Info: inst}}))+sealLen < DefaultConfig().maxDeltaBytes()-8 {
 		inst.Ports = append(inst.Ports, Port{Name: "p", Port: 1, Protocol: "TCP"})
 	}
+	inst.SpecHash = strings.Repeat("h", DefaultConfig().maxDeltaBytes()-16-sealLen-len(encodeDeltaBody(delta{Owner: "rogue", Record: record{Info: inst}})))
 	msg := seal(id, "rogue", encodeDeltaBody(delta{Owner: "rogue", Epoch: 1, Record: record{Counter: 1, Info: inst}}))
 	b.SetBytes(int64(len(msg)))
 	now := time.Now()

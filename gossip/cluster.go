@@ -363,8 +363,9 @@ func (c *Cluster) notify() {
 // list against the previous one and gossips one delta per added, changed or
 // removed instance. Node is set to this node's name. The whole list is
 // rejected, and nothing changes, if an ID is empty or repeated or an instance
-// is too large for one gossip packet (about Config.UDPBufferSize − 64 bytes
-// encoded: ample for IDs, names, an address and a few dozen ports).
+// is too large for one gossip packet (about Config.UDPBufferSize − 160 bytes
+// encoded: ample for IDs, names, an address and a few dozen ports) or has
+// more than 64 ports.
 func (c *Cluster) SetInstances(list []InstanceInfo) error {
 	seen := make(map[string]bool, len(list))
 	for _, inst := range list {
@@ -375,6 +376,9 @@ func (c *Cluster) SetInstances(list []InstanceInfo) error {
 			return fmt.Errorf("%w: duplicate ID %q", ErrInvalidInstance, inst.ID)
 		}
 		seen[inst.ID] = true
+		if len(inst.Ports) > maxPorts {
+			return fmt.Errorf("%w: %q has %d ports, limit %d", ErrInvalidInstance, inst.ID, len(inst.Ports), maxPorts)
+		}
 		probe := delta{Owner: c.cfg.NodeName, Epoch: -1 << 63, Record: record{Counter: 1 << 63, Info: inst}}
 		if n := len(encodeDeltaBody(probe)) + sealLen; n > c.cfg.maxDeltaBytes() {
 			return fmt.Errorf("%w: %q encodes to %d bytes, limit %d", ErrInvalidInstance, inst.ID, n, c.cfg.maxDeltaBytes())

@@ -297,9 +297,12 @@ func TestInstancesPropagate(t *testing.T) {
 
 func TestSetInstancesRejectsInvalid(t *testing.T) {
 	c := startNode(t, nodeConfig("solo"))
-	manyPorts := instances(1, "big")
-	for i := range 200 {
-		manyPorts[0].Ports = append(manyPorts[0].Ports, Port{Name: fmt.Sprint("port-", i), Port: int32(i), Protocol: "TCP"})
+	bigPorts, manyPorts := instances(1, "big"), instances(1, "many")
+	for i := range 60 {
+		bigPorts[0].Ports = append(bigPorts[0].Ports, Port{Name: fmt.Sprint("a-rather-long-port-name-", i), Port: int32(i), Protocol: "TCP"})
+	}
+	for i := range maxPorts + 1 {
+		manyPorts[0].Ports = append(manyPorts[0].Ports, Port{Name: "p", Port: int32(i), Protocol: "TCP"})
 	}
 	tests := []struct {
 		name string
@@ -307,7 +310,8 @@ func TestSetInstancesRejectsInvalid(t *testing.T) {
 	}{
 		{"empty ID", []InstanceInfo{{Namespace: "x"}}},
 		{"duplicate ID", append(instances(2, "a"), instances(1, "a")...)},
-		{"does not fit a packet", manyPorts},
+		{"does not fit a packet", bigPorts},
+		{"too many ports", manyPorts},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -78,6 +78,10 @@ const (
 	minRecordLen = 3
 	// minPortLen is the smallest encoded port.
 	minPortLen = 3
+	// maxPorts bounds an instance's ports. A decoded port takes about 40
+	// bytes for as few as 7 encoded, so without a bound a packet of ports
+	// would cost 6 times its size.
+	maxPorts = 64
 )
 
 // sealed is a sealed message as received: body, fingerprint and signature,
@@ -348,7 +352,12 @@ func (d *decoder) record(owner string) record {
 	r.Info.Workload = d.string()
 	r.Info.SpecHash = d.string()
 	r.Info.Addr = d.string()
-	if n := d.count(minPortLen); n > 0 {
+	n := d.count(minPortLen)
+	if n > maxPorts {
+		d.fail(fmt.Sprintf("%d ports, limit %d", n, maxPorts))
+		n = 0
+	}
+	if n > 0 {
 		r.Info.Ports = make([]Port, n)
 		for i := range r.Info.Ports {
 			p := &r.Info.Ports[i]
