@@ -197,8 +197,7 @@ func TestClusterSpreadsFailsOverAndHealsPartitions(t *testing.T) {
 	repo.commit("empty", map[string]string{"README": "cluster\n"})
 	c := newCluster(t, repo, 1, 2, 3)
 	c.agents[1].waitFor("three members", func(st *agent.Status) bool { return st != nil && len(st.Nodes) == 3 })
-	// Committed once the cluster formed: a node that starts alone runs everything, and
-	// running instances are not moved without a reason.
+	// Committed once the cluster formed: running instances are not moved without a reason.
 	head := repo.commit("apps", map[string]string{
 		"spread.yaml": strings.Replace(idleDeployment("spread", 3), "    spec:\n      terminationGracePeriodSeconds",
 			"    spec:\n"+antiAffinity+"      terminationGracePeriodSeconds", 1),

@@ -232,7 +232,7 @@ func (d *delegate) upsertMember(n *memberlist.Node) {
 		err = c.staleLocked(n.Name, nm)
 	}
 	if err != nil {
-		if errors.Is(err, ErrUnknownCert) {
+		if errors.Is(err, ErrUnknownCert) && (c.pending[n.Name] != nil || len(c.pending) < maxPending) {
 			c.pending[n.Name] = &pendingMember{node: *n}
 			c.wantCert()
 		}
@@ -244,6 +244,10 @@ func (d *delegate) upsertMember(n *memberlist.Node) {
 	c.mu.Unlock()
 	c.notify()
 }
+
+// maxPending bounds the members held for their certificate: names announced
+// by a node without a trusted certificate cost no more than this.
+const maxPending = 1024
 
 // setMemberLocked shows a member with metadata that verified.
 func (c *Cluster) setMemberLocked(n *memberlist.Node, nm nodeMeta) {

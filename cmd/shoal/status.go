@@ -74,6 +74,9 @@ func printStatus(w io.Writer, st *agent.Status) {
 		state = "converged"
 	}
 	fmt.Fprintf(w, "applied:   %s (%s)\n", applied, state)
+	if st.NotJoined != "" {
+		fmt.Fprintf(w, "cluster:   NOT JOINED, running nothing: %s\n", termsafe.String(st.NotJoined))
+	}
 	switch {
 	case st.Sync.Error != "":
 		fmt.Fprintf(w, "sync:      ERROR %s\n", st.Sync.Error)
