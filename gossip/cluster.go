@@ -132,7 +132,7 @@ type Cluster struct {
 	alive    atomic.Int32           // alive members including us, for retransmit limits
 	joined   atomic.Bool            // another member was seen alive at least once
 	lastWarn atomic.Int64           // unix ns of the last rejection logged as a warning
-	rejected atomic.Uint64          // messages dropped by reject, for tests and metrics
+	rejected atomic.Uint64          // messages dropped by reject, which tests count
 
 	mu        sync.Mutex
 	store     *store
