@@ -16,6 +16,14 @@ const (
 	notAlive
 	nodeSelectorMismatch
 	nodeAffinityMismatch
+	disallowedHostNetwork
+	disallowedHostPID
+	disallowedHostIPC
+	disallowedPrivileged
+	disallowedSeccompLocalhost
+	disallowedSeccompUnconfined
+	disallowedHostPath
+	disallowedCapability
 	tooManyInstances
 	insufficientCPU
 	insufficientMemory
@@ -34,15 +42,24 @@ var reasonText = [numReasons]string{
 	notAlive:             "node(s) not alive",
 	nodeSelectorMismatch: "node(s) didn't match node selector",
 	nodeAffinityMismatch: "node(s) didn't match node affinity",
-	tooManyInstances:     "too many instances",
-	insufficientCPU:      "insufficient cpu",
-	insufficientMemory:   "insufficient memory",
-	portConflict:         "node(s) didn't have free ports for the requested ports",
-	antiAffinityMismatch: "node(s) didn't match pod anti-affinity rules",
-	existingAntiAffinity: "node(s) didn't satisfy existing instances' anti-affinity rules",
-	affinityMismatch:     "node(s) didn't match pod affinity rules",
-	spreadMissingLabel:   "node(s) didn't have the topology spread label",
-	spreadSkew:           "node(s) didn't match pod topology spread constraints",
+	// The node's agent flags (Permissions) refuse what the instance asks for.
+	disallowedHostNetwork:       "node(s) didn't allow hostNetwork",
+	disallowedHostPID:           "node(s) didn't allow hostPID",
+	disallowedHostIPC:           "node(s) didn't allow hostIPC",
+	disallowedPrivileged:        "node(s) didn't allow privileged containers",
+	disallowedSeccompLocalhost:  "node(s) didn't allow Localhost seccomp profiles",
+	disallowedSeccompUnconfined: "node(s) didn't allow Unconfined seccomp",
+	disallowedHostPath:          "node(s) didn't allow the hostPath volumes",
+	disallowedCapability:        "node(s) didn't allow the added capabilities",
+	tooManyInstances:            "too many instances",
+	insufficientCPU:             "insufficient cpu",
+	insufficientMemory:          "insufficient memory",
+	portConflict:                "node(s) didn't have free ports for the requested ports",
+	antiAffinityMismatch:        "node(s) didn't match pod anti-affinity rules",
+	existingAntiAffinity:        "node(s) didn't satisfy existing instances' anti-affinity rules",
+	affinityMismatch:            "node(s) didn't match pod affinity rules",
+	spreadMissingLabel:          "node(s) didn't have the topology spread label",
+	spreadSkew:                  "node(s) didn't match pod topology spread constraints",
 }
 
 // String words the reason for people.
@@ -70,7 +87,7 @@ func (st *state) staticReason(w *workload, n int32) reason {
 	case !matchNodeSelector(w.requiredNode, node.labels):
 		return nodeAffinityMismatch
 	}
-	return fits
+	return node.perms.refusal(&w.needs)
 }
 
 // check runs the filters that depend on what is placed, for a node that passed the static ones.

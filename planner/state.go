@@ -20,6 +20,7 @@ type nodeInfo struct {
 	hash   uint64
 	// maxInstances is the node's MaxInstances, defaulted.
 	maxInstances int32
+	perms        Permissions
 }
 
 // topology maps every node to its domain under one topology key (a zone, a host, any label).
@@ -154,8 +155,10 @@ type workload struct {
 	prefix   string
 	replicas int
 	// req is one instance's requests; ports the host ports it holds (see podPorts).
-	req    Resources
-	ports  []uint32
+	req   Resources
+	ports []uint32
+	// needs is what an instance asks of its node beyond the default sandbox.
+	needs  needs
 	labels map[string]string
 	// slotBase is the hash of the workload's identity that slot positions derive from.
 	slotBase     uint64
@@ -175,7 +178,8 @@ type workload struct {
 }
 
 // staticSet is the nodes a workload may use whatever is placed: alive, matching its
-// nodeSelector and required node affinity. Tiers split them by preferred node affinity.
+// nodeSelector and required node affinity, and allowing what it asks beyond the default
+// sandbox. Tiers split them by preferred node affinity.
 type staticSet struct {
 	all   bitset
 	tiers []*tier
@@ -268,7 +272,7 @@ func (st *state) indexNodes(in []Node) {
 		if n.MaxInstances <= 0 {
 			maxInstances = DefaultMaxInstances
 		}
-		st.nodes[i] = nodeInfo{name: n.Name, labels: labels, alloc: n.Allocatable, alive: n.Alive, hash: hashString(n.Name), maxInstances: maxInstances}
+		st.nodes[i] = nodeInfo{name: n.Name, labels: labels, alloc: n.Allocatable, alive: n.Alive, hash: hashString(n.Name), maxInstances: maxInstances, perms: n.Permissions}
 		st.byName[n.Name] = int32(i)
 		hashes[i], alloc[i] = st.nodes[i].hash, n.Allocatable
 		if !n.Alive {
@@ -304,7 +308,11 @@ func compareNodes(a, b Node) int {
 		-compareBool(a.Alive, b.Alive),
 		cmp.Compare(b.Allocatable.MilliCPU, a.Allocatable.MilliCPU),
 		cmp.Compare(b.Allocatable.MemoryBytes, a.Allocatable.MemoryBytes),
+		cmp.Compare(b.MaxInstances, a.MaxInstances),
 		slices.Compare(flatLabels(a.Labels), flatLabels(b.Labels)),
+		cmp.Compare(b.Permissions.Allow, a.Permissions.Allow),
+		slices.Compare(a.Permissions.HostPaths, b.Permissions.HostPaths),
+		slices.Compare(a.Permissions.Capabilities, b.Permissions.Capabilities),
 	)
 }
 
@@ -445,6 +453,7 @@ func (st *state) compile(set *spec.Set, d *spec.Deployment) *workload {
 		replicas: replicasOf(d),
 		req:      podRequests(ps),
 		ports:    podPorts(ps),
+		needs:    needsOf(ps),
 		labels:   d.Spec.Template.Metadata.Labels,
 	}
 	w.prefix = idPrefix(w.ns, w.name, w.hash)
@@ -455,7 +464,7 @@ func (st *state) compile(set *spec.Set, d *spec.Deployment) *workload {
 		w.requiredNode = a.NodeAffinity.Required
 		preferredNode = a.NodeAffinity.Preferred
 	}
-	w.static = st.staticFor(ps.NodeSelector, w.requiredNode, preferredNode)
+	w.static = st.staticFor(ps.NodeSelector, w.requiredNode, preferredNode, &w.needs)
 	if a := ps.Affinity; a != nil {
 		st.compilePodAffinity(w, a.PodAffinity, 1)
 		st.compilePodAffinity(w, a.PodAntiAffinity, -1)
@@ -553,10 +562,13 @@ func podPorts(ps *spec.PodSpec) []uint32 {
 	return slices.Compact(ports)
 }
 
-// staticFor returns the nodes allowed by a nodeSelector and node affinity, shared between
-// workloads that ask the same.
-func (st *state) staticFor(selector map[string]string, required *spec.NodeSelector, preferred []spec.PreferredSchedulingTerm) *staticSet {
+// staticFor returns the nodes allowed by a nodeSelector, node affinity and permissions,
+// shared between workloads that ask the same.
+func (st *state) staticFor(selector map[string]string, required *spec.NodeSelector, preferred []spec.PreferredSchedulingTerm, nd *needs) *staticSet {
 	id := signature(selector) + "\x00" + signature(required) + "\x00" + signature(preferred)
+	if !nd.none() {
+		id += "\x00" + signature([]any{uint64(nd.allow), nd.hostPaths, nd.caps})
+	}
 	if s, ok := st.statics[id]; ok {
 		return s
 	}
@@ -572,7 +584,7 @@ func (st *state) staticFor(selector map[string]string, required *spec.NodeSelect
 	byScore := map[int64]*tier{}
 	for _, n := range candidates {
 		labels := st.nodes[n].labels
-		if !matchLabels(selector, labels) || !matchNodeSelector(required, labels) {
+		if !matchLabels(selector, labels) || !matchNodeSelector(required, labels) || st.nodes[n].perms.refusal(nd) != fits {
 			continue
 		}
 		score := preferredScore(preferred, labels)

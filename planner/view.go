@@ -19,7 +19,8 @@ type Resources struct {
 // what one plan costs: placements are at most the nodes times their MaxInstances.
 const DefaultMaxInstances = 110
 
-// Node is a cluster member as gossip reports it.
+// Node is a cluster member as gossip reports it: everything but Alive is what the node
+// says of itself, in its signed metadata, so that every node plans with the same values.
 type Node struct {
 	Name string `json:"name"`
 	// Labels include kubernetes.io/hostname and topology.kubernetes.io/zone when known.
@@ -29,6 +30,9 @@ type Node struct {
 	// MaxInstances is how many instances the node may run, whatever their requests, as
 	// the kubelet's maxPods; 0 means DefaultMaxInstances.
 	MaxInstances int `json:"maxInstances,omitempty"`
+	// Permissions is what the node lets instances ask for beyond the default sandbox; a
+	// node is not chosen for an instance that asks for more.
+	Permissions Permissions `json:"permissions,omitempty"`
 	// Alive is false for a member gossip suspects or declared dead; nothing is placed on it.
 	Alive bool `json:"alive"`
 }
