@@ -7,6 +7,7 @@ import (
 	"log"
 	"math"
 	"net"
+	"reflect"
 	"runtime"
 	"strconv"
 	"sync"
@@ -277,6 +278,49 @@ func TestAttackForgedNodeMeta(t *testing.T) {
 		d.NotifyUpdate(n) // as if memberlist had applied it anyway
 		if got := node1Meta(t, node0); fmt.Sprint(got) != fmt.Sprint(old) {
 			t.Fatalf("%s: node1 now shows %+v, was %+v", name, got, old)
+		}
+	}
+}
+
+// TestAttackForgedPermissions: node1 publishes its instance limit and what it
+// allows beyond the default sandbox, and node0 plans with them. Metadata for
+// node1 that node1 did not sign, claiming it allows everything and runs 65,536
+// instances (so that privileged workloads and a flood of replicas would be
+// sent to it), is refused; so is such a claim a node makes about itself beyond
+// the bounds. Base main carried neither value: every node applied its own
+// flag to all.
+func TestAttackForgedPermissions(t *testing.T) {
+	node0, node1, _, _ := victimCluster(t)
+	honest := Meta{Labels: map[string]string{"kubernetes.io/hostname": "node1"}, MaxInstances: 7, Allows: 0b10,
+		HostPaths: []string{"/var/log"}, Capabilities: []string{"NET_RAW"}}
+	if err := node1.UpdateNode(honest); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, node0, "node1's permissions", func(v View) bool {
+		n, _ := node(v, "node1")
+		return n.MaxInstances == 7 && n.Allows == 0b10 && reflect.DeepEqual(n.HostPaths, honest.HostPaths) &&
+			reflect.DeepEqual(n.Capabilities, honest.Capabilities)
+	})
+	old := node1Meta(t, node0)
+
+	forged := honest
+	forged.MaxInstances, forged.Allows, forged.HostPaths, forged.Capabilities = maxInstancesPerNode, math.MaxUint64, []string{"/"}, []string{"ALL"}
+	body := encodeMetaBody(nodeMeta{Epoch: node1.epoch, Seq: 99, GossipAddr: node1.Addr(), Meta: forged})
+	ip, portStr, _ := net.SplitHostPort(node1.Addr())
+	port, _ := strconv.Atoi(portStr)
+	n := &memberlist.Node{Name: "node1", Addr: net.ParseIP(ip), Port: uint16(port), Meta: seal(clusterCA.id("rogue"), "node1", body)}
+	d := (*delegate)(node0)
+	if err := d.NotifyAlive(n); err == nil {
+		t.Error("NotifyAlive accepted node1's permissions signed by the rogue")
+	}
+	d.NotifyUpdate(n)
+	if got := node1Meta(t, node0); fmt.Sprint(got) != fmt.Sprint(old) {
+		t.Fatalf("node1 now shows %+v, was %+v", got, old)
+	}
+	for _, m := range []Meta{{MaxInstances: maxInstancesPerNode + 1}, {MaxInstances: -1}, {HostPaths: []string{"var/log"}},
+		{HostPaths: []string{"/var/../etc"}}, {Capabilities: []string{""}}} {
+		if err := checkMeta("node1", m); !errors.Is(err, ErrBadMeta) {
+			t.Errorf("checkMeta(%+v) = %v, want ErrBadMeta", m, err)
 		}
 	}
 }

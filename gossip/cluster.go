@@ -44,6 +44,18 @@ type Meta struct {
 	APIAddr string
 	// DNSAddr is the node's DNS server, "host:port".
 	DNSAddr string
+	// MaxInstances is how many instances the node runs at most (its
+	// --max-instances-per-node); 0 means the planner's default. Every node
+	// plans with each node's own value, so they compute the same placement.
+	MaxInstances int
+	// Allows is the set of what the node lets instances ask for beyond the
+	// default sandbox, as bits of planner.Permission; gossip carries it as it is.
+	Allows uint64
+	// HostPaths are the directories hostPath volumes may mount from (its
+	// --allow-host-path); Capabilities what capabilities.add may name beyond
+	// the default set (its --allow-capability). They count against the
+	// 512 bytes of metadata, as labels do.
+	HostPaths, Capabilities []string
 }
 
 // NodeInfo is one member as seen through gossip.
@@ -60,6 +72,11 @@ type NodeInfo struct {
 	Revision    string
 	APIAddr     string
 	DNSAddr     string
+	// MaxInstances, Allows, HostPaths and Capabilities come from the
+	// member's Meta.
+	MaxInstances            int
+	Allows                  uint64
+	HostPaths, Capabilities []string
 	// Alive is false for a member that failed or left; it stays listed for
 	// Config.DeadRetention.
 	Alive bool
@@ -709,6 +726,7 @@ func nodeInfo(name, addr string, m Meta, alive bool) NodeInfo {
 		Name: name, Addr: addr, Labels: m.Labels,
 		MilliCPU: m.MilliCPU, MemoryBytes: m.MemoryBytes,
 		Revision: m.Revision, APIAddr: m.APIAddr, DNSAddr: m.DNSAddr,
+		MaxInstances: m.MaxInstances, Allows: m.Allows, HostPaths: m.HostPaths, Capabilities: m.Capabilities,
 		Alive: alive,
 	}
 }
@@ -717,5 +735,6 @@ func nodeInfo(name, addr string, m Meta, alive bool) NodeInfo {
 // change a published View.
 func cloneMeta(m Meta) Meta {
 	m.Labels = maps.Clone(m.Labels)
+	m.HostPaths, m.Capabilities = slices.Clone(m.HostPaths), slices.Clone(m.Capabilities)
 	return m
 }

@@ -34,13 +34,15 @@ import (
 //	record   = id:string counter:uvarint flags:byte [namespace workload specHash addr:string ports]  (fields only when not deleted)
 //	ports    = count:uvarint { name:string port:varint protocol:string }
 //	meta     = sealed(kindMeta epoch:varint seq:uvarint milliCPU:varint memoryBytes:varint revision apiAddr dnsAddr gossipAddr:string
-//	           count:uvarint { key:string value:string })  (labels sorted by key)
+//	           count:uvarint { key:string value:string }  (labels sorted by key)
+//	           maxInstances:uvarint allows:uvarint count:uvarint {hostPath:string} count:uvarint {capability:string})
+//	           (the last four absent in metadata from nodes older than them: zero)
 
 // ErrMalformed is returned (wrapped) when a message cannot be decoded.
 var ErrMalformed = errors.New("gossip: malformed message")
 
 // ErrMetaTooLarge means the encoded node metadata exceeds memberlist's
-// 512-byte limit; shorten or drop labels.
+// 512-byte limit; shorten or drop labels, allowed host paths or capabilities.
 var ErrMetaTooLarge = fmt.Errorf("gossip: node metadata larger than %d bytes", memberlist.MetaMaxSize)
 
 // The first byte of every message names its kind, and is signed with it, so
@@ -246,6 +248,12 @@ func encodeMetaBody(m nodeMeta) []byte {
 	for _, k := range keys {
 		e.strings(k, m.Labels[k])
 	}
+	e.uvarint(uint64(m.MaxInstances))
+	e.uvarint(m.Allows)
+	for _, list := range [][]string{m.HostPaths, m.Capabilities} {
+		e.uvarint(uint64(len(list)))
+		e.strings(list...)
+	}
 	return e.buf
 }
 
@@ -311,6 +319,19 @@ func (d *decoder) string() string {
 	s := string(d.buf[:n])
 	d.buf = d.buf[n:]
 	return s
+}
+
+// stringList reads a count and that many strings; nil for none.
+func (d *decoder) stringList() []string {
+	n := d.count(1)
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = d.string()
+	}
+	return out
 }
 
 // count reads an element count and rejects it unless that many elements of
@@ -531,6 +552,15 @@ func decodeMeta(buf []byte) (nodeMeta, sealed, error) {
 			k := d.string()
 			m.Labels[k] = d.string()
 		}
+	}
+	if len(d.buf) > 0 {
+		if n := d.uvarint(); n > maxInstancesPerNode {
+			d.fail("max instances out of bounds")
+		} else {
+			m.MaxInstances = int(n)
+		}
+		m.Allows = d.uvarint()
+		m.HostPaths, m.Capabilities = d.stringList(), d.stringList()
 	}
 	if err := d.finish(); err != nil {
 		return nodeMeta{}, nil, err

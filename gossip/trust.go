@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +36,8 @@ var (
 const (
 	maxMilliCPU    = 1 << 16 * 1000 // 65,536 cores
 	maxMemoryBytes = 1 << 48        // 256 TiB
+	// maxInstancesPerNode is 100 times the kubelet's largest recommended maxPods.
+	maxInstancesPerNode = 1 << 16
 )
 
 // trust checks what other nodes sealed. It caches the certificates that chain
@@ -141,7 +144,7 @@ func (t *trust) prune(keep func(name string) bool, now time.Time) {
 
 // checkMeta rejects what a node may not declare about itself (DESIGN
 // invariant 9): the labels that kubelet would own must describe the node
-// itself, and capacity must be sane.
+// itself, capacity must be sane, and allowed host paths clean and absolute.
 func checkMeta(name string, m Meta) error {
 	if h, ok := m.Labels["kubernetes.io/hostname"]; ok && h != name {
 		return fmt.Errorf("%w: label kubernetes.io/hostname=%q on node %q (it must be the node name)", ErrBadMeta, h, name)
@@ -157,6 +160,17 @@ func checkMeta(name string, m Meta) error {
 	}
 	if m.MemoryBytes < 0 || m.MemoryBytes > maxMemoryBytes {
 		return fmt.Errorf("%w: allocatable memory %d bytes outside 0 to %d", ErrBadMeta, m.MemoryBytes, int64(maxMemoryBytes))
+	}
+	if m.MaxInstances < 0 || m.MaxInstances > maxInstancesPerNode {
+		return fmt.Errorf("%w: max instances %d outside 0 to %d", ErrBadMeta, m.MaxInstances, maxInstancesPerNode)
+	}
+	for _, dir := range m.HostPaths {
+		if !path.IsAbs(dir) || path.Clean(dir) != dir {
+			return fmt.Errorf("%w: allowed host path %q is not absolute and clean", ErrBadMeta, dir)
+		}
+	}
+	if slices.Contains(m.Capabilities, "") {
+		return fmt.Errorf("%w: empty allowed capability", ErrBadMeta)
 	}
 	return nil
 }
