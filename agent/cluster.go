@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"path/filepath"
 	"reflect"
 	"sort"
 	"time"
@@ -59,7 +60,8 @@ func (a *Agent) clusterView() (nodes []planner.Node, instances []planner.Instanc
 		nodes = append(nodes, planner.Node{
 			Name: n.Name, Labels: n.Labels, Alive: n.Alive,
 			Allocatable:  planner.Resources{MilliCPU: n.MilliCPU, MemoryBytes: n.MemoryBytes},
-			MaxInstances: a.cfg.MaxInstances,
+			MaxInstances: n.MaxInstances,
+			Permissions:  planner.Permissions{Allow: planner.Permission(n.Allows), HostPaths: n.HostPaths, Capabilities: n.Capabilities},
 		})
 	}
 	for _, in := range a.lastView.Instances {
@@ -118,12 +120,47 @@ func (a *Agent) publishCluster(now time.Time) {
 	}
 }
 
+// Meta is what a node with this configuration tells the cluster about itself before it
+// applied a revision.
+func (c *Config) Meta() gossip.Meta {
+	p := c.node().Permissions
+	return gossip.Meta{
+		Labels: c.Labels, MilliCPU: c.Allocatable.MilliCPU, MemoryBytes: c.Allocatable.MemoryBytes,
+		APIAddr: c.APIAddr, DNSAddr: c.DNSAddr,
+		MaxInstances: c.MaxInstances, Allows: uint64(p.Allow), HostPaths: p.HostPaths, Capabilities: p.Capabilities,
+	}
+}
+
+// node is this node as the planner sees it; the cluster sees the same through Meta.
+func (c *Config) node() planner.Node {
+	perms := planner.Permissions{Capabilities: c.Permissions.Capabilities}
+	for _, f := range []struct {
+		allowed bool
+		p       planner.Permission
+	}{
+		{c.Permissions.Privileged, planner.AllowPrivileged},
+		{c.Permissions.HostNetwork, planner.AllowHostNetwork},
+		{c.Permissions.HostPID, planner.AllowHostPID},
+		{c.Permissions.HostIPC, planner.AllowHostIPC},
+		{c.Permissions.SeccompUnconfined, planner.AllowSeccompUnconfined},
+		{c.Permissions.SeccompProfileRoot != "", planner.AllowSeccompLocalhost},
+	} {
+		if f.allowed {
+			perms.Allow |= f.p
+		}
+	}
+	for _, dir := range c.Permissions.HostPaths {
+		perms.HostPaths = append(perms.HostPaths, filepath.Clean(dir)) // as the executor cleans them
+	}
+	return planner.Node{
+		Name: c.NodeName, Labels: c.Labels, Allocatable: c.Allocatable, Alive: true,
+		MaxInstances: c.MaxInstances, Permissions: perms,
+	}
+}
+
 // nodeMeta is what this node tells the cluster about itself.
 func (a *Agent) nodeMeta() gossip.Meta {
-	m := gossip.Meta{
-		Labels: a.cfg.Labels, MilliCPU: a.cfg.Allocatable.MilliCPU, MemoryBytes: a.cfg.Allocatable.MemoryBytes,
-		APIAddr: a.cfg.APIAddr, DNSAddr: a.cfg.DNSAddr,
-	}
+	m := a.cfg.Meta()
 	if a.applied != nil {
 		m.Revision = a.applied.Commit
 	}

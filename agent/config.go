@@ -18,10 +18,14 @@ type Config struct {
 	Labels map[string]string
 	// Allocatable is what instances on this node may reserve by their requests.
 	Allocatable planner.Resources
-	// MaxInstances is how many instances a node may run (the kubelet's maxPods). Gossip
-	// does not carry it yet, so it applies to every node of the plan, and every node must
-	// be given the same: daemons that disagree would not compute the same placement.
+	// MaxInstances is how many instances this node may run (the kubelet's maxPods). It
+	// travels in the node's gossip metadata, so every node plans with each node's own value.
 	MaxInstances int
+	// Permissions is what this node lets instances ask for beyond the default sandbox: the
+	// executor's, which refuses the rest at start. The agent publishes them in gossip so
+	// that the plan places an instance only where it is allowed, and stops an instance it
+	// adopts or would restart that they no longer allow.
+	Permissions executor.Permissions
 	// NodeAddr is the address this node's instances are reached at (host networking:
 	// the node's own address); it goes into gossip and DNS answers.
 	NodeAddr string
@@ -86,6 +90,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInstances <= 0 {
 		errs = append(errs, fmt.Errorf("max instances per node %d must be positive", c.MaxInstances))
+	}
+	if err := c.Permissions.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Allocatable.MilliCPU < 0 || c.Allocatable.MemoryBytes < 0 {
 		errs = append(errs, errors.New("allocatable CPU and memory must not be negative"))

@@ -52,6 +52,10 @@ func (a *Agent) reconcile(ctx context.Context, now time.Time) {
 	for _, as := range a.placement.ForNode(a.cfg.NodeName) {
 		a.ensure(ctx, as, counts[workloadKey{as.Namespace, as.Workload}], blocked, now)
 	}
+	// Restarts come after the plan's stops: an instance adopted after the agent restarted
+	// with stricter permissions is stopped (the plan does not keep it on a node that
+	// refuses it) before a crash of it could be restarted in place, which the executor
+	// does not check again.
 	for _, in := range a.instances {
 		a.restartDue(ctx, in, now)
 		a.ensureProbes(ctx, in)
@@ -64,10 +68,7 @@ func (a *Agent) reconcile(ctx context.Context, now time.Time) {
 func (a *Agent) view() planner.View {
 	var v planner.View
 	v.Nodes, v.Instances = a.clusterView()
-	v.Nodes = append(v.Nodes, planner.Node{
-		Name: a.cfg.NodeName, Labels: a.cfg.Labels, Allocatable: a.cfg.Allocatable, Alive: true,
-		MaxInstances: a.cfg.MaxInstances,
-	})
+	v.Nodes = append(v.Nodes, a.cfg.node())
 	for _, in := range a.instances {
 		if in.stopping {
 			continue

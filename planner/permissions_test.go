@@ -73,7 +73,7 @@ func TestPermissionReason(t *testing.T) {
 	if len(p.Assignments) != 1 || p.Assignments[0].Node != "n002" {
 		t.Fatalf("assignments %+v, want one on n002", p.Assignments)
 	}
-	want := "0/3 nodes are available: 2 node(s) didn't allow hostNetwork, 1 too many instances."
+	want := "0/3 nodes are available: 2 node(s) didn't allow hostNetwork (--allow-host-network), 1 too many instances."
 	if len(p.Unplaced) != 1 || p.Unplaced[0].Reason != want {
 		t.Fatalf("unplaced %+v, want %q", p.Unplaced, want)
 	}
@@ -81,7 +81,7 @@ func TestPermissionReason(t *testing.T) {
 	// is a directory, not a string prefix.
 	nodes[2].Permissions = Permissions{HostPaths: []string{"/data"}}
 	p = plan(desired(dep("w", 1, hostPathVolume("/database"))), View{Nodes: nodes})
-	if want := "0/3 nodes are available: 3 node(s) didn't allow the hostPath volumes."; len(p.Unplaced) != 1 || p.Unplaced[0].Reason != want {
+	if want := "0/3 nodes are available: 3 node(s) didn't allow the hostPath volumes (--allow-host-path)."; len(p.Unplaced) != 1 || p.Unplaced[0].Reason != want {
 		t.Fatalf("unplaced %+v, want %q", p.Unplaced, want)
 	}
 }

@@ -124,7 +124,7 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.StringVar(&f.clusterDomain, "cluster-domain", "cluster.local", "DNS domain of Services: SERVICE.NAMESPACE.svc.DOMAIN")
 	fl.DurationVar(&f.dnsTTL, "dns-ttl", 5*time.Second, "TTL of DNS answers")
 	fl.StringSliceVar(&f.dnsUpstreams, "dns-upstream", nil, "resolvers for names outside the cluster domain (default: the nameservers of /etc/resolv.conf)")
-	fl.IntVar(&f.maxInstances, "max-instances-per-node", planner.DefaultMaxInstances, "most instances a node runs, as the kubelet's --max-pods; give every node the same")
+	fl.IntVar(&f.maxInstances, "max-instances-per-node", planner.DefaultMaxInstances, "most instances this node runs, as the kubelet's --max-pods; each node may have its own (it travels in gossip)")
 	fl.DurationVar(&f.surviveAfter, "survive-after", time.Minute, "how long the agent runs with a revision before trusting it, unless it converges on it sooner; one that takes the agent down before then is not applied again at start-up")
 	fl.BoolVar(&f.permissions.Privileged, "allow-privileged", false, "run containers that ask for securityContext.privileged (otherwise refused)")
 	fl.BoolVar(&f.permissions.HostNetwork, "allow-host-network", false, "run instances that ask for hostNetwork: true (otherwise refused)")
@@ -179,7 +179,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 	cfg.ResyncInterval = f.resync
 	cfg.CrashBackoff.Base = f.crashBackoffBase
 	cfg.CrashBackoff.Cap = max(cfg.CrashBackoff.Cap, f.crashBackoffBase)
-	cfg.MaxInstances, cfg.SurviveAfter = f.maxInstances, f.surviveAfter
+	cfg.MaxInstances, cfg.SurviveAfter, cfg.Permissions = f.maxInstances, f.surviveAfter, f.permissions
 	labels, err := parseLabels(f.labels)
 	if err != nil {
 		return &exitError{code: exitTrouble, err: err}
@@ -411,10 +411,7 @@ func startCluster(ctx context.Context, f agentFlags, cfg *agent.Config, keys [][
 	if gcfg.Identity, gcfg.Verifier, err = loadIdentity(f); err != nil {
 		return nil, &exitError{code: exitTrouble, err: err}
 	}
-	gcfg.Meta = gossip.Meta{
-		Labels: cfg.Labels, MilliCPU: cfg.Allocatable.MilliCPU, MemoryBytes: cfg.Allocatable.MemoryBytes,
-		APIAddr: cfg.APIAddr, DNSAddr: cfg.DNSAddr,
-	}
+	gcfg.Meta = cfg.Meta()
 	cluster, err := gossip.Start(ctx, gcfg)
 	if err != nil {
 		return nil, err
