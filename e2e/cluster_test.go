@@ -29,6 +29,8 @@ type cluster struct {
 	key    string
 	certs  string // the cluster CA (certs/ca) and each node's certificate (certs/nodeN)
 	agents map[int]*agentProc
+	// flags are extra agent flags per node, for nodes configured differently.
+	flags map[int][]string
 }
 
 func newCluster(t testing.TB, repo *gitRepo, nodes ...int) *cluster {
@@ -73,6 +75,7 @@ func (c *cluster) start(i int, key string) *agentProc {
 		// DNS on the node's address; names outside the cluster go nowhere (a closed loopback port).
 		"--dns-listen", c.net.addr(i) + ":53", "--dns-upstream", "127.0.0.1:9",
 	}
+	a.args = append(a.args, c.flags[i]...)
 	a.start()
 	c.t.Cleanup(func() {
 		a.kill(syscall.SIGTERM)
