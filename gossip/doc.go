@@ -66,8 +66,9 @@
 // it from the member directly. Metadata also names the gossip address it was
 // signed for and is ordered by (epoch, sequence), so it cannot be moved to
 // another address or replayed. Labels kubelet would own must describe the
-// node itself (kubernetes.io/hostname is its name), and capacity is bounded
-// (ErrBadMeta). See docs/cluster-identity.md for the model and operations.
+// node itself (kubernetes.io/hostname is its name), and capacity and the
+// instance limit are bounded (ErrBadMeta). Metadata also carries what the node
+// allows instances beyond the default sandbox, which the planner filters on. See docs/cluster-identity.md for the model and operations.
 //
 // Decoding is bounded: every count and length is checked against the bytes
 // left before allocating, a push/pull holds at most maxStateItems records and

@@ -36,7 +36,6 @@ import (
 //	meta     = sealed(kindMeta epoch:varint seq:uvarint milliCPU:varint memoryBytes:varint revision apiAddr dnsAddr gossipAddr:string
 //	           count:uvarint { key:string value:string }  (labels sorted by key)
 //	           maxInstances:uvarint allows:uvarint count:uvarint {hostPath:string} count:uvarint {capability:string})
-//	           (the last four absent in metadata from nodes older than them: zero)
 
 // ErrMalformed is returned (wrapped) when a message cannot be decoded.
 var ErrMalformed = errors.New("gossip: malformed message")
@@ -553,15 +552,13 @@ func decodeMeta(buf []byte) (nodeMeta, sealed, error) {
 			m.Labels[k] = d.string()
 		}
 	}
-	if len(d.buf) > 0 {
-		if n := d.uvarint(); n > maxInstancesPerNode {
-			d.fail("max instances out of bounds")
-		} else {
-			m.MaxInstances = int(n)
-		}
-		m.Allows = d.uvarint()
-		m.HostPaths, m.Capabilities = d.stringList(), d.stringList()
+	if n := d.uvarint(); n > maxInstancesPerNode {
+		d.fail("max instances out of bounds")
+	} else {
+		m.MaxInstances = int(n)
 	}
+	m.Allows = d.uvarint()
+	m.HostPaths, m.Capabilities = d.stringList(), d.stringList()
 	if err := d.finish(); err != nil {
 		return nodeMeta{}, nil, err
 	}

@@ -74,18 +74,6 @@ func TestMetaRoundTrip(t *testing.T) {
 	t.Logf("sealed meta with 2 labels, a 40-char revision, 2 host paths and 2 capabilities: %d bytes of 512", len(buf))
 }
 
-// TestMetaWithoutPermissions: metadata of a node older than MaxInstances and the
-// permissions decodes with them zero (the planner's default, nothing allowed).
-func TestMetaWithoutPermissions(t *testing.T) {
-	want := nodeMeta{Epoch: 1, Seq: 1, GossipAddr: "10.0.0.1:7946", Meta: Meta{MilliCPU: 1000}}
-	body := encodeMetaBody(nodeMeta{Epoch: 1, Seq: 1, GossipAddr: "10.0.0.1:7946", Meta: Meta{MilliCPU: 1000, MaxInstances: 1}})
-	old := body[:len(body)-4] // without maxInstances, allows and the two empty lists
-	got, _, err := decodeMeta(seal(clusterCA.id("a"), "a", old))
-	if err != nil || !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %+v %v, want %+v", got, err, want)
-	}
-}
-
 func TestMetaTooLarge(t *testing.T) {
 	labels := map[string]string{}
 	for i := range 15 {
