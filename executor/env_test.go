@@ -54,9 +54,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// env returns the shared daemon and images, failing the test if they cannot be had.
+// env returns the shared daemon and images, failing the test if they cannot be had; under
+// -short it skips the test.
 func env(t testing.TB) (*containerdtest.Daemon, []string) {
 	t.Helper()
+	containerdtest.SkipShort(t)
 	shared.once.Do(func() {
 		if shared.daemon, shared.err = containerdtest.Start(); shared.err != nil {
 			return

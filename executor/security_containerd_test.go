@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/shoalhq/shoal/examples/imagebuild"
 	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/executor/containerdtest"
 	"github.com/shoalhq/shoal/spec"
 )
 
@@ -100,13 +101,6 @@ func withUser(base v1.Image, user string, files map[string]string) (v1.Image, er
 	return mutate.ConfigFile(img, cfg)
 }
 
-// skipShort skips a test that needs root and containerd under -short.
-func skipShort(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs root and containerd (skipped with -short)")
-	}
-}
-
 // probeInstance is an instance of one probe container.
 func probeInstance(id, image string, sec executor.Security, env ...executor.EnvVar) executor.InstanceSpec {
 	return executor.InstanceSpec{ID: id, Namespace: "default", Workload: id, SpecHash: "h", GracePeriod: time.Second,
@@ -170,7 +164,7 @@ const (
 // node, a webhook token among them. By default a container now has no NET_RAW, runs
 // under the default seccomp filter and with no_new_privs.
 func TestDefaultSandboxRefusesPacketSockets(t *testing.T) {
-	skipShort(t)
+	containerdtest.SkipShort(t)
 	rt := newRuntime(t)
 	got := runProbe(t, rt, probeInstance("sniffer-0", probeImage(t, "root"), executor.Security{}))
 	if got["packet"] != "EPERM" {
@@ -192,7 +186,7 @@ func TestDefaultSandboxRefusesPacketSockets(t *testing.T) {
 // in the agent's status); a non-root image, or runAsUser, runs. A refused start leaves
 // nothing behind, so the retry fails for the same reason.
 func TestRunAsNonRootRefusesRootImages(t *testing.T) {
-	skipShort(t)
+	containerdtest.SkipShort(t)
 	rt := newRuntime(t)
 	ctx := context.Background()
 	for _, kind := range []string{"root", "named-root"} {
@@ -222,7 +216,7 @@ func TestRunAsNonRootRefusesRootImages(t *testing.T) {
 // TestRunAsUserAndGroups: the container sees runAsUser, runAsGroup, supplementalGroups
 // and fsGroup, and fsGroup makes a secret volume (0400 root's by default) readable to it.
 func TestRunAsUserAndGroups(t *testing.T) {
-	skipShort(t)
+	containerdtest.SkipShort(t)
 	rt := newRuntime(t)
 	uid, gid, fsGroup := int64(1234), int64(5678), int64(8000)
 	inst := probeInstance("groups", probeImage(t, "root"), executor.Security{RunAsUser: &uid, RunAsGroup: &gid},
@@ -247,7 +241,7 @@ func TestRunAsUserAndGroups(t *testing.T) {
 
 // TestReadOnlyRootFilesystem: the image's filesystem is read-only, volumes are not.
 func TestReadOnlyRootFilesystem(t *testing.T) {
-	skipShort(t)
+	containerdtest.SkipShort(t)
 	rt := newRuntime(t)
 	inst := probeInstance("ro", probeImage(t, "root"), executor.Security{ReadOnlyRootFilesystem: true}, executor.EnvVar{Name: "PROBE_WRITE", Value: "/scratch"})
 	inst.Volumes = []executor.Volume{{Name: "scratch", Kind: executor.VolumeEmptyDir}}
@@ -260,7 +254,7 @@ func TestReadOnlyRootFilesystem(t *testing.T) {
 // TestCapabilities: add and drop, ALL included, change what the container holds; a
 // capability beyond the default set (NET_RAW back, for sniffing) needs the node's consent.
 func TestCapabilities(t *testing.T) {
-	skipShort(t)
+	containerdtest.SkipShort(t)
 	image := probeImage(t, "root")
 	addRaw := probeInstance("add-raw", image, executor.Security{CapAdd: []string{"NET_RAW"}})
 	if err := newRuntime(t).Start(context.Background(), addRaw); !errors.Is(err, executor.ErrForbidden) || !strings.Contains(err.Error(), "--allow-capability=NET_RAW") {
@@ -283,7 +277,7 @@ func TestCapabilities(t *testing.T) {
 // TestSeccompProfiles: the default filter refuses keyctl (as Docker's does), Unconfined
 // lifts it, and a Localhost profile from the node's directory applies.
 func TestSeccompProfiles(t *testing.T) {
-	skipShort(t)
+	containerdtest.SkipShort(t)
 	profiles := t.TempDir()
 	os.WriteFile(filepath.Join(profiles, "no-keyctl.json"), []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["keyctl"],"action":"SCMP_ACT_ERRNO"}]}`), 0o644)
 	rt := newRuntime(t, executor.WithPermissions(executor.Permissions{SeccompProfileRoot: profiles, SeccompUnconfined: true}))
@@ -318,7 +312,7 @@ func TestSeccompProfiles(t *testing.T) {
 // TestNodePermissions: privileged, hostPID and hostPath are refused, with the flag that
 // would allow them, by a node that does not allow them, and work on one that does.
 func TestNodePermissions(t *testing.T) {
-	skipShort(t)
+	containerdtest.SkipShort(t)
 	hostDir := t.TempDir()
 	os.WriteFile(filepath.Join(hostDir, "motd"), []byte("from the node"), 0o644)
 	// A container allowed a host directory could plant this link to reach the node's /.

@@ -19,9 +19,6 @@ import (
 // /data: it is refused, with the reason in the error the agent reports, and nothing of the
 // host is bound anywhere.
 func TestSubPathSwappedForSymlinkRefusedAtRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs root and containerd (skipped with -short)")
-	}
 	rt := newRuntime(t)
 	ctx := context.Background()
 	image := buildSubPathSwap(t)

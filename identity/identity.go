@@ -197,7 +197,7 @@ func Load(certFile, keyFile string) (*Identity, error) {
 // Verifier decides whether a certificate is a trusted node certificate.
 type Verifier struct {
 	roots   *x509.CertPool
-	serials map[string]bool // revoked serial numbers, lower-case hex
+	serials map[string]bool // revoked serial numbers, lower-case hex without leading zeros
 	names   map[string]bool // revoked node names
 }
 
@@ -241,10 +241,12 @@ func (v *Verifier) readRevoked(path string) error {
 		switch {
 		case kind == "serial" && value != "":
 			value = strings.ToLower(strings.ReplaceAll(value, ":", ""))
-			if _, err := hex.DecodeString(value); err != nil {
-				return fmt.Errorf("identity: %s:%d: serial %q is not hex", path, line, value)
+			// A serial is a number: any count of hex digits, leading zeros or not.
+			n, ok := new(big.Int).SetString(value, 16)
+			if !ok || n.Sign() <= 0 {
+				return fmt.Errorf("identity: %s:%d: serial %q is not a positive hex number", path, line, value)
 			}
-			v.serials[strings.TrimLeft(value, "0")] = true
+			v.serials[serialHex(n)] = true
 		case kind == "node" && value != "":
 			v.names[value] = true
 		default:
@@ -271,7 +273,7 @@ func (v *Verifier) Verify(der []byte, name string, now time.Time) (*x509.Certifi
 	if cert.Subject.CommonName != name {
 		return nil, fmt.Errorf("%w: certificate names %q, not %q", ErrUntrusted, cert.Subject.CommonName, name)
 	}
-	if v.names[name] || v.serials[strings.TrimLeft(serialHex(cert.SerialNumber), "0")] {
+	if v.names[name] || v.serials[serialHex(cert.SerialNumber)] {
 		return nil, fmt.Errorf("%w: certificate %s of %q is revoked", ErrUntrusted, serialHex(cert.SerialNumber), name)
 	}
 	if _, ok := cert.PublicKey.(ed25519.PublicKey); !ok {

@@ -443,6 +443,10 @@ func scribble(t *testing.T, path string) {
 	for i := 12; i < len(b)-20; i++ {
 		b[i] ^= 0x5a
 	}
+	// Git writes objects read-only; only root may write them without making them writable.
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -72,10 +72,20 @@ type Daemon struct {
 	exited chan struct{} // closed when cmd has been waited for
 }
 
-// New starts a private containerd and stops and cleans it up when the test ends. It fails
-// the test if the daemon cannot run here.
+// SkipShort skips t under -short: tests of a private containerd need root, the containerd
+// binaries and minutes, and `go test -short` is the unit-test run that needs none of them.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs root and a private containerd (skipped with -short)")
+	}
+}
+
+// New starts a private containerd and stops and cleans it up when the test ends. It skips
+// the test under -short and fails it if the daemon cannot run here.
 func New(t testing.TB) *Daemon {
 	t.Helper()
+	SkipShort(t)
 	d, err := Start()
 	if err != nil {
 		t.Fatalf("containerdtest: %v", err)

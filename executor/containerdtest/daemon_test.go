@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 // TestRestartKeepsContainers restarts the daemon under a running container, then closes it
 // and checks that nothing of it is left: no shim, no container process, no mount, no files.
 func TestRestartKeepsContainersAndCloseRemovesAll(t *testing.T) {
+	SkipShort(t)
 	d, err := Start()
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +67,7 @@ func TestRestartKeepsContainersAndCloseRemovesAll(t *testing.T) {
 // TestStartSweepsStaleDaemons leaves a daemon killed with its container running, as a test
 // binary that timed out does, and checks that the next Start removes what it left.
 func TestStartSweepsStaleDaemons(t *testing.T) {
+	SkipShort(t)
 	stale, err := Start()
 	if err != nil {
 		t.Fatal(err)
