@@ -32,7 +32,7 @@ type Node struct {
 	MaxInstances int `json:"maxInstances,omitempty"`
 	// Permissions is what the node lets instances ask for beyond the default sandbox; a
 	// node is not chosen for an instance that asks for more.
-	Permissions Permissions `json:"permissions,omitempty"`
+	Permissions Permissions `json:"permissions"`
 	// Alive is false for a member gossip suspects or declared dead; nothing is placed on it.
 	Alive bool `json:"alive"`
 }
