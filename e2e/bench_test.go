@@ -15,6 +15,7 @@ import (
 
 	containerd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/contrib/seccomp"
 	"github.com/containerd/containerd/namespaces"
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/containerd/plugin"
@@ -27,7 +28,8 @@ import (
 // BenchmarkCommitToTenServing measures, in each iteration and in the same run:
 //
 //   - direct-ms: starting 10 hello containers straight through the containerd client
-//     (create+start, as many at once as there are cores) until all 10 answer HTTP;
+//     (create+start, as many at once as there are cores, in the same sandbox as Shoal's:
+//     no NET_RAW, the RuntimeDefault seccomp profile) until all 10 answer HTTP;
 //   - agent-ms: from the webhook of a commit that declares the same 10 workloads to all 10
 //     answering HTTP through Shoal (fetch, load, plan, start);
 //   - ratio: agent-ms / direct-ms.
@@ -108,6 +110,9 @@ func startDirect(b *testing.B, ctx context.Context, client *containerd.Client, i
 				containerd.WithNewSnapshot(id, image),
 				containerd.WithRuntime(plugin.RuntimeRuncV2, runc),
 				containerd.WithNewSpec(oci.WithImageConfig(image),
+					// The sandbox every Shoal container gets (docs/security-context.md), so
+					// both paths start the same containers: no NET_RAW, RuntimeDefault seccomp.
+					oci.WithDroppedCapabilities([]string{"CAP_NET_RAW"}), seccomp.WithDefaultProfile(),
 					oci.WithHostNamespace(specs.NetworkNamespace), oci.WithHostHostsFile, oci.WithHostResolvconf,
 					oci.WithEnv([]string{fmt.Sprintf("LISTEN=127.0.0.1:%d", port), fmt.Sprintf("MESSAGE=direct%d", round)})))
 			if err != nil {
