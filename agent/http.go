@@ -44,6 +44,8 @@ func (a *Agent) Handler(cfg APIConfig) http.Handler {
 		switch st := a.Status(); {
 		case st.NotJoined != "":
 			http.Error(w, "not joined to the cluster: "+st.NotJoined, http.StatusServiceUnavailable)
+		case !st.Adopted:
+			http.Error(w, "running instances not adopted yet: the first runtime listing has not completed", http.StatusServiceUnavailable)
 		case st.Desired == nil:
 			http.Error(w, "no revision in force yet", http.StatusServiceUnavailable)
 		default:
