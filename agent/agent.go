@@ -251,9 +251,6 @@ func (a *Agent) crashed(in *instance, c *container, code int, oom bool, exitedAt
 	c.status = executor.StatusExited
 	c.lastExit = exitReason(code, oom)
 	delay := c.backoff.Next(exitedAt.Sub(c.startedAt))
-	if c.backoff.Crashes() == 1 {
-		delay = 0 // the first crash in a row restarts at once, as the kubelet does
-	}
 	c.restartAt = now.Add(delay)
 	in.runningSince = time.Time{}
 	in.changed = now

@@ -59,7 +59,7 @@ func newHarnessOpts(t *testing.T, fake *executortest.Fake, wrap func(executor.Ru
 	}
 	cfg := DefaultConfig("node-a")
 	cfg.Allocatable = planner.Resources{MilliCPU: 4000, MemoryBytes: 8 << 30}
-	cfg.CrashBackoff = executor.Backoff{Base: 200 * time.Millisecond, Cap: time.Second, ResetAfter: time.Minute}
+	cfg.CrashBackoff = executor.Backoff{Base: 200 * time.Millisecond, Cap: time.Second, ResetAfter: time.Minute, ImmediateFirst: true}
 	cfg.StartBackoff = executor.Backoff{Base: 100 * time.Millisecond, Cap: time.Second, ResetAfter: time.Minute}
 	cfg.ResyncInterval = time.Second
 	cfg.Logger = slog.New(slog.DiscardHandler)

@@ -34,8 +34,9 @@ type Config struct {
 	// ResyncInterval is how often the agent re-reads the runtime and reconciles even when
 	// nothing happened, to catch what an event missed.
 	ResyncInterval time.Duration
-	// CrashBackoff is the schedule of restarts of a crashing container. The first crash in
-	// a row restarts at once, as the kubelet does; the next ones wait Base, 2·Base, … Cap.
+	// CrashBackoff is the schedule of restarts of a crashing container. By default
+	// (ImmediateFirst) the first crash in a row restarts at once, as the kubelet does, and
+	// the next ones wait Base, 2·Base, … Cap.
 	CrashBackoff executor.Backoff
 	// StartBackoff paces new attempts to start an instance whose start failed (image pull,
 	// bad config): Base, 2·Base, … Cap.
@@ -51,7 +52,7 @@ type Config struct {
 }
 
 // DefaultConfig returns a Config for node name with the Kubernetes schedules: crash
-// backoff 10s doubling to 5m, reset after 10m of running, and a 30s resync.
+// restarts at once, then 10s doubling to 5m, reset after 10m of running; and a 30s resync.
 func DefaultConfig(node string) Config {
 	return Config{
 		NodeName:           node,

@@ -44,6 +44,8 @@ func (a *Agent) Handler(cfg APIConfig) http.Handler {
 		switch st := a.Status(); {
 		case st.NotJoined != "":
 			http.Error(w, "not joined to the cluster: "+st.NotJoined, http.StatusServiceUnavailable)
+		case !st.Adopted:
+			http.Error(w, "running instances not adopted yet: the first runtime listing has not completed", http.StatusServiceUnavailable)
 		case st.Desired == nil:
 			http.Error(w, "no revision in force yet", http.StatusServiceUnavailable)
 		default:
@@ -245,13 +247,21 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	for _, w := range st.Workloads {
-		phases := map[Phase]int{}
+		// Status lists the other nodes' instances too (from gossip); these two count this
+		// node's. Every phase is exported, so that a phase emptied shows 0 rather than vanishing.
+		count := make(map[Phase]int, len(phases))
+		for _, p := range phases {
+			count[p] = 0
+		}
 		restarts := 0
 		for _, in := range w.Instances {
-			phases[in.Phase]++
+			if in.Node != st.Node {
+				continue
+			}
+			count[in.Phase]++
 			restarts += in.Restarts
 		}
-		for p, n := range phases {
+		for p, n := range count {
 			gauge(descInstances, float64(n), w.Namespace, w.Name, string(p))
 		}
 		gauge(descReplicas, float64(w.Replicas), w.Namespace, w.Name)

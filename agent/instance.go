@@ -36,6 +36,12 @@ const (
 	PhaseTerminating Phase = "Terminating"
 )
 
+// phases lists every Phase, for metrics that export each one, at 0 when empty.
+var phases = []Phase{
+	PhasePending, PhaseStarting, PhaseRunning, PhaseReady, PhaseCrashLoop, PhaseImagePullBackOff,
+	PhaseConfigError, PhaseForbidden, PhaseStartError, PhaseTerminating,
+}
+
 // instance is the loop's record of one instance on this node. Only the loop goroutine
 // touches it.
 type instance struct {

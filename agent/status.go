@@ -19,6 +19,9 @@ type Status struct {
 	Applied *spec.Revision `json:"applied,omitempty"`
 	// Converged is true when this node runs exactly its share of Desired, all ready.
 	Converged bool `json:"converged"`
+	// Adopted is true once the first runtime listing was applied: the instances that ran
+	// before the agent started are known, and nothing is started or stopped until then.
+	Adopted bool `json:"adopted"`
 	// Nodes are the cluster's members as this node sees them (itself only without a cluster).
 	Nodes []NodeStatus `json:"nodes"`
 	// NotJoined says why this node runs nothing: it was told to join a cluster
@@ -156,6 +159,7 @@ func (a *Agent) publish(now time.Time) {
 		Time:      now,
 		Applied:   a.applied,
 		Converged: a.converged(now),
+		Adopted:   a.adopted,
 		Sync:      a.syncState,
 		Timeline:  append([]Stage(nil), a.timeline...),
 		Nodes:     a.nodeStatuses(),

@@ -14,22 +14,28 @@ func TestBackoff(t *testing.T) {
 		delay []time.Duration // the delays Next must return
 	}{
 		{
-			name:  "Kubernetes schedule doubles from 10s and stops at 5m",
+			name:  "kubelet schedule restarts at once, then doubles from 10s and stops at 5m",
 			b:     DefaultBackoff(),
 			ran:   []time.Duration{s, s, s, s, s, s, s, s, s},
-			delay: []time.Duration{10 * s, 20 * s, 40 * s, 80 * s, 160 * s, 300 * s, 300 * s, 300 * s, 300 * s},
+			delay: []time.Duration{0, 10 * s, 20 * s, 40 * s, 80 * s, 160 * s, 300 * s, 300 * s, 300 * s},
 		},
 		{
 			name:  "ten minutes of running resets it",
 			b:     DefaultBackoff(),
 			ran:   []time.Duration{s, s, s, 10 * time.Minute, s},
-			delay: []time.Duration{10 * s, 20 * s, 40 * s, 10 * s, 20 * s},
+			delay: []time.Duration{0, 10 * s, 20 * s, 0, 10 * s},
 		},
 		{
 			name:  "just under ten minutes does not",
 			b:     DefaultBackoff(),
-			ran:   []time.Duration{s, 10*time.Minute - 1},
-			delay: []time.Duration{10 * s, 20 * s},
+			ran:   []time.Duration{s, s, 10*time.Minute - 1},
+			delay: []time.Duration{0, 10 * s, 20 * s},
+		},
+		{
+			name:  "without ImmediateFirst the first wait is Base",
+			b:     Backoff{Base: 10 * s, Cap: 5 * time.Minute, ResetAfter: 10 * time.Minute},
+			ran:   []time.Duration{s, s, s, 10 * time.Minute},
+			delay: []time.Duration{10 * s, 20 * s, 40 * s, 10 * s},
 		},
 		{
 			name:  "tests can shrink it",
@@ -52,7 +58,9 @@ func TestBackoff(t *testing.T) {
 
 func TestBackoffCountsAndResets(t *testing.T) {
 	b := DefaultBackoff()
-	for range 100 { // many crashes must not overflow the doubling
+	b.Next(0) // the first crash waits nothing
+	// Many crashes must not overflow the doubling.
+	for range 99 {
 		if d := b.Next(0); d <= 0 || d > b.Cap {
 			t.Fatalf("delay %v out of (0, %v]", d, b.Cap)
 		}
@@ -61,8 +69,8 @@ func TestBackoffCountsAndResets(t *testing.T) {
 		t.Errorf("Crashes = %d, want 100", b.Crashes())
 	}
 	b.Reset()
-	if got := b.Next(0); got != b.Base {
-		t.Errorf("after Reset: %v, want %v", got, b.Base)
+	if got := b.Next(0); got != 0 {
+		t.Errorf("after Reset: %v, want 0 (at once)", got)
 	}
 }
 

@@ -51,7 +51,7 @@ func NewContainerd(ctx context.Context, opts ...Option) (*Containerd, error) {
 	// containerd.New ignores ctx; a dead daemon would block it for the dial timeout.
 	client, err := containerd.New(cfg.socket,
 		containerd.WithDefaultNamespace(cfg.namespace),
-		containerd.WithTimeout(cfg.dialTimeout))
+		containerd.WithTimeout(dialTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("executor: connect to containerd at %s: %w", cfg.socket, err)
 	}

@@ -51,7 +51,7 @@ func (c *Containerd) image(ctx context.Context, ref string, policy PullPolicy) (
 	}
 	img, err := c.client.Pull(ctx, name,
 		containerd.WithPullUnpack,
-		containerd.WithPullSnapshotter(c.cfg.snapshotter),
+		containerd.WithPullSnapshotter(snapshotter),
 		containerd.WithResolver(resolver))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrImagePull, ref, err)
@@ -62,11 +62,11 @@ func (c *Containerd) image(ctx context.Context, ref string, policy PullPolicy) (
 // unpack makes sure an image already in the content store has a snapshot to start from
 // (an imported image, or one pulled for another snapshotter, has none).
 func (c *Containerd) unpack(ctx context.Context, img containerd.Image) error {
-	ok, err := img.IsUnpacked(ctx, c.cfg.snapshotter)
+	ok, err := img.IsUnpacked(ctx, snapshotter)
 	if err != nil || ok {
 		return err
 	}
-	return img.Unpack(ctx, c.cfg.snapshotter)
+	return img.Unpack(ctx, snapshotter)
 }
 
 // resolver speaks plain HTTP to loopback registries and those the options name, and

@@ -11,6 +11,14 @@ import (
 	"github.com/containerd/containerd/identifiers"
 )
 
+const (
+	// snapshotter unpacks images and holds container root filesystems; overlayfs is about
+	// twice as fast as native.
+	snapshotter = "overlayfs"
+	// dialTimeout bounds connecting to containerd in NewContainerd.
+	dialTimeout = 10 * time.Second
+)
+
 // Option configures a Containerd runtime.
 type Option func(*config)
 
@@ -20,8 +28,6 @@ type config struct {
 	socket string
 	// namespace is the containerd namespace Shoal's containers live in.
 	namespace string
-	// snapshotter unpacks images and holds container root filesystems.
-	snapshotter string
 	// runcRoot is runc's state directory. It must be private to this containerd: runc's
 	// default (/run/containerd/runc) is shared by every containerd on the machine.
 	runcRoot string
@@ -41,8 +47,6 @@ type config struct {
 	// maxParallelStarts caps concurrent container create+start calls; containerd on two
 	// cores does about 20 starts a second whatever the concurrency, so more only queues there.
 	maxParallelStarts int
-	// dialTimeout bounds connecting to containerd in NewContainerd.
-	dialTimeout time.Duration
 	// permissions is what instances may ask for beyond the default sandbox.
 	permissions Permissions
 	logger      *slog.Logger
@@ -52,13 +56,11 @@ func defaultConfig() config {
 	return config{
 		socket:            "/run/containerd/containerd.sock",
 		namespace:         "shoal",
-		snapshotter:       "overlayfs",
 		runcRoot:          "/run/shoal/runc",
 		stateDir:          "/var/lib/shoal/executor",
 		logMaxBytes:       10 << 20,
 		logCheckEvery:     time.Second,
 		maxParallelStarts: runtime.NumCPU(),
-		dialTimeout:       10 * time.Second,
 		logger:            slog.Default(),
 	}
 }
@@ -71,9 +73,6 @@ func (c *config) validate() error {
 	if err := identifiers.Validate(c.namespace); err != nil {
 		errs = append(errs, fmt.Errorf("namespace: %w", err))
 	}
-	if c.snapshotter == "" {
-		errs = append(errs, errors.New("snapshotter is empty"))
-	}
 	for name, p := range map[string]string{"runc root": c.runcRoot, "state dir": c.stateDir} {
 		if !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Errorf("%s %q is not an absolute path", name, p))
@@ -82,8 +81,8 @@ func (c *config) validate() error {
 	if c.netnsPath != "" && !filepath.IsAbs(c.netnsPath) {
 		errs = append(errs, fmt.Errorf("netns path %q is not absolute", c.netnsPath))
 	}
-	if c.logMaxBytes <= 0 || c.logCheckEvery <= 0 || c.maxParallelStarts <= 0 || c.dialTimeout <= 0 {
-		errs = append(errs, errors.New("log cap, log check interval, parallel starts and dial timeout must be positive"))
+	if c.logMaxBytes <= 0 || c.logCheckEvery <= 0 || c.maxParallelStarts <= 0 {
+		errs = append(errs, errors.New("log cap, log check interval and parallel starts must be positive"))
 	}
 	if err := c.permissions.Validate(); err != nil {
 		errs = append(errs, err)
@@ -102,9 +101,6 @@ func WithSocket(path string) Option { return func(c *config) { c.socket = path }
 
 // WithNamespace sets the containerd namespace (default "shoal").
 func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
-
-// WithSnapshotter sets the snapshotter (default "overlayfs", about twice as fast as "native").
-func WithSnapshotter(name string) Option { return func(c *config) { c.snapshotter = name } }
 
 // WithRuncRoot sets runc's state directory (default /run/shoal/runc). Give each containerd
 // its own.
@@ -133,9 +129,6 @@ func WithLogCheckInterval(d time.Duration) Option { return func(c *config) { c.l
 
 // WithMaxParallelStarts caps concurrent container starts (default: the number of CPUs).
 func WithMaxParallelStarts(n int) Option { return func(c *config) { c.maxParallelStarts = n } }
-
-// WithDialTimeout bounds connecting to containerd in NewContainerd (default 10s).
-func WithDialTimeout(d time.Duration) Option { return func(c *config) { c.dialTimeout = d } }
 
 // WithLogger sets the logger for what the runtime does on its own (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }

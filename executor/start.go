@@ -122,7 +122,7 @@ func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *Co
 	id := RuntimeID(s.ID, cs.Name)
 	ct, err := c.client.NewContainer(ctx, id,
 		containerd.WithImage(img),
-		containerd.WithSnapshotter(c.cfg.snapshotter),
+		containerd.WithSnapshotter(snapshotter),
 		containerd.WithNewSnapshot(id, img),
 		containerd.WithRuntime(plugin.RuntimeRuncV2, c.runcOptions()),
 		containerd.WithNewSpec(specOpts...),
@@ -131,7 +131,7 @@ func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *Co
 	if err != nil {
 		// WithNewSnapshot made the snapshot before a later option failed (a root user
 		// refused by runAsNonRoot, say): remove it, or the next attempt fails on it.
-		if rerr := c.client.SnapshotService(c.cfg.snapshotter).Remove(ctx, id); rerr != nil && !errdefs.IsNotFound(rerr) {
+		if rerr := c.client.SnapshotService(snapshotter).Remove(ctx, id); rerr != nil && !errdefs.IsNotFound(rerr) {
 			c.cfg.logger.Warn("executor: remove snapshot of a container not created", "snapshot", id, "err", rerr)
 		}
 		return nil, fmt.Errorf("create %s: %w", id, err)
