@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	gosync "sync"
 	"sync/atomic"
@@ -11,75 +10,42 @@ import (
 
 	"github.com/shoalhq/shoal/dns"
 	"github.com/shoalhq/shoal/executor"
-	"github.com/shoalhq/shoal/gossip"
-	"github.com/shoalhq/shoal/planner"
-	"github.com/shoalhq/shoal/spec"
 	"github.com/shoalhq/shoal/sync"
 )
 
-// Agent reconciles one node. Create it with New and call Run once.
+// Agent is the shell around the core: it owns the goroutines, the clock and every
+// collaborator that does I/O. Create it with New and call Run once.
 type Agent struct {
 	cfg       Config
 	rt        executor.Runtime
-	planner   *planner.Planner
 	log       *slog.Logger
 	revisions <-chan sync.Event
-	results   chan result
-	// probeResults carries probe verdicts from the instances' probers to the loop.
+	cluster   Cluster        // nil: this node plans for itself alone
+	dns       DNSConfig      // zero: no DNS
+	marker    RevisionMarker // nil: revisions are not recorded
+	// clock is the one place the agent reads the time.
+	clock func() time.Time
+
+	// core is owned by the Run goroutine once Run started.
+	core *core
+	// results carries the workers' results, probeResults the probers' verdicts, to Run.
+	results      chan event
 	probeResults chan executor.ProbeResult
 	sem          chan struct{}
 	workers      gosync.WaitGroup
-	status       atomic.Pointer[Status]
-	planInputs   atomic.Pointer[PlanInputs] // what the last plan was computed from
-	running      atomic.Bool
-	cluster      Cluster   // nil: this node plans for itself alone
-	dns          DNSConfig // zero: no DNS
+	// probers are the instances' running probers, by instance ID; owned by Run.
+	probers map[string]*executor.Prober
+	// joinErr is why the node is not part of its cluster, as last stepped; owned by Run.
+	joinErr string
 
-	// Owned by the Run goroutine.
-	desired   *spec.Desired
-	hashes    map[workloadKey]string // spec hash of each desired Deployment, computed once per revision
-	syncState SyncStatus
-	timeline  []Stage
-	applied   *spec.Revision
-	instances map[string]*instance
-	adopted   bool // the first runtime listing was applied
-	listing   bool // a listing is in flight
-	listDue   bool // another listing was asked for while one was in flight
-	placement planner.Placement
-	lastView  gossip.View // the gossip snapshot the last plan used
-	notJoined string      // why this node runs nothing (Cluster.JoinError), "" when joined
-	// What was last published to the cluster, to publish only changes.
-	published     []gossip.InstanceInfo
-	publishedMeta gossip.Meta
-	dnsPublished  []dns.Service
-
-	// marker records the revisions applied and survived (nil: not recorded); survivalDue
-	// is when the desired revision counts as survived, zero once marked. Owned by Run.
-	marker      RevisionMarker
-	survivalDue time.Time
+	status     atomic.Pointer[Status]
+	planInputs atomic.Pointer[PlanInputs] // what the last plan was computed from
+	running    atomic.Bool
 }
 
-// result is what a worker reports back to the loop.
-type result struct {
-	kind      actionKind
-	id        string
-	container string
-	err       error
-	// For listings: what the runtime holds, and when the listing began.
-	states []executor.InstanceState
-	began  time.Time
-	// For starts: when the images were present.
-	pulled time.Time
-}
-
-type actionKind int
-
-const (
-	actionStart actionKind = iota
-	actionStop
-	actionRestart
-	actionList
-)
+// maxBurst bounds how many waiting results and verdicts Run steps before it acts: a burst
+// costs one Ready (one plan at most), and a flood cannot delay the actions for long.
+const maxBurst = 256
 
 // New returns an agent that runs instances on rt for the revisions that arrive on
 // revisions (a sync.Poller's Events).
@@ -93,18 +59,20 @@ func New(cfg Config, rt executor.Runtime, revisions <-chan sync.Event, opts ...O
 	a := &Agent{
 		cfg:          cfg,
 		rt:           rt,
-		planner:      planner.New(spec.InstanceHash),
 		log:          cfg.Logger.With("node", cfg.NodeName),
 		revisions:    revisions,
-		results:      make(chan result, 64),
+		clock:        time.Now,
+		results:      make(chan event, 64),
 		probeResults: make(chan executor.ProbeResult, 64),
 		sem:          make(chan struct{}, cfg.MaxParallelActions),
-		instances:    map[string]*instance{},
+		probers:      map[string]*executor.Prober{},
 	}
 	for _, o := range opts {
 		o(a)
 	}
-	a.publish(time.Now())
+	a.core = newCore(cfg, a.cluster != nil, a.dns)
+	a.core.Step(tickEvent{}, a.clock())
+	a.status.Store(a.core.statusSnapshot())
 	return a, nil
 }
 
@@ -112,30 +80,33 @@ func New(cfg Config, rt executor.Runtime, revisions <-chan sync.Event, opts ...O
 // callers must not modify it.
 func (a *Agent) Status() *Status { return a.status.Load() }
 
-// Run is the loop. It returns when ctx ends, after every action it started has returned.
-// Instances keep running when it returns: a restarted agent adopts them.
+// Run is the loop: it steps the core with each event, carries out what the core decided,
+// and acknowledges it. It returns when ctx ends, after every action it started has
+// returned. Instances keep running when it returns: a restarted agent adopts them.
 func (a *Agent) Run(ctx context.Context) error {
 	if !a.running.CompareAndSwap(false, true) {
 		return errors.New("agent: Run called twice")
 	}
 	defer a.workers.Wait()
-	defer func() {
-		for _, in := range a.instances {
-			a.stopProbes(in)
-		}
-	}()
+	defer a.stopProbers()
 	events := a.rt.Events(ctx)
 	resync := time.NewTicker(a.cfg.ResyncInterval)
 	defer resync.Stop()
 	wake := time.NewTimer(time.Hour)
 	defer wake.Stop()
-	a.list(ctx)
 	revisions := a.revisions
 	var changes <-chan struct{}
 	if a.cluster != nil {
 		changes = a.cluster.Changes()
+		a.core.Step(viewEvent{a.cluster.Snapshot()}, a.clock())
 	}
 	for {
+		a.stepJoin()
+		rd := a.core.Ready()
+		a.carryOut(ctx, rd)
+		a.core.Advance()
+		wake.Reset(max(rd.wake.Sub(a.clock()), time.Millisecond))
+
 		select {
 		case <-ctx.Done():
 			a.markStopped()
@@ -145,7 +116,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				revisions = nil // the source stopped; keep running what runs
 				continue
 			}
-			a.onRevision(ev, time.Now())
+			a.core.Step(revisionEvent{ev}, a.clock())
 		case ev, ok := <-events:
 			if !ok {
 				if ctx.Err() != nil {
@@ -153,243 +124,174 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 				return errors.New("agent: runtime event stream closed")
 			}
-			a.onEvent(ev, time.Now())
-		case r := <-a.results:
-			a.onResult(ctx, r, time.Now())
+			a.core.Step(runtimeEvent{ev}, a.clock())
+		case ev := <-a.results:
+			a.core.Step(ev, a.clock())
 		case r := <-a.probeResults:
-			a.onProbe(r, time.Now())
-		case <-changes: // the plan below reads the new snapshot
+			a.core.Step(probeEvent{r}, a.clock())
+		case <-changes:
+			a.core.Step(viewEvent{a.cluster.Snapshot()}, a.clock())
 		case <-resync.C:
-			a.list(ctx)
+			a.core.Step(tickEvent{resync: true}, a.clock())
 		case <-wake.C:
+			a.core.Step(tickEvent{}, a.clock())
 		}
-		now := time.Now()
-		a.reconcile(ctx, now)
-		a.markSurvived(now)
-		a.publish(now)
-		a.publishCluster(now)
-		a.publishDNS(now)
-		wake.Reset(a.nextWake(now))
+		a.drain()
 	}
 }
 
-// onRevision takes in what the Git source found. A revision that loaded replaces the
-// desired state; one that did not is reported while the last good one stays in force.
-func (a *Agent) onRevision(ev sync.Event, now time.Time) {
-	a.syncState.LastCheck = now
-	a.syncState.RetryIn = ev.RetryIn
-	switch {
-	case errors.Is(ev.Err, sync.ErrRevisionSuspect):
-		rev := ev.Revision
-		a.syncState.Rejected, a.syncState.Diagnostics, a.syncState.Error = &rev, nil, ev.Err.Error()
-		a.log.Error("not applying the revision this agent went down applying; waiting for a newer commit", "commit", rev.Commit)
-		if ev.Desired != nil {
-			a.accept(ev.Desired, now)
+// drain steps the results and verdicts already waiting, so that a burst costs one Ready.
+func (a *Agent) drain() {
+	for range maxBurst {
+		select {
+		case ev := <-a.results:
+			a.core.Step(ev, a.clock())
+		case r := <-a.probeResults:
+			a.core.Step(probeEvent{r}, a.clock())
+		default:
+			return
 		}
-	case ev.Diagnostics.HasErrors():
-		rev := ev.Revision
-		a.syncState.Rejected, a.syncState.Diagnostics = &rev, ev.Diagnostics
-		a.syncState.Error = fmt.Sprintf("revision %s rejected: %d errors", short(rev.Commit), len(ev.Diagnostics.Errors()))
-		a.log.Warn("revision rejected; keeping the last good revision", "commit", rev.Commit, "errors", ev.Diagnostics.Error())
-	case ev.Err != nil:
-		a.syncState.Error = ev.Err.Error()
-		a.log.Warn("git source failed; keeping the last good revision", "err", ev.Err, "retry_in", ev.RetryIn)
-	case ev.Desired != nil:
-		a.syncState.Error, a.syncState.Rejected, a.syncState.Diagnostics = "", nil, ev.Diagnostics.Warnings()
-		a.accept(ev.Desired, now)
-	case a.syncState.Rejected != nil && ev.Revision.Commit == a.syncState.Rejected.Commit:
-		// The source recovered but its head is still the rejected commit: keep saying so.
-		a.syncState.Error = fmt.Sprintf("revision %s rejected: %d errors", short(ev.Revision.Commit), len(a.syncState.Diagnostics.Errors()))
+	}
+}
+
+// stepJoin tells the core when the node joins or leaves its cluster: the gossip layer
+// says so without signalling a change of view.
+func (a *Agent) stepJoin() {
+	if a.cluster == nil {
+		return
+	}
+	why := ""
+	if err := a.cluster.JoinError(); err != nil {
+		why = err.Error()
+	}
+	if why != a.joinErr {
+		a.joinErr = why
+		a.core.Step(joinEvent{why}, a.clock())
+	}
+}
+
+// carryOut does what the core decided, in order: record the revision, run the probers and
+// the actions, publish.
+func (a *Agent) carryOut(ctx context.Context, rd ready) {
+	if rd.markApplying != "" && a.marker != nil {
+		if err := a.marker.Applying(rd.markApplying); err != nil {
+			a.log.Error("recording the revision being applied failed", "commit", rd.markApplying, "err", err)
+		}
+	}
+	for _, op := range rd.probes {
+		a.probe(ctx, op)
+	}
+	for _, s := range rd.stops {
+		a.dispatch(ctx, func(ctx context.Context) event {
+			return resultEvent{kind: actionStop, id: s.id, err: a.rt.Stop(ctx, s.id, s.grace)}
+		})
+	}
+	for _, s := range rd.starts {
+		a.dispatch(ctx, func(ctx context.Context) event { return a.start(ctx, s) })
+	}
+	for _, r := range rd.restarts {
+		a.dispatch(ctx, func(ctx context.Context) event {
+			return resultEvent{kind: actionRestart, id: r.id, container: r.container, err: a.rt.Restart(ctx, r.id, r.container)}
+		})
+	}
+	if rd.list {
+		began := a.clock()
+		a.dispatch(ctx, func(ctx context.Context) event {
+			states, err := a.rt.List(ctx)
+			return listingEvent{states: states, err: err, began: began}
+		})
+	}
+	a.status.Store(rd.status)
+	if rd.planInputs != nil {
+		a.planInputs.Store(rd.planInputs)
+	}
+	a.publish(rd)
+	if rd.markSurvived != "" && a.marker != nil {
+		if err := a.marker.Survived(rd.markSurvived); err != nil {
+			a.log.Error("recording the revision as survived failed", "commit", rd.markSurvived, "err", err)
+		}
+	}
+}
+
+// publish tells the cluster and the DNS server what changed; what fails is offered again.
+func (a *Agent) publish(rd ready) {
+	now := a.clock()
+	if rd.instances != nil {
+		if err := a.cluster.SetInstances(rd.instances); err != nil {
+			a.log.Error("publishing instances to the cluster failed", "err", err)
+			a.core.Step(publishFailed{what: publishInstances}, now)
+		}
+	}
+	if rd.meta != nil {
+		if err := a.cluster.UpdateNode(*rd.meta); err != nil {
+			a.log.Error("publishing node metadata failed", "err", err)
+			a.core.Step(publishFailed{what: publishMeta}, now)
+		}
+	}
+	if rd.services != nil {
+		snap, err := dns.NewSnapshot(a.dns.Domain, rd.services)
+		if err != nil {
+			a.log.Error("DNS records not updated", "err", err)
+			a.core.Step(publishFailed{what: publishServices}, now)
+			return
+		}
+		a.dns.Server.Swap(snap)
+	}
+}
+
+// start pulls the images of an instance and starts it.
+func (a *Agent) start(ctx context.Context, s executor.InstanceSpec) event {
+	for _, c := range s.Containers {
+		if err := a.rt.EnsureImage(ctx, c.Image, c.PullPolicy); err != nil {
+			return resultEvent{kind: actionStart, id: s.ID, err: err}
+		}
+	}
+	pulled := a.clock()
+	return resultEvent{kind: actionStart, id: s.ID, err: a.rt.Start(ctx, s), pulled: pulled}
+}
+
+// probe starts, restarts or stops an instance's prober.
+func (a *Agent) probe(ctx context.Context, op probeOp) {
+	switch {
+	case op.spec != nil:
+		p, err := executor.StartProber(ctx, a.rt, *op.spec, a.cfg.NodeAddr, a.probeResults)
+		if err != nil {
+			a.log.Error("probes not started", "instance", op.id, "err", err)
+			return
+		}
+		a.probers[op.id] = p
+	case op.container != "":
+		if p := a.probers[op.id]; p != nil {
+			p.RestartContainer(op.container)
+		}
 	default:
-		a.syncState.Error, a.syncState.Rejected = "", nil
+		a.stopProber(op.id)
 	}
 }
 
-// accept makes desired the desired state, unless it already is. The marker records it
-// first: the plan that follows is where a hostile revision would take the agent down.
-func (a *Agent) accept(desired *spec.Desired, now time.Time) {
-	if a.desired != nil && a.desired.Revision.Commit == desired.Revision.Commit {
+// stopProber ends an instance's prober without making the loop wait for checks in flight.
+func (a *Agent) stopProber(id string) {
+	p := a.probers[id]
+	if p == nil {
 		return
 	}
-	a.markApplying(desired.Revision.Commit, now)
-	a.desired = desired
-	a.hashes = make(map[workloadKey]string, len(desired.Objects.Deployments))
-	for _, d := range desired.Objects.Deployments {
-		a.hashes[workloadKey{d.Metadata.Namespace, d.Metadata.Name}] = spec.InstanceHash(desired.Objects, d)
-	}
-	a.timeline = []Stage{{Name: "fetched", Time: now}, {Name: "validated", Time: now}}
-	a.log.Info("new revision", "commit", desired.Revision.Commit, "message", desired.Revision.Message)
+	delete(a.probers, id)
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		p.Stop()
+	}()
 }
 
-// onEvent takes in what the runtime reports about a container.
-func (a *Agent) onEvent(ev executor.Event, now time.Time) {
-	in := a.instances[ev.InstanceID]
-	if in == nil || in.stopping {
-		return
+func (a *Agent) stopProbers() {
+	for id := range a.probers {
+		a.stopProber(id)
 	}
-	switch ev.Kind {
-	case executor.EventDeleted:
-		if in.busy {
-			return // our own start or restart is replacing it
-		}
-		a.log.Warn("instance removed outside Shoal; it will be started again", "instance", in.id, "container", ev.Container)
-		a.forget(in)
-	case executor.EventExit:
-		c := in.containers[ev.Container]
-		if c == nil || in.busy || !ev.Time.IsZero() && ev.Time.Before(c.startedAt) {
-			return // ours (a restart in flight), or the end of a task already replaced
-		}
-		a.crashed(in, c, ev.ExitCode, ev.OOMKilled, ev.Time, now)
-	}
-}
-
-// crashed records a container's exit and schedules its restart on the crash backoff.
-func (a *Agent) crashed(in *instance, c *container, code int, oom bool, exitedAt, now time.Time) {
-	if exitedAt.IsZero() {
-		exitedAt = now
-	}
-	c.status = executor.StatusExited
-	c.lastExit = exitReason(code, oom)
-	delay := c.backoff.Next(exitedAt.Sub(c.startedAt))
-	c.restartAt = now.Add(delay)
-	in.runningSince = time.Time{}
-	in.changed = now
-	a.log.Warn("container exited", "instance", in.id, "container", c.name, "reason", c.lastExit, "restart_in", delay)
-}
-
-// onResult takes in what a worker did.
-func (a *Agent) onResult(ctx context.Context, r result, now time.Time) {
-	if r.kind == actionList {
-		a.listing = false
-		if r.err != nil {
-			a.log.Warn("listing the runtime failed", "err", r.err)
-		} else {
-			a.applyListing(r.states, r.began, now)
-		}
-		if a.listDue {
-			a.listDue = false
-			a.list(ctx)
-		}
-		return
-	}
-	in := a.instances[r.id]
-	if in == nil {
-		return
-	}
-	in.busy, in.changed = false, now
-	switch r.kind {
-	case actionStart:
-		a.onStarted(ctx, in, r.err, r.pulled, now)
-	case actionStop:
-		if r.err != nil {
-			a.log.Error("stop failed; will retry", "instance", in.id, "err", r.err)
-			return
-		}
-		a.forget(in)
-	case actionRestart:
-		c := in.containers[r.container]
-		if r.err != nil {
-			if errors.Is(r.err, executor.ErrNotFound) {
-				a.forget(in)
-				return
-			}
-			a.log.Error("restart failed", "instance", in.id, "container", r.container, "err", r.err)
-			a.crashed(in, c, -1, false, now, now)
-			c.lastExit = "restart failed: " + r.err.Error() // e.g. a subPath refused: say why in status
-			return
-		}
-		c.status, c.restartAt, c.startedAt, c.pid = executor.StatusRunning, time.Time{}, now, 0
-		c.restarts++
-		a.list(ctx) // learn the new PID
-		if in.prober != nil {
-			c.ready = !c.hasReadiness && !c.hasStartup
-			in.prober.RestartContainer(c.name)
-		}
-		if in.allRunning() {
-			in.runningSince = now
-		}
-	}
-}
-
-// onStarted records the outcome of a start.
-func (a *Agent) onStarted(ctx context.Context, in *instance, err error, pulled, now time.Time) {
-	if err == nil {
-		in.created, in.startErr, in.message = true, "", ""
-		in.startBackoff.Reset()
-		for _, c := range in.containers {
-			c.status, c.startedAt = executor.StatusRunning, now
-		}
-		in.runningSince = now
-		if a.desired != nil && in.revision == a.desired.Revision.Commit {
-			a.stage("pulled", pulled)
-		}
-		if in.spec != nil {
-			a.startProbes(ctx, in, *in.spec)
-		}
-		a.list(ctx) // learn the PIDs
-		return
-	}
-	in.startErr = PhaseStartError
-	switch {
-	case errors.Is(err, executor.ErrImagePull):
-		in.startErr = PhaseImagePullBackOff
-	case errors.Is(err, executor.ErrConfig):
-		in.startErr = PhaseConfigError
-	case errors.Is(err, executor.ErrForbidden):
-		in.startErr = PhaseForbidden
-	}
-	in.message = err.Error()
-	delay := in.startBackoff.Next(0)
-	in.retryAt = now.Add(delay)
-	a.log.Warn("start failed", "instance", in.id, "phase", in.startErr, "err", err, "retry_in", delay)
-}
-
-// applyListing merges a runtime listing taken at began: it adopts instances the loop does
-// not know, and notices instances and exits that no event reported.
-func (a *Agent) applyListing(states []executor.InstanceState, began, now time.Time) {
-	seen := make(map[string]bool, len(states))
-	for _, s := range states {
-		seen[s.ID] = true
-		in := a.instances[s.ID]
-		if in == nil {
-			in = fromState(s, now, a.cfg.CrashBackoff)
-			a.instances[s.ID] = in
-			a.log.Info("adopted running instance", "instance", s.ID, "workload", s.Namespace+"/"+s.Workload)
-		} else if in.busy || in.changed.After(began) {
-			continue
-		}
-		for _, cs := range in.apply(s, now) {
-			if c := in.containers[cs.Name]; c != nil && !in.stopping {
-				a.crashed(in, c, cs.ExitCode, cs.OOMKilled, cs.ExitedAt, now)
-			}
-		}
-	}
-	for id, in := range a.instances {
-		if !seen[id] && in.created && !in.busy && !in.changed.After(began) {
-			a.log.Warn("instance vanished from the runtime; it will be started again", "instance", id)
-			a.forget(in)
-		}
-	}
-	a.adopted = true
-}
-
-// list asks a worker for a runtime listing, unless one is in flight.
-func (a *Agent) list(ctx context.Context) {
-	if a.listing {
-		a.listDue = true
-		return
-	}
-	a.listing = true
-	began := time.Now()
-	a.dispatch(ctx, func(ctx context.Context) result {
-		states, err := a.rt.List(ctx)
-		return result{kind: actionList, states: states, err: err, began: began}
-	})
 }
 
 // dispatch runs an action on a worker, at most MaxParallelActions at once; its result
 // comes back to the loop. Actions outlive a cancelled ctx only until they return.
-func (a *Agent) dispatch(ctx context.Context, do func(ctx context.Context) result) {
+func (a *Agent) dispatch(ctx context.Context, do func(ctx context.Context) event) {
 	a.workers.Add(1)
 	go func() {
 		defer a.workers.Done()
@@ -407,23 +309,14 @@ func (a *Agent) dispatch(ctx context.Context, do func(ctx context.Context) resul
 	}()
 }
 
-// nextWake is when the loop must look again though nothing arrives.
-func (a *Agent) nextWake(now time.Time) time.Duration {
-	wake := a.cfg.ResyncInterval
-	if !a.survivalDue.IsZero() {
-		wake = min(wake, max(a.survivalDue.Sub(now), time.Millisecond))
+// markStopped tells the marker the agent stops cleanly. It is called on the way out of
+// Run, never from a deferred call: a panic unwinding Run must leave the revision marked.
+func (a *Agent) markStopped() {
+	commit := a.core.unsurvived()
+	if a.marker == nil || commit == "" {
+		return
 	}
-	for _, in := range a.instances {
-		if at := in.nextWake(now); !at.IsZero() {
-			wake = min(wake, max(at.Sub(now), time.Millisecond))
-		}
+	if err := a.marker.Release(commit); err != nil {
+		a.log.Error("recording a clean stop failed", "commit", commit, "err", err)
 	}
-	return wake
-}
-
-func short(commit string) string {
-	if len(commit) > 12 {
-		return commit[:12]
-	}
-	return commit
 }

@@ -4,7 +4,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
-	"time"
 
 	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/planner"
@@ -35,90 +34,57 @@ type Option func(*Agent)
 // publish its own, instead of planning for itself alone.
 func WithCluster(c Cluster) Option { return func(a *Agent) { a.cluster = c } }
 
-// joinError is why this node runs nothing, or "" when it may plan.
-func (a *Agent) joinError() string {
-	if a.cluster == nil {
-		return ""
-	}
-	if err := a.cluster.JoinError(); err != nil {
-		return err.Error()
-	}
-	return ""
-}
-
-// clusterView converts the gossip snapshot into the planner's terms, leaving out this
-// node: the loop's own records are fresher than what gossip says about them.
-func (a *Agent) clusterView() (nodes []planner.Node, instances []planner.Instance) {
-	if a.cluster == nil {
-		return nil, nil
-	}
-	a.lastView = a.cluster.Snapshot()
-	for _, n := range a.lastView.Nodes {
-		if n.Name == a.cfg.NodeName {
+// clusterView converts a gossip view into the planner's terms, leaving out node self:
+// the core's own records are fresher than what gossip says about them.
+func clusterView(g gossip.View, self string) planner.View {
+	v := planner.View{Nodes: make([]planner.Node, 0, len(g.Nodes)+1), Instances: make([]planner.Instance, 0, len(g.Instances))}
+	for _, n := range g.Nodes {
+		if n.Name == self {
 			continue
 		}
-		nodes = append(nodes, planner.Node{
+		v.Nodes = append(v.Nodes, planner.Node{
 			Name: n.Name, Labels: n.Labels, Alive: n.Alive,
 			Allocatable:  planner.Resources{MilliCPU: n.MilliCPU, MemoryBytes: n.MemoryBytes},
 			MaxInstances: n.MaxInstances,
 			Permissions:  planner.Permissions{Allow: planner.Permission(n.Allows), HostPaths: n.HostPaths, Capabilities: n.Capabilities},
 		})
 	}
-	for _, in := range a.lastView.Instances {
-		if in.Node == a.cfg.NodeName {
+	for _, in := range g.Instances {
+		if in.Node == self {
 			continue
 		}
-		instances = append(instances, planner.Instance{
+		v.Instances = append(v.Instances, planner.Instance{
 			ID: in.ID, Namespace: in.Namespace, Workload: in.Workload, Node: in.Node,
 			SpecHash: in.SpecHash, Ready: in.Ready, Running: in.Running,
 		})
 	}
-	return nodes, instances
+	return v
 }
 
-// publishCluster tells the cluster what this node runs and which revision it applied,
-// when that changed since the last time.
-func (a *Agent) publishCluster(now time.Time) {
-	if a.cluster == nil {
-		return
-	}
-	list := make([]gossip.InstanceInfo, 0, len(a.instances))
-	for _, in := range a.instances {
+// gossipInstances is what this node tells the cluster it runs, by ID.
+func (c *core) gossipInstances() []gossip.InstanceInfo {
+	list := make([]gossip.InstanceInfo, 0, len(c.instances))
+	for _, in := range c.instances {
 		if in.stopping || !(in.created || in.busy) {
 			continue
 		}
 		info := gossip.InstanceInfo{
-			ID: in.id, Namespace: in.namespace, Workload: in.workload, Node: a.cfg.NodeName,
-			SpecHash: in.specHash, Ready: in.phase(now) == PhaseReady, Running: true, Addr: a.cfg.NodeAddr,
+			ID: in.id, Namespace: in.namespace, Workload: in.workload, Node: c.cfg.NodeName,
+			SpecHash: in.specHash, Ready: in.phase(c.now) == PhaseReady, Running: true, Addr: c.cfg.NodeAddr,
 		}
-		if a.desired != nil {
-			if d := a.desired.Objects.Deployment(in.namespace, in.workload); d != nil {
-				for _, c := range d.Spec.Template.Spec.Containers {
-					for _, p := range c.Ports {
-						info.Ports = append(info.Ports, gossip.Port{Name: p.Name, Port: p.ContainerPort, Protocol: p.Protocol})
-					}
-				}
-			}
+		if w := c.workloads[workloadKey{in.namespace, in.workload}]; w != nil {
+			info.Ports = w.ports
 		}
 		list = append(list, info)
 	}
 	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
-	if !reflect.DeepEqual(list, a.published) {
-		if err := a.cluster.SetInstances(list); err != nil {
-			a.log.Error("publishing instances to the cluster failed", "err", err)
-		} else {
-			a.published = list
-		}
-	}
-	meta := a.nodeMeta()
-	if !reflect.DeepEqual(meta, a.publishedMeta) {
-		if err := a.cluster.UpdateNode(meta); err != nil {
-			a.log.Error("publishing node metadata failed", "err", err)
-		} else {
-			a.publishedMeta = meta
-		}
-	}
+	return list
 }
+
+// equalInstances is false for nil and an empty list: the first list is always published.
+func equalInstances(a, b []gossip.InstanceInfo) bool { return reflect.DeepEqual(a, b) }
+
+func equalMeta(a, b gossip.Meta) bool { return reflect.DeepEqual(a, b) }
 
 // Meta is what a node with this configuration tells the cluster about itself before it
 // applied a revision.
@@ -159,10 +125,10 @@ func (c *Config) node() planner.Node {
 }
 
 // nodeMeta is what this node tells the cluster about itself.
-func (a *Agent) nodeMeta() gossip.Meta {
-	m := a.cfg.Meta()
-	if a.applied != nil {
-		m.Revision = a.applied.Commit
+func (c *core) nodeMeta() gossip.Meta {
+	m := c.cfg.Meta()
+	if c.applied != nil {
+		m.Revision = c.applied.Commit
 	}
 	return m
 }
@@ -180,17 +146,17 @@ type NodeStatus struct {
 }
 
 // nodeStatuses lists the members for status; without a cluster, only this node.
-func (a *Agent) nodeStatuses() []NodeStatus {
+func (c *core) nodeStatuses() []NodeStatus {
 	self := NodeStatus{
-		Name: a.cfg.NodeName, Addr: a.cfg.NodeAddr, Alive: true, Labels: a.cfg.Labels,
-		MilliCPU: a.cfg.Allocatable.MilliCPU, Memory: a.cfg.Allocatable.MemoryBytes, APIAddr: a.cfg.APIAddr,
+		Name: c.cfg.NodeName, Addr: c.cfg.NodeAddr, Alive: true, Labels: c.cfg.Labels,
+		MilliCPU: c.cfg.Allocatable.MilliCPU, Memory: c.cfg.Allocatable.MemoryBytes, APIAddr: c.cfg.APIAddr,
 	}
-	if a.applied != nil {
-		self.Revision = a.applied.Commit
+	if c.applied != nil {
+		self.Revision = c.applied.Commit
 	}
 	out := []NodeStatus{self}
-	for _, n := range a.lastView.Nodes {
-		if n.Name == a.cfg.NodeName {
+	for _, n := range c.view.Nodes {
+		if n.Name == c.cfg.NodeName {
 			continue
 		}
 		out = append(out, NodeStatus{

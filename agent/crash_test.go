@@ -13,7 +13,9 @@ import (
 // Base main waited 0, 20s, 40s: the immediate first restart used up the 10s step.
 func TestCrashRestartDelaysFollowTheDocumentedSchedule(t *testing.T) {
 	const s = time.Second
-	a := &Agent{cfg: DefaultConfig("node-a"), log: slog.New(slog.DiscardHandler)}
+	cfg := DefaultConfig("node-a")
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	a := newCore(cfg, false, DNSConfig{})
 	c := &container{name: "main", backoff: a.cfg.CrashBackoff}
 	in := &instance{id: "web-1", containers: map[string]*container{"main": c}}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -24,7 +26,8 @@ func TestCrashRestartDelaysFollowTheDocumentedSchedule(t *testing.T) {
 	} {
 		c.startedAt = now
 		now = now.Add(step.ran)
-		a.crashed(in, c, 1, false, now, now)
+		a.now = now
+		a.crashed(in, c, 1, false, now)
 		if got := c.restartAt.Sub(now); got != step.delay {
 			t.Fatalf("crash %d (after running %v): restart in %v, want %v", i+1, step.ran, got, step.delay)
 		}

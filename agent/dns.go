@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"reflect"
 	"sort"
-	"time"
 
 	"github.com/shoalhq/shoal/dns"
 	"github.com/shoalhq/shoal/executor"
@@ -31,60 +30,42 @@ type DNSConfig struct {
 // containers a resolv.conf that points at it.
 func WithDNS(cfg DNSConfig) Option { return func(a *Agent) { a.dns = cfg } }
 
-// publishDNS rebuilds the DNS records from the desired Services and the instances of the
-// whole cluster, and swaps them in when they changed. Only ready instances are answered.
-func (a *Agent) publishDNS(now time.Time) {
-	if a.dns.Server == nil || a.desired == nil {
-		return
-	}
-	services := a.dnsServices(now)
-	if reflect.DeepEqual(services, a.dnsPublished) {
-		return
-	}
-	snap, err := dns.NewSnapshot(a.dns.Domain, services)
-	if err != nil {
-		a.log.Error("DNS records not updated", "err", err)
-		return
-	}
-	a.dns.Server.Swap(snap)
-	a.dnsPublished = services
-}
-
-// dnsServices lists every desired Service with the instances its selector matches.
-func (a *Agent) dnsServices(now time.Time) []dns.Service {
-	type endpointKey struct{ namespace, workload string }
-	endpoints := map[endpointKey][]dns.Endpoint{}
+// dnsServices lists every desired Service with the instances of the whole cluster its
+// selector matches. Only ready instances are answered.
+func (c *core) dnsServices() []dns.Service {
+	endpoints := map[workloadKey][]dns.Endpoint{}
 	add := func(namespace, workload, id, addr string, ready bool) {
 		ip, err := netip.ParseAddr(addr)
 		if err != nil {
 			return
 		}
-		k := endpointKey{namespace, workload}
+		k := workloadKey{namespace, workload}
 		endpoints[k] = append(endpoints[k], dns.Endpoint{Hostname: id, Addr: ip, Ready: ready})
 	}
-	for _, in := range a.instances {
+	for _, in := range c.instances {
 		if !in.stopping && in.created {
-			add(in.namespace, in.workload, in.id, a.cfg.NodeAddr, in.phase(now) == PhaseReady)
+			add(in.namespace, in.workload, in.id, c.cfg.NodeAddr, in.phase(c.now) == PhaseReady)
 		}
 	}
-	for _, in := range a.lastView.Instances {
-		if in.Node != a.cfg.NodeName && in.Running {
+	for _, in := range c.view.Instances {
+		if in.Node != c.cfg.NodeName && in.Running {
 			add(in.Namespace, in.Workload, in.ID, in.Addr, in.Ready)
 		}
 	}
-	set := a.desired.Objects
+	set := c.desired.Objects
 	var out []dns.Service
 	for _, svc := range set.Services {
 		ds := dns.Service{
 			Namespace: svc.Metadata.Namespace, Name: svc.Metadata.Name,
 			Headless: svc.Spec.ClusterIP == spec.ClusterIPNone,
 		}
-		var matched []*spec.Deployment
+		var matched []*compiled
 		for _, d := range set.Deployments {
-			if d.Metadata.Namespace == svc.Metadata.Namespace && len(svc.Spec.Selector) > 0 &&
-				(&spec.LabelSelector{MatchLabels: svc.Spec.Selector}).Matches(d.Spec.Template.Metadata.Labels) {
-				matched = append(matched, d)
-				ds.Endpoints = append(ds.Endpoints, endpoints[endpointKey{d.Metadata.Namespace, d.Metadata.Name}]...)
+			w := c.workloads[workloadKey{d.Metadata.Namespace, d.Metadata.Name}]
+			if w.key.namespace == svc.Metadata.Namespace && len(svc.Spec.Selector) > 0 &&
+				(&spec.LabelSelector{MatchLabels: svc.Spec.Selector}).Matches(w.labels) {
+				matched = append(matched, w)
+				ds.Endpoints = append(ds.Endpoints, endpoints[w.key]...)
 			}
 		}
 		for _, p := range svc.Spec.Ports {
@@ -96,23 +77,21 @@ func (a *Agent) dnsServices(now time.Time) []dns.Service {
 	return out
 }
 
+func equalServices(a, b []dns.Service) bool { return reflect.DeepEqual(a, b) }
+
 // targetPort is the port clients dial on an endpoint: with host networking there is no
 // virtual IP to translate a Service port, so SRV records carry the target port, resolved
-// by name against the matched pod templates.
-func targetPort(p spec.ServicePort, matched []*spec.Deployment) int32 {
+// by name against the matched workloads.
+func targetPort(p spec.ServicePort, matched []*compiled) int32 {
 	if p.TargetPort == nil {
 		return p.Port
 	}
 	if !p.TargetPort.IsString {
 		return p.TargetPort.Int
 	}
-	for _, d := range matched {
-		for _, c := range d.Spec.Template.Spec.Containers {
-			for _, cp := range c.Ports {
-				if cp.Name == p.TargetPort.Str {
-					return cp.ContainerPort
-				}
-			}
+	for _, w := range matched {
+		if n := w.namedPort(p.TargetPort.Str); n != 0 {
+			return n
 		}
 	}
 	return p.Port
@@ -121,10 +100,10 @@ func targetPort(p spec.ServicePort, matched []*spec.Deployment) int32 {
 // resolveOptions are the node's settings that go into every instance it runs: the pod IP
 // (the node's address, under host networking) and, with DNS, a resolv.conf naming the
 // node's DNS server with the Kubernetes search path of the instance's namespace.
-func (a *Agent) resolveOptions(namespace string) []executor.ResolveOption {
-	opts := []executor.ResolveOption{executor.WithPodIP(a.cfg.NodeAddr)}
-	if a.dns.Server != nil && a.dns.Nameserver.IsValid() {
-		opts = append(opts, executor.WithResolvConf(dns.ContainerResolvConf(a.dns.Nameserver, namespace, a.dns.Domain, 5)))
+func (c *core) resolveOptions(namespace string) []executor.ResolveOption {
+	opts := []executor.ResolveOption{executor.WithPodIP(c.cfg.NodeAddr)}
+	if c.dnsOn && c.nameserver.IsValid() {
+		opts = append(opts, executor.WithResolvConf(dns.ContainerResolvConf(c.nameserver, namespace, c.domain, 5)))
 	}
 	return opts
 }

@@ -110,7 +110,7 @@ func (a *Agent) Explain(namespace, workload string) (planner.Explanation, error)
 	if in == nil {
 		return planner.Explanation{}, errors.New("agent: nothing planned yet")
 	}
-	return a.planner.Explain(in.Desired, in.View, namespace, workload)
+	return planner.Explain(in.Desired, in.View, namespace, workload)
 }
 
 // serveLogs streams the logs of one workload's instances on this node. Follow streams

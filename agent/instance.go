@@ -42,8 +42,7 @@ var phases = []Phase{
 	PhaseConfigError, PhaseForbidden, PhaseStartError, PhaseTerminating,
 }
 
-// instance is the loop's record of one instance on this node. Only the loop goroutine
-// touches it.
+// instance is the core's record of one instance on this node.
 type instance struct {
 	id, namespace, workload string
 	specHash, revision      string
@@ -70,8 +69,8 @@ type instance struct {
 	// spec is what the instance was started from (or, once adopted, resolved again);
 	// nil until known. The prober needs it.
 	spec *executor.InstanceSpec
-	// prober runs the instance's health probes; nil when it has none.
-	prober *executor.Prober
+	// probing is true while the shell runs a prober for the instance.
+	probing bool
 }
 
 // container is the loop's record of one container of an instance.

@@ -1,103 +1,75 @@
 package agent
 
 import (
-	"context"
-	"time"
-
 	"github.com/shoalhq/shoal/executor"
 )
 
-// startProbes runs the instance's probes, when it has any, reporting to the loop.
-func (a *Agent) startProbes(ctx context.Context, in *instance, spec executor.InstanceSpec) {
-	for _, cs := range spec.Containers {
-		c := in.containers[cs.Name]
-		if c == nil {
-			continue
-		}
-		c.hasReadiness, c.hasStartup = false, false
-		for _, p := range cs.Probes {
-			c.hasReadiness = c.hasReadiness || p.Kind == executor.ProbeReadiness
-			c.hasStartup = c.hasStartup || p.Kind == executor.ProbeStartup
-		}
-		c.ready = !c.hasReadiness && !c.hasStartup // until the probes say so
-	}
-	p, err := executor.StartProber(ctx, a.rt, spec, a.cfg.NodeAddr, a.probeResults)
-	if err != nil {
-		a.log.Error("probes not started", "instance", in.id, "err", err)
-		return
-	}
-	in.prober = p
+// startProbes asks for the instance's prober, from the spec it was started from.
+func (c *core) startProbes(in *instance) {
+	probeKinds(in, in.spec)
+	in.probing = true
+	c.rd.probes = append(c.rd.probes, probeOp{id: in.id, spec: in.spec})
 }
 
 // ensureProbes starts the probes of an instance that runs without them: one adopted from
 // the runtime, once the desired state says what it runs.
-func (a *Agent) ensureProbes(ctx context.Context, in *instance) {
+func (c *core) ensureProbes(in *instance) {
 	if in.spec != nil || !in.created || in.stopping || in.specHash == "" {
 		return
 	}
-	d := a.desired.Objects.Deployment(in.namespace, in.workload)
-	if d == nil || a.hashes[workloadKey{in.namespace, in.workload}] != in.specHash {
+	w := c.workloads[workloadKey{in.namespace, in.workload}]
+	if w == nil || w.hash != in.specHash {
 		return // not what the desired state runs: the plan replaces it
 	}
-	s, err := executor.Resolve(a.desired.Objects, d, in.id, a.cfg.NodeName, in.revision, a.resolveOptions(in.namespace)...)
+	s, err := c.resolve(in, w)
 	if err != nil {
 		return
 	}
+	s.GracePeriod = in.grace // as adopted
 	in.spec = &s
-	a.startProbes(ctx, in, s)
+	c.startProbes(in)
 }
 
-// stopProbes ends the instance's prober without making the loop wait for checks in flight.
-func (a *Agent) stopProbes(in *instance) {
-	if in.prober == nil {
-		return
+// stopProbes asks for the instance's prober to end.
+func (c *core) stopProbes(in *instance) {
+	if in.probing {
+		in.probing = false
+		c.rd.probes = append(c.rd.probes, probeOp{id: in.id})
 	}
-	p := in.prober
-	in.prober = nil
-	a.workers.Add(1)
-	go func() {
-		defer a.workers.Done()
-		p.Stop()
-	}()
-}
-
-// forget drops the record of an instance that no longer exists.
-func (a *Agent) forget(in *instance) {
-	a.stopProbes(in)
-	delete(a.instances, in.id)
 }
 
 // onProbe takes in a probe verdict: readiness moves the instance in and out of Ready
 // (and so of DNS and rollout counts); a failed liveness or startup probe restarts the
-// container on the crash backoff, as a crash would.
-func (a *Agent) onProbe(r executor.ProbeResult, now time.Time) {
-	in := a.instances[r.InstanceID]
+// container on the crash backoff, as a crash would. No verdict changes the plan's inputs
+// enough to plan again: pacing reads readiness from the records.
+func (c *core) onProbe(r executor.ProbeResult) {
+	in := c.instances[r.InstanceID]
 	if in == nil || in.stopping {
 		return
 	}
-	c := in.containers[r.Container]
-	if c == nil {
+	ct := in.containers[r.Container]
+	if ct == nil {
 		return
 	}
-	in.changed = now
+	in.changed = c.now
 	switch r.Kind {
 	case executor.ProbeReadiness:
-		c.ready, c.readyChanged = r.Healthy, r.Time
+		ct.ready, ct.readyChanged = r.Healthy, r.Time
 		if !r.Healthy && r.Message != "" {
-			a.log.Info("readiness probe failed", "instance", in.id, "container", c.name, "reason", r.Message)
+			c.log.Info("readiness probe failed", "instance", in.id, "container", ct.name, "reason", r.Message)
 		}
 	case executor.ProbeStartup:
 		if r.Healthy {
-			c.ready = !c.hasReadiness // the readiness probe, if any, decides from now on
+			ct.ready = !ct.hasReadiness // the readiness probe, if any, decides from now on
 			return
 		}
 		fallthrough
 	case executor.ProbeLiveness:
-		if r.Healthy || !c.restartAt.IsZero() {
+		if r.Healthy || !ct.restartAt.IsZero() {
 			return
 		}
-		a.log.Warn("probe failed; restarting the container", "instance", in.id, "container", c.name, "probe", r.Kind, "reason", r.Message)
-		a.crashed(in, c, -1, false, now, now)
-		c.lastExit = string(r.Kind) + " probe failed: " + r.Message
+		c.log.Warn("probe failed; restarting the container", "instance", in.id, "container", ct.name, "probe", r.Kind, "reason", r.Message)
+		c.crashed(in, ct, -1, false, c.now)
+		ct.lastExit = string(r.Kind) + " probe failed: " + r.Message
 	}
 }

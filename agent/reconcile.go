@@ -1,124 +1,152 @@
 package agent
 
 import (
-	"context"
 	"fmt"
-	"time"
 
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/planner"
 	"github.com/shoalhq/shoal/spec"
 )
 
-// reconcile plans and hands out the actions that move this node towards its share of the
-// plan. It is cheap when nothing changed: every action is guarded by the record's state.
-func (a *Agent) reconcile(ctx context.Context, now time.Time) {
-	if !a.adopted || a.desired == nil {
+// reconcile plans when the plan's inputs changed, and decides the actions that move this
+// node towards its share of the plan. It is cheap when nothing changed: every action is
+// guarded by the record's state.
+func (c *core) reconcile() {
+	if !c.adopted || c.desired == nil {
 		return // adopt before starting anything; never stop anything without a desired state
 	}
-	if why := a.joinError(); why != a.notJoined {
-		if why != "" {
-			a.log.Warn("not part of the cluster this node was told to join: running nothing until it joins", "err", why)
-		} else {
-			a.log.Info("joined the cluster")
-		}
-		a.notJoined = why
-	}
-	if a.notJoined != "" {
+	if c.notJoined != "" {
 		return // planning alone would duplicate the cluster's workloads
 	}
-	view := a.view()
-	a.placement = a.planner.Plan(*a.desired, view)
-	a.planInputs.Store(&PlanInputs{Desired: *a.desired, View: view})
-	a.stageOnce("planned", now)
-	counts := countWorkloads(view)
-	for _, in := range a.instances {
-		if in.stopping { // still running until its stop returns: it counts against maxSurge
-			if c := counts[workloadKey{in.namespace, in.workload}]; c != nil {
-				c.running++
-			}
+	if c.planDue {
+		c.plan()
+	}
+	counts := c.counts()
+	for _, s := range c.placement.StopsOn(c.cfg.NodeName) {
+		if in := c.instances[s.Instance.ID]; in != nil {
+			c.stop(in, s.Reason)
 		}
 	}
-
-	for _, s := range a.placement.StopsOn(a.cfg.NodeName) {
-		if in := a.instances[s.Instance.ID]; in != nil {
-			a.stop(ctx, in, s.Reason)
-		}
+	held := c.portHolders()
+	for _, ro := range c.placement.Rollouts {
+		c.rollOut(ro, counts[workloadKey{ro.Namespace, ro.Workload}], held)
 	}
-	blocked := a.portHolders()
-	for _, ro := range a.placement.Rollouts {
-		a.rollOut(ctx, ro, counts[workloadKey{ro.Namespace, ro.Workload}], blocked)
-	}
-	for _, as := range a.placement.ForNode(a.cfg.NodeName) {
-		a.ensure(ctx, as, counts[workloadKey{as.Namespace, as.Workload}], blocked, now)
+	for _, as := range c.mine {
+		c.ensure(as, counts[as.w.key], held)
 	}
 	// Restarts come after the plan's stops: an instance adopted after the agent restarted
 	// with stricter permissions is stopped (the plan does not keep it on a node that
 	// refuses it) before a crash of it could be restarted in place, which the executor
 	// does not check again.
-	for _, in := range a.instances {
-		a.restartDue(ctx, in, now)
-		a.ensureProbes(ctx, in)
+	for _, in := range c.instances {
+		c.restartDue(in)
+		c.ensureProbes(in)
 	}
-	a.trackConvergence(now)
+	c.trackConvergence()
 }
 
-// view is the cluster as this node sees it: the members and instances gossip reports,
-// and itself with its own instances as the loop knows them.
-func (a *Agent) view() planner.View {
-	var v planner.View
-	v.Nodes, v.Instances = a.clusterView()
-	v.Nodes = append(v.Nodes, a.cfg.node())
-	for _, in := range a.instances {
+// plan places every replica on the cluster as this node sees it, and keeps this node's
+// share with the compiled workloads, and what the other nodes run, for pacing.
+func (c *core) plan() {
+	c.planDue = false
+	view := c.planView()
+	c.placement = c.planner.Plan(*c.desired, view)
+	c.rd.planInputs = &PlanInputs{Desired: *c.desired, View: view}
+	c.stageOnce("planned", c.now)
+	c.mine = c.mine[:0]
+	for _, as := range c.placement.ForNode(c.cfg.NodeName) {
+		if w := c.workloads[workloadKey{as.Namespace, as.Workload}]; w != nil {
+			c.mine = append(c.mine, assignment{as, w})
+		}
+	}
+	c.remote = map[workloadKey]workloadCount{}
+	for _, in := range view.Instances {
+		if in.Node != c.cfg.NodeName {
+			k := workloadKey{in.Namespace, in.Workload}
+			wc := c.remote[k]
+			wc.add(in.Running, in.Ready, in.SpecHash == c.hashOf(k))
+			c.remote[k] = wc
+		}
+	}
+}
+
+// planView is the cluster as this node sees it: the members and instances gossip
+// reports, and itself with its own instances as the core knows them.
+func (c *core) planView() planner.View {
+	v := clusterView(c.view, c.cfg.NodeName)
+	v.Nodes = append(v.Nodes, c.cfg.node())
+	for _, in := range c.instances {
 		if in.stopping {
 			continue
 		}
 		v.Instances = append(v.Instances, planner.Instance{
-			ID: in.id, Namespace: in.namespace, Workload: in.workload, Node: a.cfg.NodeName,
-			SpecHash: in.specHash, Ready: in.phase(time.Now()) == PhaseReady, Running: in.created || in.busy,
+			ID: in.id, Namespace: in.namespace, Workload: in.workload, Node: c.cfg.NodeName,
+			SpecHash: in.specHash, Ready: in.phase(c.now) == PhaseReady, Running: in.created || in.busy,
 		})
 	}
 	return v
 }
 
-type workloadKey struct{ namespace, name string }
+func (c *core) hashOf(k workloadKey) string {
+	if w := c.workloads[k]; w != nil {
+		return w.hash
+	}
+	return ""
+}
 
 // workloadCount is what rollout pacing needs to know of one workload across the cluster.
 type workloadCount struct {
 	running int // instances that run or start, of any spec
 	ready   int // instances counted as available, of any spec
 	// unreadyCurrent counts instances of the current spec that run but are not ready yet.
-	unreadyCurrent map[string]int // by spec hash
+	unreadyCurrent int
 }
 
-func countWorkloads(v planner.View) map[workloadKey]*workloadCount {
-	out := map[workloadKey]*workloadCount{}
-	for _, in := range v.Instances {
-		k := workloadKey{in.Namespace, in.Workload}
-		c := out[k]
-		if c == nil {
-			c = &workloadCount{unreadyCurrent: map[string]int{}}
-			out[k] = c
+func (wc *workloadCount) add(running, ready, current bool) {
+	if running {
+		wc.running++
+		if !ready && current {
+			wc.unreadyCurrent++
 		}
-		if in.Running {
-			c.running++
-			if !in.Ready {
-				c.unreadyCurrent[in.SpecHash]++
-			}
+	}
+	if ready {
+		wc.ready++
+	}
+}
+
+// counts adds this node's instances, as they are now, to the other nodes' as of the plan.
+// An instance being stopped still runs until its stop returns: it counts against maxSurge.
+func (c *core) counts() map[workloadKey]*workloadCount {
+	out := make(map[workloadKey]*workloadCount, len(c.remote))
+	get := func(k workloadKey) *workloadCount {
+		wc := out[k]
+		if wc == nil {
+			r := c.remote[k]
+			wc = &r
+			out[k] = wc
 		}
-		if in.Ready {
-			c.ready++
+		return wc
+	}
+	for k := range c.remote {
+		get(k)
+	}
+	for _, in := range c.instances {
+		k := workloadKey{in.namespace, in.workload}
+		if in.stopping {
+			get(k).running++
+			continue
 		}
+		get(k).add(in.created || in.busy, in.phase(c.now) == PhaseReady, in.specHash == c.hashOf(k))
 	}
 	return out
 }
 
-// portHolders maps each host port in use on this node ("8080/TCP") to the instance holding it.
-func (a *Agent) portHolders() map[string]*instance {
-	held := map[string]*instance{}
-	for _, in := range a.instances {
-		if in.created || in.busy {
-			for _, p := range a.portsOf(in.namespace, in.workload) {
+// portHolders maps each host port in use on this node to the instance holding it.
+func (c *core) portHolders() map[hostPort]*instance {
+	held := map[hostPort]*instance{}
+	for _, in := range c.instances {
+		if w := c.workloads[workloadKey{in.namespace, in.workload}]; w != nil && (in.created || in.busy) {
+			for _, p := range w.hostPorts() {
 				held[p] = in
 			}
 		}
@@ -126,58 +154,44 @@ func (a *Agent) portHolders() map[string]*instance {
 	return held
 }
 
-// portsOf returns the host ports a workload's instances take, from the desired state.
-func (a *Agent) portsOf(namespace, workload string) []string {
-	d := a.desired.Objects.Deployment(namespace, workload)
-	if d == nil {
-		return nil
-	}
-	var ports []string
-	for _, c := range d.Spec.Template.Spec.Containers {
-		for _, p := range c.Ports {
-			ports = append(ports, fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol))
-		}
-	}
-	return ports
-}
-
 // rollOut stops this node's outdated instances of a workload as fast as its strategy
 // allows: all at once for Recreate; for RollingUpdate while enough instances stay ready
 // (replicas − maxUnavailable), or, where an old instance holds a host port a new one
-// needs, old before new, one at a time.
-func (a *Agent) rollOut(ctx context.Context, ro planner.Rollout, count *workloadCount, held map[string]*instance) {
+// needs, old before new, one at a time. Readiness is the record's, fresher than the plan's.
+func (c *core) rollOut(ro planner.Rollout, count *workloadCount, held map[hostPort]*instance) {
 	if count == nil {
 		return
 	}
 	minReady := ro.Replicas - ro.MaxUnavailable
-	wantsPort := a.portsWanted(ro.Namespace, ro.Workload, ro.SpecHash)
+	wantsPort := c.portsWanted(workloadKey{ro.Namespace, ro.Workload}, ro.SpecHash)
 	for _, old := range ro.Outdated {
-		in := a.instances[old.ID]
-		if old.Node != a.cfg.NodeName || in == nil || in.busy || in.stopping {
+		in := c.instances[old.ID]
+		if old.Node != c.cfg.NodeName || in == nil || in.busy || in.stopping {
 			continue
 		}
+		ready := in.phase(c.now) == PhaseReady
 		switch {
 		case ro.Strategy == spec.StrategyRecreate:
-			a.stop(ctx, in, "Recreate update")
-		case old.Ready && count.ready-1 >= minReady:
+			c.stop(in, "Recreate update")
+		case ready && count.ready-1 >= minReady:
 			count.ready--
-			a.stop(ctx, in, "rolling update")
-		case !old.Ready:
-			a.stop(ctx, in, "rolling update of an instance that is not ready")
-		case a.holdsWantedPort(in, wantsPort, held) && count.unreadyCurrent[ro.SpecHash] == 0:
+			c.stop(in, "rolling update")
+		case !ready:
+			c.stop(in, "rolling update of an instance that is not ready")
+		case holdsWantedPort(in, wantsPort, held) && count.unreadyCurrent == 0:
 			count.ready--
-			count.unreadyCurrent[ro.SpecHash]++ // one at a time: the new one must be ready first
-			a.stop(ctx, in, "rolling update: its host port is needed by the new version")
+			count.unreadyCurrent++ // one at a time: the new one must be ready first
+			c.stop(in, "rolling update: its host port is needed by the new version")
 		}
 	}
 }
 
 // portsWanted returns the ports of this node's not yet started assignments of a workload.
-func (a *Agent) portsWanted(namespace, workload, hash string) map[string]bool {
-	want := map[string]bool{}
-	for _, as := range a.placement.ForNode(a.cfg.NodeName) {
-		if as.Namespace == namespace && as.Workload == workload && as.SpecHash == hash && a.instances[as.InstanceID] == nil {
-			for _, p := range a.portsOf(namespace, workload) {
+func (c *core) portsWanted(k workloadKey, hash string) map[hostPort]bool {
+	want := map[hostPort]bool{}
+	for _, as := range c.mine {
+		if as.w.key == k && as.SpecHash == hash && c.instances[as.InstanceID] == nil {
+			for _, p := range as.w.hostPorts() {
 				want[p] = true
 			}
 		}
@@ -185,7 +199,7 @@ func (a *Agent) portsWanted(namespace, workload, hash string) map[string]bool {
 	return want
 }
 
-func (a *Agent) holdsWantedPort(in *instance, want map[string]bool, held map[string]*instance) bool {
+func holdsWantedPort(in *instance, want map[hostPort]bool, held map[hostPort]*instance) bool {
 	for p := range want {
 		if held[p] == in {
 			return true
@@ -195,14 +209,14 @@ func (a *Agent) holdsWantedPort(in *instance, want map[string]bool, held map[str
 }
 
 // ensure starts an assignment of this node when its turn has come, or retries a failed start.
-func (a *Agent) ensure(ctx context.Context, as planner.Assignment, count *workloadCount, held map[string]*instance, now time.Time) {
-	if in := a.instances[as.InstanceID]; in != nil {
-		if !in.created && !in.busy && !in.stopping && !in.retryAt.After(now) {
-			a.start(ctx, in, now)
+func (c *core) ensure(as assignment, count *workloadCount, held map[hostPort]*instance) {
+	if in := c.instances[as.InstanceID]; in != nil {
+		if !in.created && !in.busy && !in.stopping && !in.retryAt.After(c.now) {
+			c.start(in, as.w)
 		}
 		return
 	}
-	if ro := a.rollout(as.Namespace, as.Workload); ro != nil {
+	if ro := c.rollout(as.w.key); ro != nil {
 		if ro.Strategy == spec.StrategyRecreate && len(ro.Outdated) > 0 {
 			return // Recreate: the old ones go first
 		}
@@ -214,106 +228,80 @@ func (a *Agent) ensure(ctx context.Context, as planner.Assignment, count *worklo
 			return // surge budget used up; wait for an old one to stop
 		}
 	}
-	for _, p := range a.portsOf(as.Namespace, as.Workload) {
+	ports := as.w.hostPorts()
+	for _, p := range ports {
 		if holder := held[p]; holder != nil && holder.id != as.InstanceID {
 			return // wait until the holder stops (rollOut or the plan's stops decide when)
 		}
 	}
-	d := a.desired.Objects.Deployment(as.Namespace, as.Workload)
-	in := &instance{
-		id: as.InstanceID, namespace: as.Namespace, workload: as.Workload,
-		specHash: as.SpecHash, revision: a.desired.Revision.Commit,
-		grace:        gracePeriod(d),
-		minReady:     time.Duration(d.Spec.MinReadySeconds) * time.Second,
-		startBackoff: a.cfg.StartBackoff,
-		containers:   map[string]*container{},
-	}
-	for _, c := range d.Spec.Template.Spec.Containers {
-		in.containers[c.Name] = &container{name: c.Name, image: c.Image, backoff: a.cfg.CrashBackoff, ready: true}
-	}
-	a.instances[in.id] = in
+	in := as.w.newRecord(as.InstanceID, c.desired.Revision.Commit, &c.cfg)
+	c.instances[in.id] = in
 	if count != nil {
 		count.running++
-		count.unreadyCurrent[as.SpecHash]++
+		count.unreadyCurrent++
 	}
-	for _, p := range a.portsOf(as.Namespace, as.Workload) {
+	for _, p := range ports {
 		held[p] = in
 	}
-	a.start(ctx, in, now)
+	c.start(in, as.w)
 }
 
-func (a *Agent) rollout(namespace, workload string) *planner.Rollout {
-	for i := range a.placement.Rollouts {
-		if ro := &a.placement.Rollouts[i]; ro.Namespace == namespace && ro.Workload == workload {
+func (c *core) rollout(k workloadKey) *planner.Rollout {
+	for i := range c.placement.Rollouts {
+		if ro := &c.placement.Rollouts[i]; ro.Namespace == k.namespace && ro.Workload == k.name {
 			return ro
 		}
 	}
 	return nil
 }
 
-// start resolves the instance against the desired state and hands it to a worker.
-func (a *Agent) start(ctx context.Context, in *instance, now time.Time) {
-	d := a.desired.Objects.Deployment(in.namespace, in.workload)
-	spec, err := executor.Resolve(a.desired.Objects, d, in.id, a.cfg.NodeName, in.revision, a.resolveOptions(in.namespace)...)
-	if err == nil {
-		spec.GracePeriod = in.grace
-		in.spec = &spec
+// start resolves the instance against its compiled workload and asks for it to start; a
+// spec that does not resolve fails the start at once.
+func (c *core) start(in *instance, w *compiled) {
+	s, err := c.resolve(in, w)
+	in.busy, in.changed = true, c.now
+	if err != nil {
+		c.onResult(resultEvent{kind: actionStart, id: in.id, err: fmt.Errorf("%w: %w", executor.ErrConfig, err)})
+		return
 	}
-	in.busy, in.changed = true, now
-	a.dispatch(ctx, func(ctx context.Context) result {
-		if err != nil {
-			return result{kind: actionStart, id: in.id, err: fmt.Errorf("%w: %w", executor.ErrConfig, err)}
-		}
-		for _, c := range spec.Containers {
-			if err := a.rt.EnsureImage(ctx, c.Image, c.PullPolicy); err != nil {
-				return result{kind: actionStart, id: spec.ID, err: err}
-			}
-		}
-		pulled := time.Now()
-		return result{kind: actionStart, id: spec.ID, err: a.rt.Start(ctx, spec), pulled: pulled}
-	})
+	in.spec = &s
+	c.rd.starts = append(c.rd.starts, s)
 }
 
-// stop hands the instance to a worker for a graceful stop, once no other action runs on it.
-func (a *Agent) stop(ctx context.Context, in *instance, reason string) {
+// resolve is the executor's spec of an instance of w.
+func (c *core) resolve(in *instance, w *compiled) (executor.InstanceSpec, error) {
+	s, err := executor.Resolve(c.desired.Objects, w.d, in.id, c.cfg.NodeName, in.revision, c.resolveOptions(in.namespace)...)
+	s.GracePeriod = w.grace
+	return s, err
+}
+
+// stop asks for a graceful stop of the instance, once no other action runs on it.
+func (c *core) stop(in *instance, reason string) {
 	if in.busy || in.stopping {
 		return
 	}
-	in.stopping, in.busy, in.changed = true, true, time.Now()
-	a.stopProbes(in)
-	a.log.Info("stopping instance", "instance", in.id, "reason", reason)
+	in.stopping, in.busy, in.changed = true, true, c.now
+	c.stopProbes(in)
+	c.log.Info("stopping instance", "instance", in.id, "reason", reason)
 	if !in.created {
 		in.busy = false
-		a.forget(in) // nothing runs: a failed start leaves nothing behind
+		c.forget(in) // nothing runs: a failed start leaves nothing behind
 		return
 	}
-	id, grace := in.id, in.grace
-	a.dispatch(ctx, func(ctx context.Context) result {
-		return result{kind: actionStop, id: id, err: a.rt.Stop(ctx, id, grace)}
-	})
+	c.rd.stops = append(c.rd.stops, stopAction{in.id, in.grace})
 }
 
 // restartDue restarts the containers of an instance whose crash backoff is over.
-func (a *Agent) restartDue(ctx context.Context, in *instance, now time.Time) {
+func (c *core) restartDue(in *instance) {
 	if !in.created || in.busy || in.stopping {
 		return
 	}
-	for _, c := range in.containers {
-		if c.restartAt.IsZero() || c.restartAt.After(now) {
+	for _, ct := range in.containers {
+		if ct.restartAt.IsZero() || ct.restartAt.After(c.now) {
 			continue
 		}
-		in.busy, in.changed = true, now
-		id, name := in.id, c.name
-		a.dispatch(ctx, func(ctx context.Context) result {
-			return result{kind: actionRestart, id: id, container: name, err: a.rt.Restart(ctx, id, name)}
-		})
+		in.busy, in.changed = true, c.now
+		c.rd.restarts = append(c.rd.restarts, restartAction{in.id, ct.name})
 		return // one action per instance at a time
 	}
-}
-
-func gracePeriod(d *spec.Deployment) time.Duration {
-	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
-		return time.Duration(*g) * time.Second
-	}
-	return 30 * time.Second
 }

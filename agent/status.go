@@ -91,43 +91,42 @@ type ContainerStatus struct {
 
 // stage records when the desired revision reached a stage; the latest time wins, so that
 // "pulled" is when the last image was there.
-func (a *Agent) stage(name string, t time.Time) {
+func (c *core) stage(name string, t time.Time) {
 	if t.IsZero() {
 		return
 	}
-	for i := range a.timeline {
-		if a.timeline[i].Name == name {
-			if t.After(a.timeline[i].Time) {
-				a.timeline[i].Time = t
+	for i := range c.timeline {
+		if c.timeline[i].Name == name {
+			if t.After(c.timeline[i].Time) {
+				c.timeline[i].Time = t
 			}
 			return
 		}
 	}
-	a.timeline = append(a.timeline, Stage{Name: name, Time: t})
+	c.timeline = append(c.timeline, Stage{Name: name, Time: t})
 }
 
 // stageOnce records a stage the first time only.
-func (a *Agent) stageOnce(name string, t time.Time) {
-	for _, s := range a.timeline {
+func (c *core) stageOnce(name string, t time.Time) {
+	for _, s := range c.timeline {
 		if s.Name == name {
 			return
 		}
 	}
-	a.timeline = append(a.timeline, Stage{Name: name, Time: t})
+	c.timeline = append(c.timeline, Stage{Name: name, Time: t})
 }
 
 // converged reports whether this node runs exactly its share of the plan, all ready.
-func (a *Agent) converged(now time.Time) bool {
-	if a.desired == nil {
+func (c *core) converged() bool {
+	if c.desired == nil {
 		return false
 	}
-	mine := a.placement.ForNode(a.cfg.NodeName)
-	if len(mine) != len(a.instances) {
+	if len(c.mine) != len(c.instances) {
 		return false
 	}
-	for _, as := range mine {
-		in := a.instances[as.InstanceID]
-		if in == nil || in.phase(now) != PhaseReady {
+	for _, as := range c.mine {
+		in := c.instances[as.InstanceID]
+		if in == nil || in.phase(c.now) != PhaseReady {
 			return false
 		}
 	}
@@ -135,35 +134,35 @@ func (a *Agent) converged(now time.Time) bool {
 }
 
 // trackConvergence moves the timeline on as this node's share starts and becomes ready.
-func (a *Agent) trackConvergence(now time.Time) {
+func (c *core) trackConvergence() {
 	started := true
-	for _, as := range a.placement.ForNode(a.cfg.NodeName) {
-		if in := a.instances[as.InstanceID]; in == nil || !in.created {
+	for _, as := range c.mine {
+		if in := c.instances[as.InstanceID]; in == nil || !in.created {
 			started = false
 		}
 	}
 	if started {
-		a.stageOnce("started", now)
+		c.stageOnce("started", c.now)
 	}
-	if a.converged(now) {
-		a.stageOnce("ready", now)
-		rev := a.desired.Revision
-		a.applied = &rev
+	if c.converged() {
+		c.stageOnce("ready", c.now)
+		rev := c.desired.Revision
+		c.applied = &rev
 	}
 }
 
-// publish builds and stores a new status snapshot.
-func (a *Agent) publish(now time.Time) {
+// statusSnapshot is a new status snapshot.
+func (c *core) statusSnapshot() *Status {
 	st := &Status{
-		Node:      a.cfg.NodeName,
-		Time:      now,
-		Applied:   a.applied,
-		Converged: a.converged(now),
-		Adopted:   a.adopted,
-		Sync:      a.syncState,
-		Timeline:  append([]Stage(nil), a.timeline...),
-		Nodes:     a.nodeStatuses(),
-		NotJoined: a.joinError(),
+		Node:      c.cfg.NodeName,
+		Time:      c.now,
+		Applied:   c.applied,
+		Converged: c.converged(),
+		Adopted:   c.adopted,
+		Sync:      c.syncState,
+		Timeline:  append([]Stage(nil), c.timeline...),
+		Nodes:     c.nodeStatuses(),
+		NotJoined: c.notJoined,
 		Workloads: []WorkloadStatus{},
 	}
 	byKey := map[workloadKey]*WorkloadStatus{}
@@ -176,29 +175,29 @@ func (a *Agent) publish(now time.Time) {
 		byKey[k] = w
 		return w
 	}
-	if a.desired != nil {
-		rev := a.desired.Revision
+	if c.desired != nil {
+		rev := c.desired.Revision
 		st.Desired = &rev
-		for _, d := range a.desired.Objects.Deployments {
+		for _, d := range c.desired.Objects.Deployments {
 			w := workload(d.Metadata.Namespace, d.Metadata.Name)
 			w.Replicas = int(*d.Spec.Replicas)
-			w.SpecHash = a.hashes[workloadKey{d.Metadata.Namespace, d.Metadata.Name}]
+			w.SpecHash = c.hashOf(workloadKey{d.Metadata.Namespace, d.Metadata.Name})
 		}
 	}
-	for _, u := range a.placement.Unplaced {
+	for _, u := range c.placement.Unplaced {
 		w := workload(u.Namespace, u.Workload)
 		w.Unplaced = append(w.Unplaced, u)
 	}
-	for _, in := range a.instances {
+	for _, in := range c.instances {
 		w := workload(in.namespace, in.workload)
-		is := instanceStatus(in, a.cfg.NodeName, now)
+		is := instanceStatus(in, c.cfg.NodeName, c.now)
 		if is.Phase == PhaseReady {
 			w.Ready++
 		}
 		w.Instances = append(w.Instances, is)
 	}
-	for _, in := range a.lastView.Instances {
-		if in.Node == a.cfg.NodeName {
+	for _, in := range c.view.Instances {
+		if in.Node == c.cfg.NodeName {
 			continue
 		}
 		w := workload(in.Namespace, in.Workload)
@@ -207,8 +206,8 @@ func (a *Agent) publish(now time.Time) {
 		}
 		w.Instances = append(w.Instances, InstanceStatus{ID: in.ID, Node: in.Node, Phase: remotePhase(in), SpecHash: in.SpecHash})
 	}
-	for _, as := range a.placement.ForNode(a.cfg.NodeName) {
-		if a.instances[as.InstanceID] == nil {
+	for _, as := range c.mine {
+		if c.instances[as.InstanceID] == nil {
 			w := workload(as.Namespace, as.Workload)
 			w.Instances = append(w.Instances, InstanceStatus{ID: as.InstanceID, Node: as.Node, Phase: PhasePending, SpecHash: as.SpecHash})
 		}
@@ -224,7 +223,7 @@ func (a *Agent) publish(now time.Time) {
 		x, y := st.Workloads[i], st.Workloads[j]
 		return x.Namespace < y.Namespace || x.Namespace == y.Namespace && x.Name < y.Name
 	})
-	a.status.Store(st)
+	return st
 }
 
 func instanceStatus(in *instance, node string, now time.Time) InstanceStatus {

@@ -241,6 +241,9 @@ func runAgent(parent context.Context, f agentFlags) error {
 	}
 	defer rt.Close()
 
+	// The configuration is completed in one order, each field set before anything reads
+	// it: the DNS server's address goes into the gossip metadata, and the address gossip
+	// advertises is the node's address that DNS answers and resolv.conf name.
 	opts := []agent.Option{agent.WithRevisionMarker(marker)}
 	keys, err := gossipKeys(f.gossipKeyFile)
 	if err != nil {
@@ -249,8 +252,16 @@ func runAgent(parent context.Context, f agentFlags) error {
 	if len(keys) == 0 && len(f.join) > 0 {
 		return &exitError{code: exitTrouble, err: errors.New("--join needs a gossip key (SHOAL_GOSSIP_KEY or --gossip-key-file); without --join the agent runs as a cluster of one")}
 	}
+	var dnsServer *dns.Server
+	if f.dnsListen != "off" {
+		if dnsServer, err = openDNS(f, log); err != nil {
+			return err
+		}
+		defer dnsServer.Close()
+		cfg.DNSAddr = dnsServer.Addr()
+	}
 	if len(keys) > 0 {
-		cluster, err := startCluster(ctx, f, &cfg, keys, log)
+		cluster, err := startCluster(ctx, f, cfg.Meta(), keys, log)
 		if err != nil {
 			return err
 		}
@@ -260,19 +271,16 @@ func runAgent(parent context.Context, f agentFlags) error {
 			}
 			cluster.Shutdown()
 		}()
+		if addr, _, err := net.SplitHostPort(cluster.Addr()); err == nil {
+			cfg.NodeAddr = addr
+		}
 		opts = append(opts, agent.WithCluster(cluster))
 	} else {
 		log.Warn("no gossip key (SHOAL_GOSSIP_KEY or --gossip-key-file): running as a cluster of one")
 	}
-	if f.dnsListen != "off" {
-		server, dnsCfg, err := startDNS(f, cfg.NodeAddr, log)
-		if err != nil {
-			return err
-		}
-		defer server.Close()
-		go server.Serve(ctx)
-		opts = append(opts, agent.WithDNS(dnsCfg))
-		cfg.DNSAddr = server.Addr()
+	if dnsServer != nil {
+		go dnsServer.Serve(ctx)
+		opts = append(opts, agent.WithDNS(dnsConfig(f, dnsServer, cfg.NodeAddr, log)))
 	}
 	a, err := agent.New(cfg, rt, poller.Events(), opts...)
 	if err != nil {
@@ -386,8 +394,8 @@ func gossipKeys(file string) ([][]byte, error) {
 	return keys, nil
 }
 
-// startCluster joins the gossip cluster and fills in the node's advertised address.
-func startCluster(ctx context.Context, f agentFlags, cfg *agent.Config, keys [][]byte, log *slog.Logger) (*gossip.Cluster, error) {
+// startCluster joins the gossip cluster, telling it meta about this node.
+func startCluster(ctx context.Context, f agentFlags, meta gossip.Meta, keys [][]byte, log *slog.Logger) (*gossip.Cluster, error) {
 	var gcfg gossip.Config
 	switch f.gossipProfile {
 	case "fast":
@@ -411,13 +419,10 @@ func startCluster(ctx context.Context, f agentFlags, cfg *agent.Config, keys [][
 	if gcfg.Identity, gcfg.Verifier, err = loadIdentity(f); err != nil {
 		return nil, &exitError{code: exitTrouble, err: err}
 	}
-	gcfg.Meta = cfg.Meta()
+	gcfg.Meta = meta
 	cluster, err := gossip.Start(ctx, gcfg)
 	if err != nil {
 		return nil, err
-	}
-	if addr, _, err := net.SplitHostPort(cluster.Addr()); err == nil {
-		cfg.NodeAddr = addr
 	}
 	log.Info("gossip started", "addr", cluster.Addr(), "join", f.join)
 	return cluster, nil
@@ -446,9 +451,8 @@ func loadIdentity(f agentFlags) (*identity.Identity, *identity.Verifier, error) 
 	return id, v, nil
 }
 
-// startDNS opens the node's DNS server; containers' resolv.conf will name its address
-// (or the node's address when it listens on every address).
-func startDNS(f agentFlags, nodeAddr string, log *slog.Logger) (*dns.Server, agent.DNSConfig, error) {
+// openDNS opens the node's DNS server.
+func openDNS(f agentFlags, log *slog.Logger) (*dns.Server, error) {
 	dcfg := dns.DefaultConfig()
 	dcfg.Addr, dcfg.Domain, dcfg.TTL, dcfg.Logger = f.dnsListen, f.clusterDomain, f.dnsTTL, log
 	dcfg.Upstreams = f.dnsUpstreams
@@ -461,21 +465,26 @@ func startDNS(f agentFlags, nodeAddr string, log *slog.Logger) (*dns.Server, age
 	}
 	server, err := dns.New(dcfg)
 	if err != nil {
-		return nil, agent.DNSConfig{}, fmt.Errorf("DNS server on %s (--dns-listen, or off): %w", f.dnsListen, err)
-	}
-	ap, err := netip.ParseAddrPort(server.Addr())
-	if err != nil {
-		server.Close()
-		return nil, agent.DNSConfig{}, err
-	}
-	ns := ap.Addr()
-	if ns.IsUnspecified() {
-		ns, _ = netip.ParseAddr(nodeAddr)
-	}
-	if ap.Port() != 53 {
-		log.Warn("the DNS server is not on port 53: containers keep the host's resolv.conf", "addr", server.Addr())
-		ns = netip.Addr{}
+		return nil, fmt.Errorf("DNS server on %s (--dns-listen, or off): %w", f.dnsListen, err)
 	}
 	log.Info("DNS server started", "addr", server.Addr(), "domain", f.clusterDomain)
-	return server, agent.DNSConfig{Server: server, Domain: f.clusterDomain, Nameserver: ns}, nil
+	return server, nil
+}
+
+// dnsConfig is how the agent feeds server and how its containers reach it: their
+// resolv.conf names the server's address (or the node's address when it listens on every
+// address), and only on port 53, the one resolv.conf can name.
+func dnsConfig(f agentFlags, server *dns.Server, nodeAddr string, log *slog.Logger) agent.DNSConfig {
+	var ns netip.Addr
+	if ap, err := netip.ParseAddrPort(server.Addr()); err == nil {
+		ns = ap.Addr()
+		if ns.IsUnspecified() {
+			ns, _ = netip.ParseAddr(nodeAddr)
+		}
+		if ap.Port() != 53 {
+			log.Warn("the DNS server is not on port 53: containers keep the host's resolv.conf", "addr", server.Addr())
+			ns = netip.Addr{}
+		}
+	}
+	return agent.DNSConfig{Server: server, Domain: f.clusterDomain, Nameserver: ns}
 }

@@ -1,0 +1,506 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/shoalhq/shoal/dns"
+	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/gossip"
+	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/spec"
+	"github.com/shoalhq/shoal/sync"
+)
+
+// core is the node's state and every decision about it, as etcd-io/raft's RawNode is
+// for a raft group: it has no goroutine, does no I/O and reads no clock. The shell (Agent)
+// hands it events with Step, takes what to do from Ready, carries that out, and calls
+// Advance. Every time it sees is the now of the last Step.
+type core struct {
+	cfg     Config
+	log     *slog.Logger
+	planner *planner.Planner
+	// clustered is true when the node plans with a gossip cluster and publishes to it.
+	clustered bool
+	// dnsOn is true when the node serves DNS; domain and nameserver go into the
+	// containers' resolv.conf (nameserver invalid: the host's resolv.conf is kept).
+	dnsOn      bool
+	domain     string
+	nameserver netip.Addr
+	now        time.Time
+
+	desired   *spec.Desired
+	workloads map[workloadKey]*compiled // desired's Deployments, compiled once
+	syncState SyncStatus
+	timeline  []Stage
+	applied   *spec.Revision
+	instances map[string]*instance
+	adopted   bool // the first runtime listing was applied
+	listing   bool // a listing is in flight
+	listDue   bool // another listing was asked for while one was in flight
+
+	// view is the last gossip view; notJoined why this node runs nothing ("" when joined).
+	view      gossip.View
+	notJoined string
+	// placement is the last plan; mine this node's share of it with compiled workloads,
+	// and remote what the other nodes run of each workload, for pacing.
+	placement planner.Placement
+	mine      []assignment
+	remote    map[workloadKey]workloadCount
+	// planDue says the plan's inputs changed since the last plan: a revision, a listing,
+	// a gossip view, an instance started or gone, a tick. Probe verdicts and restarts do
+	// not change them; a burst of events costs one plan, made by the next Ready.
+	planDue bool
+
+	// What was last published, to publish only changes.
+	published     []gossip.InstanceInfo
+	publishedMeta gossip.Meta
+	dnsPublished  []dns.Service
+
+	// survivalDue is when the desired revision counts as survived, zero once marked.
+	survivalDue time.Time
+
+	// rd is what Ready returns: the effects decided since the last Advance.
+	rd ready
+}
+
+// assignment is one replica this node runs, with the workload it runs.
+type assignment struct {
+	planner.Assignment
+	w *compiled
+}
+
+// ready is what the core decided, as plain data for the shell to carry out in order:
+// marker first, then probes and actions, then what is published.
+type ready struct {
+	// markApplying is a revision to record as being applied before anything else is done.
+	markApplying string
+	// starts, stops and restarts are runtime actions for the workers.
+	starts   []executor.InstanceSpec
+	stops    []stopAction
+	restarts []restartAction
+	// list asks for a runtime listing.
+	list bool
+	// probes starts, stops and restarts the instances' probers, in order.
+	probes []probeOp
+	// status is the new status snapshot; planInputs what the last plan was computed from
+	// (nil: unchanged).
+	status     *Status
+	planInputs *PlanInputs
+	// instances and meta are what to publish to the cluster (nil: unchanged).
+	instances []gossip.InstanceInfo
+	meta      *gossip.Meta
+	// services are the DNS records to serve (nil: unchanged).
+	services []dns.Service
+	// markSurvived is a revision to record as survived.
+	markSurvived string
+	// wake is when the shell must step a tick though nothing arrives.
+	wake time.Time
+}
+
+type stopAction struct {
+	id    string
+	grace time.Duration
+}
+
+type restartAction struct{ id, container string }
+
+// probeOp starts a prober (spec set), restarts one container's probes (container set), or
+// stops a prober (neither).
+type probeOp struct {
+	id        string
+	spec      *executor.InstanceSpec
+	container string
+}
+
+// The events the core takes.
+type (
+	event interface{ isEvent() }
+	// revisionEvent is what the Git source found.
+	revisionEvent struct{ sync.Event }
+	// listingEvent is a runtime listing that began at began.
+	listingEvent struct {
+		states []executor.InstanceState
+		err    error
+		began  time.Time
+	}
+	// runtimeEvent is a container exit or removal the runtime reported.
+	runtimeEvent struct{ executor.Event }
+	// resultEvent is the outcome of a start, stop or restart.
+	resultEvent struct {
+		kind      actionKind
+		id        string
+		container string
+		err       error
+		pulled    time.Time // for starts: when the images were present
+	}
+	// probeEvent is a probe verdict.
+	probeEvent struct{ executor.ProbeResult }
+	// viewEvent is a new gossip view.
+	viewEvent struct{ view gossip.View }
+	// joinEvent says why the node is not part of its cluster; "" once joined.
+	joinEvent struct{ why string }
+	// publishFailed says publishing failed: offer it again.
+	publishFailed struct{ what publication }
+	// tickEvent is the resync tick or a wake-up: time passed.
+	tickEvent struct{ resync bool }
+)
+
+func (revisionEvent) isEvent() {}
+func (listingEvent) isEvent()  {}
+func (runtimeEvent) isEvent()  {}
+func (resultEvent) isEvent()   {}
+func (probeEvent) isEvent()    {}
+func (viewEvent) isEvent()     {}
+func (joinEvent) isEvent()     {}
+func (publishFailed) isEvent() {}
+func (tickEvent) isEvent()     {}
+
+// publication is one of the things the core publishes.
+type publication int
+
+const (
+	publishInstances publication = iota
+	publishMeta
+	publishServices
+)
+
+type actionKind int
+
+const (
+	actionStart actionKind = iota
+	actionStop
+	actionRestart
+)
+
+func newCore(cfg Config, clustered bool, d DNSConfig) *core {
+	c := &core{
+		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), clustered: clustered,
+		dnsOn: d.Server != nil, domain: d.Domain, nameserver: d.Nameserver,
+		instances: map[string]*instance{},
+	}
+	// The planner hashes with the compiled workloads: once per revision, not per plan.
+	c.planner = planner.New(func(set *spec.Set, d *spec.Deployment) string {
+		if w := c.workloads[workloadKey{d.Metadata.Namespace, d.Metadata.Name}]; w != nil && w.d == d {
+			return w.hash
+		}
+		return spec.InstanceHash(set, d)
+	})
+	c.requestList()
+	return c
+}
+
+// Step takes in one event that happened at now.
+func (c *core) Step(ev event, now time.Time) {
+	c.now = now
+	switch ev := ev.(type) {
+	case revisionEvent:
+		c.onRevision(ev.Event)
+	case listingEvent:
+		c.onListing(ev)
+	case runtimeEvent:
+		c.onRuntime(ev.Event)
+	case resultEvent:
+		c.onResult(ev)
+	case probeEvent:
+		c.onProbe(ev.ProbeResult)
+	case viewEvent:
+		c.view, c.planDue = ev.view, true
+	case joinEvent:
+		if ev.why != c.notJoined {
+			if ev.why != "" {
+				c.log.Warn("not part of the cluster this node was told to join: running nothing until it joins", "err", ev.why)
+			} else {
+				c.log.Info("joined the cluster")
+			}
+			c.notJoined, c.planDue = ev.why, true
+		}
+	case publishFailed:
+		switch ev.what {
+		case publishInstances:
+			c.published = nil
+		case publishMeta:
+			c.publishedMeta = gossip.Meta{}
+		case publishServices:
+			c.dnsPublished = nil
+		}
+	case tickEvent:
+		if ev.resync {
+			c.requestList()
+			c.planDue = true // what an event could not say, e.g. a duplicate elsewhere became ready
+		}
+	}
+}
+
+// Ready brings the decisions up to date with every event stepped since the last Advance
+// (one plan at most, however many events) and returns what to do. Calling it again before
+// Advance returns the same effects and decides nothing twice: every decision is guarded
+// by the state of the record it changes.
+func (c *core) Ready() ready {
+	c.reconcile()
+	c.markSurvived()
+	c.rd.status = c.statusSnapshot()
+	if c.clustered {
+		if list := c.gossipInstances(); !equalInstances(list, c.published) {
+			c.rd.instances, c.published = list, list
+		}
+		if m := c.nodeMeta(); !equalMeta(m, c.publishedMeta) {
+			c.rd.meta, c.publishedMeta = &m, m
+		}
+	}
+	if c.dnsOn && c.desired != nil {
+		if s := c.dnsServices(); !equalServices(s, c.dnsPublished) {
+			c.rd.services, c.dnsPublished = s, s
+		}
+	}
+	c.rd.wake = c.nextWake()
+	return c.rd
+}
+
+// Advance acknowledges that the shell carried out the last Ready.
+func (c *core) Advance() { c.rd = ready{} }
+
+// unsurvived is the desired revision while it has not survived yet: the shell releases
+// it when it stops cleanly.
+func (c *core) unsurvived() string {
+	if c.desired == nil || c.survivalDue.IsZero() {
+		return ""
+	}
+	return c.desired.Revision.Commit
+}
+
+// onRevision takes in what the Git source found. A revision that loaded replaces the
+// desired state; one that did not is reported while the last good one stays in force.
+func (c *core) onRevision(ev sync.Event) {
+	c.syncState.LastCheck = c.now
+	c.syncState.RetryIn = ev.RetryIn
+	switch {
+	case errors.Is(ev.Err, sync.ErrRevisionSuspect):
+		rev := ev.Revision
+		c.syncState.Rejected, c.syncState.Diagnostics, c.syncState.Error = &rev, nil, ev.Err.Error()
+		c.log.Error("not applying the revision this agent went down applying; waiting for a newer commit", "commit", rev.Commit)
+		if ev.Desired != nil {
+			c.accept(ev.Desired)
+		}
+	case ev.Diagnostics.HasErrors():
+		rev := ev.Revision
+		c.syncState.Rejected, c.syncState.Diagnostics = &rev, ev.Diagnostics
+		c.syncState.Error = fmt.Sprintf("revision %s rejected: %d errors", short(rev.Commit), len(ev.Diagnostics.Errors()))
+		c.log.Warn("revision rejected; keeping the last good revision", "commit", rev.Commit, "errors", ev.Diagnostics.Error())
+	case ev.Err != nil:
+		c.syncState.Error = ev.Err.Error()
+		c.log.Warn("git source failed; keeping the last good revision", "err", ev.Err, "retry_in", ev.RetryIn)
+	case ev.Desired != nil:
+		c.syncState.Error, c.syncState.Rejected, c.syncState.Diagnostics = "", nil, ev.Diagnostics.Warnings()
+		c.accept(ev.Desired)
+	case c.syncState.Rejected != nil && ev.Revision.Commit == c.syncState.Rejected.Commit:
+		// The source recovered but its head is still the rejected commit: keep saying so.
+		c.syncState.Error = fmt.Sprintf("revision %s rejected: %d errors", short(ev.Revision.Commit), len(c.syncState.Diagnostics.Errors()))
+	default:
+		c.syncState.Error, c.syncState.Rejected = "", nil
+	}
+}
+
+// accept makes desired the desired state, unless it already is, and compiles it. The
+// marker records it first: the plan that follows is where a hostile revision would take
+// the agent down.
+func (c *core) accept(desired *spec.Desired) {
+	if c.desired != nil && c.desired.Revision.Commit == desired.Revision.Commit {
+		return
+	}
+	c.survivalDue = c.now.Add(c.cfg.SurviveAfter)
+	c.rd.markApplying = desired.Revision.Commit
+	c.desired, c.workloads, c.planDue = desired, compile(desired.Objects), true
+	c.timeline = []Stage{{Name: "fetched", Time: c.now}, {Name: "validated", Time: c.now}}
+	c.log.Info("new revision", "commit", desired.Revision.Commit, "message", desired.Revision.Message)
+}
+
+// onRuntime takes in what the runtime reports about a container.
+func (c *core) onRuntime(ev executor.Event) {
+	in := c.instances[ev.InstanceID]
+	if in == nil || in.stopping {
+		return
+	}
+	switch ev.Kind {
+	case executor.EventDeleted:
+		if in.busy {
+			return // our own start or restart is replacing it
+		}
+		c.log.Warn("instance removed outside Shoal; it will be started again", "instance", in.id, "container", ev.Container)
+		c.forget(in)
+	case executor.EventExit:
+		ct := in.containers[ev.Container]
+		if ct == nil || in.busy || !ev.Time.IsZero() && ev.Time.Before(ct.startedAt) {
+			return // ours (a restart in flight), or the end of a task already replaced
+		}
+		c.crashed(in, ct, ev.ExitCode, ev.OOMKilled, ev.Time)
+	}
+}
+
+// crashed records a container's exit and schedules its restart on the crash backoff.
+func (c *core) crashed(in *instance, ct *container, code int, oom bool, exitedAt time.Time) {
+	if exitedAt.IsZero() {
+		exitedAt = c.now
+	}
+	ct.status = executor.StatusExited
+	ct.lastExit = exitReason(code, oom)
+	delay := ct.backoff.Next(exitedAt.Sub(ct.startedAt))
+	ct.restartAt = c.now.Add(delay)
+	in.runningSince = time.Time{}
+	in.changed = c.now
+	c.log.Warn("container exited", "instance", in.id, "container", ct.name, "reason", ct.lastExit, "restart_in", delay)
+}
+
+// onResult takes in what a worker did.
+func (c *core) onResult(r resultEvent) {
+	in := c.instances[r.id]
+	if in == nil {
+		return
+	}
+	in.busy, in.changed = false, c.now
+	switch r.kind {
+	case actionStart:
+		c.onStarted(in, r.err, r.pulled)
+	case actionStop:
+		if r.err != nil {
+			c.log.Error("stop failed; will retry", "instance", in.id, "err", r.err)
+			return
+		}
+		c.forget(in)
+	case actionRestart:
+		ct := in.containers[r.container]
+		if r.err != nil {
+			if errors.Is(r.err, executor.ErrNotFound) {
+				c.forget(in)
+				return
+			}
+			c.log.Error("restart failed", "instance", in.id, "container", r.container, "err", r.err)
+			c.crashed(in, ct, -1, false, c.now)
+			ct.lastExit = "restart failed: " + r.err.Error() // e.g. a subPath refused: say why in status
+			return
+		}
+		ct.status, ct.restartAt, ct.startedAt, ct.pid = executor.StatusRunning, time.Time{}, c.now, 0
+		ct.restarts++
+		c.requestList() // learn the new PID
+		if in.probing {
+			ct.ready = !ct.hasReadiness && !ct.hasStartup
+			c.rd.probes = append(c.rd.probes, probeOp{id: in.id, container: ct.name})
+		}
+		if in.allRunning() {
+			in.runningSince = c.now
+		}
+	}
+}
+
+// onStarted records the outcome of a start.
+func (c *core) onStarted(in *instance, err error, pulled time.Time) {
+	if err == nil {
+		in.created, in.startErr, in.message = true, "", ""
+		in.startBackoff.Reset()
+		for _, ct := range in.containers {
+			ct.status, ct.startedAt = executor.StatusRunning, c.now
+		}
+		in.runningSince = c.now
+		if c.desired != nil && in.revision == c.desired.Revision.Commit {
+			c.stage("pulled", pulled)
+		}
+		if in.spec != nil {
+			c.startProbes(in)
+		}
+		c.requestList() // learn the PIDs
+		return
+	}
+	in.startErr = PhaseStartError
+	switch {
+	case errors.Is(err, executor.ErrImagePull):
+		in.startErr = PhaseImagePullBackOff
+	case errors.Is(err, executor.ErrConfig):
+		in.startErr = PhaseConfigError
+	case errors.Is(err, executor.ErrForbidden):
+		in.startErr = PhaseForbidden
+	}
+	in.message = err.Error()
+	delay := in.startBackoff.Next(0)
+	in.retryAt = c.now.Add(delay)
+	c.planDue = true // it no longer runs: the plan's view changed
+	c.log.Warn("start failed", "instance", in.id, "phase", in.startErr, "err", err, "retry_in", delay)
+}
+
+// onListing merges a runtime listing taken at began: it adopts instances the core does
+// not know, and notices instances and exits that no event reported.
+func (c *core) onListing(l listingEvent) {
+	c.listing = false
+	if c.listDue {
+		c.listDue = false
+		c.requestList()
+	}
+	if l.err != nil {
+		c.log.Warn("listing the runtime failed", "err", l.err)
+		return
+	}
+	c.planDue = true
+	seen := make(map[string]bool, len(l.states))
+	for _, s := range l.states {
+		seen[s.ID] = true
+		in := c.instances[s.ID]
+		if in == nil {
+			in = fromState(s, c.now, c.cfg.CrashBackoff)
+			c.instances[s.ID] = in
+			c.log.Info("adopted running instance", "instance", s.ID, "workload", s.Namespace+"/"+s.Workload)
+		} else if in.busy || in.changed.After(l.began) {
+			continue
+		}
+		for _, cs := range in.apply(s, c.now) {
+			if ct := in.containers[cs.Name]; ct != nil && !in.stopping {
+				c.crashed(in, ct, cs.ExitCode, cs.OOMKilled, cs.ExitedAt)
+			}
+		}
+	}
+	for id, in := range c.instances {
+		if !seen[id] && in.created && !in.busy && !in.changed.After(l.began) {
+			c.log.Warn("instance vanished from the runtime; it will be started again", "instance", id)
+			c.forget(in)
+		}
+	}
+	c.adopted = true
+}
+
+// requestList asks for a runtime listing, unless one is in flight.
+func (c *core) requestList() {
+	if c.listing {
+		c.listDue = true
+		return
+	}
+	c.listing, c.rd.list = true, true
+}
+
+// forget drops the record of an instance that no longer exists.
+func (c *core) forget(in *instance) {
+	c.stopProbes(in)
+	delete(c.instances, in.id)
+	c.planDue = true
+}
+
+// nextWake is when the shell must step a tick though nothing arrives.
+func (c *core) nextWake() time.Time {
+	wake := c.now.Add(c.cfg.ResyncInterval)
+	if !c.survivalDue.IsZero() && c.survivalDue.Before(wake) {
+		wake = c.survivalDue
+	}
+	for _, in := range c.instances {
+		if at := in.nextWake(c.now); !at.IsZero() && at.Before(wake) {
+			wake = at
+		}
+	}
+	return wake
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}

@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/gossip"
+	"github.com/shoalhq/shoal/spec"
+)
+
+// workloadKey names a Deployment.
+type workloadKey struct{ namespace, name string }
+
+// compiled is one Deployment of a revision compiled once, when the revision arrives: what
+// the planner, the pacing, the executor, the probes, gossip and DNS need of it. Nothing
+// downstream reads the manifests again.
+type compiled struct {
+	key workloadKey
+	// d is the Deployment, kept for executor.Resolve and the planner, which take it whole.
+	d *spec.Deployment
+	// hash is spec.InstanceHash of the Deployment: the planner's and the executor's.
+	hash string
+	// ports are the host ports its instances take, in the one encoding gossip and DNS use.
+	ports []gossip.Port
+	// grace is how long a stop waits before it kills.
+	grace time.Duration
+	// minReady is how long an instance runs before it counts as ready.
+	minReady time.Duration
+	// containers are the names and images of its containers, in manifest order.
+	containers []containerImage
+	// labels are the pod template's labels, which Services select on.
+	labels map[string]string
+}
+
+type containerImage struct{ name, image string }
+
+// compile compiles every Deployment of a revision.
+func compile(set *spec.Set) map[workloadKey]*compiled {
+	out := make(map[workloadKey]*compiled, len(set.Deployments))
+	for _, d := range set.Deployments {
+		k := workloadKey{d.Metadata.Namespace, d.Metadata.Name}
+		w := &compiled{
+			key: k, d: d, hash: spec.InstanceHash(set, d),
+			grace:    30 * time.Second,
+			minReady: time.Duration(d.Spec.MinReadySeconds) * time.Second,
+			labels:   d.Spec.Template.Metadata.Labels,
+		}
+		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+			w.grace = time.Duration(*g) * time.Second
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			w.containers = append(w.containers, containerImage{c.Name, c.Image})
+			for _, p := range c.Ports {
+				w.ports = append(w.ports, gossip.Port{Name: p.Name, Port: p.ContainerPort, Protocol: p.Protocol})
+			}
+		}
+		out[k] = w
+	}
+	return out
+}
+
+// hostPort is a port as this node holds it: number and protocol.
+type hostPort struct {
+	port     int32
+	protocol string
+}
+
+// hostPorts are the host ports an instance of w holds.
+func (w *compiled) hostPorts() []hostPort {
+	out := make([]hostPort, len(w.ports))
+	for i, p := range w.ports {
+		out[i] = hostPort{p.Port, p.Protocol}
+	}
+	return out
+}
+
+// namedPort is the number of the container port called name, or 0.
+func (w *compiled) namedPort(name string) int32 {
+	for _, p := range w.ports {
+		if p.Name == name {
+			return p.Port
+		}
+	}
+	return 0
+}
+
+// newRecord is the record of an instance of w about to start.
+func (w *compiled) newRecord(id, revision string, cfg *Config) *instance {
+	in := &instance{
+		id: id, namespace: w.key.namespace, workload: w.key.name,
+		specHash: w.hash, revision: revision, grace: w.grace, minReady: w.minReady,
+		startBackoff: cfg.StartBackoff, containers: map[string]*container{},
+	}
+	for _, c := range w.containers {
+		in.containers[c.name] = &container{name: c.name, image: c.image, backoff: cfg.CrashBackoff, ready: true}
+	}
+	return in
+}
+
+// probeKinds sets which gating probes each container of in has, from its resolved spec,
+// and makes a gated container unready until its probes say otherwise.
+func probeKinds(in *instance, s *executor.InstanceSpec) {
+	for _, cs := range s.Containers {
+		c := in.containers[cs.Name]
+		if c == nil {
+			continue
+		}
+		c.hasReadiness, c.hasStartup = false, false
+		for _, p := range cs.Probes {
+			c.hasReadiness = c.hasReadiness || p.Kind == executor.ProbeReadiness
+			c.hasStartup = c.hasStartup || p.Kind == executor.ProbeStartup
+		}
+		c.ready = !c.hasReadiness && !c.hasStartup // until the probes say so
+	}
+}
