@@ -165,8 +165,10 @@ func (in *instance) nextWake(now time.Time) time.Time {
 	if !in.created && !in.busy && !in.stopping {
 		earliest(in.retryAt)
 	}
-	for _, c := range in.containers {
-		earliest(c.restartAt)
+	if !in.busy { // a restart in flight reports back on its own
+		for _, c := range in.containers {
+			earliest(c.restartAt)
+		}
 	}
 	if r := in.readyAt(); r.After(now) {
 		earliest(r)

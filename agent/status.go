@@ -118,8 +118,8 @@ func (c *core) stageOnce(name string, t time.Time) {
 
 // converged reports whether this node runs exactly its share of the plan, all ready.
 func (c *core) converged() bool {
-	if c.desired == nil {
-		return false
+	if c.desired == nil || c.placement.Revision != c.desired.Revision.Commit {
+		return false // not planned yet: this node's share is not known
 	}
 	if len(c.mine) != len(c.instances) {
 		return false

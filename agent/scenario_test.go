@@ -1,0 +1,503 @@
+package agent
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/gossip"
+	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/spec"
+	"github.com/shoalhq/shoal/sync"
+)
+
+// update rewrites the expected outputs of testdata/*.txt with what the core does now.
+var update = flag.Bool("update", false, "rewrite testdata/*.txt with the actual outputs")
+
+// TestScenarios drives the core, with a fake clock and a fake runtime, through the
+// scenarios in testdata/*.txt, in the style of etcd-io/raft's datadriven tests. Each
+// directive is a command line, optional input lines, "----", and the expected output up
+// to a blank line. The commands are listed in (*scenario).do.
+func TestScenarios(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txt"), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds := parseDirectives(string(data))
+			s := &scenario{t: t}
+			var out strings.Builder
+			for _, d := range ds {
+				got, err := s.do(d)
+				if err != nil {
+					t.Fatalf("%s:%d: %s: %v", file, d.line, d.cmd, err)
+				}
+				if !*update && got != d.expected {
+					t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", file, d.line, d.cmd, got, d.expected)
+				}
+				d.expected = got
+				out.WriteString(d.String())
+			}
+			if *update {
+				if err := os.WriteFile(file, []byte(strings.TrimSuffix(out.String(), "\n")), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// directive is one step of a scenario.
+type directive struct {
+	line     int
+	pre      string // comments and blank lines before it
+	cmd      string
+	input    string
+	expected string
+}
+
+func (d *directive) String() string {
+	var b strings.Builder
+	b.WriteString(d.pre)
+	b.WriteString(d.cmd + "\n")
+	if d.input != "" {
+		b.WriteString(d.input + "\n")
+	}
+	b.WriteString("----\n")
+	if d.expected != "" {
+		b.WriteString(d.expected + "\n")
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func parseDirectives(text string) []*directive {
+	var out []*directive
+	var d *directive
+	var pre strings.Builder
+	inOutput := false
+	var body []string
+	for i, line := range strings.Split(text, "\n") {
+		switch {
+		case d == nil && (line == "" || strings.HasPrefix(line, "#")):
+			pre.WriteString(line + "\n")
+		case d == nil:
+			d = &directive{line: i + 1, pre: pre.String(), cmd: line}
+			pre.Reset()
+		case !inOutput && line == "----":
+			d.input, body, inOutput = strings.Join(body, "\n"), nil, true
+		case !inOutput:
+			body = append(body, line)
+		case line == "":
+			d.expected = strings.Join(body, "\n")
+			out = append(out, d)
+			d, body, inOutput = nil, nil, false
+		default:
+			body = append(body, line)
+		}
+	}
+	if d != nil {
+		d.expected = strings.Join(body, "\n")
+		out = append(out, d)
+	}
+	return out
+}
+
+// scenario is the core under test, its fake clock and a fake runtime that does what the
+// core asked once the scenario says the action is done.
+type scenario struct {
+	t    *testing.T
+	c    *core
+	now  time.Time
+	revs []*spec.Desired // by revision number - 1
+	// runtime is what the fake runtime holds, by instance ID.
+	runtime map[string]executor.InstanceState
+	// pending are the actions handed out and not done yet, by instance ID; listing one is
+	// the listing in flight.
+	pending map[string][]string
+	listing bool
+	specs   map[string]executor.InstanceSpec
+	// alias names instance IDs in outputs as workload@revision/slot, by the first revision
+	// with that spec.
+	alias map[string]string
+}
+
+// do runs one command. The commands:
+//
+//	new [node=N] [cluster] [dns] [crash=D]  a core for node N (node-a) at 2026-01-01 00:00
+//	revision [bad]                          the input is a revision's manifests (bad: fails to load)
+//	runtime                                 what the fake runtime holds: "web@1/0 [exited=CODE]" a line
+//	done [ID...]                            the actions in flight (on ID) succeed; a listing lists the runtime
+//	fail ID err=pull|config|forbidden|other the start in flight of ID fails
+//	exit ID [code=N] [oom]                  the runtime reports the container main of ID exited
+//	probe ID kind=healthy                   a verdict, e.g. readiness=false
+//	view                                    a gossip view: "node NAME [dead]" and "instance ID node=N [ready] [running]" lines
+//	join [why...]                           the node is part of its cluster, or not and why
+//	tick D [resync]                         the clock moves on by D, then a tick (a resync)
+//	ready                                   what the core decides: printed, carried out by the fake runtime, acknowledged
+//	status                                  this node's instances and convergence
+func (s *scenario) do(d *directive) (string, error) {
+	fields := strings.Fields(d.cmd)
+	cmd, args := fields[0], fields[1:]
+	if cmd != "new" && s.c == nil {
+		return "", errors.New("no core: start with new")
+	}
+	switch cmd {
+	case "new":
+		s.newCore(args)
+	case "revision":
+		return "", s.revision(d.input, slices.Contains(args, "bad"))
+	case "runtime":
+		s.runtime = map[string]executor.InstanceState{}
+		for _, line := range lines(d.input) {
+			f := strings.Fields(line)
+			st, err := s.state(f[0])
+			if err != nil {
+				return "", err
+			}
+			for _, a := range f[1:] {
+				if code, ok := strings.CutPrefix(a, "exited="); ok {
+					st.Containers[0].Status = executor.StatusExited
+					st.Containers[0].ExitCode, _ = strconv.Atoi(code)
+					st.Containers[0].ExitedAt = s.now
+				}
+			}
+			s.runtime[st.ID] = st
+		}
+	case "done":
+		return "", s.done(args)
+	case "fail":
+		return "", s.fail(args)
+	case "exit":
+		ev := executor.Event{Kind: executor.EventExit, InstanceID: s.id(args[0]), Container: "main", Time: s.now}
+		for _, a := range args[1:] {
+			if code, ok := strings.CutPrefix(a, "code="); ok {
+				ev.ExitCode, _ = strconv.Atoi(code)
+			}
+			ev.OOMKilled = ev.OOMKilled || a == "oom"
+		}
+		s.c.Step(runtimeEvent{ev}, s.now)
+	case "probe":
+		kind, verdict, _ := strings.Cut(args[1], "=")
+		s.c.Step(probeEvent{executor.ProbeResult{
+			InstanceID: s.id(args[0]), Container: "main", Kind: executor.ProbeKind(kind),
+			Healthy: verdict == "true", Message: "probe said so", Time: s.now,
+		}}, s.now)
+	case "view":
+		v, err := s.view(d.input)
+		if err != nil {
+			return "", err
+		}
+		s.c.Step(viewEvent{v}, s.now)
+	case "join":
+		s.c.Step(joinEvent{strings.Join(args, " ")}, s.now)
+	case "tick":
+		dur, err := time.ParseDuration(args[0])
+		if err != nil {
+			return "", err
+		}
+		s.now = s.now.Add(dur)
+		s.c.Step(tickEvent{resync: slices.Contains(args, "resync")}, s.now)
+	case "ready":
+		return s.ready(), nil
+	case "status":
+		return s.status(), nil
+	default:
+		return "", fmt.Errorf("unknown command %q", cmd)
+	}
+	return "", nil
+}
+
+func (s *scenario) newCore(args []string) {
+	cfg := DefaultConfig("node-a")
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg.Allocatable = planner.Resources{MilliCPU: 4000, MemoryBytes: 8 << 30}
+	cluster, dnsCfg := false, DNSConfig{}
+	for _, a := range args {
+		k, v, _ := strings.Cut(a, "=")
+		switch k {
+		case "node":
+			cfg.NodeName, cfg.Labels = v, map[string]string{planner.LabelHostname: v}
+		case "cluster":
+			cluster = true
+		case "crash":
+			cfg.CrashBackoff.Base, _ = time.ParseDuration(v)
+		}
+	}
+	s.now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.c = newCore(cfg, cluster, dnsCfg)
+	s.runtime, s.pending, s.specs, s.alias = map[string]executor.InstanceState{}, map[string][]string{}, map[string]executor.InstanceSpec{}, map[string]string{}
+	s.c.Step(tickEvent{}, s.now)
+}
+
+func (s *scenario) revision(manifests string, bad bool) error {
+	n := len(s.revs) + 1
+	rev := spec.Revision{Commit: fmt.Sprintf("rev%d", n), Message: "commit", Time: s.now}
+	set, diags := spec.Load(fstest.MapFS{"app.yaml": {Data: []byte(manifests)}}, spec.DefaultLoadOptions())
+	ev := sync.Event{Revision: rev, Diagnostics: diags}
+	if set == nil || bad {
+		ev.Err = sync.ErrRevisionRejected
+		s.revs = append(s.revs, nil)
+	} else {
+		ev.Desired = &spec.Desired{Revision: rev, Objects: set}
+		s.revs = append(s.revs, ev.Desired)
+		for _, dep := range set.Deployments {
+			hash := spec.InstanceHash(set, dep)
+			for slot := range int(*dep.Spec.Replicas) + 8 {
+				if id := planner.InstanceID(dep.Metadata.Namespace, dep.Metadata.Name, hash, slot); s.alias[id] == "" {
+					s.alias[id] = fmt.Sprintf("%s@%d/%d", dep.Metadata.Name, n, slot) // named by the first revision that had it
+				}
+			}
+		}
+	}
+	s.c.Step(revisionEvent{ev}, s.now)
+	return nil
+}
+
+// id resolves an alias such as web@1/0 to the instance ID.
+func (s *scenario) id(alias string) string {
+	for id, a := range s.alias {
+		if a == alias {
+			return id
+		}
+	}
+	return alias
+}
+
+func (s *scenario) name(id string) string {
+	if a, ok := s.alias[id]; ok {
+		return a
+	}
+	return id
+}
+
+// state is what the runtime holds of a running instance named by alias.
+func (s *scenario) state(alias string) (executor.InstanceState, error) {
+	name, rest, _ := strings.Cut(alias, "@")
+	n, _, _ := strings.Cut(rest, "/")
+	i, err := strconv.Atoi(n)
+	if err != nil || i < 1 || i > len(s.revs) || s.revs[i-1] == nil {
+		return executor.InstanceState{}, fmt.Errorf("%s: no such revision", alias)
+	}
+	set := s.revs[i-1].Objects
+	dep := set.Deployment("", name)
+	if dep == nil {
+		dep = set.Deployment("default", name)
+	}
+	if dep == nil {
+		return executor.InstanceState{}, fmt.Errorf("%s: no such Deployment", alias)
+	}
+	st := executor.InstanceState{
+		ID: s.id(alias), Namespace: dep.Metadata.Namespace, Workload: name, SpecHash: spec.InstanceHash(set, dep),
+		Revision: s.revs[i-1].Revision.Commit, Node: s.c.cfg.NodeName, GracePeriod: time.Second,
+	}
+	for _, c := range dep.Spec.Template.Spec.Containers {
+		st.Containers = append(st.Containers, executor.ContainerState{Name: c.Name, Image: c.Image, Status: executor.StatusRunning, PID: 100})
+	}
+	return st, nil
+}
+
+func (s *scenario) done(only []string) error {
+	var ids []string
+	for id := range s.pending {
+		if len(only) == 0 || slices.Contains(only, s.name(id)) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		for _, kind := range s.pending[id] {
+			switch {
+			case kind == "start":
+				sp := s.specs[id]
+				st := executor.InstanceState{ID: id, Namespace: sp.Namespace, Workload: sp.Workload, SpecHash: sp.SpecHash, Revision: sp.Revision, Node: sp.Node, GracePeriod: sp.GracePeriod}
+				for _, c := range sp.Containers {
+					st.Containers = append(st.Containers, executor.ContainerState{Name: c.Name, Image: c.Image, Status: executor.StatusRunning, PID: 100})
+				}
+				s.runtime[id] = st
+				s.c.Step(resultEvent{kind: actionStart, id: id, pulled: s.now}, s.now)
+			case kind == "stop":
+				delete(s.runtime, id)
+				s.c.Step(resultEvent{kind: actionStop, id: id}, s.now)
+			case strings.HasPrefix(kind, "restart "):
+				name := strings.TrimPrefix(kind, "restart ")
+				if st, ok := s.runtime[id]; ok {
+					for i := range st.Containers {
+						if st.Containers[i].Name == name {
+							st.Containers[i].Status = executor.StatusRunning
+							st.Containers[i].Restarts++
+						}
+					}
+				}
+				s.c.Step(resultEvent{kind: actionRestart, id: id, container: name}, s.now)
+			}
+		}
+		delete(s.pending, id)
+	}
+	if s.listing && len(only) == 0 {
+		s.listing = false
+		states := make([]executor.InstanceState, 0, len(s.runtime))
+		for _, st := range s.runtime {
+			states = append(states, st)
+		}
+		sort.Slice(states, func(i, j int) bool { return states[i].ID < states[j].ID })
+		s.c.Step(listingEvent{states: states, began: s.now}, s.now)
+	}
+	return nil
+}
+
+func (s *scenario) fail(args []string) error {
+	id := s.id(args[0])
+	var err error
+	switch strings.TrimPrefix(args[1], "err=") {
+	case "pull":
+		err = fmt.Errorf("%w: no such image", executor.ErrImagePull)
+	case "config":
+		err = fmt.Errorf("%w: no such ConfigMap", executor.ErrConfig)
+	case "forbidden":
+		err = fmt.Errorf("%w: privileged", executor.ErrForbidden)
+	default:
+		err = errors.New("it broke")
+	}
+	if !slices.Contains(s.pending[id], "start") {
+		return fmt.Errorf("no start of %s in flight", args[0])
+	}
+	delete(s.pending, id)
+	s.c.Step(resultEvent{kind: actionStart, id: id, err: err}, s.now)
+	return nil
+}
+
+func (s *scenario) view(input string) (gossip.View, error) {
+	var v gossip.View
+	for _, line := range lines(input) {
+		f := strings.Fields(line)
+		switch f[0] {
+		case "node":
+			v.Nodes = append(v.Nodes, gossip.NodeInfo{
+				Name: f[1], Alive: !slices.Contains(f, "dead"), Labels: map[string]string{planner.LabelHostname: f[1]},
+				MilliCPU: 4000, MemoryBytes: 8 << 30, MaxInstances: planner.DefaultMaxInstances,
+			})
+		case "instance":
+			st, err := s.state(f[1])
+			if err != nil {
+				return v, err
+			}
+			info := gossip.InstanceInfo{ID: st.ID, Namespace: st.Namespace, Workload: st.Workload, SpecHash: st.SpecHash, Addr: "10.0.0.2"}
+			for _, a := range f[2:] {
+				if n, ok := strings.CutPrefix(a, "node="); ok {
+					info.Node = n
+				}
+				info.Ready = info.Ready || a == "ready"
+				info.Running = info.Running || a == "running" || a == "ready"
+			}
+			v.Instances = append(v.Instances, info)
+		}
+	}
+	return v, nil
+}
+
+// ready prints what the core decided and hands the actions to the fake runtime.
+func (s *scenario) ready() string {
+	rd := s.c.Ready()
+	var out []string
+	if rd.markApplying != "" {
+		out = append(out, "mark applying "+rd.markApplying)
+	}
+	for _, p := range rd.probes {
+		switch {
+		case p.spec != nil:
+			out = append(out, "probes start "+s.name(p.id))
+		case p.container != "":
+			out = append(out, "probes restart "+s.name(p.id)+" "+p.container)
+		default:
+			out = append(out, "probes stop "+s.name(p.id))
+		}
+	}
+	for _, st := range rd.stops {
+		out = append(out, "stop "+s.name(st.id))
+		s.pending[st.id] = append(s.pending[st.id], "stop")
+	}
+	for _, sp := range rd.starts {
+		out = append(out, "start "+s.name(sp.ID))
+		s.pending[sp.ID] = append(s.pending[sp.ID], "start")
+		s.specs[sp.ID] = sp
+	}
+	for _, r := range rd.restarts {
+		out = append(out, "restart "+s.name(r.id)+" "+r.container)
+		s.pending[r.id] = append(s.pending[r.id], "restart "+r.container)
+	}
+	if rd.list {
+		out = append(out, "list")
+		s.listing = true
+	}
+	if rd.instances != nil {
+		var gs []string
+		for _, in := range rd.instances {
+			state := "running"
+			if in.Ready {
+				state = "ready"
+			}
+			gs = append(gs, s.name(in.ID)+" "+state)
+		}
+		out = append(out, "gossip ["+strings.Join(gs, ", ")+"]")
+	}
+	if rd.meta != nil && rd.meta.Revision != "" {
+		out = append(out, "gossip meta revision="+rd.meta.Revision)
+	}
+	if rd.markSurvived != "" {
+		out = append(out, "mark survived "+rd.markSurvived)
+	}
+	out = append(out, "wake in "+rd.wake.Sub(s.now).String())
+	s.c.Advance()
+	return strings.Join(out, "\n")
+}
+
+// status prints this node's records as status shows them.
+func (s *scenario) status() string {
+	st := s.c.statusSnapshot()
+	var out []string
+	for _, w := range st.Workloads {
+		out = append(out, fmt.Sprintf("%s: %d/%d ready", w.Name, w.Ready, w.Replicas))
+		for _, in := range w.Instances {
+			line := fmt.Sprintf("  %s %s %s", s.name(in.ID), in.Node, in.Phase)
+			if in.Restarts > 0 {
+				line += fmt.Sprintf(" restarts=%d", in.Restarts)
+			}
+			if in.LastExit != "" {
+				line += fmt.Sprintf(" last-exit=%q", in.LastExit)
+			}
+			out = append(out, line)
+		}
+	}
+	out = append(out, fmt.Sprintf("converged=%v adopted=%v", st.Converged, st.Adopted))
+	if st.NotJoined != "" {
+		out = append(out, "not joined: "+st.NotJoined)
+	}
+	return strings.Join(out, "\n")
+}
+
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
