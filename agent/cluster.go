@@ -145,29 +145,6 @@ type NodeStatus struct {
 	APIAddr  string            `json:"apiAddr,omitempty"`
 }
 
-// nodeStatuses lists the members for status; without a cluster, only this node.
-func (c *core) nodeStatuses() []NodeStatus {
-	self := NodeStatus{
-		Name: c.cfg.NodeName, Addr: c.cfg.NodeAddr, Alive: true, Labels: c.cfg.Labels,
-		MilliCPU: c.cfg.Allocatable.MilliCPU, Memory: c.cfg.Allocatable.MemoryBytes, APIAddr: c.cfg.APIAddr,
-	}
-	if c.applied != nil {
-		self.Revision = c.applied.Commit
-	}
-	out := []NodeStatus{self}
-	for _, n := range c.view.Nodes {
-		if n.Name == c.cfg.NodeName {
-			continue
-		}
-		out = append(out, NodeStatus{
-			Name: n.Name, Addr: n.Addr, Alive: n.Alive, Revision: n.Revision, Labels: n.Labels,
-			MilliCPU: n.MilliCPU, Memory: n.MemoryBytes, APIAddr: n.APIAddr,
-		})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
 // remotePhase is how status shows an instance another node runs.
 func remotePhase(in gossip.InstanceInfo) Phase {
 	switch {

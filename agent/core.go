@@ -34,6 +34,7 @@ type core struct {
 
 	desired   *spec.Desired
 	workloads map[workloadKey]*compiled // desired's Deployments, compiled once
+	services  []service                 // desired's Services with the workloads they select
 	syncState SyncStatus
 	timeline  []Stage
 	applied   *spec.Revision
@@ -42,13 +43,16 @@ type core struct {
 	listing   bool // a listing is in flight
 	listDue   bool // another listing was asked for while one was in flight
 
-	// view is the last gossip view; notJoined why this node runs nothing ("" when joined).
+	// view is the last gossip view, index what is derived from it; notJoined is why this
+	// node runs nothing ("" when joined).
 	view      gossip.View
+	index     viewIndex
 	notJoined string
 	// placement is the last plan; mine this node's share of it with compiled workloads,
 	// and remote what the other nodes run of each workload, for pacing.
 	placement planner.Placement
 	mine      []assignment
+	unplaced  map[workloadKey][]planner.Unplaced
 	remote    map[workloadKey]workloadCount
 	// planDue says the plan's inputs changed since the last plan: a revision, a listing,
 	// a gossip view, an instance started or gone, a tick. Probe verdicts and restarts do
@@ -208,7 +212,7 @@ func (c *core) Step(ev event, now time.Time) {
 	case probeEvent:
 		c.onProbe(ev.ProbeResult)
 	case viewEvent:
-		c.view, c.planDue = ev.view, true
+		c.onView(ev.view)
 	case joinEvent:
 		if ev.why != c.notJoined {
 			if ev.why != "" {
@@ -314,6 +318,8 @@ func (c *core) accept(desired *spec.Desired) {
 	c.survivalDue = c.now.Add(c.cfg.SurviveAfter)
 	c.rd.markApplying = desired.Revision.Commit
 	c.desired, c.workloads, c.planDue = desired, compile(desired.Objects), true
+	c.services = matchServices(desired.Objects, c.workloads)
+	c.index.workloads = nil
 	c.timeline = []Stage{{Name: "fetched", Time: c.now}, {Name: "validated", Time: c.now}}
 	c.log.Info("new revision", "commit", desired.Revision.Commit, "message", desired.Revision.Message)
 }

@@ -30,46 +30,64 @@ type DNSConfig struct {
 // containers a resolv.conf that points at it.
 func WithDNS(cfg DNSConfig) Option { return func(a *Agent) { a.dns = cfg } }
 
+// service is a desired Service with the workloads its selector matches, found once per
+// revision.
+type service struct {
+	svc     *spec.Service
+	matched []*compiled
+}
+
+// matchServices finds the workloads each Service of set selects.
+func matchServices(set *spec.Set, workloads map[workloadKey]*compiled) []service {
+	out := make([]service, 0, len(set.Services))
+	for _, svc := range set.Services {
+		s := service{svc: svc}
+		for _, d := range set.Deployments {
+			w := workloads[workloadKey{d.Metadata.Namespace, d.Metadata.Name}]
+			if w.key.namespace == svc.Metadata.Namespace && len(svc.Spec.Selector) > 0 &&
+				(&spec.LabelSelector{MatchLabels: svc.Spec.Selector}).Matches(w.labels) {
+				s.matched = append(s.matched, w)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // dnsServices lists every desired Service with the instances of the whole cluster its
 // selector matches. Only ready instances are answered.
 func (c *core) dnsServices() []dns.Service {
-	endpoints := map[workloadKey][]dns.Endpoint{}
-	add := func(namespace, workload, id, addr string, ready bool) {
-		ip, err := netip.ParseAddr(addr)
-		if err != nil {
-			return
-		}
-		k := workloadKey{namespace, workload}
-		endpoints[k] = append(endpoints[k], dns.Endpoint{Hostname: id, Addr: ip, Ready: ready})
+	if len(c.services) == 0 {
+		return nil
 	}
-	for _, in := range c.instances {
-		if !in.stopping && in.created {
-			add(in.namespace, in.workload, in.id, c.cfg.NodeAddr, in.phase(c.now) == PhaseReady)
-		}
-	}
-	for _, in := range c.view.Instances {
-		if in.Node != c.cfg.NodeName && in.Running {
-			add(in.Namespace, in.Workload, in.ID, in.Addr, in.Ready)
-		}
-	}
-	set := c.desired.Objects
-	var out []dns.Service
-	for _, svc := range set.Services {
-		ds := dns.Service{
-			Namespace: svc.Metadata.Namespace, Name: svc.Metadata.Name,
-			Headless: svc.Spec.ClusterIP == spec.ClusterIPNone,
-		}
-		var matched []*compiled
-		for _, d := range set.Deployments {
-			w := c.workloads[workloadKey{d.Metadata.Namespace, d.Metadata.Name}]
-			if w.key.namespace == svc.Metadata.Namespace && len(svc.Spec.Selector) > 0 &&
-				(&spec.LabelSelector{MatchLabels: svc.Spec.Selector}).Matches(w.labels) {
-				matched = append(matched, w)
-				ds.Endpoints = append(ds.Endpoints, endpoints[w.key]...)
+	local := map[workloadKey][]dns.Endpoint{}
+	if ip, err := netip.ParseAddr(c.cfg.NodeAddr); err == nil {
+		for _, in := range c.instances {
+			if !in.stopping && in.created {
+				k := workloadKey{in.namespace, in.workload}
+				local[k] = append(local[k], dns.Endpoint{Hostname: in.id, Addr: ip, Ready: in.phase(c.now) == PhaseReady})
 			}
 		}
-		for _, p := range svc.Spec.Ports {
-			ds.Ports = append(ds.Ports, dns.Port{Name: p.Name, Protocol: p.Protocol, Port: targetPort(p, matched)})
+	}
+	var out []dns.Service
+	for _, s := range c.services {
+		ds := dns.Service{
+			Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name,
+			Headless: s.svc.Spec.ClusterIP == spec.ClusterIPNone,
+		}
+		for _, w := range s.matched {
+			ds.Endpoints = append(ds.Endpoints, local[w.key]...)
+			for _, in := range c.remoteInstances(w.key) {
+				if in.Node == c.cfg.NodeName || !in.Running {
+					continue
+				}
+				if ip, err := netip.ParseAddr(in.Addr); err == nil {
+					ds.Endpoints = append(ds.Endpoints, dns.Endpoint{Hostname: in.ID, Addr: ip, Ready: in.Ready})
+				}
+			}
+		}
+		for _, p := range s.svc.Spec.Ports {
+			ds.Ports = append(ds.Ports, dns.Port{Name: p.Name, Protocol: p.Protocol, Port: targetPort(p, s.matched)})
 		}
 		sort.Slice(ds.Endpoints, func(i, j int) bool { return ds.Endpoints[i].Hostname < ds.Endpoints[j].Hostname })
 		out = append(out, ds)

@@ -59,6 +59,12 @@ func (c *core) plan() {
 			c.mine = append(c.mine, assignment{as, w})
 		}
 	}
+	c.unplaced = map[workloadKey][]planner.Unplaced{}
+	for _, u := range c.placement.Unplaced {
+		k := workloadKey{u.Namespace, u.Workload}
+		c.unplaced[k] = append(c.unplaced[k], u)
+	}
+	c.index.workloads = nil
 	c.remote = map[workloadKey]workloadCount{}
 	for _, in := range view.Instances {
 		if in.Node != c.cfg.NodeName {
@@ -102,41 +108,48 @@ type workloadCount struct {
 	unreadyCurrent int
 }
 
-func (wc *workloadCount) add(running, ready, current bool) {
+func (wc *workloadCount) add(running, ready, current bool) { wc.count(running, ready, current, 1) }
+
+func (wc *workloadCount) remove(running, ready, current bool) { wc.count(running, ready, current, -1) }
+
+func (wc *workloadCount) count(running, ready, current bool, n int) {
 	if running {
-		wc.running++
+		wc.running += n
 		if !ready && current {
-			wc.unreadyCurrent++
+			wc.unreadyCurrent += n
 		}
 	}
 	if ready {
-		wc.ready++
+		wc.ready += n
 	}
 }
 
-// counts adds this node's instances, as they are now, to the other nodes' as of the plan.
-// An instance being stopped still runs until its stop returns: it counts against maxSurge.
+// counts adds this node's instances, as they are now, to the other nodes' as of the plan,
+// for the workloads pacing looks at: those with a rollout or an assignment here. An
+// instance being stopped still runs until its stop returns: it counts against maxSurge.
 func (c *core) counts() map[workloadKey]*workloadCount {
-	out := make(map[workloadKey]*workloadCount, len(c.remote))
-	get := func(k workloadKey) *workloadCount {
-		wc := out[k]
-		if wc == nil {
+	out := map[workloadKey]*workloadCount{}
+	want := func(k workloadKey) {
+		if out[k] == nil {
 			r := c.remote[k]
-			wc = &r
-			out[k] = wc
+			out[k] = &r
 		}
-		return wc
 	}
-	for k := range c.remote {
-		get(k)
+	for _, ro := range c.placement.Rollouts {
+		want(workloadKey{ro.Namespace, ro.Workload})
+	}
+	for _, as := range c.mine {
+		want(as.w.key)
 	}
 	for _, in := range c.instances {
-		k := workloadKey{in.namespace, in.workload}
-		if in.stopping {
-			get(k).running++
-			continue
+		wc := out[workloadKey{in.namespace, in.workload}]
+		switch {
+		case wc == nil:
+		case in.stopping:
+			wc.running++
+		default:
+			wc.add(in.created || in.busy, in.phase(c.now) == PhaseReady, in.specHash == c.hashOf(workloadKey{in.namespace, in.workload}))
 		}
-		get(k).add(in.created || in.busy, in.phase(c.now) == PhaseReady, in.specHash == c.hashOf(k))
 	}
 	return out
 }

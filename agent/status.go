@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"cmp"
+	"slices"
 	"sort"
 	"time"
 
@@ -146,8 +148,11 @@ func (c *core) trackConvergence() {
 	}
 	if c.converged() {
 		c.stageOnce("ready", c.now)
-		rev := c.desired.Revision
-		c.applied = &rev
+		if c.applied == nil || c.applied.Commit != c.desired.Revision.Commit {
+			rev := c.desired.Revision
+			c.applied = &rev
+			c.index.nodes = nil // this node's revision changed
+		}
 	}
 }
 
@@ -165,65 +170,92 @@ func (c *core) statusSnapshot() *Status {
 		NotJoined: c.notJoined,
 		Workloads: []WorkloadStatus{},
 	}
-	byKey := map[workloadKey]*WorkloadStatus{}
-	workload := func(ns, name string) *WorkloadStatus {
-		k := workloadKey{ns, name}
-		if w := byKey[k]; w != nil {
-			return w
-		}
-		w := &WorkloadStatus{Namespace: ns, Name: name, Instances: []InstanceStatus{}}
-		byKey[k] = w
-		return w
-	}
 	if c.desired != nil {
 		rev := c.desired.Revision
 		st.Desired = &rev
-		for _, d := range c.desired.Objects.Deployments {
-			w := workload(d.Metadata.Namespace, d.Metadata.Name)
-			w.Replicas = int(*d.Spec.Replicas)
-			w.SpecHash = c.hashOf(workloadKey{d.Metadata.Namespace, d.Metadata.Name})
-		}
 	}
-	for _, u := range c.placement.Unplaced {
-		w := workload(u.Namespace, u.Workload)
-		w.Unplaced = append(w.Unplaced, u)
-	}
+	// Each workload's status is what this node runs of it, merged with what the others
+	// run (shared with earlier snapshots while it does not change) and what waits here.
+	local := map[workloadKey][]InstanceStatus{}
+	localReady := map[workloadKey]int{}
 	for _, in := range c.instances {
-		w := workload(in.namespace, in.workload)
+		k := workloadKey{in.namespace, in.workload}
 		is := instanceStatus(in, c.cfg.NodeName, c.now)
 		if is.Phase == PhaseReady {
-			w.Ready++
+			localReady[k]++
 		}
-		w.Instances = append(w.Instances, is)
-	}
-	for _, in := range c.view.Instances {
-		if in.Node == c.cfg.NodeName {
-			continue
-		}
-		w := workload(in.Namespace, in.Workload)
-		if in.Ready {
-			w.Ready++
-		}
-		w.Instances = append(w.Instances, InstanceStatus{ID: in.ID, Node: in.Node, Phase: remotePhase(in), SpecHash: in.SpecHash})
+		local[k] = append(local[k], is)
 	}
 	for _, as := range c.mine {
 		if c.instances[as.InstanceID] == nil {
-			w := workload(as.Namespace, as.Workload)
-			w.Instances = append(w.Instances, InstanceStatus{ID: as.InstanceID, Node: as.Node, Phase: PhasePending, SpecHash: as.SpecHash})
+			local[as.w.key] = append(local[as.w.key], InstanceStatus{ID: as.InstanceID, Node: as.Node, Phase: PhasePending, SpecHash: as.SpecHash})
 		}
 	}
-	for _, w := range byKey {
-		sort.Slice(w.Instances, func(i, j int) bool {
-			x, y := w.Instances[i], w.Instances[j]
-			return x.ID < y.ID || x.ID == y.ID && x.Node < y.Node
-		})
-		st.Workloads = append(st.Workloads, *w)
+	keys := c.statusWorkloads(local)
+	st.Workloads = make([]WorkloadStatus, len(keys))
+	for i, k := range keys {
+		w := &st.Workloads[i]
+		w.Namespace, w.Name = k.namespace, k.name
+		if cw := c.workloads[k]; cw != nil {
+			w.Replicas, w.SpecHash = int(*cw.d.Spec.Replicas), cw.hash
+		}
+		w.Unplaced = c.unplaced[k]
+		remote := c.remoteStatus(k)
+		w.Ready = localReady[k] + remote.ready
+		switch mine := local[k]; {
+		case len(mine) == 0 && remote.instances != nil:
+			w.Instances = remote.instances
+		case len(mine) == 0:
+			w.Instances = []InstanceStatus{}
+		default:
+			w.Instances = append(mine, remote.instances...)
+			sort.Slice(w.Instances, func(i, j int) bool {
+				x, y := w.Instances[i], w.Instances[j]
+				return x.ID < y.ID || x.ID == y.ID && x.Node < y.Node
+			})
+		}
 	}
-	sort.Slice(st.Workloads, func(i, j int) bool {
-		x, y := st.Workloads[i], st.Workloads[j]
-		return x.Namespace < y.Namespace || x.Namespace == y.Namespace && x.Name < y.Name
-	})
 	return st
+}
+
+// statusWorkloads are the workloads status lists, sorted: the desired ones, those the
+// plan could not place, those running elsewhere, and those of local.
+func (c *core) statusWorkloads(local map[workloadKey][]InstanceStatus) []workloadKey {
+	if c.index.workloads == nil {
+		seen := map[workloadKey]bool{}
+		for k := range c.workloads {
+			seen[k] = true
+		}
+		for k := range c.unplaced {
+			seen[k] = true
+		}
+		for k := range c.index.ranges {
+			seen[k] = true
+		}
+		c.index.workloads = make([]workloadKey, 0, len(seen))
+		for k := range seen {
+			c.index.workloads = append(c.index.workloads, k)
+		}
+		sortKeys(c.index.workloads)
+	}
+	keys := c.index.workloads
+	var extra []workloadKey
+	for k := range local {
+		if c.workloads[k] == nil && c.unplaced[k] == nil && !c.hasRange(k) {
+			extra = append(extra, k) // e.g. an adopted instance of a removed Deployment
+		}
+	}
+	if len(extra) > 0 {
+		keys = append(slices.Clone(keys), extra...)
+		sortKeys(keys)
+	}
+	return keys
+}
+
+func sortKeys(keys []workloadKey) {
+	slices.SortFunc(keys, func(a, b workloadKey) int {
+		return cmp.Or(cmp.Compare(a.namespace, b.namespace), cmp.Compare(a.name, b.name))
+	})
 }
 
 func instanceStatus(in *instance, node string, now time.Time) InstanceStatus {

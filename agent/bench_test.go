@@ -1,0 +1,176 @@
+package agent
+
+import (
+	"cmp"
+	"log/slog"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/gossip"
+	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/spec"
+	"github.com/shoalhq/shoal/sync"
+)
+
+// The core at scale: 100,000 desired replicas (2,000 Deployments of 50) on 5,000 nodes of
+// 16 cores and 64 GiB, every replica running and ready where the plan put it, this node
+// running its share. Each benchmark measures one event: Step, Ready and Advance.
+const (
+	benchWorkloads = 2000
+	benchReplicas  = 50
+	benchNodes     = 5000
+)
+
+// benchDeployment is one of the benchmark's Deployments, with CPU and memory requests.
+func benchDeployment(i int, image string) *spec.Deployment {
+	name := "app-" + strconv.Itoa(i)
+	replicas := int32(benchReplicas)
+	return &spec.Deployment{
+		TypeMeta: spec.TypeMeta{APIVersion: spec.APIVersionApps, Kind: spec.KindDeployment},
+		Metadata: spec.ObjectMeta{Name: name, Namespace: spec.DefaultNamespace},
+		Spec: spec.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &spec.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: spec.PodTemplate{
+				Metadata: spec.ObjectMeta{Labels: map[string]string{"app": name}},
+				Spec: spec.PodSpec{Containers: []spec.Container{{
+					Name: "main", Image: image,
+					Resources: spec.Resources{Requests: map[string]spec.Quantity{
+						spec.ResourceCPU: spec.MustQuantity(strconv.Itoa(100+i%5*100) + "m"), spec.ResourceMemory: spec.MustQuantity("256Mi"),
+					}},
+				}}},
+			},
+		},
+	}
+}
+
+type benchCluster struct {
+	c    *core
+	now  time.Time
+	revs [2]*spec.Desired // the second changes one Deployment's image
+	// views are the cluster with one instance of another node ready, then not.
+	views [2]gossip.View
+	local []string // this node's instance IDs
+}
+
+func newBenchCluster(b *testing.B) *benchCluster {
+	b.Helper()
+	deps := make([]*spec.Deployment, benchWorkloads)
+	for i := range deps {
+		deps[i] = benchDeployment(i, "registry.local/app:1")
+	}
+	changed := slices.Clone(deps)
+	changed[7] = benchDeployment(7, "registry.local/app:2")
+	bc := &benchCluster{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for i, d := range [][]*spec.Deployment{deps, changed} {
+		rev := spec.Revision{Commit: strconv.Itoa(i+1) + "000000000000000000000000000000000000000"}
+		bc.revs[i] = &spec.Desired{Revision: rev, Objects: &spec.Set{Deployments: d}}
+	}
+
+	nodes := make([]gossip.NodeInfo, benchNodes)
+	pnodes := make([]planner.Node, benchNodes)
+	for i := range nodes {
+		name := "node-" + strconv.Itoa(i)
+		labels := map[string]string{planner.LabelHostname: name, planner.LabelZone: "zone-" + strconv.Itoa(i%10)}
+		nodes[i] = gossip.NodeInfo{Name: name, Addr: "10.0." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250), Labels: labels,
+			MilliCPU: 16000, MemoryBytes: 64 << 30, MaxInstances: planner.DefaultMaxInstances, Alive: true}
+		pnodes[i] = planner.Node{Name: name, Labels: labels, Allocatable: planner.Resources{MilliCPU: 16000, MemoryBytes: 64 << 30}, Alive: true}
+	}
+	self := nodes[0]
+	placement := planner.Plan(*bc.revs[0], planner.View{Nodes: pnodes})
+	if len(placement.Assignments) != benchWorkloads*benchReplicas {
+		b.Fatalf("placed %d replicas", len(placement.Assignments))
+	}
+	var instances []gossip.InstanceInfo
+	var states []executor.InstanceState
+	for _, as := range placement.Assignments {
+		if as.Node == self.Name {
+			states = append(states, executor.InstanceState{
+				ID: as.InstanceID, Namespace: as.Namespace, Workload: as.Workload, SpecHash: as.SpecHash,
+				Revision: bc.revs[0].Revision.Commit, Node: self.Name, GracePeriod: 30 * time.Second,
+				Containers: []executor.ContainerState{{Name: "main", Image: "registry.local/app:1", Status: executor.StatusRunning, PID: 1}},
+			})
+			bc.local = append(bc.local, as.InstanceID)
+			continue
+		}
+		instances = append(instances, gossip.InstanceInfo{
+			ID: as.InstanceID, Namespace: as.Namespace, Workload: as.Workload, Node: as.Node, SpecHash: as.SpecHash,
+			Ready: true, Running: true, Addr: "10.0.0.1",
+		})
+	}
+	slices.SortFunc(instances, func(a, b gossip.InstanceInfo) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Workload, b.Workload), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node))
+	})
+	bc.views[0] = gossip.View{Nodes: nodes, Instances: instances}
+	flipped := slices.Clone(instances)
+	flipped[len(flipped)/2].Ready = false
+	bc.views[1] = gossip.View{Nodes: nodes, Instances: flipped}
+
+	cfg := DefaultConfig(self.Name)
+	cfg.Labels = self.Labels
+	cfg.Allocatable = planner.Resources{MilliCPU: 16000, MemoryBytes: 64 << 30}
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	bc.c = newCore(cfg, true, DNSConfig{})
+	bc.step(revisionEvent{sync.Event{Revision: bc.revs[0].Revision, Desired: bc.revs[0]}})
+	bc.step(listingEvent{states: states, began: bc.now})
+	bc.step(viewEvent{bc.views[0]})
+	if rd := bc.c.Ready(); len(rd.starts)+len(rd.stops) != 0 {
+		b.Fatalf("the settled cluster starts %d and stops %d", len(rd.starts), len(rd.stops))
+	}
+	bc.c.Advance()
+	return bc
+}
+
+func (bc *benchCluster) step(ev event) {
+	bc.now = bc.now.Add(time.Millisecond)
+	bc.c.Step(ev, bc.now)
+}
+
+func (bc *benchCluster) cycle(ev event) ready {
+	bc.step(ev)
+	rd := bc.c.Ready()
+	bc.c.Advance()
+	return rd
+}
+
+// BenchmarkCoreProbeVerdict is one readiness verdict on an instance of this node.
+func BenchmarkCoreProbeVerdict(b *testing.B) {
+	bc := newBenchCluster(b)
+	id := bc.local[0]
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		bc.cycle(probeEvent{executor.ProbeResult{InstanceID: id, Container: "main", Kind: executor.ProbeReadiness, Healthy: i%2 == 0}})
+	}
+}
+
+// BenchmarkCoreGossipInstanceChange is one instance of another node turning unready or
+// ready again in the gossip view.
+func BenchmarkCoreGossipInstanceChange(b *testing.B) {
+	bc := newBenchCluster(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		bc.cycle(viewEvent{bc.views[i%2]})
+	}
+}
+
+// BenchmarkCoreRevisionOneDeployment is a new revision that changes the image of one
+// Deployment of the 2,000, then back.
+func BenchmarkCoreRevisionOneDeployment(b *testing.B) {
+	bc := newBenchCluster(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		rev := bc.revs[i%2]
+		if rd := bc.cycle(revisionEvent{sync.Event{Revision: rev.Revision, Desired: rev}}); rd.markApplying == "" {
+			b.Fatal("the revision was not taken")
+		}
+	}
+}
