@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/shoalhq/shoal/dns"
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/planner"
@@ -140,7 +142,7 @@ type scenario struct {
 
 // do runs one command. The commands:
 //
-//	new [node=N] [cluster] [dns] [crash=D]  a core for node N (node-a) at 2026-01-01 00:00
+//	new [node=N] [cluster] [dns] [crash=D]  a core for node N (node-a, address 127.0.0.1) at 2026-01-01 00:00
 //	revision [bad]                          the input is a revision's manifests (bad: fails to load)
 //	runtime                                 what the fake runtime holds: "web@1/0 [exited=CODE]" a line
 //	done [ID...]                            the actions in flight (on ID) succeed; a listing lists the runtime
@@ -236,6 +238,8 @@ func (s *scenario) newCore(args []string) {
 			cfg.NodeName, cfg.Labels = v, map[string]string{planner.LabelHostname: v}
 		case "cluster":
 			cluster = true
+		case "dns":
+			dnsCfg = DNSConfig{Server: nopDNS{}, Domain: "cluster.local", Nameserver: netip.MustParseAddr("10.0.0.1")}
 		case "crash":
 			cfg.CrashBackoff.Base, _ = time.ParseDuration(v)
 		}
@@ -460,6 +464,21 @@ func (s *scenario) ready() string {
 	if rd.meta != nil && rd.meta.Revision != "" {
 		out = append(out, "gossip meta revision="+rd.meta.Revision)
 	}
+	for _, svc := range rd.services {
+		var eps []string
+		for _, e := range svc.Endpoints {
+			state := "unready"
+			if e.Ready {
+				state = "ready"
+			}
+			eps = append(eps, s.name(e.Hostname)+" "+e.Addr.String()+" "+state)
+		}
+		var ports []string
+		for _, p := range svc.Ports {
+			ports = append(ports, fmt.Sprintf("%s %d/%s", p.Name, p.Port, p.Protocol))
+		}
+		out = append(out, fmt.Sprintf("dns %s ports [%s] endpoints [%s]", svc.Name, strings.Join(ports, ", "), strings.Join(eps, ", ")))
+	}
 	if rd.markSurvived != "" {
 		out = append(out, "mark survived "+rd.markSurvived)
 	}
@@ -491,6 +510,11 @@ func (s *scenario) status() string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// nopDNS stands for the DNS server: the scenarios print what it would be given.
+type nopDNS struct{}
+
+func (nopDNS) Swap(*dns.Snapshot) {}
 
 func lines(s string) []string {
 	var out []string
