@@ -343,6 +343,9 @@ func (c *core) onRuntime(ev executor.Event) {
 			return // ours (a restart in flight), or the end of a task already replaced
 		}
 		c.crashed(in, ct, ev.ExitCode, ev.OOMKilled, ev.Time)
+		if c.copiedElsewhere(in) {
+			c.planDue = true // no longer ready: the copy elsewhere may be the one kept
+		}
 	}
 }
 

@@ -40,8 +40,8 @@ func (c *core) stopProbes(in *instance) {
 
 // onProbe takes in a probe verdict: readiness moves the instance in and out of Ready
 // (and so of DNS and rollout counts); a failed liveness or startup probe restarts the
-// container on the crash backoff, as a crash would. No verdict changes the plan's inputs
-// enough to plan again: pacing reads readiness from the records.
+// container on the crash backoff, as a crash would. A verdict plans again only when
+// another node runs a copy of the instance: pacing reads readiness from the records.
 func (c *core) onProbe(r executor.ProbeResult) {
 	in := c.instances[r.InstanceID]
 	if in == nil || in.stopping {
@@ -52,6 +52,9 @@ func (c *core) onProbe(r executor.ProbeResult) {
 		return
 	}
 	in.changed = c.now
+	if c.copiedElsewhere(in) {
+		c.planDue = true // readiness decides which copy is kept
+	}
 	switch r.Kind {
 	case executor.ProbeReadiness:
 		ct.ready, ct.readyChanged = r.Healthy, r.Time
@@ -72,4 +75,14 @@ func (c *core) onProbe(r executor.ProbeResult) {
 		c.crashed(in, ct, -1, false, c.now)
 		ct.lastExit = string(r.Kind) + " probe failed: " + r.Message
 	}
+}
+
+// copiedElsewhere reports whether another node runs a copy of the instance.
+func (c *core) copiedElsewhere(in *instance) bool {
+	for _, other := range c.remoteInstances(workloadKey{in.namespace, in.workload}) {
+		if other.ID == in.id && other.Node != c.cfg.NodeName {
+			return true
+		}
+	}
+	return false
 }

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/planner"
@@ -79,18 +81,44 @@ func (c *core) plan() {
 // planView is the cluster as this node sees it: the members and instances gossip
 // reports, and itself with its own instances as the core knows them.
 func (c *core) planView() planner.View {
-	v := clusterView(c.view, c.cfg.NodeName)
-	v.Nodes = append(v.Nodes, c.cfg.node())
+	if c.index.planned == nil {
+		rv := clusterView(c.view, c.cfg.NodeName)
+		c.index.planned = &rv
+	}
+	v := planner.View{Nodes: append(slices.Clip(c.index.planned.Nodes), c.cfg.node())}
+	var local []planner.Instance
 	for _, in := range c.instances {
 		if in.stopping {
 			continue
 		}
-		v.Instances = append(v.Instances, planner.Instance{
+		local = append(local, planner.Instance{
 			ID: in.id, Namespace: in.namespace, Workload: in.workload, Node: c.cfg.NodeName,
 			SpecHash: in.specHash, Ready: in.phase(c.now) == PhaseReady, Running: in.created || in.busy,
 		})
 	}
+	// The view arrives sorted as the planner sorts it; merged in order, the planner's
+	// sort finds it sorted and costs a pass instead of a sort of every instance.
+	slices.SortFunc(local, comparePlanned)
+	v.Instances = mergeSorted(c.index.planned.Instances, local)
 	return v
+}
+
+func comparePlanned(a, b planner.Instance) int {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Workload, b.Workload),
+		cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node))
+}
+
+// mergeSorted merges two lists sorted by comparePlanned.
+func mergeSorted(a, b []planner.Instance) []planner.Instance {
+	out := make([]planner.Instance, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if comparePlanned(b[0], a[0]) < 0 {
+			out, b = append(out, b[0]), b[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 func (c *core) hashOf(k workloadKey) string {

@@ -7,6 +7,7 @@ import (
 	"sort"
 
 	"github.com/shoalhq/shoal/gossip"
+	"github.com/shoalhq/shoal/planner"
 )
 
 // viewIndex indexes the gossip view by workload, so that an event costs what it changes,
@@ -21,6 +22,9 @@ type viewIndex struct {
 	status map[workloadKey]*remoteStatus
 	// nodes is Status.Nodes, built on demand; nil when out of date.
 	nodes []NodeStatus
+	// planned is the view in the planner's terms without this node, built on demand;
+	// nil when out of date. Plans of new revisions on an unchanged view reuse it.
+	planned *planner.View
 	// workloads are the workloads status lists, sorted, built on demand; nil when out of
 	// date (a revision, a plan, a view that changed in more than readiness).
 	workloads []workloadKey
@@ -48,6 +52,7 @@ func (c *core) onView(v gossip.View) {
 	}
 	if !placement && c.updateInstances(c.view.Instances, v.Instances) {
 		c.view = v
+		c.index.planned = nil // readiness changed
 		return
 	}
 	if !slices.IsSortedFunc(v.Instances, compareInfo) { // gossip.Cluster sorts; be sure
@@ -123,7 +128,7 @@ func (c *core) duplicated(list []gossip.InstanceInfo, i int) bool {
 
 // indexView indexes a view that changed in more than readiness.
 func (c *core) indexView() {
-	c.index.workloads = nil
+	c.index.workloads, c.index.planned = nil, nil
 	c.index.ranges = map[workloadKey][2]int{}
 	c.index.status = map[workloadKey]*remoteStatus{}
 	list := c.view.Instances
