@@ -53,7 +53,7 @@ type tracker struct {
 }
 
 func (t *tracker) matches(w *workload) bool {
-	return slices.Contains(t.namespaces, w.ns) && matchLabelSelector(t.selector, w.labels)
+	return slices.Contains(t.namespaces, w.ns) && t.selector.Matches(w.labels)
 }
 
 // add moves the count of node n's domain by delta.
@@ -584,7 +584,7 @@ func (st *state) staticFor(selector map[string]string, required *spec.NodeSelect
 	byScore := map[int64]*tier{}
 	for _, n := range candidates {
 		labels := st.nodes[n].labels
-		if !matchLabels(selector, labels) || !matchNodeSelector(required, labels) || st.nodes[n].perms.refusal(nd) != fits {
+		if !spec.MatchesLabels(selector, labels) || !required.Matches(labels) || st.nodes[n].perms.refusal(nd) != fits {
 			continue
 		}
 		score := preferredScore(preferred, labels)
