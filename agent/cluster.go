@@ -95,7 +95,8 @@ func (a *Agent) publishCluster(now time.Time) {
 			if d := a.desired.Objects.Deployment(in.namespace, in.workload); d != nil {
 				for _, c := range d.Spec.Template.Spec.Containers {
 					for _, p := range c.Ports {
-						info.Ports = append(info.Ports, gossip.Port{Name: p.Name, Port: p.ContainerPort, Protocol: p.Protocol})
+						hp := p.HostPort()
+						info.Ports = append(info.Ports, gossip.Port{Name: p.Name, Port: hp.Port, Protocol: hp.Protocol})
 					}
 				}
 			}

@@ -113,9 +113,9 @@ func countWorkloads(v planner.View) map[workloadKey]*workloadCount {
 	return out
 }
 
-// portHolders maps each host port in use on this node ("8080/TCP") to the instance holding it.
-func (a *Agent) portHolders() map[string]*instance {
-	held := map[string]*instance{}
+// portHolders maps each host port in use on this node to the instance holding it.
+func (a *Agent) portHolders() map[spec.HostPort]*instance {
+	held := map[spec.HostPort]*instance{}
 	for _, in := range a.instances {
 		if in.created || in.busy {
 			for _, p := range a.portsOf(in.namespace, in.workload) {
@@ -127,25 +127,19 @@ func (a *Agent) portHolders() map[string]*instance {
 }
 
 // portsOf returns the host ports a workload's instances take, from the desired state.
-func (a *Agent) portsOf(namespace, workload string) []string {
+func (a *Agent) portsOf(namespace, workload string) []spec.HostPort {
 	d := a.desired.Objects.Deployment(namespace, workload)
 	if d == nil {
 		return nil
 	}
-	var ports []string
-	for _, c := range d.Spec.Template.Spec.Containers {
-		for _, p := range c.Ports {
-			ports = append(ports, fmt.Sprintf("%d/%s", p.ContainerPort, p.Protocol))
-		}
-	}
-	return ports
+	return d.Spec.Template.Spec.HostPorts()
 }
 
 // rollOut stops this node's outdated instances of a workload as fast as its strategy
 // allows: all at once for Recreate; for RollingUpdate while enough instances stay ready
 // (replicas − maxUnavailable), or, where an old instance holds a host port a new one
 // needs, old before new, one at a time.
-func (a *Agent) rollOut(ctx context.Context, ro planner.Rollout, count *workloadCount, held map[string]*instance) {
+func (a *Agent) rollOut(ctx context.Context, ro planner.Rollout, count *workloadCount, held map[spec.HostPort]*instance) {
 	if count == nil {
 		return
 	}
@@ -173,8 +167,8 @@ func (a *Agent) rollOut(ctx context.Context, ro planner.Rollout, count *workload
 }
 
 // portsWanted returns the ports of this node's not yet started assignments of a workload.
-func (a *Agent) portsWanted(namespace, workload, hash string) map[string]bool {
-	want := map[string]bool{}
+func (a *Agent) portsWanted(namespace, workload, hash string) map[spec.HostPort]bool {
+	want := map[spec.HostPort]bool{}
 	for _, as := range a.placement.ForNode(a.cfg.NodeName) {
 		if as.Namespace == namespace && as.Workload == workload && as.SpecHash == hash && a.instances[as.InstanceID] == nil {
 			for _, p := range a.portsOf(namespace, workload) {
@@ -185,7 +179,7 @@ func (a *Agent) portsWanted(namespace, workload, hash string) map[string]bool {
 	return want
 }
 
-func (a *Agent) holdsWantedPort(in *instance, want map[string]bool, held map[string]*instance) bool {
+func (a *Agent) holdsWantedPort(in *instance, want map[spec.HostPort]bool, held map[spec.HostPort]*instance) bool {
 	for p := range want {
 		if held[p] == in {
 			return true
@@ -195,7 +189,7 @@ func (a *Agent) holdsWantedPort(in *instance, want map[string]bool, held map[str
 }
 
 // ensure starts an assignment of this node when its turn has come, or retries a failed start.
-func (a *Agent) ensure(ctx context.Context, as planner.Assignment, count *workloadCount, held map[string]*instance, now time.Time) {
+func (a *Agent) ensure(ctx context.Context, as planner.Assignment, count *workloadCount, held map[spec.HostPort]*instance, now time.Time) {
 	if in := a.instances[as.InstanceID]; in != nil {
 		if !in.created && !in.busy && !in.stopping && !in.retryAt.After(now) {
 			a.start(ctx, in, now)

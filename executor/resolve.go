@@ -161,11 +161,8 @@ func (r *resolveContext) container(c spec.Container, inst *InstanceSpec) (Contai
 		})
 	}
 	for _, p := range c.Ports {
-		proto := p.Protocol
-		if proto == "" {
-			proto = spec.ProtocolTCP
-		}
-		out.Ports = append(out.Ports, Port{Name: p.Name, Port: p.ContainerPort, Protocol: proto})
+		hp := p.HostPort()
+		out.Ports = append(out.Ports, Port{Name: p.Name, Port: hp.Port, Protocol: hp.Protocol})
 	}
 	probes, err := containerProbeSpecs(c)
 	if err != nil {
