@@ -44,13 +44,27 @@ func TestRequirementMatches(t *testing.T) {
 	}
 }
 
+// matchCase is one row of a selector's table test.
+type matchCase[S interface{ Matches(map[string]string) bool }] struct {
+	name string
+	sel  S
+	want bool
+}
+
+func checkMatches[S interface{ Matches(map[string]string) bool }](t *testing.T, labels map[string]string, tests []matchCase[S]) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.sel.Matches(labels); got != tt.want {
+				t.Errorf("Matches = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestLabelSelectorMatches(t *testing.T) {
 	labels := map[string]string{"app": "web", "tier": "front"}
-	tests := []struct {
-		name string
-		sel  *LabelSelector
-		want bool
-	}{
+	tests := []matchCase[*LabelSelector]{
 		{"nil matches nothing", nil, false},
 		{"empty matches everything", &LabelSelector{}, true},
 		{"matchLabels", &LabelSelector{MatchLabels: map[string]string{"app": "web"}}, true},
@@ -64,13 +78,7 @@ func TestLabelSelectorMatches(t *testing.T) {
 		{"expressions all hold", &LabelSelector{MatchExpressions: []LabelSelectorRequirement{req("app", OpIn, "web"), req("tier", OpExists)}}, true},
 		{"one expression fails", &LabelSelector{MatchLabels: map[string]string{"app": "web"}, MatchExpressions: []LabelSelectorRequirement{req("tier", OpNotIn, "front")}}, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.sel.Matches(labels); got != tt.want {
-				t.Errorf("Matches = %v, want %v", got, tt.want)
-			}
-		})
-	}
+	checkMatches(t, labels, tests)
 }
 
 func TestNodeSelectorMatches(t *testing.T) {
@@ -78,11 +86,7 @@ func TestNodeSelectorMatches(t *testing.T) {
 	term := func(rs ...LabelSelectorRequirement) NodeSelectorTerm {
 		return NodeSelectorTerm{MatchExpressions: rs}
 	}
-	tests := []struct {
-		name string
-		sel  *NodeSelector
-		want bool
-	}{
+	tests := []matchCase[*NodeSelector]{
 		{"none allows all", nil, true},
 		{"no terms matches nothing", &NodeSelector{}, false},
 		{"empty term matches nothing", &NodeSelector{NodeSelectorTerms: []NodeSelectorTerm{{}}}, false},
@@ -90,13 +94,7 @@ func TestNodeSelectorMatches(t *testing.T) {
 		{"terms are ORed", &NodeSelector{NodeSelectorTerms: []NodeSelectorTerm{term(req("zone", OpIn, "b")), term(req("disk", OpExists))}}, true},
 		{"expressions are ANDed", &NodeSelector{NodeSelectorTerms: []NodeSelectorTerm{term(req("zone", OpIn, "a"), req("disk", OpIn, "hdd"))}}, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.sel.Matches(labels); got != tt.want {
-				t.Errorf("Matches = %v, want %v", got, tt.want)
-			}
-		})
-	}
+	checkMatches(t, labels, tests)
 }
 
 func TestMatchesLabels(t *testing.T) {
