@@ -108,10 +108,8 @@ func targetPort(p spec.ServicePort, matched []*spec.Deployment) int32 {
 	}
 	for _, d := range matched {
 		for _, c := range d.Spec.Template.Spec.Containers {
-			for _, cp := range c.Ports {
-				if cp.Name == p.TargetPort.Str {
-					return cp.ContainerPort
-				}
+			if n, ok := spec.NamedPort(c.Ports, p.TargetPort.Str); ok {
+				return n
 			}
 		}
 	}

@@ -38,3 +38,14 @@ func (ps *PodSpec) HostPorts() []HostPort {
 	})
 	return slices.Compact(ports)
 }
+
+// NamedPort is the number of the port called name among ports, as a probe's port or a
+// Service's targetPort may name a container port.
+func NamedPort(ports []ContainerPort, name string) (int32, bool) {
+	for _, p := range ports {
+		if p.Name == name {
+			return p.ContainerPort, true
+		}
+	}
+	return 0, false
+}

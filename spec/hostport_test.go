@@ -22,3 +22,13 @@ func TestHostPorts(t *testing.T) {
 		t.Errorf("no ports: HostPorts = %v", got)
 	}
 }
+
+func TestNamedPort(t *testing.T) {
+	ports := []ContainerPort{{Name: "http", ContainerPort: 8080}, {ContainerPort: 9090}, {Name: "dns", ContainerPort: 53, Protocol: ProtocolUDP}}
+	if n, ok := NamedPort(ports, "dns"); !ok || n != 53 {
+		t.Errorf("NamedPort(dns) = %d, %v; want 53, true", n, ok)
+	}
+	if n, ok := NamedPort(ports, "grpc"); ok {
+		t.Errorf("NamedPort(grpc) = %d, true; want no port", n)
+	}
+}
