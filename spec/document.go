@@ -50,6 +50,10 @@ func decodeFile(file string, data []byte, opts LoadOptions) fileResult {
 		res.diags = Diagnostics{{Severity: SeverityError, File: file, Line: line, Message: msg}}
 		return res
 	}
+	if msg, line := preScan(data, opts); msg != "" {
+		res.diags = Diagnostics{{Severity: SeverityError, File: file, Line: line, Message: msg}}
+		return res
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for count := 1; ; count++ {
 		var doc yaml.Node

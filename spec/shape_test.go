@@ -1,0 +1,184 @@
+package spec
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"runtime"
+	"strings"
+	"testing"
+
+	yaml "sigs.k8s.io/yaml/goyaml.v3"
+)
+
+// yamlBombs are files of the largest size allowed by default (4 MiB) made of the
+// tiniest YAML nodes, in every shape that costs the parser the most per byte.
+func yamlBombs() map[string][]byte {
+	const size = 4 << 20
+	fill := func(head, unit, tail string) []byte {
+		n := (size - len(head) - len(tail)) / len(unit)
+		return []byte(head + strings.Repeat(unit, n) + tail)
+	}
+	return map[string][]byte{
+		"block list":           fill("", "- a\n", ""),
+		"empty block items":    fill("", "-\n", ""),
+		"flow list":            fill("[", "1,", "1]"),
+		"nested flow lists":    fill("[", "[1,[1]],", "1]"),
+		"flow mapping of keys": fill("{", "a,", "a}"),
+		"explicit null keys":   fill("", "?\n", ""),
+		"mapping of nulls":     fill("", "a:\n", ""),
+		"long line of items":   fill("- [", "a, ", "a]\n"),
+		"aliases":              fill("- &a a\n- [", "*a,", "*a]\n"),
+		"tiny documents":       fill("", "a\n---\n", ""),
+		"list in a mapping":    fill("k: |\n  text\nl:\n", "- a\n", ""),
+	}
+}
+
+// TestYAMLBombsRefusedCheaply is the attack of issue #8 on manifests: a 4 MiB file
+// of tiny YAML nodes made the parser build a tree of over 600 MiB before the node
+// limit could refuse it. Every such file must now be refused, with the limit
+// named, after allocating no more than a small multiple of its size.
+func TestYAMLBombsRefusedCheaply(t *testing.T) {
+	for name, data := range yamlBombs() {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			objs, diags := Decode("bomb.yaml", data, LoadOptions{})
+			runtime.ReadMemStats(&after)
+			allocated := after.TotalAlloc - before.TotalAlloc
+			if objs != nil || !diags.HasErrors() {
+				t.Fatalf("bomb loaded: %q", diagStrings(diags))
+			}
+			msg := diags[0].Message
+			if !strings.Contains(msg, "more than") {
+				t.Errorf("refused for another reason than a limit: %q", msg)
+			}
+			if ratio := float64(allocated) / float64(len(data)); ratio > 2 {
+				t.Errorf("decoding %d bytes allocated %d bytes (%.0f× its size), want at most 2×; refused with %q",
+					len(data), allocated, ratio, msg)
+			}
+		})
+	}
+}
+
+// yamlNodeCounts parses data with the YAML parser and returns the largest number
+// of nodes of one of its documents, aliases not expanded, or ok false when data
+// is not valid YAML.
+func yamlNodeCounts(data []byte) (most int, ok bool) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return most, true
+		}
+		if err != nil {
+			return 0, false
+		}
+		n := 0
+		var walk func(*yaml.Node)
+		walk = func(x *yaml.Node) {
+			n++
+			for _, c := range x.Content {
+				walk(c)
+			}
+		}
+		for _, c := range doc.Content {
+			walk(c)
+		}
+		most = max(most, n)
+	}
+}
+
+// checkPreScanBound checks that preScan's count of data's largest document is a
+// lower bound of the parser's, so that every refusal is true, and is within a
+// few times of it, so that what passes costs a bounded amount to parse.
+func checkPreScanBound(t *testing.T, name string, data []byte) {
+	t.Helper()
+	real, ok := yamlNodeCounts(data)
+	if !ok {
+		return
+	}
+	counted := scanShape(data, LoadOptions{MaxNodesPerDocument: 1 << 30, MaxDepth: 1 << 30, MaxDocumentsPerFile: 1 << 30}).most
+	if counted > real {
+		t.Errorf("%s: pre-scan counted %d nodes in a document, the parser built only %d:\n%s", name, counted, real, data)
+	}
+	if real > 3*counted+3 {
+		t.Errorf("%s: the parser built %d nodes in a document, more than 3× the pre-scan's %d + 3:\n%s", name, real, counted, data)
+	}
+}
+
+// preScanSamples are YAML texts with every construct the pre-scan must follow.
+var preScanSamples = []string{
+	"a: b\nc: [1, 2, {d: e}]\n",
+	"- a\n- b: c\n  d: e\n- - x\n  - y\n",
+	"key: |\n  text: [1, 2]\n  - more\n\n  # not a comment\nnext: v\n",
+	"key: >-\n    folded\n     more\n  \nnext: [a]\n",
+	"- |2\n    x: y\n- z\n",
+	"--- |\n  root scalar\n  - a\n---\n- b\n...\n---\n- c\n",
+	"a: 'it''s: [x]'\nb: \"q \\\" [y]\\\n  z\"\nc: d\n",
+	"a: plain\n  continued - x\nb: c\n",
+	"[a\n b, c]\n",
+	"? a\n: b\n? [c]\n: d\n?\n",
+	"{a, b: , c: d}\n",
+	"[a: b, c]\n",
+	"{\"a\":1, \"b\":[2]}\n",
+	"anchors: &x [1, 2]\nalias: *x\nmerge:\n  <<: *x\n",
+	"!!map {a: !!str b}\n",
+	"a: # comment\n  b\nc: #x\n  - d\n",
+	"- a: b\n  c:\n  - d\n  - e\n- f\n",
+	"a:\n  b:\n    c: |\n      x\n    d: [1]\n  e: 2\n",
+	"a: |\n     \n  b\nc: d\n",
+	"a: |\n\n\n  - x\n- y\n",
+	"a: b\u2028c: [d]\u2028e: f\n",
+	"%YAML 1.1\n---\na: b\n",
+	"\ufeffa: b\n",
+	"a:\n- b\n- c\nd: e\n",
+	"[[], {}, [[]], {a: []}]\n",
+	"- ? a\n  : b\n",
+	"k: >\n text\n  more\nl: m\n",
+}
+
+func TestPreScanCountsALowerBound(t *testing.T) {
+	for _, s := range preScanSamples {
+		checkPreScanBound(t, "sample", []byte(s))
+	}
+	for name, data := range yamlBombs() {
+		if len(data) > 1<<16 {
+			data = data[:1<<16]
+			if i := bytes.LastIndexByte(data, '\n'); i > 0 && name != "flow list" {
+				data = data[:i+1]
+			}
+		}
+		checkPreScanBound(t, name, data)
+	}
+	err := fs.WalkDir(os.DirFS("testdata"), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !isManifestName(p) {
+			return err
+		}
+		data, err := os.ReadFile(path.Join("testdata", p))
+		checkPreScanBound(t, p, data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzPreScan checks the pre-scan's count against the parser's on any valid YAML.
+func FuzzPreScan(f *testing.F) {
+	for _, s := range preScanSamples {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(minimalDeployment))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if msg, _ := checkText(data); len(data) > 4096 || msg != "" {
+			return // Decode refuses what is not UTF-8 text before the pre-scan
+		}
+		checkPreScanBound(t, "input", data)
+	})
+}
