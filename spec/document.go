@@ -40,20 +40,41 @@ type fileResult struct {
 }
 
 func decodeFile(file string, data []byte, opts LoadOptions) fileResult {
-	d := &decoder{file: file}
-	var res fileResult
+	if _, diag := checkFile(file, data, opts); diag != nil {
+		return fileResult{diags: Diagnostics{*diag}}
+	}
+	return decodeDocuments(file, data, opts)
+}
+
+// checkFile checks what can be checked of a file before it is parsed: its size,
+// that it is text, and its documents' shape (scanShape). It returns the weight the
+// file counts for in a load's decoding budget (decodeFiles): its size, or more
+// for a file of many tiny nodes, as parsing it costs memory by its nodes.
+func checkFile(file string, data []byte, opts LoadOptions) (weight int64, diag *Diagnostic) {
 	if int64(len(data)) > opts.MaxFileBytes {
-		res.diags = Diagnostics{{Severity: SeverityError, File: file, Message: fmt.Sprintf("file is %d bytes, more than the limit of %d", len(data), opts.MaxFileBytes)}}
-		return res
+		return 0, &Diagnostic{Severity: SeverityError, File: file, Message: fmt.Sprintf("file is %d bytes, more than the limit of %d", len(data), opts.MaxFileBytes)}
 	}
 	if msg, line := checkText(data); msg != "" {
-		res.diags = Diagnostics{{Severity: SeverityError, File: file, Line: line, Message: msg}}
-		return res
+		return 0, &Diagnostic{Severity: SeverityError, File: file, Line: line, Message: msg}
 	}
-	if msg, line := preScan(data, opts); msg != "" {
-		res.diags = Diagnostics{{Severity: SeverityError, File: file, Line: line, Message: msg}}
-		return res
+	shape := scanShape(data, opts)
+	if shape.failMsg != "" {
+		return 0, &Diagnostic{Severity: SeverityError, File: file, Line: shape.failLine, Message: shape.failMsg}
 	}
+	return max(int64(len(data)), int64(shape.most)*nodeWeight), nil
+}
+
+// nodeWeight is what a node the pre-scan counts weighs in the decoding budget, in
+// bytes. The parser's tree costs up to about 800 bytes of memory (with the
+// garbage collector's slack) per counted node, so a budget of B bytes stands for
+// about 25×B of memory; real manifests have 15 bytes or more per counted node,
+// so their weight is at most about twice their size.
+const nodeWeight = 32
+
+// decodeDocuments parses and decodes the documents of a file checkFile accepted.
+func decodeDocuments(file string, data []byte, opts LoadOptions) fileResult {
+	d := &decoder{file: file}
+	var res fileResult
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for count := 1; ; count++ {
 		var doc yaml.Node

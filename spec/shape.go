@@ -7,7 +7,7 @@ import (
 
 // The YAML parser builds a whole document as a tree of yaml.Node (about 200 bytes
 // each) before checkShape can count its nodes, so a 4 MiB flat list of 2 million
-// tiny items used to cost over 600 MiB before it was refused. preScan refuses such
+// tiny items used to cost over 600 MiB before it was refused. scanShape refuses such
 // a file first, in one pass that allocates nothing per token: it follows the YAML
 // scanner (go.yaml.in/yaml/v3's scannerc.go) closely enough to count, for every
 // document, a lower bound on its nodes, and to find the documents and nesting.
@@ -22,7 +22,7 @@ import (
 // What is inside quoted and block scalars and comments is skipped as the YAML
 // scanner skips it, tracking the indentation of block collections as it does.
 
-// shapeScanner is preScan's state: a position in the file, and the YAML scanner's
+// shapeScanner is scanShape's state: a position in the file, and the YAML scanner's
 // state that decides what the next bytes are.
 type shapeScanner struct {
 	data []byte
@@ -57,15 +57,10 @@ type shapeScanner struct {
 	maxNodes, maxDeep int
 }
 
-// preScan checks data's YAML documents against opts' limits on documents per
+// scanShape checks data's YAML documents against opts' limits on documents per
 // file, nodes per document and depth, from a lower bound of each, before the
-// parser builds anything. It returns why and where data is over a limit, or "".
-func preScan(data []byte, opts LoadOptions) (msg string, line int) {
-	s := scanShape(data, opts)
-	return s.failMsg, s.failLine
-}
-
-// scanShape scans data up to the end or the first limit it finds exceeded.
+// parser builds anything. It scans up to the end or the first limit exceeded,
+// which it records in failMsg and failLine.
 func scanShape(data []byte, opts LoadOptions) *shapeScanner {
 	s := &shapeScanner{data: data, opts: opts, line: 1, keyCol: -1, keyAllowed: true,
 		maxNodes: opts.MaxNodesPerDocument, maxDeep: opts.MaxDepth}

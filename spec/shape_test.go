@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -94,7 +95,7 @@ func yamlNodeCounts(data []byte) (most int, ok bool) {
 	}
 }
 
-// checkPreScanBound checks that preScan's count of data's largest document is a
+// checkPreScanBound checks that scanShape's count of data's largest document is a
 // lower bound of the parser's, so that every refusal is true, and is within a
 // few times of it, so that what passes costs a bounded amount to parse.
 func checkPreScanBound(t *testing.T, name string, data []byte) {
@@ -181,4 +182,21 @@ func FuzzPreScan(f *testing.F) {
 		}
 		checkPreScanBound(t, "input", data)
 	})
+}
+
+// TestLargeRealisticFileLoads checks that the pre-scan refuses nothing real: a
+// file of Deployments as large as the default limit allows loads.
+func TestLargeRealisticFileLoads(t *testing.T) {
+	var file []byte
+	n := 0
+	for ; len(file) < 4<<20-2<<10; n++ {
+		file = fmt.Appendf(file, "---\n"+benchDeployment, n)
+	}
+	objs, diags := Decode("big.yaml", file, LoadOptions{})
+	if diags.HasErrors() || len(objs) != n {
+		t.Fatalf("%d objects of %d, diagnostics %q", len(objs), n, diagStrings(diags)[:min(len(diags), 5)])
+	}
+	if _, diag := checkFile("big.yaml", file, DefaultLoadOptions()); diag != nil {
+		t.Fatal(diag)
+	}
 }
