@@ -49,20 +49,26 @@ type shapeScanner struct {
 	// on in the next.
 	plainOpen bool
 
-	docs              int // "---" markers so far: a lower bound on the documents
-	nodes, nodesLine  int // this document's count, and the line where it began
-	most              int // the largest count of a document so far
-	failMsg           string
-	failLine          int
+	docs             int // "---" markers so far: a lower bound on the documents
+	nodes, nodesLine int // this document's count, and the line where it began
+	shapeReport
 	maxNodes, maxDeep int
+}
+
+// shapeReport is what scanShape finds: the largest count of a document's nodes,
+// and the first limit exceeded, if any.
+type shapeReport struct {
+	most     int
+	failMsg  string
+	failLine int
 }
 
 // scanShape checks data's YAML documents against opts' limits on documents per
 // file, nodes per document and depth, from a lower bound of each, before the
-// parser builds anything. It scans up to the end or the first limit exceeded,
-// which it records in failMsg and failLine.
-func scanShape(data []byte, opts LoadOptions) *shapeScanner {
-	s := &shapeScanner{data: data, opts: opts, line: 1, keyCol: -1, keyAllowed: true,
+// parser builds anything. It scans up to the end or the first limit exceeded.
+func scanShape(data []byte, opts LoadOptions) shapeReport {
+	var indents [16]int // enough for real manifests without allocating
+	s := shapeScanner{data: data, opts: opts, line: 1, keyCol: -1, keyAllowed: true, indents: indents[:0],
 		maxNodes: opts.MaxNodesPerDocument, maxDeep: opts.MaxDepth}
 	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) { // a byte order mark
 		s.pos, s.lineStart, s.colPos = 3, 3, 3
@@ -70,7 +76,7 @@ func scanShape(data []byte, opts LoadOptions) *shapeScanner {
 	for s.pos < len(s.data) && s.failMsg == "" {
 		s.scanLine()
 	}
-	return s
+	return s.shapeReport
 }
 
 func (s *shapeScanner) fail(line int, format string, args ...any) {
