@@ -200,3 +200,38 @@ func TestLargeRealisticFileLoads(t *testing.T) {
 		t.Fatal(diag)
 	}
 }
+
+// BenchmarkScanShape measures the pre-scan of a 4 MiB file of Deployments.
+func BenchmarkScanShape(b *testing.B) {
+	var file []byte
+	for n := 0; len(file) < 4<<20-2<<10; n++ {
+		file = fmt.Appendf(file, "---\n"+benchDeployment, n)
+	}
+	opts := DefaultLoadOptions()
+	b.SetBytes(int64(len(file)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if r := scanShape(file, opts); r.failMsg != "" {
+			b.Fatal(r.failMsg)
+		}
+	}
+}
+
+// TestCheckFileWeight checks that a file weighs in the decoding budget by what
+// its tree costs: about 32 bytes per node the pre-scan counts, or its size when
+// that is more, so that dense files are parsed one at a time.
+func TestCheckFileWeight(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		data string
+		want int64
+	}{
+		{"a Deployment of 66 counted nodes", strings.ReplaceAll(benchDeployment, "%[1]d", "1"), 66 * nodeWeight},
+		{"a list of 50,001 items", "[" + strings.Repeat("1,", 50_000) + "1]", 50_002 * nodeWeight},
+		{"a block scalar", "a: |\n" + strings.Repeat("  text text text\n", 1000), 17_005},
+	} {
+		if got, diag := checkFile("f.yaml", []byte(tt.data), DefaultLoadOptions()); diag != nil || got != tt.want {
+			t.Errorf("%s: weight %d, %v; want %d", tt.name, got, diag, tt.want)
+		}
+	}
+}
