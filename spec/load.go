@@ -128,8 +128,8 @@ func isManifestName(name string) bool {
 // decodeFiles reads files and decodes them on one worker per CPU, since parsing
 // YAML is most of the cost of a load, and returns their results in files' order.
 // Only the calling goroutine touches fsys, which need not be safe for concurrent
-// use. Decoding costs memory in proportion to a file's weight (checkFile: its
-// size, or its nodes for a file of tiny YAML nodes), so files are handed out only
+// use. Decoding costs memory in proportion to a file's weight (checkFile: 32 bytes
+// per YAML node, or its size if that is more), so files are handed out only
 // while they weigh at most opts.MaxFileBytes together: many small files still use
 // every CPU, while large or dense ones go one at a time, and what a load costs
 // does not grow with the number of CPUs. It returns when every worker has finished.

@@ -126,7 +126,13 @@ func (s *shapeScanner) breakAt(i int) int {
 
 // blankzAt reports whether i is a space, a tab, a line break or the end of data.
 func (s *shapeScanner) blankzAt(i int) bool {
-	return i >= len(s.data) || s.data[i] == ' ' || s.data[i] == '\t' || s.breakAt(i) > 0
+	return i >= len(s.data) || s.data[i] == ' ' || s.data[i] == '\t' || mayBreak(s.data[i]) && s.breakAt(i) > 0
+}
+
+// mayBreak reports whether a line break can start with byte c, which is cheaper
+// to ask first.
+func mayBreak(c byte) bool {
+	return c == '\n' || c == '\r' || c == 0xC2 || c == 0xE2
 }
 
 // newLine moves pos past the break at pos onto the next line.
@@ -138,7 +144,7 @@ func (s *shapeScanner) newLine() {
 
 // skipToBreak moves pos to the end of its line.
 func (s *shapeScanner) skipToBreak() {
-	for s.pos < len(s.data) && s.breakAt(s.pos) == 0 {
+	for s.pos < len(s.data) && !(mayBreak(s.data[s.pos]) && s.breakAt(s.pos) > 0) {
 		s.pos++
 	}
 }
