@@ -52,7 +52,6 @@ type shapeScanner struct {
 	docs             int // "---" markers so far: a lower bound on the documents
 	nodes, nodesLine int // this document's count, and the line where it began
 	shapeReport
-	maxNodes, maxDeep int
 }
 
 // shapeReport is what scanShape finds: the largest count of a document's nodes,
@@ -67,9 +66,8 @@ type shapeReport struct {
 // file, nodes per document and depth, from a lower bound of each, before the
 // parser builds anything. It scans up to the end or the first limit exceeded.
 func scanShape(data []byte, opts LoadOptions) shapeReport {
-	var indents [16]int // enough for real manifests without allocating
-	s := shapeScanner{data: data, opts: opts, line: 1, keyCol: -1, keyAllowed: true, indents: indents[:0],
-		maxNodes: opts.MaxNodesPerDocument, maxDeep: opts.MaxDepth}
+	var indents [16]int // room for the nesting of real manifests, in one allocation
+	s := shapeScanner{data: data, opts: opts, line: 1, keyCol: -1, keyAllowed: true, indents: indents[:0]}
 	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) { // a byte order mark
 		s.pos, s.lineStart, s.colPos = 3, 3, 3
 	}
@@ -175,8 +173,8 @@ func (s *shapeScanner) count() {
 	}
 	s.nodes++
 	s.most = max(s.most, s.nodes)
-	if s.nodes > s.maxNodes {
-		s.fail(s.nodesLine, "document has more than %d YAML nodes once aliases are expanded", s.maxNodes)
+	if s.nodes > s.opts.MaxNodesPerDocument {
+		s.fail(s.nodesLine, "document has more than %d YAML nodes once aliases are expanded", s.opts.MaxNodesPerDocument)
 	}
 }
 
@@ -211,8 +209,8 @@ func (s *shapeScanner) rollIndent(col int) {
 }
 
 func (s *shapeScanner) checkDepth() {
-	if len(s.indents)+s.flow > s.maxDeep {
-		s.fail(s.line, "document nests deeper than %d levels", s.maxDeep)
+	if len(s.indents)+s.flow > s.opts.MaxDepth {
+		s.fail(s.line, "document nests deeper than %d levels", s.opts.MaxDepth)
 	}
 }
 
