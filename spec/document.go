@@ -65,9 +65,9 @@ func checkFile(file string, data []byte, opts LoadOptions) (weight int64, diag *
 }
 
 // nodeWeight is what a node the pre-scan counts weighs in the decoding budget, in
-// bytes. The parser's tree costs up to about 800 bytes of memory (with the
-// garbage collector's slack) per counted node, so a budget of B bytes stands for
-// about 25×B of memory. Real manifests have about 12 bytes per counted node (a
+// bytes. The parser's tree costs up to about 1,200 bytes of memory per counted
+// node (three nodes each, with the garbage collector's slack), so a budget of B
+// bytes stands for about 30×B of memory (BenchmarkLoadPeakRSS). Real manifests have about 12 bytes per counted node (a
 // Deployment of 789 bytes counts 66), so they weigh about 2.7 times their size.
 const nodeWeight = 32
 

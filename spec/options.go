@@ -13,7 +13,7 @@ import (
 // pre-scan before the YAML parser builds anything, so a file of tiny nodes (a flat
 // list of 2 million items fits in 4 MiB) is refused at the cost of reading it.
 // What passes costs the parser at most the tree of one document of about three
-// times MaxNodesPerDocument (about 100 MiB by default, 25 times the largest file),
+// times MaxNodesPerDocument (about 140 MiB by default, 30 times the largest file),
 // and Load decodes at most MaxFileBytes of manifests at once (a file of tiny nodes
 // weighing by its nodes), whatever the number of CPUs, so that is also about what
 // a load costs beyond the objects it returns.

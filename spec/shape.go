@@ -15,8 +15,8 @@ import (
 // The count is a lower bound, so that every refusal is true: each counted token
 // stands for a distinct node of the tree. Scalars, aliases and flow collections
 // count one each; the indicators "- ", "? " and ": " count the item, key or value
-// they introduce (null when nothing follows), and then the content token that
-// starts that node is not counted again. Block collections and the nulls of flow
+// they introduce (null when nothing follows), as an anchor or tag counts the node
+// it is on, and then the content token that starts that node is not counted again. Block collections and the nulls of flow
 // mappings ({a, b}) are not counted, so the tree has at most about three nodes per
 // counted one: a document that passes costs at most a few times the node limit.
 // What is inside quoted and block scalars and comments is skipped as the YAML
@@ -68,9 +68,6 @@ type shapeReport struct {
 func scanShape(data []byte, opts LoadOptions) shapeReport {
 	var indents [16]int // room for the nesting of real manifests, in one allocation
 	s := shapeScanner{data: data, opts: opts, line: 1, keyCol: -1, keyAllowed: true, indents: indents[:0]}
-	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) { // a byte order mark
-		s.pos, s.lineStart, s.colPos = 3, 3, 3
-	}
 	for s.pos < len(s.data) && s.failMsg == "" {
 		s.scanLine()
 	}
@@ -187,7 +184,8 @@ func (s *shapeScanner) content() {
 	s.counted = false
 }
 
-// indicator counts the node that "- ", "? " or ": " introduces.
+// indicator counts the node that "- ", "? " or ": " introduces, or that an
+// anchor or tag is on.
 func (s *shapeScanner) indicator() {
 	s.count()
 	s.counted = true
@@ -223,6 +221,11 @@ func (s *shapeScanner) newDocument() {
 // scanLine scans from the start of a line to the start of the next one with
 // anything in it that is not a continuation of a quoted or block scalar.
 func (s *shapeScanner) scanLine() {
+	// The YAML scanner skips a byte order mark at the start of any line.
+	for s.pos == s.lineStart && bytes.HasPrefix(s.data[s.pos:], []byte("\xef\xbb\xbf")) {
+		s.pos += 3
+		s.lineStart, s.colPos = s.pos, s.pos
+	}
 	if s.pos == s.lineStart {
 		switch {
 		case s.marker('-'):
@@ -260,12 +263,10 @@ func (s *shapeScanner) scanLine() {
 		} else if s.flow == 0 {
 			s.plainOpen = false
 			s.keyAllowed, s.keyCol = true, -1
+			// A line indented less than a block collection closes it, and with it
+			// any node an indicator introduced on a line above and left empty.
 			for len(s.indents) > 0 && s.top() > indent {
 				s.indents = s.indents[:len(s.indents)-1]
-			}
-			// A node an indicator introduced on a line above is on this line only if
-			// the line is indented more than the collection holding it.
-			if indent <= s.top() {
 				s.counted = false
 			}
 		} else {
@@ -328,12 +329,17 @@ func (s *shapeScanner) tokens() {
 			s.keyAllowed, s.counted = false, false
 		case c == '*' || c == '&' || c == '!':
 			s.saveKey()
-			if c == '*' {
+			switch {
+			case c == '*':
 				s.content()
+			case !s.counted:
+				// A node's anchor or tag counts the node, which may be empty (a
+				// tagged null, in {!t , !t }), and its content is not counted again.
+				s.indicator()
 			}
 			s.keyAllowed = false
-			// A tag ends at a blank; an alias's or anchor's name also at a flow indicator.
-			for s.pos++; s.pos < len(s.data) && !s.blankzAt(s.pos) && (c == '!' || !isFlowIndicator(s.data[s.pos])); {
+			// A tag runs to a blank; an alias's or anchor's name is [0-9A-Za-z_-]+.
+			for s.pos++; s.pos < len(s.data) && (c == '!' && !s.blankzAt(s.pos) || c != '!' && isAnchorChar(s.data[s.pos])); {
 				s.pos++
 			}
 		case (c == '|' || c == '>') && s.flow == 0:
@@ -352,6 +358,10 @@ func (s *shapeScanner) tokens() {
 			s.plain()
 		}
 	}
+}
+
+func isAnchorChar(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c == '_' || c == '-'
 }
 
 func isFlowIndicator(c byte) bool {

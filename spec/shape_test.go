@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path"
 	"runtime"
@@ -33,6 +34,8 @@ func yamlBombs() map[string][]byte {
 		"mapping of nulls":     fill("", "a:\n", ""),
 		"long line of items":   fill("- [", "a, ", "a]\n"),
 		"aliases":              fill("- &a a\n- [", "*a,", "*a]\n"),
+		"tagged empty keys":    fill("{", "!t ,", "!t }"),
+		"anchored empty items": fill("[", "&a ,", "&a ]"),
 		"tiny documents":       fill("", "a\n---\n", ""),
 		"list in a mapping":    fill("k: |\n  text\nl:\n", "- a\n", ""),
 	}
@@ -142,6 +145,9 @@ var preScanSamples = []string{
 	"[[], {}, [[]], {a: []}]\n",
 	"- ? a\n  : b\n",
 	"k: >\n text\n  more\nl: m\n",
+	"{!!str , !!str }\n[&a , &b x, !t [y]]\n",
+	"&a\n- &b !t x\n- !t\n- *a\n",
+	"&a key: &b value\n!t k2: !t\n",
 }
 
 func TestPreScanCountsALowerBound(t *testing.T) {
@@ -232,6 +238,30 @@ func TestCheckFileWeight(t *testing.T) {
 	} {
 		if got, diag := checkFile("f.yaml", []byte(tt.data), DefaultLoadOptions()); diag != nil || got != tt.want {
 			t.Errorf("%s: weight %d, %v; want %d", tt.name, got, diag, tt.want)
+		}
+	}
+}
+
+// TestPreScanRandomYAML checks the pre-scan's bounds (checkPreScanBound) on random
+// strings of YAML's syntax, which finds what the fuzzer takes long to.
+func TestPreScanRandomYAML(t *testing.T) {
+	pieces := []string{"-", " ", "\n", ":", "?", "[", "]", "{", "}", ",", "a", "'", "\"", "|", ">", "#",
+		"&x", "*x", "!t", "---", "...", "\t", "\\", "  ", "\r", "\u2028", "\u0085", "é", "2", "+", "%",
+		"- ", ": ", "? ", "\n  ", "\n    ", "\n- ", "|-\n", "|2\n", ">+\n", "\n---\n", " #c\n", "&a ",
+		"*a ", "!!str ", ", ", `"q"`, "'q'"}
+	r := rand.New(rand.NewPCG(1, 2))
+	iterations := 100_000
+	if testing.Short() {
+		iterations = 10_000
+	}
+	for range iterations {
+		var data []byte
+		for range r.IntN(40) {
+			data = append(data, pieces[r.IntN(len(pieces))]...)
+		}
+		checkPreScanBound(t, "random", data)
+		if t.Failed() {
+			return
 		}
 	}
 }
