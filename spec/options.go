@@ -14,9 +14,9 @@ import (
 // list of 2 million items fits in 4 MiB) is refused at the cost of reading it.
 // What passes costs the parser at most the tree of one document of about three
 // times MaxNodesPerDocument (about 140 MiB by default, 30 times the largest file),
-// and Load decodes at most MaxFileBytes of manifests at once (a file of tiny nodes
-// weighing by its nodes), whatever the number of CPUs, so that is also about what
-// a load costs beyond the objects it returns.
+// and Load decodes at most MaxFileBytes of manifests at once (a file weighing 32
+// bytes per YAML node, or its size if that is more), whatever the number of CPUs,
+// so that is also about what a load costs beyond the objects it returns.
 type LoadOptions struct {
 	// MaxFileBytes is the size of the largest manifest file read, in bytes.
 	// Larger files are an error, found before reading them.
