@@ -17,7 +17,8 @@ type Status struct {
 	Desired *spec.Revision `json:"desired,omitempty"`
 	// Applied is the last revision whose instances on this node all ran ready.
 	Applied *spec.Revision `json:"applied,omitempty"`
-	// Converged is true when this node runs exactly its share of Desired, all ready.
+	// Converged is true when this node runs exactly its share of Desired, all ready; never
+	// while it has not joined the cluster it was told to join.
 	Converged bool `json:"converged"`
 	// Adopted is true once the first runtime listing was applied: the instances that ran
 	// before the agent started are known, and nothing is started or stopped until then.
@@ -118,7 +119,9 @@ func (a *Agent) stageOnce(name string, t time.Time) {
 
 // converged reports whether this node runs exactly its share of the plan, all ready.
 func (a *Agent) converged(now time.Time) bool {
-	if a.desired == nil {
+	// A node that has not joined the cluster it was told to join plans nothing: it runs
+	// nothing because it cannot know its share, which is not its share being done.
+	if a.desired == nil || a.notJoined != "" {
 		return false
 	}
 	mine := a.placement.ForNode(a.cfg.NodeName)
