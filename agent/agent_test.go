@@ -15,6 +15,7 @@ import (
 
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/executor/executortest"
+	"github.com/shoalhq/shoal/internal/testsupport"
 	"github.com/shoalhq/shoal/planner"
 	"github.com/shoalhq/shoal/spec"
 	"github.com/shoalhq/shoal/sync"
@@ -167,24 +168,10 @@ func readyWith(name string, n int, image string) func(*Status) bool {
 	}
 }
 
+// deployment is a Deployment of one container "main" that stops within a second; extra
+// adds lines to the container.
 func deployment(name, image string, replicas int, extra string) string {
-	return fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: %[1]s
-spec:
-  replicas: %[3]d
-  selector:
-    matchLabels: {app: %[1]s}
-  template:
-    metadata:
-      labels: {app: %[1]s}
-    spec:
-      terminationGracePeriodSeconds: 1
-      containers:
-      - name: main
-        image: %[2]s
-%[4]s`, name, image, replicas, extra)
+	return testsupport.Deployment{Name: name, Replicas: replicas, Image: image, GracePeriod: 1, ContainerYAML: extra}.YAML()
 }
 
 func TestDeployScaleUpdateDelete(t *testing.T) {

@@ -52,6 +52,9 @@ func TestNotJoinedRunsNothing(t *testing.T) {
 	if n := len(h.agent.Status().Workloads[0].Instances); n != 0 {
 		t.Fatalf("%d instances while not joined: %s", n, dump(h.agent.Status()))
 	}
+	if h.agent.Status().Converged {
+		t.Fatalf("converged while not joined: %s", dump(h.agent.Status()))
+	}
 	rec := httptest.NewRecorder()
 	h.agent.Handler(testAPIConfig()).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "no installed keys") {

@@ -183,11 +183,11 @@ func (c *core) counts() map[workloadKey]*workloadCount {
 }
 
 // portHolders maps each host port in use on this node to the instance holding it.
-func (c *core) portHolders() map[hostPort]*instance {
-	held := map[hostPort]*instance{}
+func (c *core) portHolders() map[spec.HostPort]*instance {
+	held := map[spec.HostPort]*instance{}
 	for _, in := range c.instances {
 		if w := c.workloads[workloadKey{in.namespace, in.workload}]; w != nil && (in.created || in.busy) {
-			for _, p := range w.hostPorts() {
+			for _, p := range w.hostPorts {
 				held[p] = in
 			}
 		}
@@ -199,7 +199,7 @@ func (c *core) portHolders() map[hostPort]*instance {
 // allows: all at once for Recreate; for RollingUpdate while enough instances stay ready
 // (replicas − maxUnavailable), or, where an old instance holds a host port a new one
 // needs, old before new, one at a time. Readiness is the record's, fresher than the plan's.
-func (c *core) rollOut(ro planner.Rollout, count *workloadCount, held map[hostPort]*instance) {
+func (c *core) rollOut(ro planner.Rollout, count *workloadCount, held map[spec.HostPort]*instance) {
 	if count == nil {
 		return
 	}
@@ -228,11 +228,11 @@ func (c *core) rollOut(ro planner.Rollout, count *workloadCount, held map[hostPo
 }
 
 // portsWanted returns the ports of this node's not yet started assignments of a workload.
-func (c *core) portsWanted(k workloadKey, hash string) map[hostPort]bool {
-	want := map[hostPort]bool{}
+func (c *core) portsWanted(k workloadKey, hash string) map[spec.HostPort]bool {
+	want := map[spec.HostPort]bool{}
 	for _, as := range c.mine {
 		if as.w.key == k && as.SpecHash == hash && c.instances[as.InstanceID] == nil {
-			for _, p := range as.w.hostPorts() {
+			for _, p := range as.w.hostPorts {
 				want[p] = true
 			}
 		}
@@ -240,7 +240,7 @@ func (c *core) portsWanted(k workloadKey, hash string) map[hostPort]bool {
 	return want
 }
 
-func holdsWantedPort(in *instance, want map[hostPort]bool, held map[hostPort]*instance) bool {
+func holdsWantedPort(in *instance, want map[spec.HostPort]bool, held map[spec.HostPort]*instance) bool {
 	for p := range want {
 		if held[p] == in {
 			return true
@@ -250,7 +250,7 @@ func holdsWantedPort(in *instance, want map[hostPort]bool, held map[hostPort]*in
 }
 
 // ensure starts an assignment of this node when its turn has come, or retries a failed start.
-func (c *core) ensure(as assignment, count *workloadCount, held map[hostPort]*instance) {
+func (c *core) ensure(as assignment, count *workloadCount, held map[spec.HostPort]*instance) {
 	if in := c.instances[as.InstanceID]; in != nil {
 		if !in.created && !in.busy && !in.stopping && !in.retryAt.After(c.now) {
 			c.start(in, as.w)
@@ -269,7 +269,7 @@ func (c *core) ensure(as assignment, count *workloadCount, held map[hostPort]*in
 			return // surge budget used up; wait for an old one to stop
 		}
 	}
-	ports := as.w.hostPorts()
+	ports := as.w.hostPorts
 	for _, p := range ports {
 		if holder := held[p]; holder != nil && holder.id != as.InstanceID {
 			return // wait until the holder stops (rollOut or the plan's stops decide when)

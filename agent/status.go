@@ -19,7 +19,8 @@ type Status struct {
 	Desired *spec.Revision `json:"desired,omitempty"`
 	// Applied is the last revision whose instances on this node all ran ready.
 	Applied *spec.Revision `json:"applied,omitempty"`
-	// Converged is true when this node runs exactly its share of Desired, all ready.
+	// Converged is true when this node runs exactly its share of Desired, all ready; never
+	// while it has not joined the cluster it was told to join.
 	Converged bool `json:"converged"`
 	// Adopted is true once the first runtime listing was applied: the instances that ran
 	// before the agent started are known, and nothing is started or stopped until then.
@@ -120,8 +121,11 @@ func (c *core) stageOnce(name string, t time.Time) {
 
 // converged reports whether this node runs exactly its share of the plan, all ready.
 func (c *core) converged() bool {
-	if c.desired == nil || c.placement.Revision != c.desired.Revision.Commit {
-		return false // not planned yet: this node's share is not known
+	// Before a plan of the desired revision, or while it has not joined the cluster it
+	// was told to join, this node cannot know its share: running nothing is not its share
+	// being done.
+	if c.desired == nil || c.notJoined != "" || c.placement.Revision != c.desired.Revision.Commit {
+		return false
 	}
 	if len(c.mine) != len(c.instances) {
 		return false

@@ -20,8 +20,11 @@ type compiled struct {
 	d *spec.Deployment
 	// hash is spec.InstanceHash of the Deployment: the planner's and the executor's.
 	hash string
-	// ports are the host ports its instances take, in the one encoding gossip and DNS use.
-	ports []gossip.Port
+	// hostPorts are the ports its instances hold on their node; ports the same with their
+	// names, as gossip publishes them; containerPorts as the manifest lists them.
+	hostPorts      []spec.HostPort
+	ports          []gossip.Port
+	containerPorts []spec.ContainerPort
 	// grace is how long a stop waits before it kills.
 	grace time.Duration
 	// minReady is how long an instance runs before it counts as ready.
@@ -48,10 +51,13 @@ func compile(set *spec.Set) map[workloadKey]*compiled {
 		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
 			w.grace = time.Duration(*g) * time.Second
 		}
+		w.hostPorts = d.Spec.Template.Spec.HostPorts()
 		for _, c := range d.Spec.Template.Spec.Containers {
 			w.containers = append(w.containers, containerImage{c.Name, c.Image})
 			for _, p := range c.Ports {
-				w.ports = append(w.ports, gossip.Port{Name: p.Name, Port: p.ContainerPort, Protocol: p.Protocol})
+				hp := p.HostPort()
+				w.ports = append(w.ports, gossip.Port{Name: p.Name, Port: hp.Port, Protocol: hp.Protocol})
+				w.containerPorts = append(w.containerPorts, p)
 			}
 		}
 		out[k] = w
@@ -59,29 +65,10 @@ func compile(set *spec.Set) map[workloadKey]*compiled {
 	return out
 }
 
-// hostPort is a port as this node holds it: number and protocol.
-type hostPort struct {
-	port     int32
-	protocol string
-}
-
-// hostPorts are the host ports an instance of w holds.
-func (w *compiled) hostPorts() []hostPort {
-	out := make([]hostPort, len(w.ports))
-	for i, p := range w.ports {
-		out[i] = hostPort{p.Port, p.Protocol}
-	}
-	return out
-}
-
 // namedPort is the number of the container port called name, or 0.
 func (w *compiled) namedPort(name string) int32 {
-	for _, p := range w.ports {
-		if p.Name == name {
-			return p.Port
-		}
-	}
-	return 0
+	n, _ := spec.NamedPort(w.containerPorts, name)
+	return n
 }
 
 // newRecord is the record of an instance of w about to start.

@@ -11,15 +11,16 @@ import (
 	"time"
 
 	"github.com/shoalhq/shoal/agent"
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // TestDeployUpdateRevertBadCommit drives one agent through a workload's life by Git alone:
 // deploy, update, revert, a bad commit, delete.
 func TestDeployUpdateRevertBadCommit(t *testing.T) {
-	repo := newGitRepo(t)
-	port := freePort(t)
+	repo := testsupport.NewRepo(t)
+	port := testsupport.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	repo.commit("v1", map[string]string{"web.yaml": helloDeployment("web", "v1", 1, port, "")})
+	repo.Commit("v1", map[string]string{"web.yaml": helloDeployment("web", "v1", 1, port, "")})
 	a := startAgent(t, repo, "e2e-lifecycle")
 
 	serving := func(version string) func(*agent.Status) bool {
@@ -29,7 +30,7 @@ func TestDeployUpdateRevertBadCommit(t *testing.T) {
 	first := a.waitFor("converged", func(st *agent.Status) bool { return st.Converged })
 	v1ID := workload(first, "web").Instances[0].ID
 
-	v2 := repo.commit("v2", map[string]string{"web.yaml": helloDeployment("web", "v2", 1, port, "")})
+	v2 := repo.Commit("v2", map[string]string{"web.yaml": helloDeployment("web", "v2", 1, port, "")})
 	a.webhook()
 	a.waitFor("v2 answering HTTP", serving("v2"))
 	st := a.waitFor("v2 converged", func(st *agent.Status) bool { return st.Converged && st.Applied.Commit == v2 })
@@ -37,12 +38,12 @@ func TestDeployUpdateRevertBadCommit(t *testing.T) {
 		t.Fatalf("after the update want one new instance, have %+v", w.Instances)
 	}
 
-	repo.git("revert", "--no-edit", "HEAD")
+	repo.Git("revert", "--no-edit", "HEAD")
 	a.webhook()
 	a.waitFor("v1 answering again after git revert", serving("v1"))
 
-	good := repo.git("rev-parse", "HEAD")
-	repo.commit("broken", map[string]string{"broken.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: [oops\n"})
+	good := repo.Git("rev-parse", "HEAD")
+	repo.Commit("broken", map[string]string{"broken.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: [oops\n"})
 	a.webhook()
 	st = a.waitFor("the bad commit reported", func(st *agent.Status) bool { return st.Sync.Rejected != nil })
 	if st.Desired.Commit != good {
@@ -70,12 +71,12 @@ func TestDeployUpdateRevertBadCommit(t *testing.T) {
 			resp.Body.Close()
 		}
 	}
-	repo.commit("fixed", map[string]string{"broken.yaml": "", "web.yaml": helloDeployment("web", "v2", 1, port, "")})
+	repo.Commit("fixed", map[string]string{"broken.yaml": "", "web.yaml": helloDeployment("web", "v2", 1, port, "")})
 	a.webhook()
 	a.waitFor("the next good commit applied", serving("v2"))
 	a.waitFor("the error cleared", func(st *agent.Status) bool { return st.Sync.Error == "" && st.Sync.Rejected == nil })
 
-	repo.commit("delete", map[string]string{"web.yaml": ""})
+	repo.Commit("delete", map[string]string{"web.yaml": ""})
 	a.webhook()
 	a.waitFor("web removed", func(st *agent.Status) bool { return workload(st, "web") == nil && st.Converged })
 	if body := get(url); body != "" {
@@ -86,13 +87,13 @@ func TestDeployUpdateRevertBadCommit(t *testing.T) {
 // TestScaleAndHostPorts scales a workload without ports, and shows that a second replica
 // needing the same host port on the one node is reported unplaceable with the reason.
 func TestScaleAndHostPorts(t *testing.T) {
-	repo := newGitRepo(t)
-	port := freePort(t)
+	repo := testsupport.NewRepo(t)
+	port := testsupport.FreePort(t)
 	workers := func(n int) string {
 		return strings.Replace(helloDeployment("workers", "v1", n, 0, ""), "        ports:\n        - containerPort: 0\n", "", 1)
 	}
 	workersOff := strings.Replace(workers(3), `value: "127.0.0.1:0"`, `value: "off"`, 1)
-	repo.commit("workers", map[string]string{
+	repo.Commit("workers", map[string]string{
 		"workers.yaml": workersOff,
 		"web.yaml":     helloDeployment("web", "v1", 2, port, ""),
 	})
@@ -104,7 +105,7 @@ func TestScaleAndHostPorts(t *testing.T) {
 	if reason := workload(st, "web").Unplaced[0].Reason; !strings.Contains(reason, "port") {
 		t.Errorf("unplaced reason %q does not name the host port", reason)
 	}
-	repo.commit("scale down", map[string]string{
+	repo.Commit("scale down", map[string]string{
 		"workers.yaml": strings.Replace(workersOff, "replicas: 3", "replicas: 1", 1),
 	})
 	a.webhook()
@@ -117,10 +118,10 @@ func TestScaleAndHostPorts(t *testing.T) {
 // TestAdoptionAndSelfHealing kills the agent with SIGKILL (its containers keep serving and a
 // new agent adopts them with the same PIDs), then kills a container by hand (restored).
 func TestAdoptionAndSelfHealing(t *testing.T) {
-	repo := newGitRepo(t)
-	port := freePort(t)
+	repo := testsupport.NewRepo(t)
+	port := testsupport.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	repo.commit("v1", map[string]string{"web.yaml": helloDeployment("web", "v1", 1, port, "")})
+	repo.Commit("v1", map[string]string{"web.yaml": helloDeployment("web", "v1", 1, port, "")})
 	a := startAgent(t, repo, "e2e-adopt")
 	st := a.waitFor("running with a PID", func(st *agent.Status) bool {
 		w := workload(st, "web")
@@ -158,12 +159,12 @@ func TestAdoptionAndSelfHealing(t *testing.T) {
 
 // TestCrashBackoffAndOOM shows a crash loop slowing down and an OOM kill named as such.
 func TestCrashBackoffAndOOM(t *testing.T) {
-	repo := newGitRepo(t)
+	repo := testsupport.NewRepo(t)
 	crash := "        - {name: EXIT_AFTER, value: 50ms}\n        - {name: EXIT_CODE, value: \"3\"}\n"
-	oom := strings.Replace(helloDeployment("oom", "v1", 1, freePort(t), "        - {name: ALLOC_MB, value: \"128\"}\n"),
+	oom := strings.Replace(helloDeployment("oom", "v1", 1, testsupport.FreePort(t), "        - {name: ALLOC_MB, value: \"128\"}\n"),
 		"        ports:\n", "        resources:\n          limits: {memory: 32Mi}\n        ports:\n", 1)
-	repo.commit("misbehave", map[string]string{
-		"crash.yaml": helloDeployment("crash", "v1", 1, freePort(t), crash),
+	repo.Commit("misbehave", map[string]string{
+		"crash.yaml": helloDeployment("crash", "v1", 1, testsupport.FreePort(t), crash),
 		"oom.yaml":   oom,
 	})
 	a := startAgent(t, repo, "e2e-crash")
@@ -201,8 +202,8 @@ func TestCrashBackoffAndOOM(t *testing.T) {
 // mounted as files, the Secret on a tmpfs with mode 0400; then a ConfigMap edit rolls the
 // instance and the new value is served.
 func TestConfigAndSecretsReachTheContainer(t *testing.T) {
-	repo := newGitRepo(t)
-	port := freePort(t)
+	repo := testsupport.NewRepo(t)
+	port := testsupport.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	withConfig := strings.Replace(helloDeployment("web", "v1", 1, port,
 		"        - name: GREETING\n          valueFrom: {configMapKeyRef: {name: web-config, key: greeting}}\n"+
@@ -214,7 +215,7 @@ func TestConfigAndSecretsReachTheContainer(t *testing.T) {
 		return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-config}\ndata:\n  greeting: " + greeting + "\n"
 	}
 	secret := "apiVersion: v1\nkind: Secret\nmetadata: {name: web-secret}\nstringData:\n  password: s3cr3t-value\n"
-	repo.commit("config", map[string]string{"web.yaml": withConfig, "config.yaml": config("hi"), "secret.yaml": secret})
+	repo.Commit("config", map[string]string{"web.yaml": withConfig, "config.yaml": config("hi"), "secret.yaml": secret})
 	a := startAgent(t, repo, "e2e-config")
 	a.waitFor("serving", func(*agent.Status) bool { return get(base+"/env/GREETING") == "hi" })
 	for path, want := range map[string]string{
@@ -236,7 +237,7 @@ func TestConfigAndSecretsReachTheContainer(t *testing.T) {
 		t.Error("the agent logged a secret value")
 	}
 
-	repo.commit("new greeting", map[string]string{"config.yaml": config("hello-again")})
+	repo.Commit("new greeting", map[string]string{"config.yaml": config("hello-again")})
 	a.webhook()
 	a.waitFor("a ConfigMap edit rolled the instance", func(*agent.Status) bool { return get(base+"/env/GREETING") == "hello-again" })
 }
@@ -245,9 +246,9 @@ func TestConfigAndSecretsReachTheContainer(t *testing.T) {
 // wants is removed when found after a restart, while a container without Shoal's labels in
 // the same namespace is never touched.
 func TestUnwantedAndForeignContainers(t *testing.T) {
-	repo := newGitRepo(t)
-	port := freePort(t)
-	repo.commit("two", map[string]string{
+	repo := testsupport.NewRepo(t)
+	port := testsupport.FreePort(t)
+	repo.Commit("two", map[string]string{
 		"web.yaml":  helloDeployment("web", "v1", 1, port, ""),
 		"gone.yaml": idleDeployment("gone", 1),
 	})
@@ -266,7 +267,7 @@ func TestUnwantedAndForeignContainers(t *testing.T) {
 	ctr("run", "-d", "--env", "LISTEN=off", registry+"/hello:v1", "foreign")
 
 	a.kill(syscall.SIGKILL)
-	repo.commit("drop gone", map[string]string{"gone.yaml": ""})
+	repo.Commit("drop gone", map[string]string{"gone.yaml": ""})
 	a.start()
 	a.waitFor("gone removed after the restart", func(st *agent.Status) bool {
 		return st.Converged && workload(st, "gone") == nil && workload(st, "web") != nil

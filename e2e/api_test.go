@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/shoalhq/shoal/internal/testpki"
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // TestAPIOverTLS runs a real agent whose API serves HTTPS with a certificate like the
@@ -15,8 +16,8 @@ import (
 // operators' client certificates: the CLI verifies the agent with --ca-cert, and gets in
 // with the token or with a client certificate, and with neither it does not.
 func TestAPIOverTLS(t *testing.T) {
-	repo := newGitRepo(t)
-	repo.commit("empty", map[string]string{"README": "nothing to run"})
+	repo := testsupport.NewRepo(t)
+	repo.Commit("empty", map[string]string{"README": "nothing to run"})
 	ca := testpki.NewCA(t, "cluster CA")
 	node := ca.Issue(t, "e2e-node", x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	operators := testpki.NewCA(t, "operators")

@@ -23,6 +23,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/shoalhq/shoal/agent"
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // BenchmarkCommitToTenServing measures, in each iteration and in the same run:
@@ -38,12 +39,12 @@ import (
 // `go test ./e2e -run '^$' -bench CommitToTenServing -benchtime 5x -count 3`.
 func BenchmarkCommitToTenServing(b *testing.B) {
 	const n = 10
-	repo := newGitRepo(b)
+	repo := testsupport.NewRepo(b)
 	ports := make([]int, n)
 	for i := range ports {
-		ports[i] = freePort(b)
+		ports[i] = testsupport.FreePort(b)
 	}
-	repo.commit("empty", map[string]string{"README": "bench\n"})
+	repo.Commit("empty", map[string]string{"README": "bench\n"})
 	a := startAgent(b, repo, "bench-commit")
 
 	client, err := containerd.New(daemon.Socket)
@@ -65,7 +66,7 @@ func BenchmarkCommitToTenServing(b *testing.B) {
 			files[fmt.Sprintf("w%d.yaml", j)] = helloDeployment(fmt.Sprintf("w%d", j), "v1", 1, p,
 				fmt.Sprintf("        - {name: MESSAGE, value: round%d}\n", i))
 		}
-		repo.commit(fmt.Sprintf("round %d", i), files)
+		repo.Commit(fmt.Sprintf("round %d", i), files)
 		began := time.Now()
 		a.webhook()
 		waitServing(b, ports, fmt.Sprintf("round%d", i))
@@ -74,7 +75,7 @@ func BenchmarkCommitToTenServing(b *testing.B) {
 		for j := range ports {
 			files[fmt.Sprintf("w%d.yaml", j)] = ""
 		}
-		head := repo.commit("clear", files)
+		head := repo.Commit("clear", files)
 		a.webhook()
 		a.waitFor("cleared", func(st *agent.Status) bool {
 			return st != nil && st.Applied != nil && st.Applied.Commit == head && len(st.Workloads) == 0
@@ -171,8 +172,8 @@ func waitServing(b *testing.B, ports []int, message string) {
 // runs 50 instances and has settled. Run it with
 // `go test ./e2e -run '^$' -bench AgentMemory -benchtime 1x -count 3`.
 func BenchmarkAgentMemory50Instances(b *testing.B) {
-	repo := newGitRepo(b)
-	repo.commit("50", map[string]string{"workers.yaml": idleDeployment("workers", 50)})
+	repo := testsupport.NewRepo(b)
+	repo.Commit("50", map[string]string{"workers.yaml": idleDeployment("workers", 50)})
 	a := startAgent(b, repo, "bench-rss")
 	a.waitFor("50 ready", func(st *agent.Status) bool {
 		w := workload(st, "workers")
@@ -243,11 +244,11 @@ func medianInt(xs []int64) int64 {
 // Then it revives the node. Run it with
 // `go test ./e2e -run '^$' -bench Failover -benchtime 5x -count 1`.
 func BenchmarkFailover(b *testing.B) {
-	repo := newGitRepo(b)
-	repo.commit("empty", map[string]string{"README": "failover\n"})
+	repo := testsupport.NewRepo(b)
+	repo.Commit("empty", map[string]string{"README": "failover\n"})
 	c := newCluster(b, repo, 1, 2, 3)
 	c.agents[1].waitFor("three members", func(st *agent.Status) bool { return st != nil && len(st.Nodes) == 3 })
-	repo.commit("web", map[string]string{"web.yaml": servingDeployment("web", 1, 8080, "")})
+	repo.Commit("web", map[string]string{"web.yaml": servingDeployment("web", 1, 8080, "")})
 	var detect, restart, total []time.Duration
 	for i := 0; i < b.N; i++ {
 		var victim int
@@ -300,14 +301,14 @@ func BenchmarkFailover(b *testing.B) {
 // iterations) figure. Run it with
 // `go test ./e2e -run '^$' -bench ReadinessToDNS -benchtime 20x -count 1`.
 func BenchmarkReadinessToDNS(b *testing.B) {
-	repo := newGitRepo(b)
-	repo.commit("empty", map[string]string{"README": "dns\n"})
+	repo := testsupport.NewRepo(b)
+	repo.Commit("empty", map[string]string{"README": "dns\n"})
 	c := newCluster(b, repo, 1, 2, 3)
 	c.agents[1].waitFor("three members", func(st *agent.Status) bool { return st != nil && len(st.Nodes) == 3 })
 	backend := strings.Replace(servingDeployment("backend", 2, 9090, strings.ReplaceAll(antiAffinity, "spread", "backend")),
 		"        ports:\n", "        readinessProbe:\n          httpGet: {path: /readyz, port: 9090}\n          periodSeconds: 1\n          failureThreshold: 1\n        ports:\n", 1)
 	service := "apiVersion: v1\nkind: Service\nmetadata: {name: backend}\nspec:\n  selector: {app: backend}\n  ports: [{name: http, port: 9090}]\n"
-	repo.commit("backend", map[string]string{"backend.yaml": backend, "svc.yaml": service})
+	repo.Commit("backend", map[string]string{"backend.yaml": backend, "svc.yaml": service})
 	st := c.agents[1].waitFor("two ready backends", func(st *agent.Status) bool { return len(where(st, "backend")) == 2 })
 	nodes := where(st, "backend")
 	failing := int(nodes[0][4] - '0')

@@ -18,6 +18,7 @@ import (
 
 	"github.com/shoalhq/shoal/agent"
 	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // cluster is several agents, each in a network namespace of its own (its own address),
@@ -25,7 +26,7 @@ import (
 type cluster struct {
 	t      testing.TB
 	net    *testNet
-	repo   *gitRepo
+	repo   *testsupport.Repo
 	key    string
 	certs  string // the cluster CA (certs/ca) and each node's certificate (certs/nodeN)
 	agents map[int]*agentProc
@@ -33,7 +34,7 @@ type cluster struct {
 	flags map[int][]string
 }
 
-func newCluster(t testing.TB, repo *gitRepo, nodes ...int) *cluster {
+func newCluster(t testing.TB, repo *testsupport.Repo, nodes ...int) *cluster {
 	c := &cluster{
 		t: t, net: newTestNet(t), repo: repo, agents: map[int]*agentProc{},
 		key:   base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
@@ -63,7 +64,7 @@ func (c *cluster) start(i int, key string) *agentProc {
 	a.args = []string{"agent",
 		"--ca-cert", filepath.Join(c.certs, "ca", "ca.crt"),
 		"--node-cert", filepath.Join(certs, "node.crt"), "--node-key", filepath.Join(certs, "node.key"),
-		"--node", name, "--repo", c.repo.dir, "--state-dir", stateDir,
+		"--node", name, "--repo", c.repo.Dir, "--state-dir", stateDir,
 		"--containerd-socket", daemon.Socket, "--containerd-namespace", ctrNS,
 		"--netns", c.net.nsPath(ns), "--listen", a.addr,
 		"--gossip-bind", c.net.addr(i) + ":7946",
@@ -196,12 +197,12 @@ const antiAffinity = `      affinity:
 // elsewhere; a node cut off and reconnected converges to exactly the desired count; a node
 // without the gossip key is refused.
 func TestClusterSpreadsFailsOverAndHealsPartitions(t *testing.T) {
-	repo := newGitRepo(t)
-	repo.commit("empty", map[string]string{"README": "cluster\n"})
+	repo := testsupport.NewRepo(t)
+	repo.Commit("empty", map[string]string{"README": "cluster\n"})
 	c := newCluster(t, repo, 1, 2, 3)
 	c.agents[1].waitFor("three members", func(st *agent.Status) bool { return st != nil && len(st.Nodes) == 3 })
 	// Committed once the cluster formed: running instances are not moved without a reason.
-	head := repo.commit("apps", map[string]string{
+	head := repo.Commit("apps", map[string]string{
 		"spread.yaml": strings.Replace(idleDeployment("spread", 3), "    spec:\n      terminationGracePeriodSeconds",
 			"    spec:\n"+antiAffinity+"      terminationGracePeriodSeconds", 1),
 		"w1.yaml": servingDeployment("w1", 1, 8081, ""),
@@ -333,8 +334,8 @@ func TestClusterSpreadsFailsOverAndHealsPartitions(t *testing.T) {
 // leaves the answers of every node's DNS server and comes back when it recovers; a backend
 // on a node that dies leaves the answers once the death is detected.
 func TestServicesFindEachOtherByDNS(t *testing.T) {
-	repo := newGitRepo(t)
-	repo.commit("empty", map[string]string{"README": "dns\n"})
+	repo := testsupport.NewRepo(t)
+	repo.Commit("empty", map[string]string{"README": "dns\n"})
 	c := newCluster(t, repo, 1, 2, 3)
 	c.agents[1].waitFor("three members", func(st *agent.Status) bool { return st != nil && len(st.Nodes) == 3 })
 	backend := strings.Replace(servingDeployment("backend", 2, 9090, strings.ReplaceAll(antiAffinity, "spread", "backend")),
@@ -353,7 +354,7 @@ func TestServicesFindEachOtherByDNS(t *testing.T) {
 	for name := range resolverImages {
 		files[name+".yaml"] = resolverDeployment(name)
 	}
-	repo.commit("two tiers", files)
+	repo.Commit("two tiers", files)
 
 	st := c.agents[1].waitFor("backends ready on two nodes, frontend ready", func(st *agent.Status) bool {
 		return len(where(st, "backend")) == 2 && len(where(st, "frontend")) == 1
@@ -488,8 +489,8 @@ func lookupA(_ testing.TB, server, name string) string {
 // gossiping to the dead (30 s), so that each side forgets the other, and checks that once the
 // network heals the cluster merges again and converges to exactly the desired instances.
 func TestTwoByTwoPartitionHeals(t *testing.T) {
-	repo := newGitRepo(t)
-	repo.commit("empty", map[string]string{"README": "partition\n"})
+	repo := testsupport.NewRepo(t)
+	repo.Commit("empty", map[string]string{"README": "partition\n"})
 	c := newCluster(t, repo, 1, 2, 3, 4)
 	members := func(n int) func(*agent.Status) bool {
 		return func(st *agent.Status) bool {
@@ -505,7 +506,7 @@ func TestTwoByTwoPartitionHeals(t *testing.T) {
 		}
 	}
 	c.agents[1].waitFor("four members", members(4))
-	repo.commit("work", map[string]string{"idle.yaml": idleDeployment("idle", 2)})
+	repo.Commit("work", map[string]string{"idle.yaml": idleDeployment("idle", 2)})
 	want := fmt.Sprint(map[string]int{"idle": 2})
 	waitRunning := func(what, want string) {
 		t.Helper()

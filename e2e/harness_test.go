@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,6 +26,7 @@ import (
 	"github.com/shoalhq/shoal/examples/imagebuild"
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/executor/containerdtest"
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // Shared by every test of the package: built once in TestMain.
@@ -108,47 +108,6 @@ func buildResolvers(ctx context.Context, dir string) error {
 	return nil
 }
 
-// gitRepo is a real Git repository the agent follows.
-type gitRepo struct {
-	t   testing.TB
-	dir string
-}
-
-func newGitRepo(t testing.TB) *gitRepo {
-	r := &gitRepo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "-b", "main")
-	return r
-}
-
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=e2e", "-c", "user.email=e2e@shoal.invalid"}, args...)...)
-	cmd.Dir = r.dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit writes files (an empty text deletes the file) and commits them.
-func (r *gitRepo) commit(msg string, files map[string]string) string {
-	r.t.Helper()
-	for name, text := range files {
-		path := filepath.Join(r.dir, name)
-		if text == "" {
-			os.Remove(path)
-			continue
-		}
-		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	r.git("add", "-A")
-	r.git("commit", "-q", "--allow-empty", "-m", msg)
-	return r.git("rev-parse", "HEAD")
-}
-
 // agentProc is a `shoal agent` process.
 type agentProc struct {
 	t         testing.TB
@@ -167,14 +126,14 @@ type agentProc struct {
 
 // startAgent runs an agent on the shared containerd, in a namespace of its own; tune may
 // add flags and settings before it starts.
-func startAgent(t testing.TB, repo *gitRepo, namespace string, tune ...func(*agentProc)) *agentProc {
+func startAgent(t testing.TB, repo *testsupport.Repo, namespace string, tune ...func(*agentProc)) *agentProc {
 	t.Helper()
 	a := &agentProc{
-		t: t, addr: freeAddr(t), namespace: namespace, secret: "e2e-secret",
+		t: t, addr: testsupport.FreeAddr(t), namespace: namespace, secret: "e2e-secret",
 	}
 	stateDir := t.TempDir()
 	a.args = []string{"agent",
-		"--node", "e2e-node", "--repo", repo.dir, "--state-dir", stateDir,
+		"--node", "e2e-node", "--repo", repo.Dir, "--state-dir", stateDir,
 		"--containerd-socket", daemon.Socket, "--containerd-namespace", namespace,
 		"--listen", a.addr, "--poll-interval", "500ms", "--resync-interval", "2s",
 		"--crash-backoff", "1s", "--log-level", "debug", "--dns-listen", "off",
@@ -319,23 +278,6 @@ func (a *agentProc) webhook() {
 	}
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func freePort(t testing.TB) int {
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	var p int
-	fmt.Sscan(port, &p)
-	return p
-}
-
 // get fetches a URL on loopback and returns its body, or "" when nothing answers.
 func get(url string) string {
 	client := http.Client{Timeout: time.Second}
@@ -400,25 +342,8 @@ func workload(st *agent.Status, name string) *agent.WorkloadStatus {
 
 // helloDeployment is a Deployment of the hello app serving on port.
 func helloDeployment(name, tag string, replicas, port int, extraEnv string) string {
-	return fmt.Sprintf(`apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: %[1]s
-spec:
-  replicas: %[3]d
-  selector:
-    matchLabels: {app: %[1]s}
-  template:
-    metadata:
-      labels: {app: %[1]s}
-    spec:
-      terminationGracePeriodSeconds: 2
-      containers:
-      - name: hello
-        image: %[5]s/hello:%[2]s
-        env:
-        - {name: LISTEN, value: "127.0.0.1:%[4]d"}
-%[6]s        ports:
-        - containerPort: %[4]d
-`, name, tag, replicas, port, registry, extraEnv)
+	return testsupport.Deployment{
+		Name: name, Replicas: replicas, Container: "hello", Image: fmt.Sprintf("%s/hello:%s", registry, tag), GracePeriod: 2,
+		ContainerYAML: fmt.Sprintf("        env:\n        - {name: LISTEN, value: \"127.0.0.1:%d\"}\n%s        ports:\n        - containerPort: %d\n", port, extraEnv, port),
+	}.YAML()
 }

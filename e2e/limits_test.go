@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoalhq/shoal/agent"
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // TestRevisionThatTookTheAgentDownIsSkipped is issue #8's crash loop with the real agent,
@@ -18,9 +19,9 @@ import (
 // commit; restarted with the remote still on that commit, it does not apply it again, says
 // so in its status, keeps running the trusted revision, and applies the next commit.
 func TestRevisionThatTookTheAgentDownIsSkipped(t *testing.T) {
-	repo := newGitRepo(t)
-	port := freePort(t)
-	good := repo.commit("v1", map[string]string{"web.yaml": helloDeployment("web", "v1", 1, port, "")})
+	repo := testsupport.NewRepo(t)
+	port := testsupport.FreePort(t)
+	good := repo.Commit("v1", map[string]string{"web.yaml": helloDeployment("web", "v1", 1, port, "")})
 	a := startAgent(t, repo, "e2e-suspect")
 	a.kill(syscall.SIGTERM)
 	a.args = append(a.args, "--survive-after", "1h")
@@ -47,7 +48,7 @@ func TestRevisionThatTookTheAgentDownIsSkipped(t *testing.T) {
 
 	// An image that cannot be pulled: the agent never converges on the commit, so it is
 	// still being applied when the agent is killed.
-	bad := repo.commit("v2", map[string]string{"web.yaml": helloDeployment("web", "missing", 1, port, "")})
+	bad := repo.Commit("v2", map[string]string{"web.yaml": helloDeployment("web", "missing", 1, port, "")})
 	a.webhook()
 	waitMarker("v2 applying", func(applying, _ string) bool { return applying == bad })
 	a.kill(syscall.SIGKILL) // before v2 survives: v2 took the agent down
@@ -71,7 +72,7 @@ func TestRevisionThatTookTheAgentDownIsSkipped(t *testing.T) {
 		t.Errorf("the trusted revision's instance does not run:\n%+v", w)
 	}
 
-	fix := repo.commit("v3", map[string]string{"web.yaml": helloDeployment("web", "v1", 1, port, "        - {name: GREETING, value: fixed}\n")})
+	fix := repo.Commit("v3", map[string]string{"web.yaml": helloDeployment("web", "v1", 1, port, "        - {name: GREETING, value: fixed}\n")})
 	a.webhook()
 	a.waitFor("the next commit applied", func(st *agent.Status) bool {
 		return st.Desired != nil && st.Desired.Commit == fix && st.Sync.Error == "" && st.Sync.Rejected == nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shoalhq/shoal/agent"
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // TestNodePermissionsAndLimitsInGossip runs two nodes configured differently: only node2
@@ -17,8 +18,8 @@ import (
 // every node with its own flags: node1 placed hostNetwork replicas on itself, where its
 // executor refused them (Forbidden forever), and the nodes disagreed on node1's limit.
 func TestNodePermissionsAndLimitsInGossip(t *testing.T) {
-	repo := newGitRepo(t)
-	repo.commit("empty", map[string]string{"README": "permissions\n"})
+	repo := testsupport.NewRepo(t)
+	repo.Commit("empty", map[string]string{"README": "permissions\n"})
 	c := newCluster(t, repo)
 	c.flags = map[int][]string{1: {"--max-instances-per-node", "1"}, 2: {"--allow-host-network"}}
 	c.start(1, c.key)
@@ -36,7 +37,7 @@ func TestNodePermissionsAndLimitsInGossip(t *testing.T) {
 	c.agents[2].waitFor("two members", both)
 
 	hostnet := strings.Replace(idleDeployment("hostnet", 3), "    spec:\n", "    spec:\n      hostNetwork: true\n", 1)
-	repo.commit("work", map[string]string{"hostnet.yaml": hostnet, "idle.yaml": idleDeployment("idle", 4)})
+	repo.Commit("work", map[string]string{"hostnet.yaml": hostnet, "idle.yaml": idleDeployment("idle", 4)})
 	want := fmt.Sprint(map[string]int{"hostnet": 3, "idle": 4})
 	deadline := time.Now().Add(90 * time.Second)
 	for fmt.Sprint(c.running()) != want {

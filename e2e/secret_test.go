@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/shoalhq/shoal/agent"
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // TestSecretVolumeInClusterMode checks that a Secret mounted as a volume has its content
@@ -19,8 +20,8 @@ func TestSecretVolumeInClusterMode(t *testing.T) {
 		"      volumes:\n      - name: secret\n        secret: {secretName: web-secret}\n")
 	web = strings.Replace(web, "        ports:\n", "        volumeMounts:\n        - {name: secret, mountPath: /etc/secret}\n        ports:\n", 1)
 	secret := "apiVersion: v1\nkind: Secret\nmetadata: {name: web-secret}\nstringData:\n  password: " + password + "\n"
-	repo := newGitRepo(t)
-	repo.commit("a Secret volume", map[string]string{"web.yaml": web, "secret.yaml": secret})
+	repo := testsupport.NewRepo(t)
+	repo.Commit("a Secret volume", map[string]string{"web.yaml": web, "secret.yaml": secret})
 	c := newCluster(t, repo, 1, 2)
 
 	st := c.agents[1].waitFor("web ready", func(st *agent.Status) bool { return len(where(st, "web")) == 1 })

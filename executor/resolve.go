@@ -161,11 +161,8 @@ func (r *resolveContext) container(c spec.Container, inst *InstanceSpec) (Contai
 		})
 	}
 	for _, p := range c.Ports {
-		proto := p.Protocol
-		if proto == "" {
-			proto = spec.ProtocolTCP
-		}
-		out.Ports = append(out.Ports, Port{Name: p.Name, Port: p.ContainerPort, Protocol: proto})
+		hp := p.HostPort()
+		out.Ports = append(out.Ports, Port{Name: p.Name, Port: hp.Port, Protocol: hp.Protocol})
 	}
 	probes, err := containerProbeSpecs(c)
 	if err != nil {
@@ -245,10 +242,8 @@ func probePort(port spec.IntOrString, ports []spec.ContainerPort) (int, error) {
 	if !port.IsString {
 		return int(port.Int), nil
 	}
-	for _, p := range ports {
-		if p.Name == port.Str {
-			return int(p.ContainerPort), nil
-		}
+	if n, ok := spec.NamedPort(ports, port.Str); ok {
+		return int(n), nil
 	}
 	return 0, fmt.Errorf("%w: port name %q is not one of the container's ports", ErrConfig, port.Str)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/shoalhq/shoal/identity"
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // The tests in this file reproduce attacks by a member that holds the gossip
@@ -53,7 +54,7 @@ func (r *rogue) LocalState(bool) []byte {
 // certificate, announcing meta (sealed by id for its real address).
 func startRogue(t *testing.T, name string, id *identity.Identity, meta Meta, configure func(*memberlist.Config)) *rogue {
 	t.Helper()
-	port := freePort(t)
+	port := testsupport.FreePort(t)
 	r := &rogue{id: id, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	r.meta = seal(id, name, encodeMetaBody(nodeMeta{Epoch: time.Now().UnixNano(), Seq: 1, GossipAddr: r.addr, Meta: meta}))
 	r.state = encodeState([][]byte{id.DER}, nil)
@@ -485,7 +486,7 @@ func TestJoinError(t *testing.T) {
 		t.Fatalf("no seeds: JoinError = %v, want nil", err)
 	}
 	nodes := startCluster(t, 1, nil)
-	unreachable := startNode(t, nodeConfig("lonely", fmt.Sprintf("127.0.0.1:%d", freePort(t))))
+	unreachable := startNode(t, nodeConfig("lonely", testsupport.FreeAddr(t)))
 	wrong := nodeConfig("wrong-key", nodes[0].Addr())
 	wrong.SecretKeys = [][]byte{otherKey}
 	wrongKey := startNode(t, wrong)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 var verboseGossip = flag.Bool("gossip.log", false, "log gossip and memberlist debug output to stderr")
@@ -167,32 +169,11 @@ func instances(n int, prefix string) []InstanceInfo {
 	return out
 }
 
-// freePort returns a port that is free for both TCP and UDP on 127.0.0.1
-// right now, for tests that must know addresses before nodes start.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for range 20 {
-		tcp, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := tcp.Addr().(*net.TCPAddr).Port
-		udp, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		tcp.Close()
-		if err == nil {
-			udp.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
-}
-
 func TestClusterFormsInAnyOrderAndSharesMeta(t *testing.T) {
 	const n = 4
 	var seeds []string
 	for range n {
-		seeds = append(seeds, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+		seeds = append(seeds, testsupport.FreeAddr(t))
 	}
 	meta := func(i int) Meta {
 		return Meta{
@@ -429,7 +410,7 @@ func TestLeaveSeenBeforeFailureDetection(t *testing.T) {
 
 func TestRestartedNodeReplacesItsInstances(t *testing.T) {
 	nodes := startCluster(t, 2, nil)
-	port := freePort(t)
+	port := testsupport.FreePort(t)
 	cfg := nodeConfig("phoenix", nodes[0].Addr())
 	cfg.BindPort = port
 	old, err := Start(context.Background(), cfg)

@@ -12,13 +12,13 @@ import (
 )
 
 // delegate is the Cluster as memberlist sees it: memberlist.Delegate,
-// memberlist.EventDelegate and memberlist.AliveDelegate. Invariant (DESIGN 8):
+// memberlist.EventDelegate and memberlist.AliveDelegate. Rule 8 of docs/design.md:
 // every method returns at once. It decodes and verifies signatures outside
 // the lock, holds Cluster.mu only for a map update (and queueing a delta),
 // signals the consumer with a non-blocking send, and never calls back into
 // memberlist (the event methods run under memberlist's node lock).
 //
-// Invariant (DESIGN 9): nothing about a node is applied unless that node
+// Rule 9 of docs/design.md: nothing about a node is applied unless that node
 // signed it. Deltas and snapshots are verified against their owner's
 // certificate; node metadata against the certificate of the member it
 // describes, for the gossip address it was announced at.

@@ -10,8 +10,8 @@
 //
 // It must not: import spec, planner or any other Shoal package but identity
 // (it defines its own small types; the agent converts a View into a planner view), decide
-// anything about placement, or block inside a memberlist delegate (DESIGN
-// invariant 8: delegates update a map under a short mutex and signal Changes
+// anything about placement, or block inside a memberlist delegate (rule 8
+// of docs/design.md: delegates update a map under a short mutex and signal Changes
 // with a non-blocking send; the consumer reads Snapshot when it likes).
 //
 // # Usage

@@ -142,8 +142,8 @@ func (t *trust) prune(keep func(name string) bool, now time.Time) {
 	}
 }
 
-// checkMeta rejects what a node may not declare about itself (DESIGN
-// invariant 9): the labels that kubelet would own must describe the node
+// checkMeta rejects what a node may not declare about itself (rule 9
+// of docs/design.md): the labels that kubelet would own must describe the node
 // itself, capacity must be sane, and allowed host paths clean and absolute.
 func checkMeta(name string, m Meta) error {
 	if h, ok := m.Labels["kubernetes.io/hostname"]; ok && h != name {

@@ -12,7 +12,7 @@ import (
 )
 
 // The planner's own imports (not its tests') must give it no way to do I/O, read the clock
-// or draw process randomness: DESIGN invariant 1.
+// or draw process randomness: rule 1 of docs/design.md.
 func TestPlannerImportsNoIO(t *testing.T) {
 	forbidden := []string{"os", "net", "time", "math/rand", "math/rand/v2", "crypto/rand", "syscall", "unsafe", "io/ioutil", "io/fs", "runtime", "sync"}
 	files, err := filepath.Glob("*.go")

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Divergence (DESIGN invariant 6): while views differ, a replica may start on two nodes, or
+// Divergence (rule 6 of docs/design.md): while views differ, a replica may start on two nodes, or
 // a node may run replicas beyond the count. Once views agree every daemon computes the same
 // plan, which keeps exactly one copy of each wanted ID and lists every other one to stop.
 // Which copy stays is a fixed rule — running and fitting, then ready, then the lowest node

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/shoalhq/shoal/spec"
 )
 
 // reason is why a filter refused a node; fits means none did.
@@ -83,9 +85,9 @@ func (st *state) staticReason(w *workload, n int32) reason {
 	switch {
 	case !node.alive:
 		return notAlive
-	case !matchLabels(w.d.Spec.Template.Spec.NodeSelector, node.labels):
+	case !spec.MatchesLabels(w.d.Spec.Template.Spec.NodeSelector, node.labels):
 		return nodeSelectorMismatch
-	case !matchNodeSelector(w.requiredNode, node.labels):
+	case !w.requiredNode.Matches(node.labels):
 		return nodeAffinityMismatch
 	}
 	return node.perms.refusal(&w.needs)

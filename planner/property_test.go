@@ -230,9 +230,9 @@ func checkPlacement(t *testing.T, seed int64, d spec.Desired, nodes []Node, p Pl
 		switch {
 		case !ok || !n.Alive:
 			fail("%s placed on %s, which is not an alive node", a.InstanceID, a.Node)
-		case !matchLabels(ps.NodeSelector, n.Labels):
+		case !spec.MatchesLabels(ps.NodeSelector, n.Labels):
 			fail("%s on %s breaks its nodeSelector", a.InstanceID, a.Node)
-		case ps.Affinity != nil && ps.Affinity.NodeAffinity != nil && !matchNodeSelector(ps.Affinity.NodeAffinity.Required, n.Labels):
+		case ps.Affinity != nil && ps.Affinity.NodeAffinity != nil && !ps.Affinity.NodeAffinity.Required.Matches(n.Labels):
 			fail("%s on %s breaks its required node affinity", a.InstanceID, a.Node)
 		}
 		r := podRequests(ps)
@@ -266,7 +266,7 @@ func checkPlacement(t *testing.T, seed int64, d spec.Desired, nodes []Node, p Pl
 		own, ok := domain(a.Node, term.TopologyKey)
 		for _, b := range p.Assignments {
 			if b == a || !slices.Contains(termNamespaces(term, a.Namespace), b.Namespace) ||
-				!matchLabelSelector(term.LabelSelector, deps[b.Namespace+"/"+b.Workload].Spec.Template.Metadata.Labels) {
+				!term.LabelSelector.Matches(deps[b.Namespace+"/"+b.Workload].Spec.Template.Metadata.Labels) {
 				continue
 			}
 			anywhere++
@@ -292,7 +292,7 @@ func checkPlacement(t *testing.T, seed int64, d spec.Desired, nodes []Node, p Pl
 		if aff.PodAffinity != nil {
 			for _, term := range aff.PodAffinity.Required {
 				in, anywhere := matching(a, term)
-				selfMatch := matchLabelSelector(term.LabelSelector, dp.Spec.Template.Metadata.Labels)
+				selfMatch := term.LabelSelector.Matches(dp.Spec.Template.Metadata.Labels)
 				if in == 0 && !(selfMatch && anywhere == 0) {
 					fail("%s on %s has no instance its affinity needs in its %s", a.InstanceID, a.Node, term.TopologyKey)
 				}
@@ -316,8 +316,8 @@ func checkSpread(t *testing.T, seed int64, deps map[string]*spec.Deployment, byN
 			}
 			counts := map[string]int{}
 			for _, n := range byName {
-				if n.Alive && matchLabels(ps.NodeSelector, n.Labels) &&
-					(ps.Affinity == nil || ps.Affinity.NodeAffinity == nil || matchNodeSelector(ps.Affinity.NodeAffinity.Required, n.Labels)) {
+				if n.Alive && spec.MatchesLabels(ps.NodeSelector, n.Labels) &&
+					(ps.Affinity == nil || ps.Affinity.NodeAffinity == nil || ps.Affinity.NodeAffinity.Required.Matches(n.Labels)) {
 					counts[n.Labels[c.TopologyKey]] += 0
 				}
 			}

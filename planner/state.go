@@ -53,7 +53,7 @@ type tracker struct {
 }
 
 func (t *tracker) matches(w *workload) bool {
-	return slices.Contains(t.namespaces, w.ns) && matchLabelSelector(t.selector, w.labels)
+	return slices.Contains(t.namespaces, w.ns) && t.selector.Matches(w.labels)
 }
 
 // add moves the count of node n's domain by delta.
@@ -544,22 +544,19 @@ func request(r spec.Resources, name string) spec.Quantity {
 	return r.Limits[name]
 }
 
-// podPorts is the sorted set of ports an instance holds on its node: with host networking
-// every containerPort is a host port. A port is its number shifted left once, with the low
-// bit set for UDP.
+// podPorts is the sorted set of ports an instance holds on its node (spec.HostPorts),
+// encoded compactly for the per-node port lists: the number shifted left once, with the
+// low bit set for UDP.
 func podPorts(ps *spec.PodSpec) []uint32 {
 	var ports []uint32
-	for _, c := range ps.Containers {
-		for _, p := range c.Ports {
-			key := uint32(p.ContainerPort) << 1
-			if p.Protocol == spec.ProtocolUDP {
-				key |= 1
-			}
-			ports = append(ports, key)
+	for _, p := range ps.HostPorts() {
+		key := uint32(p.Port) << 1
+		if p.Protocol == spec.ProtocolUDP {
+			key |= 1
 		}
+		ports = append(ports, key)
 	}
-	slices.Sort(ports)
-	return slices.Compact(ports)
+	return ports
 }
 
 // staticFor returns the nodes allowed by a nodeSelector, node affinity and permissions,
@@ -584,7 +581,7 @@ func (st *state) staticFor(selector map[string]string, required *spec.NodeSelect
 	byScore := map[int64]*tier{}
 	for _, n := range candidates {
 		labels := st.nodes[n].labels
-		if !matchLabels(selector, labels) || !matchNodeSelector(required, labels) || st.nodes[n].perms.refusal(nd) != fits {
+		if !spec.MatchesLabels(selector, labels) || !required.Matches(labels) || st.nodes[n].perms.refusal(nd) != fits {
 			continue
 		}
 		score := preferredScore(preferred, labels)

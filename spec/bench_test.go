@@ -109,27 +109,40 @@ func BenchmarkLoad5000(b *testing.B) {
 	}
 }
 
-// BenchmarkLoadPeakRSS loads a revision of eight 4 MiB files, each one flat YAML list
-// of 2 million items (refused: too many nodes, but only once parsed), in a fresh process
-// per GOMAXPROCS, and reports that process's peak resident memory. What a load costs
-// must not grow with the number of CPUs.
+// BenchmarkLoadPeakRSS loads revisions of 4 MiB files of tiny YAML nodes, in a
+// fresh process per GOMAXPROCS, and reports that process's peak resident memory:
+//   - lists: eight files, each one flat list of 2 million items, refused by the pre-scan;
+//   - dense: eight files, each ten documents [? a, ? a, …] of 99,990 single-pair
+//     mappings, the densest the pre-scan lets the parser build (three nodes for
+//     each it counts, about 300,000 a document, refused by checkShape once built);
+//   - dense-small: 100 files of one such document.
+//
+// What a load costs must not grow with the number of CPUs.
 func BenchmarkLoadPeakRSS(b *testing.B) {
-	dir := b.TempDir()
 	list := append([]byte{'['}, bytes.Repeat([]byte("0,"), 2<<20-1)...)
 	list[len(list)-1] = ']'
-	for i := range 8 {
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("list-%d.yaml", i)), list, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for _, procs := range []int{1, 2, 8} {
-		b.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(b *testing.B) {
-			var peak int64
-			for b.Loop() {
-				peak = peakRSSOf(b, "TestLoadPeakRSSChild", dir, procs)
+	doc := append(append([]byte("---\n["), bytes.Repeat([]byte("? a,"), 99_990)...), "]\n"...)
+	dense := bytes.Repeat(doc, 10)
+	for _, rev := range []struct {
+		name  string
+		file  []byte
+		files int
+	}{{"lists", list, 8}, {"dense", dense, 8}, {"dense-small", doc, 100}} {
+		dir := b.TempDir()
+		for i := range rev.files {
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f-%d.yaml", i)), rev.file, 0o644); err != nil {
+				b.Fatal(err)
 			}
-			b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
-		})
+		}
+		for _, procs := range []int{1, 2, 8} {
+			b.Run(fmt.Sprintf("%s/GOMAXPROCS=%d", rev.name, procs), func(b *testing.B) {
+				var peak int64
+				for b.Loop() {
+					peak = peakRSSOf(b, "TestLoadPeakRSSChild", dir, procs)
+				}
+				b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
+			})
+		}
 	}
 }
 

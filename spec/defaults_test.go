@@ -106,27 +106,3 @@ func TestNamespaceKeepsNoNamespace(t *testing.T) {
 		t.Errorf("namespace %+v", ns.Metadata)
 	}
 }
-
-func TestLabelSelectorMatches(t *testing.T) {
-	labels := map[string]string{"app": "web", "tier": "front"}
-	tests := []struct {
-		sel  *LabelSelector
-		want bool
-	}{
-		{nil, false},
-		{&LabelSelector{}, true},
-		{&LabelSelector{MatchLabels: map[string]string{"app": "web"}}, true},
-		{&LabelSelector{MatchLabels: map[string]string{"app": "api"}}, false},
-		{&LabelSelector{MatchExpressions: []LabelSelectorRequirement{{Key: "tier", Operator: OpIn, Values: []string{"front", "back"}}}}, true},
-		{&LabelSelector{MatchExpressions: []LabelSelectorRequirement{{Key: "tier", Operator: OpNotIn, Values: []string{"front"}}}}, false},
-		{&LabelSelector{MatchExpressions: []LabelSelectorRequirement{{Key: "zone", Operator: OpNotIn, Values: []string{"a"}}}}, true},
-		{&LabelSelector{MatchExpressions: []LabelSelectorRequirement{{Key: "app", Operator: OpExists}}}, true},
-		{&LabelSelector{MatchExpressions: []LabelSelectorRequirement{{Key: "app", Operator: OpDoesNotExist}}}, false},
-		{&LabelSelector{MatchExpressions: []LabelSelectorRequirement{{Key: "app", Operator: "Bogus"}}}, false},
-	}
-	for i, tt := range tests {
-		if got := tt.sel.Matches(labels); got != tt.want {
-			t.Errorf("case %d: Matches = %v, want %v", i, got, tt.want)
-		}
-	}
-}

@@ -9,11 +9,14 @@ import (
 // commit costs a bounded amount of memory and time and fails with a clear error.
 // A zero field takes its value from DefaultLoadOptions.
 //
-// The YAML parser builds a whole document before the node budget can refuse it,
-// so a file of tiny nodes (a flat list of 2 million items fits in 4 MiB) costs
-// about 100 times its size of memory, and a second or two, before it is refused.
-// Load decodes at most MaxFileBytes of manifests at once, whatever the number of
-// CPUs, so that is also about what a load costs beyond the objects it returns.
+// A file is checked against the limits on documents, nodes and depth by a linear
+// pre-scan before the YAML parser builds anything, so a file of tiny nodes (a flat
+// list of 2 million items fits in 4 MiB) is refused at the cost of reading it.
+// What passes costs the parser at most the tree of one document of about three
+// times MaxNodesPerDocument (about 140 MiB by default, 30 times the largest file),
+// and Load decodes at most MaxFileBytes of manifests at once (a file weighing 32
+// bytes per YAML node, or its size if that is more), whatever the number of CPUs,
+// so that is also about what a load costs beyond the objects it returns.
 type LoadOptions struct {
 	// MaxFileBytes is the size of the largest manifest file read, in bytes.
 	// Larger files are an error, found before reading them.

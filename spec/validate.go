@@ -439,7 +439,7 @@ func validateProbePort(r *report, p *fieldPath, port IntOrString, ports []Contai
 	if !r.name(p, port.Str, ianaSvcName, true) {
 		return
 	}
-	if !slices.ContainsFunc(ports, func(cp ContainerPort) bool { return cp.Name == port.Str }) {
+	if _, ok := NamedPort(ports, port.Str); !ok {
 		r.errorf(p, "port name %q is not one of the container's ports", port.Str)
 	}
 }

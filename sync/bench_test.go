@@ -20,10 +20,10 @@ func BenchmarkPollNoChange(b *testing.B) {
 	for i := range 50 {
 		files[fmt.Sprintf("apps/app%02d.yaml", i)] = configMap(fmt.Sprintf("app%02d", i), "v1")
 	}
-	up.commit(files, "fifty apps")
+	up.Commit("fifty apps", files)
 	cfg := DefaultPollerConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	p, err := NewPoller(openRepo(b, Source{URL: "file://" + up.bare, Branch: "main"}, b.TempDir()), cfg)
+	p, err := NewPoller(openRepo(b, Source{URL: "file://" + up.Bare, Branch: "main"}, b.TempDir()), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

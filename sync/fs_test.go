@@ -18,10 +18,10 @@ func commitFS(t *testing.T, files map[string]string, prepare func(work string)) 
 	t.Helper()
 	up := newUpstream(t)
 	if prepare != nil {
-		prepare(up.work)
+		prepare(up.Dir)
 	}
-	hash := up.commit(files, "fs")
-	repo, err := git.PlainOpen(up.bare)
+	hash := up.Commit("fs", files)
+	repo, err := git.PlainOpen(up.Bare)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,15 +75,15 @@ func TestMarkerSurvivesDamagedFile(t *testing.T) {
 // held before asking the remote. The remote's head must come first.
 func TestPollerAsksRemoteBeforeClone(t *testing.T) {
 	up := newUpstream(t)
-	bad := up.commit(map[string]string{"app.yaml": configMap("app", "bad")}, "bad")
-	state, src := t.TempDir(), Source{URL: up.bare}
+	bad := up.Commit("bad", map[string]string{"app.yaml": configMap("app", "bad")})
+	state, src := t.TempDir(), Source{URL: up.Bare}
 	before, err := Open(context.Background(), src, state)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fetchAndLoad(t, before)
 	before.Close()
-	revert := up.commit(map[string]string{"app.yaml": configMap("app", "good")}, "revert")
+	revert := up.Commit("revert", map[string]string{"app.yaml": configMap("app", "good")})
 
 	p := startPoller(t, openRepo(t, src, state), testPollerConfig())
 	ev := receive(t, p)
@@ -99,20 +99,20 @@ func TestPollerAsksRemoteBeforeClone(t *testing.T) {
 // it applies the next commit that arrives.
 func TestSuspectRevisionNotReappliedAfterCrash(t *testing.T) {
 	up := newUpstream(t)
-	good := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "good")
+	good := up.Commit("good", map[string]string{"app.yaml": configMap("app", "v1")})
 	state := t.TempDir()
 
-	first := startCrashChild(t, up.bare, state)
+	first := startCrashChild(t, up.Bare, state)
 	first.expect("survived " + good)
-	bad := up.commit(map[string]string{"app.yaml": configMap("app", "crash")}, "bad")
+	bad := up.Commit("bad", map[string]string{"app.yaml": configMap("app", "crash")})
 	first.expect("applying " + bad)
 	first.kill() // stands for the planner running out of memory on the bad commit
 
-	second := startCrashChild(t, up.bare, state)
+	second := startCrashChild(t, up.Bare, state)
 	second.expect("skipped " + bad)
 	second.expect("applying " + good)
 	second.expect("survived " + good)
-	fix := up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "revert")
+	fix := up.Commit("revert", map[string]string{"app.yaml": configMap("app", "v2")})
 	second.expect("survived " + fix)
 	second.kill()
 	if second.seen("applying " + bad) {
@@ -224,10 +224,12 @@ func TestCrashChild(t *testing.T) {
 // rejected by the poller with the limit named, and the last good revision stays.
 func TestPollerRejectsBillionReplicas(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "good")
-	p := startPoller(t, openRepo(t, Source{URL: up.bare}, t.TempDir()), testPollerConfig())
+	up.Commit("good", map[string]string{"app.yaml": configMap("app", "v1")})
+	p := startPoller(t, openRepo(t, Source{URL: up.Bare}, t.TempDir()), testPollerConfig())
 	good := receive(t, p)
-	up.commit(map[string]string{"web.yaml": `apiVersion: apps/v1
+	up.Commit(
+
+		"a billion replicas", map[string]string{"web.yaml": `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:
@@ -236,7 +238,8 @@ spec:
   template:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: nginx}]}
-`}, "a billion replicas")
+`})
+
 	ev := receive(t, p)
 	want := "web.yaml:5: spec.replicas: 1000000000 replicas is over the limit of 10,000 per Deployment (max-replicas-per-deployment)"
 	if !errors.Is(ev.Err, ErrRevisionRejected) || len(ev.Diagnostics) != 1 || ev.Diagnostics[0].String() != want {

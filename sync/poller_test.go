@@ -65,8 +65,8 @@ func receive(t *testing.T, p *Poller) Event {
 
 func TestPollerEmitsOnlyNews(t *testing.T) {
 	up := newUpstream(t)
-	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	p := startPoller(t, openRepo(t, Source{URL: up.bare}, t.TempDir()), testPollerConfig())
+	c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	p := startPoller(t, openRepo(t, Source{URL: up.Bare}, t.TempDir()), testPollerConfig())
 
 	ev := receive(t, p)
 	if ev.Err != nil || ev.Desired == nil || ev.Revision.Commit != c1 || configValue(ev.Desired, "app") != "v1" {
@@ -78,7 +78,7 @@ func TestPollerEmitsOnlyNews(t *testing.T) {
 	// Many intervals pass with the head still on c1. Were unchanged heads reported, the
 	// next event would be c1 again rather than c2.
 	time.Sleep(20 * testPollerConfig().Interval)
-	c2 := up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "two")
+	c2 := up.Commit("two", map[string]string{"app.yaml": configMap("app", "v2")})
 	if ev := receive(t, p); ev.Revision.Commit != c2 || configValue(ev.Desired, "app") != "v2" {
 		t.Fatalf("event %+v, want %s with v2", ev.Revision, c2)
 	}
@@ -86,14 +86,14 @@ func TestPollerEmitsOnlyNews(t *testing.T) {
 
 func TestPollerKeepsLastGoodOverRejectedRevision(t *testing.T) {
 	up := newUpstream(t)
-	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "good")
-	p := startPoller(t, openRepo(t, Source{URL: up.bare}, t.TempDir()), testPollerConfig())
+	c1 := up.Commit("good", map[string]string{"app.yaml": configMap("app", "v1")})
+	p := startPoller(t, openRepo(t, Source{URL: up.Bare}, t.TempDir()), testPollerConfig())
 	good := receive(t, p)
 	if good.Revision.Commit != c1 {
 		t.Fatalf("first event %+v", good.Revision)
 	}
 
-	c2 := up.commit(map[string]string{"bad.yaml": brokenManifest}, "bad")
+	c2 := up.Commit("bad", map[string]string{"bad.yaml": brokenManifest})
 	ev := receive(t, p)
 	if ev.Revision.Commit != c2 || ev.Desired != nil || !errors.Is(ev.Err, ErrRevisionRejected) || !ev.Diagnostics.HasErrors() {
 		t.Fatalf("event for the broken commit: %+v; want it rejected with diagnostics", ev)
@@ -103,7 +103,7 @@ func TestPollerKeepsLastGoodOverRejectedRevision(t *testing.T) {
 	}
 
 	// The rejected commit is not retried: the next event is the fix.
-	c3 := up.commit(map[string]string{"bad.yaml": ""}, "fix")
+	c3 := up.Commit("fix", map[string]string{"bad.yaml": ""})
 	ev = receive(t, p)
 	if ev.Revision.Commit != c3 || ev.Err != nil || p.LastGood() != ev.Desired {
 		t.Fatalf("event after the fix: %+v, want %s loaded and last good", ev.Revision, c3)
@@ -112,12 +112,12 @@ func TestPollerKeepsLastGoodOverRejectedRevision(t *testing.T) {
 
 func TestPollerBacksOffWhileRemoteIsGone(t *testing.T) {
 	up := newUpstream(t)
-	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
+	c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
 	cfg := testPollerConfig()
-	p := startPoller(t, openRepo(t, Source{URL: up.bare}, t.TempDir()), cfg)
+	p := startPoller(t, openRepo(t, Source{URL: up.Bare}, t.TempDir()), cfg)
 	good := receive(t, p)
 
-	if err := os.Rename(up.bare, up.bare+".away"); err != nil {
+	if err := os.Rename(up.Bare, up.Bare+".away"); err != nil {
 		t.Fatal(err)
 	}
 	want := []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond, 40 * time.Millisecond}
@@ -131,7 +131,7 @@ func TestPollerBacksOffWhileRemoteIsGone(t *testing.T) {
 		}
 	}
 
-	if err := os.Rename(up.bare+".away", up.bare); err != nil {
+	if err := os.Rename(up.Bare+".away", up.Bare); err != nil {
 		t.Fatal(err)
 	}
 	// Failures may still be in flight; the first success says "reachable again".
@@ -145,7 +145,7 @@ func TestPollerBacksOffWhileRemoteIsGone(t *testing.T) {
 		}
 		break
 	}
-	c2 := up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "two")
+	c2 := up.Commit("two", map[string]string{"app.yaml": configMap("app", "v2")})
 	if ev := receive(t, p); ev.Revision.Commit != c2 || ev.Desired == nil {
 		t.Fatalf("after recovery: %+v, want %s loaded", ev.Revision, c2)
 	}
@@ -154,15 +154,15 @@ func TestPollerBacksOffWhileRemoteIsGone(t *testing.T) {
 // A restarted daemon gets the revision its clone holds even while the remote is down.
 func TestPollerResumesFromCloneWithoutRemote(t *testing.T) {
 	up := newUpstream(t)
-	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	state, src := t.TempDir(), Source{URL: up.bare}
+	c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	state, src := t.TempDir(), Source{URL: up.Bare}
 	before, err := Open(context.Background(), src, state)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fetchAndLoad(t, before)
 	before.Close()
-	if err := os.Rename(up.bare, up.bare+".away"); err != nil {
+	if err := os.Rename(up.Bare, up.Bare+".away"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -181,8 +181,8 @@ func TestPollerResumesFromCloneWithoutRemote(t *testing.T) {
 
 func TestPollerReportsMissingBranch(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	p := startPoller(t, openRepo(t, Source{URL: up.bare, Branch: "gone"}, t.TempDir()), testPollerConfig())
+	up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	p := startPoller(t, openRepo(t, Source{URL: up.Bare, Branch: "gone"}, t.TempDir()), testPollerConfig())
 	if ev := receive(t, p); !errors.Is(ev.Err, ErrRefNotFound) || ev.RetryIn == 0 {
 		t.Fatalf("event %+v, want ErrRefNotFound with a backoff", ev)
 	}
@@ -193,13 +193,13 @@ func TestPollerReportsMissingBranch(t *testing.T) {
 
 func TestPollerTrigger(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
+	up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
 	cfg := testPollerConfig()
 	cfg.Interval = time.Hour // only a trigger can make it look again
-	p := startPoller(t, openRepo(t, Source{URL: up.bare}, t.TempDir()), cfg)
+	p := startPoller(t, openRepo(t, Source{URL: up.Bare}, t.TempDir()), cfg)
 	receive(t, p)
 
-	c2 := up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "two")
+	c2 := up.Commit("two", map[string]string{"app.yaml": configMap("app", "v2")})
 	for range 1000 {
 		p.Trigger() // never blocks, however many arrive
 	}
@@ -210,8 +210,8 @@ func TestPollerTrigger(t *testing.T) {
 
 func TestPollerRunsOnce(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	p := startPoller(t, openRepo(t, Source{URL: up.bare}, t.TempDir()), testPollerConfig())
+	up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	p := startPoller(t, openRepo(t, Source{URL: up.Bare}, t.TempDir()), testPollerConfig())
 	receive(t, p)
 	if err := p.Run(context.Background()); !errors.Is(err, ErrPollerStarted) {
 		t.Errorf("second Run: %v, want ErrPollerStarted", err)

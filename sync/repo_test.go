@@ -3,13 +3,13 @@ package sync
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shoalhq/shoal/internal/testsupport"
 	"github.com/shoalhq/shoal/spec"
 )
 
@@ -39,8 +39,8 @@ func head(t *testing.T, r *Repo) string {
 
 func TestRepoFollowsNewCommits(t *testing.T) {
 	up := newUpstream(t)
-	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "first\n\nwith a body")
-	r := openRepo(t, Source{URL: up.bare, Branch: "main"}, t.TempDir())
+	c1 := up.Commit("first\n\nwith a body", map[string]string{"app.yaml": configMap("app", "v1")})
+	r := openRepo(t, Source{URL: up.Bare, Branch: "main"}, t.TempDir())
 
 	if got := head(t, r); got != c1 {
 		t.Fatalf("Head = %s, want %s", got, c1)
@@ -48,7 +48,7 @@ func TestRepoFollowsNewCommits(t *testing.T) {
 	d := fetchAndLoad(t, r)
 	want := spec.Revision{
 		Commit:  c1,
-		Author:  testAuthorName + " <" + testAuthorEmail + ">",
+		Author:  testsupport.AuthorName + " <" + testsupport.AuthorEmail + ">",
 		Message: "first",
 		Time:    time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC),
 	}
@@ -60,7 +60,7 @@ func TestRepoFollowsNewCommits(t *testing.T) {
 		t.Errorf("app = %q, want v1", v)
 	}
 
-	c2 := up.commit(map[string]string{"app.yaml": configMap("app", "v2"), "db.yaml": configMap("db", "x")}, "second")
+	c2 := up.Commit("second", map[string]string{"app.yaml": configMap("app", "v2"), "db.yaml": configMap("db", "x")})
 	if got := head(t, r); got != c2 {
 		t.Fatalf("Head after push = %s, want %s", got, c2)
 	}
@@ -73,14 +73,14 @@ func TestRepoFollowsNewCommits(t *testing.T) {
 
 func TestRepoRefs(t *testing.T) {
 	up := newUpstream(t)
-	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	up.git("tag", "-a", "-m", "release v1", "v1")
-	up.git("tag", "light")
-	up.git("push", "--quiet", "origin", "v1", "light")
-	up.git("checkout", "--quiet", "-b", "release")
-	cRel := up.commit(map[string]string{"app.yaml": configMap("app", "release")}, "release")
-	up.git("checkout", "--quiet", "main")
-	cMain := up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "two")
+	c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	up.Git("tag", "-a", "-m", "release v1", "v1")
+	up.Git("tag", "light")
+	up.Git("push", "--quiet", "origin", "v1", "light")
+	up.Git("checkout", "--quiet", "-b", "release")
+	cRel := up.Commit("release", map[string]string{"app.yaml": configMap("app", "release")})
+	up.Git("checkout", "--quiet", "main")
+	cMain := up.Commit("two", map[string]string{"app.yaml": configMap("app", "v2")})
 
 	for _, tc := range []struct {
 		name       string
@@ -96,7 +96,7 @@ func TestRepoRefs(t *testing.T) {
 		{"pinned commit on a branch", Source{Branch: "main", Commit: strings.ToUpper(c1)}, c1, "v1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.src.URL = up.bare
+			tc.src.URL = up.Bare
 			r := openRepo(t, tc.src, t.TempDir())
 			if got := head(t, r); got != tc.wantCommit {
 				t.Errorf("Head = %s, want %s", got, tc.wantCommit)
@@ -112,15 +112,15 @@ func TestRepoRefs(t *testing.T) {
 
 func TestRepoFollowsMovedTag(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	up.git("tag", "-a", "-m", "prod", "prod")
-	up.git("push", "--quiet", "origin", "prod")
-	r := openRepo(t, Source{URL: up.bare, Tag: "prod"}, t.TempDir())
+	up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	up.Git("tag", "-a", "-m", "prod", "prod")
+	up.Git("push", "--quiet", "origin", "prod")
+	r := openRepo(t, Source{URL: up.Bare, Tag: "prod"}, t.TempDir())
 	fetchAndLoad(t, r)
 
-	c2 := up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "two")
-	up.git("tag", "-f", "-a", "-m", "prod again", "prod")
-	up.git("push", "--quiet", "--force", "origin", "prod")
+	c2 := up.Commit("two", map[string]string{"app.yaml": configMap("app", "v2")})
+	up.Git("tag", "-f", "-a", "-m", "prod again", "prod")
+	up.Git("push", "--quiet", "--force", "origin", "prod")
 	if got := head(t, r); got != c2 {
 		t.Fatalf("Head after moving the tag = %s, want %s", got, c2)
 	}
@@ -131,12 +131,12 @@ func TestRepoFollowsMovedTag(t *testing.T) {
 
 func TestRepoPinNeedsNoRemoteOnceFetched(t *testing.T) {
 	up := newUpstream(t)
-	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "two")
-	r := openRepo(t, Source{URL: up.bare, Commit: c1}, t.TempDir())
+	c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	up.Commit("two", map[string]string{"app.yaml": configMap("app", "v2")})
+	r := openRepo(t, Source{URL: up.Bare, Commit: c1}, t.TempDir())
 	fetchAndLoad(t, r)
 
-	if err := os.Rename(up.bare, up.bare+".gone"); err != nil {
+	if err := os.Rename(up.Bare, up.Bare+".gone"); err != nil {
 		t.Fatal(err)
 	}
 	if got := head(t, r); got != c1 {
@@ -149,11 +149,11 @@ func TestRepoPinNeedsNoRemoteOnceFetched(t *testing.T) {
 
 func TestRepoPinNotOnBranch(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	up.git("checkout", "--quiet", "-b", "side")
-	side := up.commit(map[string]string{"app.yaml": configMap("app", "side")}, "side")
+	up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	up.Git("checkout", "--quiet", "-b", "side")
+	side := up.Commit("side", map[string]string{"app.yaml": configMap("app", "side")})
 
-	r := openRepo(t, Source{URL: up.bare, Branch: "main", Commit: side}, t.TempDir())
+	r := openRepo(t, Source{URL: up.Bare, Branch: "main", Commit: side}, t.TempDir())
 	_, err := r.Fetch(context.Background())
 	if !errors.Is(err, ErrCommitNotFound) {
 		t.Fatalf("Fetch of a pin that is not on main: %v, want ErrCommitNotFound", err)
@@ -162,20 +162,22 @@ func TestRepoPinNotOnBranch(t *testing.T) {
 
 func TestRepoSubPath(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{
-		"clusters/prod/app.yaml":     configMap("app", "prod"),
-		"clusters/prod/nested/x.yml": configMap("nested", "yes"),
-		"clusters/staging/app.yaml":  configMap("app", "staging"),
-		"broken.yaml":                brokenManifest, // outside the path: must not matter
-	}, "layout")
+	up.Commit(
 
-	r := openRepo(t, Source{URL: up.bare, Path: "clusters/prod/"}, t.TempDir())
+		"layout", map[string]string{
+			"clusters/prod/app.yaml":     configMap("app", "prod"),
+			"clusters/prod/nested/x.yml": configMap("nested", "yes"),
+			"clusters/staging/app.yaml":  configMap("app", "staging"),
+			"broken.yaml":                brokenManifest,
+		})
+
+	r := openRepo(t, Source{URL: up.Bare, Path: "clusters/prod/"}, t.TempDir())
 	d := fetchAndLoad(t, r)
 	if configValue(d, "app") != "prod" || configValue(d, "nested") != "yes" {
 		t.Errorf("app=%q nested=%q, want prod yes", configValue(d, "app"), configValue(d, "nested"))
 	}
 
-	missing := openRepo(t, Source{URL: up.bare, Path: "clusters/dev"}, t.TempDir())
+	missing := openRepo(t, Source{URL: up.Bare, Path: "clusters/dev"}, t.TempDir())
 	rev, err := missing.Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -187,8 +189,8 @@ func TestRepoSubPath(t *testing.T) {
 
 func TestRepoRejectsBrokenRevision(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", "v1"), "bad.yaml": brokenManifest}, "broken")
-	r := openRepo(t, Source{URL: up.bare}, t.TempDir())
+	up.Commit("broken", map[string]string{"app.yaml": configMap("app", "v1"), "bad.yaml": brokenManifest})
+	r := openRepo(t, Source{URL: up.Bare}, t.TempDir())
 	rev, err := r.Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -204,21 +206,21 @@ func TestRepoRejectsBrokenRevision(t *testing.T) {
 
 func TestRepoFollowsForcePush(t *testing.T) {
 	up := newUpstream(t)
-	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "two")
-	r := openRepo(t, Source{URL: up.bare, Branch: "main"}, t.TempDir())
+	c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	up.Commit("two", map[string]string{"app.yaml": configMap("app", "v2")})
+	r := openRepo(t, Source{URL: up.Bare, Branch: "main"}, t.TempDir())
 	fetchAndLoad(t, r)
 
 	// Rewrite history: drop "two", commit something else on top of "one".
-	up.git("reset", "--quiet", "--hard", c1)
-	c3 := up.commit(map[string]string{"app.yaml": configMap("app", "v3")}, "three, rewritten")
+	up.Git("reset", "--quiet", "--hard", c1)
+	c3 := up.Commit("three, rewritten", map[string]string{"app.yaml": configMap("app", "v3")})
 	if d := fetchAndLoad(t, r); d.Revision.Commit != c3 || configValue(d, "app") != "v3" {
 		t.Fatalf("after force-push loaded %s app=%q, want %s v3", d.Revision.Commit, configValue(d, "app"), c3)
 	}
 
 	// And back to an older commit, as a rollback by reset would.
-	up.git("reset", "--quiet", "--hard", c1)
-	up.git("push", "--quiet", "--force", "origin", "HEAD")
+	up.Git("reset", "--quiet", "--hard", c1)
+	up.Git("push", "--quiet", "--force", "origin", "HEAD")
 	if d := fetchAndLoad(t, r); d.Revision.Commit != c1 || configValue(d, "app") != "v1" {
 		t.Errorf("after reset to %s loaded %s app=%q", c1, d.Revision.Commit, configValue(d, "app"))
 	}
@@ -226,15 +228,15 @@ func TestRepoFollowsForcePush(t *testing.T) {
 
 func TestRepoFollowsRevert(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	c2 := up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "two")
-	r := openRepo(t, Source{URL: up.bare}, t.TempDir())
+	up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	c2 := up.Commit("two", map[string]string{"app.yaml": configMap("app", "v2")})
+	r := openRepo(t, Source{URL: up.Bare}, t.TempDir())
 	if d := fetchAndLoad(t, r); configValue(d, "app") != "v2" {
 		t.Fatalf("app = %q, want v2", configValue(d, "app"))
 	}
-	up.git("revert", "--no-edit", c2)
-	up.git("push", "--quiet", "origin", "HEAD")
-	reverted := up.git("rev-parse", "HEAD")
+	up.Git("revert", "--no-edit", c2)
+	up.Git("push", "--quiet", "origin", "HEAD")
+	reverted := up.Git("rev-parse", "HEAD")
 	if d := fetchAndLoad(t, r); d.Revision.Commit != reverted || configValue(d, "app") != "v1" {
 		t.Errorf("after revert loaded %s app=%q, want %s v1", d.Revision.Commit, configValue(d, "app"), reverted)
 	}
@@ -242,8 +244,8 @@ func TestRepoFollowsRevert(t *testing.T) {
 
 func TestRepoMissingBranch(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	r := openRepo(t, Source{URL: up.bare, Branch: "nope"}, t.TempDir())
+	up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	r := openRepo(t, Source{URL: up.Bare, Branch: "nope"}, t.TempDir())
 	if _, err := r.Head(context.Background()); !errors.Is(err, ErrRefNotFound) || !strings.Contains(err.Error(), "refs/heads/nope") {
 		t.Errorf("Head: %v, want ErrRefNotFound naming refs/heads/nope", err)
 	}
@@ -258,7 +260,7 @@ func TestRepoUnreachableRemote(t *testing.T) {
 		url  func(t *testing.T) string
 	}{
 		{"missing path", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nothing-here.git") }},
-		{"closed port", func(t *testing.T) string { return "https://" + closedPort(t) + "/repo.git" }},
+		{"closed port", func(t *testing.T) string { return "https://" + testsupport.FreeAddr(t) + "/repo.git" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := openRepo(t, Source{URL: tc.url(t)}, t.TempDir())
@@ -277,24 +279,13 @@ func TestRepoUnreachableRemote(t *testing.T) {
 	}
 }
 
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // A restarted daemon reopens its clone rather than cloning again: with the remote gone,
 // the commit it fetched before the restart still loads.
 func TestRepoReopensCloneAfterRestart(t *testing.T) {
 	up := newUpstream(t)
-	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
+	c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
 	state := t.TempDir()
-	src := Source{URL: up.bare}
+	src := Source{URL: up.Bare}
 	first, err := Open(context.Background(), src, state)
 	if err != nil {
 		t.Fatal(err)
@@ -304,7 +295,7 @@ func TestRepoReopensCloneAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := os.Rename(up.bare, up.bare+".gone"); err != nil {
+	if err := os.Rename(up.Bare, up.Bare+".gone"); err != nil {
 		t.Fatal(err)
 	}
 	logger, logs := logBuffer()
@@ -331,12 +322,12 @@ func TestRepoReopensCloneAfterRestart(t *testing.T) {
 func TestRepoLocksClone(t *testing.T) {
 	up := newUpstream(t)
 	state := t.TempDir()
-	r := openRepo(t, Source{URL: up.bare}, state)
-	if _, err := Open(context.Background(), Source{URL: up.bare}, state); !errors.Is(err, ErrLocked) {
+	r := openRepo(t, Source{URL: up.Bare}, state)
+	if _, err := Open(context.Background(), Source{URL: up.Bare}, state); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open: %v, want ErrLocked", err)
 	}
 	r.Close()
-	openRepo(t, Source{URL: up.bare}, state) // released by Close
+	openRepo(t, Source{URL: up.Bare}, state) // released by Close
 }
 
 func TestRepoRecoversDamagedClone(t *testing.T) {
@@ -372,9 +363,9 @@ func TestRepoRecoversDamagedClone(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := newUpstream(t)
-			c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
+			c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
 			state := t.TempDir()
-			src := Source{URL: up.bare}
+			src := Source{URL: up.Bare}
 			first, err := Open(context.Background(), src, state)
 			if err != nil {
 				t.Fatal(err)
@@ -401,9 +392,9 @@ func TestRepoRecoversDamagedClone(t *testing.T) {
 // A clone damaged while open is noticed by Load and repaired by the next Fetch.
 func TestRepoRepairsCloneDamagedWhileOpen(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", strings.Repeat("v1", 2000))}, "one")
+	up.Commit("one", map[string]string{"app.yaml": configMap("app", strings.Repeat("v1", 2000))})
 	logger, logs := logBuffer()
-	r := openRepo(t, Source{URL: up.bare}, t.TempDir(), WithLogger(logger))
+	r := openRepo(t, Source{URL: up.Bare}, t.TempDir(), WithLogger(logger))
 	rev, err := r.Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)

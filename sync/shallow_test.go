@@ -27,13 +27,13 @@ func assertNotFetched(t *testing.T, r *Repo, commit string) {
 // clones; then new commits, a force-push and a reopened clone still work.
 func TestRepoFetchesOnlyTheHead(t *testing.T) {
 	up := newUpstream(t)
-	srv := newHTTPSRemote(t, filepath.Dir(up.bare), "deploy", "s3cret")
+	srv := newHTTPSRemote(t, filepath.Dir(up.Bare), "deploy", "s3cret")
 	sources := map[string]Source{
-		"file":  {URL: up.bare},
-		"https": {URL: srv.URL + "/" + filepath.Base(up.bare), Auth: Auth{Username: "deploy", Password: "s3cret", InsecureSkipTLS: true}},
+		"file":  {URL: up.Bare},
+		"https": {URL: srv.URL + "/" + filepath.Base(up.Bare), Auth: Auth{Username: "deploy", Password: "s3cret", InsecureSkipTLS: true}},
 	}
-	old := up.commit(map[string]string{"big.yaml": configMap("big", strings.Repeat("x", 1<<20))}, "old")
-	c1 := up.commit(map[string]string{"big.yaml": "", "app.yaml": configMap("app", "v1")}, "one")
+	old := up.Commit("old", map[string]string{"big.yaml": configMap("big", strings.Repeat("x", 1<<20))})
+	c1 := up.Commit("one", map[string]string{"big.yaml": "", "app.yaml": configMap("app", "v1")})
 	for name, src := range sources {
 		t.Run(name, func(t *testing.T) {
 			state := t.TempDir()
@@ -51,12 +51,12 @@ func TestRepoFetchesOnlyTheHead(t *testing.T) {
 		state, src := t.TempDir(), sources["file"]
 		r := openRepo(t, src, state)
 		fetchAndLoad(t, r)
-		c2 := up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "two")
+		c2 := up.Commit("two", map[string]string{"app.yaml": configMap("app", "v2")})
 		if d := fetchAndLoad(t, r); d.Revision.Commit != c2 || configValue(d, "app") != "v2" {
 			t.Fatalf("after a new commit: %s app=%q, want %s v2", d.Revision.Commit, configValue(d, "app"), c2)
 		}
-		up.git("reset", "--quiet", "--hard", c1)
-		c3 := up.commit(map[string]string{"app.yaml": configMap("app", "v3")}, "rewritten")
+		up.Git("reset", "--quiet", "--hard", c1)
+		c3 := up.Commit("rewritten", map[string]string{"app.yaml": configMap("app", "v3")})
 		if d := fetchAndLoad(t, r); d.Revision.Commit != c3 || configValue(d, "app") != "v3" {
 			t.Fatalf("after a force-push: %s app=%q, want %s v3", d.Revision.Commit, configValue(d, "app"), c3)
 		}
@@ -76,8 +76,8 @@ func TestRepoRefusesLargeBlobWithoutReadingIt(t *testing.T) {
 	up := newUpstream(t)
 	big := make([]byte, 32<<20)
 	rand.Read(big) // incompressible, so that the pack holds it whole
-	c := up.commit(map[string]string{"app.yaml": configMap("app", "v1"), "big.yaml": string(big), "assets/logo.bin": string(big[:2<<20])}, "big")
-	r := openRepo(t, Source{URL: up.bare}, t.TempDir(), WithMaxBlobBytes(1<<20))
+	c := up.Commit("big", map[string]string{"app.yaml": configMap("app", "v1"), "big.yaml": string(big), "assets/logo.bin": string(big[:2<<20])})
+	r := openRepo(t, Source{URL: up.Bare}, t.TempDir(), WithMaxBlobBytes(1<<20))
 	rev, err := r.Fetch(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -56,9 +56,9 @@ func newHTTPSRemote(t *testing.T, root, user, password string) *httptest.Server 
 
 func TestHTTPS(t *testing.T) {
 	up := newUpstream(t)
-	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
-	srv := newHTTPSRemote(t, filepath.Dir(up.bare), "deploy", "s3cret")
-	url := srv.URL + "/" + filepath.Base(up.bare)
+	c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
+	srv := newHTTPSRemote(t, filepath.Dir(up.Bare), "deploy", "s3cret")
+	url := srv.URL + "/" + filepath.Base(up.Bare)
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	writeFile(t, caFile, string(ca))
@@ -224,8 +224,8 @@ func (s *sshRemote) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 
 func TestSSH(t *testing.T) {
 	up := newUpstream(t)
-	old := up.commit(map[string]string{"app.yaml": configMap("app", "v0")}, "old")
-	c1 := up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
+	old := up.Commit("old", map[string]string{"app.yaml": configMap("app", "v0")})
+	c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
 	dir := t.TempDir()
 
 	clientPub, clientPriv, err := ed25519.GenerateKey(rand.Reader)
@@ -253,7 +253,7 @@ func TestSSH(t *testing.T) {
 	unrelated := filepath.Join(dir, "known_hosts_unrelated")
 	writeFile(t, unrelated, knownhosts.Line([]string{"[git.example.com]:2222"}, srv.hostKey)+"\n")
 
-	url := "ssh://git@" + srv.addr + up.bare
+	url := "ssh://git@" + srv.addr + up.Bare
 	for _, tc := range []struct {
 		name    string
 		auth    Auth

@@ -5,89 +5,19 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 
+	"github.com/shoalhq/shoal/internal/testsupport"
 	"github.com/shoalhq/shoal/spec"
 )
 
-// upstream is a real remote for tests: a bare repository and a working clone of it that
-// commits and pushes with the git CLI.
-type upstream struct {
-	t    testing.TB
-	bare string
-	work string
-}
-
-// Commit authorship of every test commit; the committer date is set per commit.
-const (
-	testAuthorName  = "Ada Lovelace"
-	testAuthorEmail = "ada@example.com"
-)
-
-func newUpstream(t testing.TB) *upstream {
+// newUpstream is a real remote: a bare repository and a working clone that commits and
+// pushes with the git CLI. Its commits carry a fixed date, so hashes repeat across runs.
+func newUpstream(t testing.TB) *testsupport.Repo {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Fatalf("the sync tests need the git CLI to build their repositories (apt-get install git): %v", err)
-	}
-	dir := t.TempDir()
-	u := &upstream{t: t, bare: filepath.Join(dir, "remote.git"), work: filepath.Join(dir, "work")}
-	runGit(t, dir, "init", "--quiet", "--bare", "--initial-branch=main", u.bare)
-	runGit(t, dir, "clone", "--quiet", u.bare, u.work)
-	return u
-}
-
-// commit writes files (an empty content deletes the file), commits them with msg and
-// pushes the current branch; it returns the new commit.
-func (u *upstream) commit(files map[string]string, msg string) string {
-	u.t.Helper()
-	for name, content := range files {
-		p := filepath.Join(u.work, filepath.FromSlash(name))
-		if content == "" {
-			if err := os.Remove(p); err != nil {
-				u.t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			u.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			u.t.Fatal(err)
-		}
-	}
-	u.git("add", "--all")
-	u.git("commit", "--quiet", "--allow-empty", "-m", msg)
-	u.git("push", "--quiet", "--force", "origin", "HEAD")
-	return u.git("rev-parse", "HEAD")
-}
-
-// git runs git in the working clone and returns its trimmed output.
-func (u *upstream) git(args ...string) string {
-	u.t.Helper()
-	return runGit(u.t, u.work, args...)
-}
-
-func runGit(t testing.TB, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	// Isolate from the machine's git configuration so that results do not depend on it.
-	cmd.Env = append(os.Environ(),
-		"GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "HOME="+dir,
-		"GIT_AUTHOR_NAME="+testAuthorName, "GIT_AUTHOR_EMAIL="+testAuthorEmail,
-		"GIT_COMMITTER_NAME="+testAuthorName, "GIT_COMMITTER_EMAIL="+testAuthorEmail,
-		"GIT_COMMITTER_DATE=2024-05-01T12:00:00Z", "GIT_AUTHOR_DATE=2024-05-01T12:00:00Z")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
+	up := testsupport.NewRemote(t)
+	up.Date = "2024-05-01T12:00:00Z"
+	return up
 }
 
 // configMap is a one-key ConfigMap manifest: the smallest valid object.

@@ -105,10 +105,10 @@ func TestWebhookNeedsSecret(t *testing.T) {
 // A signed push delivered over HTTP makes a real Poller look at once.
 func TestWebhookTriggersPoller(t *testing.T) {
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
+	up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
 	cfg := testPollerConfig()
 	cfg.Interval = 24 * time.Hour // only the webhook can cause the second check
-	p := startPoller(t, openRepo(t, Source{URL: up.bare}, t.TempDir()), cfg)
+	p := startPoller(t, openRepo(t, Source{URL: up.Bare}, t.TempDir()), cfg)
 	receive(t, p)
 
 	h, err := NewWebhook([]byte("s3cret"), p, nil)
@@ -117,7 +117,7 @@ func TestWebhookTriggersPoller(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	c2 := up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "two")
+	c2 := up.Commit("two", map[string]string{"app.yaml": configMap("app", "v2")})
 
 	body := `{"ref":"refs/heads/main"}`
 	req, _ := http.NewRequest("POST", srv.URL, strings.NewReader(body))
@@ -233,9 +233,9 @@ func TestWebhookBurstCoalesces(t *testing.T) {
 		t.Fatalf("needs %s from the git package: %v", gitHTTPBackend, err)
 	}
 	up := newUpstream(t)
-	up.commit(map[string]string{"app.yaml": configMap("app", "v1")}, "one")
+	up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
 	backend := &cgi.Handler{Path: gitHTTPBackend,
-		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(up.bare), "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"}}
+		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(up.Bare), "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"}}
 	var adverts, fetches atomic.Int32 // ref advertisements (every check, and every fetch), and fetches
 	gate := make(chan struct{})
 	close(gate) // open until the burst
@@ -256,9 +256,9 @@ func TestWebhookBurstCoalesces(t *testing.T) {
 
 	cfg := testPollerConfig()
 	cfg.Interval = 24 * time.Hour // only the webhook causes checks
-	p := startPoller(t, openRepo(t, Source{URL: remote.URL + "/" + filepath.Base(up.bare)}, t.TempDir()), cfg)
+	p := startPoller(t, openRepo(t, Source{URL: remote.URL + "/" + filepath.Base(up.Bare)}, t.TempDir()), cfg)
 	receive(t, p)
-	c2 := up.commit(map[string]string{"app.yaml": configMap("app", "v2")}, "two")
+	c2 := up.Commit("two", map[string]string{"app.yaml": configMap("app", "v2")})
 	h, err := NewWebhook([]byte("s3cret"), p, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // shoal runs the CLI in-process and returns its exit code, stdout and stderr.
@@ -80,43 +81,6 @@ spec:
 	}
 }
 
-// gitRepo makes a real repository with the git CLI.
-type gitRepo struct {
-	t   *testing.T
-	dir string
-}
-
-func newRepo(t *testing.T) *gitRepo {
-	r := &gitRepo{t: t, dir: t.TempDir()}
-	r.git("init", "-q", "-b", "main")
-	return r
-}
-
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@shoal.invalid"}, args...)...)
-	cmd.Dir = r.dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-func (r *gitRepo) commit(files map[string]string) string {
-	r.t.Helper()
-	for name, text := range files {
-		if text == "" {
-			os.Remove(filepath.Join(r.dir, name))
-			continue
-		}
-		write(r.t, r.dir, name, text)
-	}
-	r.git("add", "-A")
-	r.git("commit", "-q", "-m", "change")
-	return r.git("rev-parse", "HEAD")
-}
-
 func write(t *testing.T, dir, name, text string) {
 	t.Helper()
 	path := filepath.Join(dir, name)
@@ -128,22 +92,9 @@ func write(t *testing.T, dir, name, text string) {
 	}
 }
 
-func deployment(image string, replicas string) string {
-	return `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: ` + replicas + `
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: ` + image + "\n"
+// deployment is the Deployment "web" of the CLI tests.
+func deployment(image string, replicas int) string {
+	return testsupport.Deployment{Name: "web", Replicas: replicas, Container: "web", Image: image}.YAML()
 }
 
 const secret = `apiVersion: v1
@@ -155,20 +106,21 @@ stringData:
 `
 
 func TestValidateAndPlanAgainstGitRevisions(t *testing.T) {
-	repo := newRepo(t)
-	first := repo.commit(map[string]string{"web.yaml": deployment("nginx:1.25", "2"), "db.yaml": secret})
-	repo.git("tag", "v1")
-	second := repo.commit(map[string]string{
-		"web.yaml": deployment("nginx:1.26", "3"),
+	repo := testsupport.NewRepo(t)
+	first := repo.Commit("change", map[string]string{"web.yaml": deployment("nginx:1.25", 2), "db.yaml": secret})
+	repo.Git("tag", "v1")
+	second := repo.Commit("change", map[string]string{
+		"web.yaml": deployment("nginx:1.26", 3),
 		"db.yaml":  strings.Replace(secret, "hunter2-very-secret", "correct-horse", 1),
 		"svc.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 80}]\n",
 	})
+
 	cache := t.TempDir()
 
-	if code, out, errOut := shoal(t, "validate", "--repo", repo.dir, "--rev", "v1", "--state-dir", cache); code != 0 {
+	if code, out, errOut := shoal(t, "validate", "--repo", repo.Dir, "--rev", "v1", "--state-dir", cache); code != 0 {
 		t.Fatalf("validate v1: exit %d: %s %s", code, out, errOut)
 	}
-	code, out, errOut := shoal(t, "plan", "--repo", repo.dir, "--from", first, "--to", "main", "--state-dir", cache)
+	code, out, errOut := shoal(t, "plan", "--repo", repo.Dir, "--from", first, "--to", "main", "--state-dir", cache)
 	if code != 1 {
 		t.Fatalf("plan: exit %d, want 1 (changes): %s %s", code, out, errOut)
 	}
@@ -182,29 +134,29 @@ func TestValidateAndPlanAgainstGitRevisions(t *testing.T) {
 			t.Errorf("plan output shows a secret value %q:\n%s", secretText, out)
 		}
 	}
-	if code, out, _ := shoal(t, "plan", "--repo", repo.dir, "--from", second, "--to", second, "--state-dir", cache); code != 0 {
+	if code, out, _ := shoal(t, "plan", "--repo", repo.Dir, "--from", second, "--to", second, "--state-dir", cache); code != 0 {
 		t.Errorf("plan of a revision against itself: exit %d, want 0:\n%s", code, out)
 	}
 
 	// A working directory against the branch head: only the edit shows.
 	work := t.TempDir()
-	write(t, work, "web.yaml", deployment("nginx:1.26", "3"))
+	write(t, work, "web.yaml", deployment("nginx:1.26", 3))
 	write(t, work, "db.yaml", strings.Replace(secret, "hunter2-very-secret", "correct-horse", 1))
-	code, out, _ = shoal(t, "plan", work, "--repo", repo.dir, "--state-dir", cache)
+	code, out, _ = shoal(t, "plan", work, "--repo", repo.Dir, "--state-dir", cache)
 	if code != 1 || !strings.Contains(out, "Service/default/web") || strings.Contains(out, "Deployment/default/web") {
 		t.Errorf("plan of a working directory: exit %d:\n%s", code, out)
 	}
 
 	// A broken revision: validate says 1 with the file and line; plan refuses with 2.
-	repo.commit(map[string]string{"bad.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: Bad_Name}\n"})
-	code, out, _ = shoal(t, "validate", "--repo", repo.dir, "--state-dir", cache)
+	repo.Commit("change", map[string]string{"bad.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: Bad_Name}\n"})
+	code, out, _ = shoal(t, "validate", "--repo", repo.Dir, "--state-dir", cache)
 	if code != 1 || !strings.Contains(out, "bad.yaml:3: metadata.name") {
 		t.Errorf("validate broken head: exit %d:\n%s", code, out)
 	}
-	if code, _, _ := shoal(t, "plan", "--repo", repo.dir, "--from", second, "--to", "main", "--state-dir", cache); code != 2 {
+	if code, _, _ := shoal(t, "plan", "--repo", repo.Dir, "--from", second, "--to", "main", "--state-dir", cache); code != 2 {
 		t.Errorf("plan to a broken revision: exit %d, want 2", code)
 	}
-	if code, _, errOut := shoal(t, "validate", "--repo", filepath.Join(repo.dir, "nope"), "--state-dir", cache); code != 2 || errOut == "" {
+	if code, _, errOut := shoal(t, "validate", "--repo", filepath.Join(repo.Dir, "nope"), "--state-dir", cache); code != 2 || errOut == "" {
 		t.Errorf("unreachable repository: exit %d, stderr %q; want 2 and a reason", code, errOut)
 	}
 }
@@ -232,22 +184,22 @@ func TestConfigFileSetsFlagsTheCommandLineLeftUnset(t *testing.T) {
 }
 
 func TestPlanShowsPlacementOnAClusterFile(t *testing.T) {
-	repo := newRepo(t)
-	first := repo.commit(map[string]string{"web.yaml": deployment("nginx:1.25", "1")})
-	spread := strings.Replace(deployment("nginx:1.26", "3"), "    spec:\n", `    spec:
+	repo := testsupport.NewRepo(t)
+	first := repo.Commit("change", map[string]string{"web.yaml": deployment("nginx:1.25", 1)})
+	spread := strings.Replace(deployment("nginx:1.26", 3), "    spec:\n", `    spec:
       affinity:
         podAntiAffinity:
           requiredDuringSchedulingIgnoredDuringExecution:
           - labelSelector: {matchLabels: {app: web}}
             topologyKey: kubernetes.io/hostname
 `, 1)
-	repo.commit(map[string]string{"web.yaml": spread})
+	repo.Commit("change", map[string]string{"web.yaml": spread})
 	cluster := filepath.Join(t.TempDir(), "cluster.yaml")
 	write(t, filepath.Dir(cluster), "cluster.yaml", `nodes:
 - {name: a, cpu: "2", memory: 4Gi, labels: {topology.kubernetes.io/zone: z1}}
 - {name: b, cpu: "2", memory: 4Gi}
 `)
-	code, out, errOut := shoal(t, "plan", "--repo", repo.dir, "--from", first, "--to", "main", "--state-dir", t.TempDir(), "--cluster", cluster)
+	code, out, errOut := shoal(t, "plan", "--repo", repo.Dir, "--from", first, "--to", "main", "--state-dir", t.TempDir(), "--cluster", cluster)
 	if code != 1 {
 		t.Fatalf("exit %d: %s %s", code, out, errOut)
 	}

@@ -5,22 +5,7 @@ import (
 	"testing"
 )
 
-const billionReplicas = `apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-spec:
-  replicas: 1000000000
-  selector:
-    matchLabels: {app: web}
-  template:
-    metadata:
-      labels: {app: web}
-    spec:
-      containers:
-      - name: web
-        image: nginx:1.25
-`
+var billionReplicas = deployment("nginx:1.25", 1_000_000_000)
 
 // TestValidateRejectsBillionReplicas is issue #8's attack through `shoal validate`: it
 // used to pass, and the same commit then took every agent down.

@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // TestValidateAndPlanNeverPrintSecrets is the leak through the CLI: a Secret rejected for
@@ -21,12 +23,12 @@ metadata:
 stringData:
   token: ` + token + "\n"
 	}
-	repo := newRepo(t)
-	first := repo.commit(map[string]string{"api.yaml": withToken("tok-old-5551234")})
-	repo.commit(map[string]string{"api.yaml": withToken("tok-new-5556789")})
+	repo := testsupport.NewRepo(t)
+	first := repo.Commit("change", map[string]string{"api.yaml": withToken("tok-old-5551234")})
+	repo.Commit("change", map[string]string{"api.yaml": withToken("tok-new-5556789")})
 	cache := t.TempDir()
 
-	code, out, errOut := shoal(t, "plan", "--repo", repo.dir, "--from", first, "--to", "main", "--state-dir", cache)
+	code, out, errOut := shoal(t, "plan", "--repo", repo.Dir, "--from", first, "--to", "main", "--state-dir", cache)
 	if code != 1 || !strings.Contains(out, "last-applied-configuration") {
 		t.Fatalf("plan: exit %d, want 1 and the annotation named:\n%s%s", code, out, errOut)
 	}
@@ -36,15 +38,15 @@ stringData:
 		}
 	}
 
-	repo.commit(map[string]string{"api.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: api}\nstringData:\n  pin: 8675309\n"})
-	code, out, errOut = shoal(t, "validate", "--repo", repo.dir, "--state-dir", cache)
+	repo.Commit("change", map[string]string{"api.yaml": "apiVersion: v1\nkind: Secret\nmetadata: {name: api}\nstringData:\n  pin: 8675309\n"})
+	code, out, errOut = shoal(t, "validate", "--repo", repo.Dir, "--state-dir", cache)
 	if code != 1 || !strings.Contains(out, "api.yaml:5: stringData.pin") {
 		t.Errorf("validate: exit %d, want 1 with the file, line and field:\n%s%s", code, out, errOut)
 	}
 	if strings.Contains(out+errOut, "8675309") {
 		t.Errorf("validate prints the rejected value:\n%s%s", out, errOut)
 	}
-	code, out, errOut = shoal(t, "plan", "--repo", repo.dir, "--from", first, "--to", "main", "--state-dir", cache)
+	code, out, errOut = shoal(t, "plan", "--repo", repo.Dir, "--from", first, "--to", "main", "--state-dir", cache)
 	if code != 2 || strings.Contains(out+errOut, "8675309") {
 		t.Errorf("plan to the broken revision: exit %d, want 2 without the value:\n%s%s", code, out, errOut)
 	}
