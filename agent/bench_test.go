@@ -144,7 +144,9 @@ func BenchmarkCoreProbeVerdict(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		bc.cycle(probeEvent{executor.ProbeResult{InstanceID: id, Container: "main", Kind: executor.ProbeReadiness, Healthy: i%2 == 0}})
+		if rd := bc.cycle(probeEvent{executor.ProbeResult{InstanceID: id, Container: "main", Kind: executor.ProbeReadiness, Healthy: i%2 == 0}}); rd.planInputs != nil {
+			b.Fatal("a probe verdict planned again")
+		}
 	}
 }
 
@@ -156,7 +158,9 @@ func BenchmarkCoreGossipInstanceChange(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		bc.cycle(viewEvent{bc.views[i%2]})
+		if rd := bc.cycle(viewEvent{bc.views[i%2]}); rd.planInputs != nil {
+			b.Fatal("a readiness change elsewhere planned again")
+		}
 	}
 }
 

@@ -468,8 +468,8 @@ func (c *core) onListing(l listingEvent) {
 			}
 		}
 	}
-	for id, in := range c.instances {
-		if !seen[id] && in.created && !in.busy && !in.changed.After(l.began) {
+	for _, id := range c.instanceIDs() {
+		if in := c.instances[id]; !seen[id] && in.created && !in.busy && !in.changed.After(l.began) {
 			c.log.Warn("instance vanished from the runtime; it will be started again", "instance", id)
 			c.forget(in)
 		}

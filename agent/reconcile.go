@@ -40,7 +40,8 @@ func (c *core) reconcile() {
 	// with stricter permissions is stopped (the plan does not keep it on a node that
 	// refuses it) before a crash of it could be restarted in place, which the executor
 	// does not check again.
-	for _, in := range c.instances {
+	for _, id := range c.instanceIDs() {
+		in := c.instances[id]
 		c.restartDue(in)
 		c.ensureProbes(in)
 	}
@@ -345,4 +346,15 @@ func (c *core) restartDue(in *instance) {
 		c.rd.restarts = append(c.rd.restarts, restartAction{in.id, ct.name})
 		return // one action per instance at a time
 	}
+}
+
+// instanceIDs are the IDs of this node's instances, sorted: the core decides in the same
+// order however the records are stored, so that the same events give the same Ready.
+func (c *core) instanceIDs() []string {
+	ids := make([]string, 0, len(c.instances))
+	for id := range c.instances {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }

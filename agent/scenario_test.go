@@ -423,6 +423,9 @@ func (s *scenario) ready() string {
 	if rd.markApplying != "" {
 		out = append(out, "mark applying "+rd.markApplying)
 	}
+	if rd.planInputs != nil {
+		out = append(out, "plan")
+	}
 	for _, p := range rd.probes {
 		switch {
 		case p.spec != nil:
