@@ -48,15 +48,17 @@ type core struct {
 	view      gossip.View
 	index     viewIndex
 	notJoined string
-	// placement is the last plan; mine this node's share of it with compiled workloads,
-	// and remote what the other nodes run of each workload, for pacing.
+	// placement is the last plan; mine this node's share of it with compiled workloads;
+	// unplaced its unplaced replicas by workload, for status; remote what the other nodes
+	// run of each workload, for pacing.
 	placement planner.Placement
 	mine      []assignment
 	unplaced  map[workloadKey][]planner.Unplaced
 	remote    map[workloadKey]workloadCount
 	// planDue says the plan's inputs changed since the last plan: a revision, a listing,
-	// a gossip view, an instance started or gone, a tick. Probe verdicts and restarts do
-	// not change them; a burst of events costs one plan, made by the next Ready.
+	// members or where instances run, a local instance gone or failed to start, the
+	// resync tick, readiness of an instance copied on two nodes. Probe verdicts and
+	// restarts otherwise do not; a burst of events costs one plan, made by the next Ready.
 	planDue bool
 
 	// What was last published, to publish only changes.
