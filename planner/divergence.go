@@ -40,11 +40,18 @@ func compareCopies(a, b Instance) int {
 // classify sorts what the view reports running into copies of wanted slots, outdated
 // instances and instances to stop.
 func (st *state) classify(view []Instance) {
-	instances := slices.Clone(view)
-	slices.SortFunc(instances, compareInstances)
-	instances = slices.CompactFunc(instances, sameInstance)
-	for _, in := range instances {
-		w := st.byKey[in.Namespace+"/"+in.Workload]
+	instances := view
+	if !sortedDistinct(view) {
+		instances = slices.Clone(view)
+		slices.SortFunc(instances, compareInstances)
+		instances = slices.CompactFunc(instances, sameInstance)
+	}
+	var w *workload
+	for i, in := range instances {
+		// The view is sorted by namespace and workload: one lookup per workload.
+		if i == 0 || in.Namespace != instances[i-1].Namespace || in.Workload != instances[i-1].Workload {
+			w = st.byKey[in.Namespace+"/"+in.Workload]
+		}
 		switch {
 		case w == nil:
 			st.stop(in, "its Deployment is not in the desired state")
@@ -61,16 +68,37 @@ func (st *state) classify(view []Instance) {
 				st.stop(in, "scaled down to "+strconv.Itoa(w.replicas)+" replicas")
 			default:
 				w.growSlots(slot + 1)
-				w.slots[slot].copies = append(w.slots[slot].copies, in)
+				// Most slots have one copy: it stays where it is in instances, which is
+				// never written (it may be the caller's view). A second copy moves the
+				// slot's copies to a slice of their own, as the capacity of one forces.
+				s := &w.slots[slot]
+				if s.copies == nil {
+					s.copies = instances[i : i+1 : i+1]
+				} else {
+					s.copies = append(s.copies, in)
+				}
 			}
 		}
 	}
 	for _, w := range st.workloads {
 		w.outdated = st.dedupeOutdated(w.outdated)
 		for i := range w.slots {
-			slices.SortFunc(w.slots[i].copies, compareCopies)
+			if len(w.slots[i].copies) > 1 {
+				slices.SortFunc(w.slots[i].copies, compareCopies)
+			}
 		}
 	}
+}
+
+// sortedDistinct reports whether view is already in compareInstances order with one report
+// per instance, as the agent hands it over: then classify need not sort a copy.
+func sortedDistinct(view []Instance) bool {
+	for i := 1; i < len(view); i++ {
+		if compareInstances(view[i-1], view[i]) > 0 || sameInstance(view[i-1], view[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // dedupeOutdated keeps the best copy of each outdated ID for the rollout and stops the rest.
@@ -134,8 +162,12 @@ func (st *state) keepRefusal(w *workload, c Instance) string {
 	case !c.Running:
 		return "not running"
 	}
-	if why := st.staticReason(w, n); why != fits {
-		return why.String()
+	// The static set holds exactly the nodes the static filters pass: only the others need
+	// them run to say why.
+	if !w.static.all.has(n) {
+		if why := st.staticReason(w, n); why != fits {
+			return why.String()
+		}
 	}
 	if why := st.check(w, n, keeping); why != fits {
 		return why.String()

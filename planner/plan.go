@@ -221,6 +221,20 @@ func (st *state) overflowReason(w *workload) string {
 	return "beyond the " + strconv.Itoa(st.capacity) + " instances the alive nodes can run together"
 }
 
+// instanceID is w's ID for slot. A running copy's ID spells it already, mostly: the
+// string is shared instead of built again for every replica of the cluster.
+func (w *workload) instanceID(slot int, s *slotState) string {
+	var buf [20]byte
+	digits := strconv.AppendInt(buf[:0], int64(slot), 10)
+	for _, c := range s.copies {
+		// slotOf accepts spellings such as "+7": only an exact one is shared.
+		if len(c.ID) == len(w.prefix)+len(digits) && c.ID[len(w.prefix):] == string(digits) && c.ID[:len(w.prefix)] == w.prefix {
+			return c.ID
+		}
+	}
+	return w.prefix + string(digits)
+}
+
 // placement assembles the result, every list sorted.
 func (st *state) placement() Placement {
 	replicas := 0
@@ -231,7 +245,7 @@ func (st *state) placement() Placement {
 	for _, w := range st.workloads {
 		for slot := range w.slots {
 			s := &w.slots[slot]
-			id := w.prefix + strconv.Itoa(slot)
+			id := w.instanceID(slot, s)
 			if s.node >= 0 {
 				p.Assignments = append(p.Assignments, Assignment{
 					InstanceID: id, Namespace: w.ns, Workload: w.name, Slot: slot,

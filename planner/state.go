@@ -396,6 +396,21 @@ func (st *state) candidateTrackers(w *workload) []*tracker {
 // signature is a canonical text of a value, for sharing work between equal constraints:
 // encoding/json sorts map keys.
 func signature(v any) string {
+	// Most workloads have no node selector or node affinity: skip the encoder for them.
+	switch v := v.(type) {
+	case map[string]string:
+		if v == nil {
+			return "null"
+		}
+	case *spec.NodeSelector:
+		if v == nil {
+			return "null"
+		}
+	case []spec.PreferredSchedulingTerm:
+		if v == nil {
+			return "null"
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Spec types always marshal; were one not to, sharing is only an optimisation.
@@ -482,6 +497,9 @@ func (st *state) compile(set *spec.Set, d *spec.Deployment) *workload {
 // replicas as the alive nodes can run together, and for every running copy's slot (see
 // classify): the others cannot be placed, and are reported as one run (overflowReason).
 func (w *workload) growSlots(n int) {
+	if n > cap(w.slots) {
+		w.slots = slices.Grow(w.slots, n-len(w.slots))
+	}
 	for len(w.slots) < n {
 		w.slots = append(w.slots, slotState{node: -1})
 	}
