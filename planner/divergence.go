@@ -16,15 +16,21 @@ import (
 // compareInstances is a total order on instances, for sorting the view. Reports of one
 // instance (one ID on one node) come together, the most hopeful first.
 func compareInstances(a, b Instance) int {
-	return cmp.Or(
-		strings.Compare(a.Namespace, b.Namespace),
-		strings.Compare(a.Workload, b.Workload),
-		strings.Compare(a.ID, b.ID),
-		strings.Compare(a.Node, b.Node),
-		-compareBool(a.Ready, b.Ready),
-		-compareBool(a.Running, b.Running),
-		strings.Compare(a.SpecHash, b.SpecHash),
-	)
+	// Early returns, not cmp.Or, which would compare every field every time: the planner
+	// compares a view of every instance in the cluster.
+	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Workload, b.Workload); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.ID, b.ID); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Node, b.Node); c != 0 {
+		return c
+	}
+	return cmp.Or(-compareBool(a.Ready, b.Ready), -compareBool(a.Running, b.Running), strings.Compare(a.SpecHash, b.SpecHash))
 }
 
 // sameInstance reports whether two reports are of one instance: a node runs one per ID.
@@ -126,11 +132,12 @@ func (st *state) keepRunning() {
 		for slot := range w.slots {
 			s := &w.slots[slot]
 			for _, c := range s.copies {
-				if why := st.keepRefusal(w, c); why != "" {
+				n, why := st.keepRefusal(w, c)
+				if why != "" {
 					s.refused = append(s.refused, why)
 					continue
 				}
-				st.assign(w, slot, st.byName[c.Node], true)
+				st.assign(w, slot, n, true)
 				break
 			}
 		}
@@ -153,26 +160,27 @@ func (st *state) keepRunning() {
 	}
 }
 
-// keepRefusal says why a running copy cannot keep its place, or "" when it can.
-func (st *state) keepRefusal(w *workload, c Instance) string {
+// keepRefusal returns the node of a running copy and why it cannot keep its place there,
+// or "" when it can.
+func (st *state) keepRefusal(w *workload, c Instance) (int32, string) {
 	n, ok := st.byName[c.Node]
 	switch {
 	case !ok:
-		return "node not in view"
+		return -1, "node not in view"
 	case !c.Running:
-		return "not running"
+		return n, "not running"
 	}
 	// The static set holds exactly the nodes the static filters pass: only the others need
 	// them run to say why.
 	if !w.static.all.has(n) {
 		if why := st.staticReason(w, n); why != fits {
-			return why.String()
+			return n, why.String()
 		}
 	}
 	if why := st.check(w, n, keeping); why != fits {
-		return why.String()
+		return n, why.String()
 	}
-	return ""
+	return n, ""
 }
 
 // stopLeftovers lists every copy of a slot that is not on the slot's node.

@@ -98,26 +98,29 @@ func sortPoints(points []point) []point {
 		slices.SortFunc(points, comparePoints)
 		return points
 	}
-	width := min(bits.Len(uint(len(points))), 20)
-	shift := 64 - width
-	start := make([]int32, 1<<width+1)
+	// One or two points a bucket.
+	shift := 64 - (bits.Len(uint(len(points))) - 1)
+	// next[b] is first where bucket b begins, then where its next point goes, and so in
+	// the end where it ends.
+	next := make([]int32, 1<<(64-shift)+1)
 	for _, p := range points {
-		start[p.pos>>shift+1]++
+		next[p.pos>>shift+1]++
 	}
-	for i := 1; i < len(start); i++ {
-		start[i] += start[i-1]
+	for i := 1; i < len(next); i++ {
+		next[i] += next[i-1]
 	}
 	out := make([]point, len(points))
-	next := slices.Clone(start[:len(start)-1])
 	for _, p := range points {
 		b := p.pos >> shift
 		out[next[b]] = p
 		next[b]++
 	}
-	for b := range len(start) - 1 {
-		if lo, hi := start[b], start[b+1]; hi-lo > 1 {
+	lo := int32(0)
+	for _, hi := range next[:len(next)-1] {
+		if hi-lo > 1 {
 			slices.SortFunc(out[lo:hi], comparePoints)
 		}
+		lo = hi
 	}
 	return out
 }
