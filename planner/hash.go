@@ -65,18 +65,45 @@ type ring struct {
 // newRing places the virtual nodes of the given nodes. Positions depend only on a node's
 // name hash and size, so a sub-ring (a subset's points) orders nodes exactly as the full
 // ring does.
+//
+// Points are ordered by position, then node. Positions are hashes, spread evenly: a
+// counting pass buckets them by their top bits, in order, and each bucket (one or two
+// points) is sorted alone, a fraction of what a comparison sort of every point costs. The
+// positions are computed twice, to count and to place, which is cheaper than a second array.
 func newRing(hashes []uint64, alloc []Resources, members []int32) ring {
 	n := 0
 	for _, m := range members {
 		n += virtualNodes(alloc[m])
 	}
-	points := make([]point, 0, n)
+	pos := func(m int32, v int) uint64 { return mix64(hashes[m] + uint64(v+1)*goldenRatio64) }
+	// One or two points a bucket; next[b] is first where bucket b begins, then where its
+	// next point goes, and so in the end where it ends.
+	shift := 64 - max(bits.Len(uint(n))-1, 0)
+	next := make([]int32, 1<<(64-shift)+1)
 	for _, m := range members {
 		for v := range virtualNodes(alloc[m]) {
-			points = append(points, point{pos: mix64(hashes[m] + uint64(v+1)*goldenRatio64), node: m})
+			next[pos(m, v)>>shift+1]++
 		}
 	}
-	return ring{points: sortPoints(points)}
+	for i := 1; i < len(next); i++ {
+		next[i] += next[i-1]
+	}
+	points := make([]point, n)
+	for _, m := range members {
+		for v := range virtualNodes(alloc[m]) {
+			p := pos(m, v)
+			points[next[p>>shift]] = point{pos: p, node: m}
+			next[p>>shift]++
+		}
+	}
+	lo := int32(0)
+	for _, hi := range next[:len(next)-1] {
+		if hi-lo > 1 {
+			slices.SortFunc(points[lo:hi], comparePoints)
+		}
+		lo = hi
+	}
+	return ring{points: points}
 }
 
 // comparePoints orders points by position, then node.
@@ -88,41 +115,6 @@ func comparePoints(a, b point) int {
 		return 1
 	}
 	return int(a.node - b.node)
-}
-
-// sortPoints sorts points by comparePoints. Positions are hashes, spread evenly: one
-// counting pass buckets them by their top bits, in order, and each bucket (a couple of
-// points) is sorted alone, a tenth of what a comparison sort of every point costs.
-func sortPoints(points []point) []point {
-	if len(points) < 1024 {
-		slices.SortFunc(points, comparePoints)
-		return points
-	}
-	// One or two points a bucket.
-	shift := 64 - (bits.Len(uint(len(points))) - 1)
-	// next[b] is first where bucket b begins, then where its next point goes, and so in
-	// the end where it ends.
-	next := make([]int32, 1<<(64-shift)+1)
-	for _, p := range points {
-		next[p.pos>>shift+1]++
-	}
-	for i := 1; i < len(next); i++ {
-		next[i] += next[i-1]
-	}
-	out := make([]point, len(points))
-	for _, p := range points {
-		b := p.pos >> shift
-		out[next[b]] = p
-		next[b]++
-	}
-	lo := int32(0)
-	for _, hi := range next[:len(next)-1] {
-		if hi-lo > 1 {
-			slices.SortFunc(out[lo:hi], comparePoints)
-		}
-		lo = hi
-	}
-	return out
 }
 
 // subset keeps the points of the nodes in members.

@@ -100,25 +100,31 @@ func TestSpreadMinimum(t *testing.T) {
 	}
 }
 
-func TestSortPointsIsComparisonOrder(t *testing.T) {
+func TestRingIsComparisonOrder(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
-	for _, n := range []int{0, 1, 1000, 1024, 5000, 70000} {
-		points := make([]point, n)
-		for i := range points {
-			points[i] = point{pos: rng.Uint64(), node: int32(rng.Intn(50))}
-			switch rng.Intn(10) {
-			case 0: // equal positions fall back on the node
-				if i > 0 {
-					points[i].pos = points[rng.Intn(i)].pos
-				}
-			case 1: // one crowded bucket
-				points[i].pos = 0xabcd<<48 | rng.Uint64()>>40
+	for _, n := range []int{0, 1, 7, 100, 5000} {
+		hashes := make([]uint64, n)
+		alloc := make([]Resources, n)
+		var members []int32
+		for i := range hashes {
+			hashes[i] = rng.Uint64()
+			if rng.Intn(20) == 0 && i > 0 { // a name hash collision: equal positions, ordered by node
+				hashes[i] = hashes[rng.Intn(i)]
+			}
+			alloc[i].MilliCPU = rng.Int63n(10000)
+			if rng.Intn(10) != 0 {
+				members = append(members, int32(i))
 			}
 		}
-		want := slices.Clone(points)
+		var want []point
+		for _, m := range members {
+			for v := range virtualNodes(alloc[m]) {
+				want = append(want, point{pos: mix64(hashes[m] + uint64(v+1)*goldenRatio64), node: m})
+			}
+		}
 		slices.SortFunc(want, comparePoints)
-		if got := sortPoints(slices.Clone(points)); !slices.Equal(got, want) {
-			t.Fatalf("%d points: sortPoints differs from a comparison sort", n)
+		if got := newRing(hashes, alloc, members).points; !slices.Equal(got, want) && len(got)+len(want) > 0 {
+			t.Fatalf("%d nodes: the ring is not in position, then node, order", n)
 		}
 	}
 }
