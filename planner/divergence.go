@@ -134,7 +134,7 @@ func (st *state) keepRunning() {
 			for _, c := range s.copies {
 				n, why := st.keepRefusal(w, c)
 				if why != "" {
-					s.refused = append(s.refused, why)
+					s.refuse(why)
 					continue
 				}
 				st.assign(w, slot, n, true)
@@ -152,7 +152,7 @@ func (st *state) keepRunning() {
 				s := &w.slots[slot]
 				if s.kept && !st.affinityHolds(w, s.node, true) {
 					st.unassign(w, slot)
-					s.refused = append(s.refused, affinityMismatch.String())
+					s.refuse(affinityMismatch.String())
 					dropped = true
 				}
 			}
@@ -185,18 +185,19 @@ func (st *state) keepRefusal(w *workload, c Instance) (int32, string) {
 
 // stopLeftovers lists every copy of a slot that is not on the slot's node.
 func (st *state) stopLeftovers(s *slotState) {
+	refused := s.refused()
 	for i, c := range s.copies {
 		if s.node >= 0 && c.Node == st.nodes[s.node].name {
 			continue
 		}
 		why := "a duplicate"
-		if i < len(s.refused) {
-			why = s.refused[i]
+		if i < len(refused) {
+			why = refused[i]
 		}
 		switch {
 		case s.node < 0:
 			st.stop(c, "cannot stay ("+why+") and no node can take it")
-		case i < len(s.refused):
+		case i < len(refused):
 			st.stop(c, "moved to "+st.nodes[s.node].name+": "+why)
 		default:
 			st.stop(c, "duplicate: the copy on "+st.nodes[s.node].name+" is kept")

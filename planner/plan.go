@@ -106,14 +106,15 @@ func (st *state) placeRest() {
 			s := &ref.w.slots[ref.slot]
 			ex := st.trace.replica(ref.w, ref.slot)
 			if ref.w == failed {
-				s.unplaced = failedWhy
+				s.setUnplaced(failedWhy)
 				ex.copyRejections(failedEx)
 			} else if n, why := st.place(ref.w, ref.slot, ex); n >= 0 {
 				st.assign(ref.w, ref.slot, n, false)
 				progress = true
 				continue
 			} else {
-				failed, failedWhy, failedEx, s.unplaced = ref.w, why, ex, why
+				failed, failedWhy, failedEx = ref.w, why, ex
+				s.setUnplaced(why)
 			}
 			if ref.w.requiresAffinity {
 				retry = append(retry, ref)
@@ -202,7 +203,8 @@ func (st *state) scan(w *workload, pos uint64, ex *ReplicaExplanation) (int32, s
 }
 
 func (st *state) assign(w *workload, slot int, n int32, kept bool) {
-	w.slots[slot].node, w.slots[slot].kept, w.slots[slot].unplaced = n, kept, ""
+	w.slots[slot].node, w.slots[slot].kept = n, kept
+	w.slots[slot].setUnplaced("")
 	st.reserve(w, n, 1)
 }
 
@@ -253,7 +255,7 @@ func (st *state) placement() Placement {
 				})
 			} else {
 				p.Unplaced = append(p.Unplaced, Unplaced{
-					Namespace: w.ns, Workload: w.name, Slot: slot, InstanceID: id, Reason: s.unplaced,
+					Namespace: w.ns, Workload: w.name, Slot: slot, InstanceID: id, Reason: s.unplaced(),
 				})
 			}
 			st.stopLeftovers(s)

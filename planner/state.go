@@ -142,9 +142,52 @@ type slotState struct {
 	kept bool
 	// copies are the running instances with this slot's ID, best first.
 	copies []Instance
+	// trouble is nil while nothing went wrong, as for almost every slot: a plan holds a
+	// slotState per replica of the cluster, and what is rare stays out of it.
+	trouble *slotTrouble
+}
+
+// slotTrouble is what went wrong with a slot.
+type slotTrouble struct {
 	// refused says, per copy not kept, why it could not keep its place.
-	refused  []string
+	refused []string
+	// unplaced says why no node takes the slot.
 	unplaced string
+}
+
+// refuse records why the next copy could not keep its place.
+func (s *slotState) refuse(why string) {
+	if s.trouble == nil {
+		s.trouble = &slotTrouble{}
+	}
+	s.trouble.refused = append(s.trouble.refused, why)
+}
+
+// refused says, per copy not kept, why it could not keep its place.
+func (s *slotState) refused() []string {
+	if s.trouble == nil {
+		return nil
+	}
+	return s.trouble.refused
+}
+
+// setUnplaced records why no node takes the slot, "" when one does.
+func (s *slotState) setUnplaced(why string) {
+	if s.trouble == nil {
+		if why == "" {
+			return
+		}
+		s.trouble = &slotTrouble{}
+	}
+	s.trouble.unplaced = why
+}
+
+// unplaced says why no node takes the slot.
+func (s *slotState) unplaced() string {
+	if s.trouble == nil {
+		return ""
+	}
+	return s.trouble.unplaced
 }
 
 // workload is a Deployment compiled for placement, and what the plan knows of its slots.
