@@ -246,6 +246,7 @@ type state struct {
 	byName   map[string]int32
 	alive    []int32
 	ring     ring
+	// labelIdx is built by labelIndex, when a node selector first asks.
 	labelIdx map[string]map[string][]int32
 	topos    map[string]*topology
 	trackers map[string]*tracker
@@ -292,14 +293,13 @@ func newState(hash HashFunc, desired spec.Desired, view View) *state {
 	return st
 }
 
-// indexNodes sorts the nodes, drops duplicate names, and builds the ring and label index.
+// indexNodes sorts the nodes, drops duplicate names, and builds the ring.
 func (st *state) indexNodes(in []Node) {
 	nodes := slices.Clone(in)
 	slices.SortFunc(nodes, compareNodes)
 	nodes = slices.CompactFunc(nodes, func(a, b Node) bool { return a.Name == b.Name })
 	st.nodes = make([]nodeInfo, len(nodes))
 	st.byName = make(map[string]int32, len(nodes))
-	st.labelIdx = map[string]map[string][]int32{}
 	hashes := make([]uint64, len(nodes))
 	alloc := make([]Resources, len(nodes))
 	for i, n := range nodes {
@@ -323,14 +323,6 @@ func (st *state) indexNodes(in []Node) {
 		}
 		st.alive = append(st.alive, int32(i))
 		st.capacity += int(maxInstances)
-		for k, v := range labels {
-			byValue := st.labelIdx[k]
-			if byValue == nil {
-				byValue = map[string][]int32{}
-				st.labelIdx[k] = byValue
-			}
-			byValue[v] = append(byValue[v], int32(i))
-		}
 	}
 	st.ring = newRing(hashes, alloc, st.alive)
 	st.usedCPU = make([]int64, len(nodes))
@@ -338,6 +330,25 @@ func (st *state) indexNodes(in []Node) {
 	st.count = make([]int32, len(nodes))
 	st.ports = make([][]uint32, len(nodes))
 	st.visited = make([]uint32, len(nodes))
+}
+
+// labelIndex returns, by label key and value, the alive nodes carrying the label in index
+// order. Only node selectors use it: it is built on first use.
+func (st *state) labelIndex() map[string]map[string][]int32 {
+	if st.labelIdx == nil {
+		st.labelIdx = map[string]map[string][]int32{}
+		for _, n := range st.alive {
+			for k, v := range st.nodes[n].labels {
+				byValue := st.labelIdx[k]
+				if byValue == nil {
+					byValue = map[string][]int32{}
+					st.labelIdx[k] = byValue
+				}
+				byValue[v] = append(byValue[v], n)
+			}
+		}
+	}
+	return st.labelIdx
 }
 
 // compareNodes orders nodes by name and, for the duplicate names a confused view may hold,
@@ -634,7 +645,7 @@ func (st *state) staticFor(selector map[string]string, required *spec.NodeSelect
 	// pairs is picked does not matter, since every pair is checked after.
 	candidates := st.alive
 	for k, v := range selector {
-		if nodes := st.labelIdx[k][v]; len(nodes) < len(candidates) {
+		if nodes := st.labelIndex()[k][v]; len(nodes) < len(candidates) {
 			candidates = nodes
 		}
 	}
