@@ -226,15 +226,19 @@ func (st *state) overflowReason(w *workload) string {
 // instanceID is w's ID for slot. A running copy's ID spells it already, mostly: the
 // string is shared instead of built again for every replica of the cluster.
 func (w *workload) instanceID(slot int, s *slotState) string {
-	var buf [20]byte
-	digits := strconv.AppendInt(buf[:0], int64(slot), 10)
+	digits := 1
+	for n := slot; n >= 10; n /= 10 {
+		digits++
+	}
+	// Every copy's ID is w.prefix and a spelling of slot that slotOf accepts; the others
+	// than the plain one ("+7", "+07") are longer. The length tells them apart without
+	// reading the ID.
 	for _, c := range s.copies {
-		// slotOf accepts spellings such as "+7": only an exact one is shared.
-		if len(c.ID) == len(w.prefix)+len(digits) && c.ID[len(w.prefix):] == string(digits) && c.ID[:len(w.prefix)] == w.prefix {
+		if len(c.ID) == len(w.prefix)+digits {
 			return c.ID
 		}
 	}
-	return w.prefix + string(digits)
+	return w.prefix + strconv.Itoa(slot)
 }
 
 // placement assembles the result, every list sorted.
