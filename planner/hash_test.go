@@ -100,6 +100,7 @@ func TestSpreadMinimum(t *testing.T) {
 	}
 }
 
+// The ring's bucketed sort gives the order a comparison sort of every point gives.
 func TestRingIsComparisonOrder(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	for _, n := range []int{0, 1, 7, 100, 5000} {
@@ -123,7 +124,7 @@ func TestRingIsComparisonOrder(t *testing.T) {
 			}
 		}
 		slices.SortFunc(want, comparePoints)
-		if got := newRing(hashes, alloc, members).points; !slices.Equal(got, want) && len(got)+len(want) > 0 {
+		if got := newRing(hashes, alloc, members).points; !slices.Equal(got, want) {
 			t.Fatalf("%d nodes: the ring is not in position, then node, order", n)
 		}
 	}
