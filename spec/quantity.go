@@ -56,8 +56,16 @@ func (q Quantity) Err() error { return q.err }
 // MilliValue returns the value in thousandths (millicores for CPU), rounded up.
 func (q Quantity) MilliValue() int64 { return q.milli }
 
-// Value returns the value in whole units (bytes for memory), rounded up.
-func (q Quantity) Value() int64 { return (q.milli + 999) / 1000 }
+// Value returns the value in whole units (bytes for memory), rounded up. It cannot
+// overflow: rounding up by adding 999 first would wrap a value near the int64 limit to a
+// negative one, which every bound check would then let through.
+func (q Quantity) Value() int64 {
+	v := q.milli / 1000
+	if q.milli%1000 > 0 {
+		v++
+	}
+	return v
+}
 
 // IsZero reports whether the quantity is absent or zero.
 func (q Quantity) IsZero() bool { return q.milli == 0 }

@@ -106,6 +106,8 @@ func TestQuantityBounds(t *testing.T) {
 			`t.yaml:19: ` + container + `.resources.requests.cpu: 1e14 is more than the limit of 100000 CPUs`}},
 		{"memory (a request under its limit is bounded by it)", withContainer("resources:", "  requests:", "    memory: 2Pi", "  limits:", "    memory: 4Pi"), []string{
 			`t.yaml:21: ` + container + `.resources.limits.memory: 4Pi is more than the limit of 1Pi bytes`}},
+		{"memory at the int64 limit (rounding up must not wrap it negative)", withContainer("resources:", "  limits:", "    memory: 9223372036854775807m"), []string{
+			`t.yaml:19: ` + container + `.resources.limits.memory: 9223372036854775807m is more than the limit of 1Pi bytes`}},
 		{"emptyDir size", withPodSpec("volumes:", "- {name: tmp, emptyDir: {sizeLimit: 3Pi}}"), []string{
 			`t.yaml:18: ` + podSpec + `.volumes[0].emptyDir.sizeLimit: 3Pi is more than the limit of 1Pi bytes`}},
 	}
