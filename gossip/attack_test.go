@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log"
@@ -506,4 +507,75 @@ func TestJoinError(t *testing.T) {
 	}
 	joiner := startNode(t, nodeConfig("joiner", nodes[0].Addr()))
 	waitFor(t, joiner, "joined", func(View) bool { return joiner.JoinError() == nil })
+}
+
+// TestAttackSnapshotRecordCountBomb: a member with only the gossip key sends
+// one push/pull whose single snapshot announces a record per 3 bytes of an
+// 8 MiB body. Base main's decoder allocated the announced records (about 170
+// bytes each, 56 times the message) before any signature was checked; now a
+// snapshot may announce no more records than one owner keeps or the message
+// may carry, counted at the size of a record that is not a tombstone.
+func TestAttackSnapshotRecordCountBomb(t *testing.T) {
+	const size = 8 << 20
+	body := []byte{kindSnapshot, 0, 0, 0} // owner "", epoch 0, floor 0
+	body = binary.AppendUvarint(body, size/3)
+	body = append(body, make([]byte, size)...)
+	blob := append(body, make([]byte, sealLen)...)
+	var e encoder
+	e.byte(kindState)
+	e.uvarint(0) // certificates
+	e.uvarint(1) // sealed items
+	e.string(string(blob))
+	var err error
+	grew := allocated(func() { _, err = decodeState(e.buf) })
+	if err == nil {
+		t.Fatal("the state decoded")
+	}
+	if limit := uint64(2 * len(e.buf)); grew > limit {
+		t.Fatalf("decoding a %d MiB state allocated %d MiB, want at most %d MiB", len(e.buf)>>20, grew>>20, limit>>20)
+	}
+}
+
+// TestAttackNestedCompoundHidesCompression: memberlist unwraps compound
+// messages to any depth and then decompresses without a cap; base main's
+// guard stopped looking at depth 4, so a compressed message inside five
+// compounds reached memberlist. Deeper nesting than memberlist sends is now
+// dropped.
+func TestAttackNestedCompoundHidesCompression(t *testing.T) {
+	msg := []byte{mlCompress, 0x82, 0xa4, 'A', 'l', 'g', 'o', 0}
+	for depth := 1; depth <= 8; depth++ {
+		msg = append([]byte{mlCompound, 1, byte(len(msg) >> 8), byte(len(msg))}, msg...)
+		if err := checkMessage(msg, 0); err == nil {
+			t.Fatalf("a compressed message inside %d compound messages passed the guard", depth)
+		}
+	}
+}
+
+// TestAttackUnverifiableAliveForKnownMember: a member with only the gossip
+// key sends an alive message for node1 at node1's address, with metadata
+// sealed by a certificate nobody has. Base main let any such message through
+// to memberlist (to wait for the certificate), which then stored it and its
+// incarnation for node1: at 2^32-1 node1's refutation wraps to 0 and none of
+// its later metadata is taken again (the incarnation travels beside the
+// node in the alive message). For a member that is alive with
+// verified metadata, such a message is now refused.
+func TestAttackUnverifiableAliveForKnownMember(t *testing.T) {
+	node0, node1, _, _ := victimCluster(t)
+	ip, port, err := net.SplitHostPort(node1.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	body := encodeMetaBody(nodeMeta{Epoch: 1, Seq: 1, GossipAddr: node1.Addr()})
+	forged := append(append([]byte{}, body...), make([]byte, sealLen)...)
+	forged[len(body)] = 0x42 // a fingerprint of no certificate, and no signature
+	n := &memberlist.Node{Name: "node1", Addr: net.ParseIP(ip), Port: uint16(p), Meta: forged}
+	if err := (*delegate)(node0).NotifyAlive(n); !errors.Is(err, ErrUnknownCert) {
+		t.Fatalf("NotifyAlive of unverifiable metadata for alive node1: %v, want ErrUnknownCert", err)
+	}
+	// A member never seen before may still announce itself before its certificate arrives.
+	n.Name = "newcomer"
+	if err := (*delegate)(node0).NotifyAlive(n); err != nil {
+		t.Fatalf("NotifyAlive of a new member's metadata before its certificate: %v, want it held", err)
+	}
 }

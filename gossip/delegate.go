@@ -159,7 +159,8 @@ func (c *Cluster) accept(what, owner string, s sealed, now time.Time) bool {
 // it describes, announced at another address, stale, or invalid, so that
 // memberlist keeps the member's previous state. Metadata signed with a
 // certificate this node has not received yet is let through and held (see
-// upsertMember): the certificate follows in the same push/pull.
+// upsertMember) when the member is new or not alive: the certificate follows
+// in the same push/pull.
 func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 	c := d.cluster()
 	if n.Name == c.cfg.NodeName {
@@ -167,7 +168,18 @@ func (d *delegate) NotifyAlive(n *memberlist.Node) error {
 	}
 	nm, err := c.verifyMeta(n)
 	if errors.Is(err, ErrUnknownCert) {
-		return nil
+		c.mu.Lock()
+		alive := c.aliveLocked(n.Name)
+		c.mu.Unlock()
+		if !alive {
+			return nil
+		}
+		// An alive member's metadata is already verified; an alive message
+		// that memberlist would take as newer but that nobody can verify
+		// (a forged fingerprint) must not replace it: memberlist would store
+		// its incarnation, and the member's own refutation of a huge one
+		// wraps around, so none of its real updates would be taken again.
+		// A member that restarts with a new certificate is dead or gone first.
 	}
 	if err == nil {
 		c.mu.Lock()

@@ -60,6 +60,7 @@ const (
 var (
 	errCompressed = errors.New("compressed message (Shoal never compresses; dropped to bound decoding)")
 	errLabelled   = errors.New("labelled message (Shoal sets no label)")
+	errNested     = errors.New("crc and compound wrappers nested deeper than memberlist ever sends")
 )
 
 func newGuardTransport(nt *memberlist.NetTransport, keys [][]byte, reject func(string, error)) *guardTransport {
@@ -166,12 +167,21 @@ func checkMessage(buf []byte, depth int) error {
 	switch buf[0] {
 	case mlCompress:
 		return errCompressed
+	case mlHasCrc, mlCompound:
+		// memberlist unwraps any depth of either; an honest member never nests
+		// them more than a crc around a compound, so deeper nesting (which could
+		// hide a compressed message past this check) is refused.
+		if depth >= 4 {
+			return errNested
+		}
+	}
+	switch buf[0] {
 	case mlHasCrc:
-		if len(buf) >= 5 && depth < 4 {
+		if len(buf) >= 5 {
 			return checkMessage(buf[5:], depth+1)
 		}
 	case mlCompound:
-		if depth >= 4 || len(buf) < 2 {
+		if len(buf) < 2 {
 			return nil
 		}
 		n := int(buf[1])

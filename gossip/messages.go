@@ -77,6 +77,15 @@ const (
 	// minRecordLen is the smallest encoded record (empty id, counter, flags),
 	// used to bound counts before allocating.
 	minRecordLen = 3
+	// minLiveRecordLen is the smallest encoded record that is not a tombstone
+	// (id, counter, flags, four strings, a port count): what a snapshot holds.
+	minLiveRecordLen = 8
+	// maxStateRecords bounds the records of all snapshots in one push/pull
+	// together. A decoded record takes about 170 bytes, so this keeps a state
+	// message's cost a small multiple of the largest stream message (8 MiB):
+	// 2^18 records are about 45 MB. It is more than a cluster at the default
+	// revision limits (100,000 replicas) runs, surge included.
+	maxStateRecords = 1 << 18
 	// minPortLen is the smallest encoded port.
 	minPortLen = 3
 	// maxPorts bounds an instance's ports. A decoded port takes about 40
@@ -438,7 +447,11 @@ func decodeDelta(buf []byte) (delta, error) {
 
 // decodeSnapshot decodes an owner's sealed snapshot. It holds no tombstones:
 // an owner's snapshot lists what it runs, and its floor covers the rest.
-func decodeSnapshot(buf []byte) (ownerState, error) {
+//
+// budget is how many more records the caller lets this snapshot hold (the
+// rest of maxStateRecords for the message); a snapshot of more is refused
+// before anything is allocated for them.
+func decodeSnapshot(buf []byte, budget int) (ownerState, error) {
 	s, err := openSealed(buf)
 	if err != nil {
 		return ownerState{}, err
@@ -449,7 +462,13 @@ func decodeSnapshot(buf []byte) (ownerState, error) {
 	out.Owner = d.string()
 	out.Epoch = d.varint()
 	out.Floor = d.uvarint()
-	out.Records = make([]record, d.count(minRecordLen))
+	n := d.count(minLiveRecordLen)
+	if n > min(budget, maxRecordsPerOwner) {
+		d.fail(fmt.Sprintf("snapshot of %d records, more than one owner keeps (%d) or the message may carry (%d left of %d)",
+			n, maxRecordsPerOwner, budget, maxStateRecords))
+		n = 0
+	}
+	out.Records = make([]record, n)
 	for i := range out.Records {
 		out.Records[i] = d.record(out.Owner)
 		if out.Records[i].Deleted {
@@ -502,6 +521,7 @@ func decodeState(buf []byte) (stateMsg, error) {
 	}
 	out.Deltas = make([]delta, 0, deltas)
 	out.States = make([]ownerState, 0, len(blobs)-deltas)
+	budget := maxStateRecords
 	for _, blob := range blobs {
 		var err error
 		switch blob[0] {
@@ -512,8 +532,9 @@ func decodeState(buf []byte) (stateMsg, error) {
 			}
 		case kindSnapshot:
 			var st ownerState
-			if st, err = decodeSnapshot(blob); err == nil {
+			if st, err = decodeSnapshot(blob, budget); err == nil {
 				out.States = append(out.States, st)
+				budget -= len(st.Records)
 			}
 		default:
 			err = fmt.Errorf("%w: record kind %d in state", ErrMalformed, blob[0])

@@ -157,8 +157,8 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("delta does not round trip: %+v then %+v, %v", d, again, err)
 			}
 		}
-		if s, err := decodeSnapshot(buf); err == nil {
-			again, err := decodeSnapshot(append(encodeSnapshotBody(s), buf[len(buf)-sealLen:]...))
+		if s, err := decodeSnapshot(buf, maxStateRecords); err == nil {
+			again, err := decodeSnapshot(append(encodeSnapshotBody(s), buf[len(buf)-sealLen:]...), maxStateRecords)
 			s.seal, again.seal = nil, nil
 			if err != nil || !reflect.DeepEqual(again, s) {
 				t.Fatalf("snapshot does not round trip: %+v then %+v, %v", s, again, err)
