@@ -388,19 +388,20 @@ func (s *scenario) fail(args []string) error {
 }
 
 func (s *scenario) view(input string) (gossip.View, error) {
-	var v gossip.View
+	var nodes []gossip.NodeInfo
+	var instances []gossip.InstanceInfo
 	for _, line := range lines(input) {
 		f := strings.Fields(line)
 		switch f[0] {
 		case "node":
-			v.Nodes = append(v.Nodes, gossip.NodeInfo{
+			nodes = append(nodes, gossip.NodeInfo{
 				Name: f[1], Alive: !slices.Contains(f, "dead"), Labels: map[string]string{planner.LabelHostname: f[1]},
 				MilliCPU: 4000, MemoryBytes: 8 << 30, MaxInstances: planner.DefaultMaxInstances,
 			})
 		case "instance":
 			st, err := s.state(f[1])
 			if err != nil {
-				return v, err
+				return gossip.View{}, err
 			}
 			info := gossip.InstanceInfo{ID: st.ID, Namespace: st.Namespace, Workload: st.Workload, SpecHash: st.SpecHash, Addr: "10.0.0.2"}
 			for _, a := range f[2:] {
@@ -410,10 +411,10 @@ func (s *scenario) view(input string) (gossip.View, error) {
 				info.Ready = info.Ready || a == "ready"
 				info.Running = info.Running || a == "running" || a == "ready"
 			}
-			v.Instances = append(v.Instances, info)
+			instances = append(instances, info)
 		}
 	}
-	return v, nil
+	return gossip.NewView(nodes, instances), nil
 }
 
 // ready prints what the core decided and hands the actions to the fake runtime.

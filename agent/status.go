@@ -233,7 +233,7 @@ func (c *core) statusWorkloads(local map[workloadKey][]InstanceStatus) []workloa
 		for k := range c.unplaced {
 			seen[k] = true
 		}
-		for k := range c.index.ranges {
+		for k := range c.index.byWorkload {
 			seen[k] = true
 		}
 		c.index.workloads = make([]workloadKey, 0, len(seen))

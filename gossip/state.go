@@ -46,6 +46,7 @@ type store struct {
 	self    string
 	counter uint64 // the latest Counter of our own changes
 	owners  map[string]*ownerRecord
+	names   []string // the keys of owners, sorted; nil when owners were added or removed
 }
 
 type ownerRecord struct {
@@ -54,6 +55,10 @@ type ownerRecord struct {
 	floor     uint64
 	snapshot  []byte            // the owner's sealed snapshot at floor, relayed in push/pull
 	records   map[string]record // by instance ID
+	// shown is the live records' instances as views show them, sorted, built on demand
+	// and shared by every view until the records change; valid says it is up to date.
+	shown []InstanceInfo
+	valid bool
 }
 
 // maxRecordsPerOwner bounds the records kept for one owner, tombstones
@@ -78,6 +83,7 @@ func (s *store) setLocal(list []InstanceInfo) []delta {
 		s.counter++
 		r.Counter = s.counter
 		out = append(out, delta{Owner: s.self, Epoch: own.epoch, Record: r})
+		own.valid = false
 		if r.Deleted {
 			delete(own.records, r.Info.ID)
 		} else {
@@ -117,6 +123,9 @@ func (s *store) owner(name string, epoch int64) (*ownerRecord, bool) {
 	switch {
 	case o != nil && o.epoch == epoch:
 	case o == nil || !o.confirmed && epoch > o.epoch:
+		if o == nil {
+			s.names = nil
+		}
 		o = newOwnerRecord(epoch, false)
 		s.owners[name] = o
 	default:
@@ -140,6 +149,9 @@ func (s *store) observeEpoch(owner string, epoch int64) bool {
 	case o != nil && o.epoch == epoch:
 		o.confirmed = true
 	default:
+		if o == nil {
+			s.names = nil
+		}
 		s.owners[owner] = newOwnerRecord(epoch, true)
 	}
 	return true
@@ -167,6 +179,7 @@ func (o *ownerRecord) apply(r record) bool {
 	}
 	r.signed = slices.Clone(r.signed) // not the message buffer it arrived in
 	o.records[r.Info.ID] = r
+	o.valid = false
 	return true
 }
 
@@ -201,6 +214,7 @@ func (o *ownerRecord) merge(st ownerState) bool {
 		}
 		if !mentioned[id] && !r.Deleted {
 			changed = true // deleted at or before st.Floor
+			o.valid = false
 		}
 		if !mentioned[id] || r.Deleted {
 			delete(o.records, id)
@@ -223,6 +237,7 @@ func (s *store) forget(owner string) bool {
 		return false
 	}
 	delete(s.owners, owner)
+	s.names = nil
 	return true
 }
 
@@ -253,25 +268,34 @@ func (s *store) export() ([]ownerState, []delta) {
 	return states, deltas
 }
 
-// instances returns the live instances of every owner that include accepts
-// and whose epoch is confirmed, sorted by namespace, workload, ID and node. The values share Ports slices with the
-// store, which never mutates a stored record in place.
-func (s *store) instances(include func(owner string) bool) []InstanceInfo {
-	var out []InstanceInfo
-	for name, o := range s.owners {
+// view returns the live instances of every owner that include accepts and
+// whose epoch is confirmed and that has any, by owner name. An owner's list is
+// sorted once per change of its records and shared, never modified, by every
+// view until the next: a view costs the number of owners plus what changed.
+func (s *store) view(include func(owner string) bool) []OwnerInstances {
+	if s.names == nil {
+		s.names = slices.Sorted(maps.Keys(s.owners))
+	}
+	var out []OwnerInstances
+	for _, name := range s.names {
+		o := s.owners[name]
 		if !o.confirmed || !include(name) {
 			continue
 		}
-		for _, r := range o.records {
-			if !r.Deleted {
-				out = append(out, r.Info)
+		if !o.valid {
+			o.shown, o.valid = nil, true
+			for _, r := range o.records {
+				if !r.Deleted {
+					o.shown = append(o.shown, r.Info)
+				}
 			}
+			slices.SortFunc(o.shown, compareInstances)
+			o.shown = slices.Clip(o.shown)
+		}
+		if len(o.shown) > 0 {
+			out = append(out, OwnerInstances{Node: name, Instances: o.shown})
 		}
 	}
-	slices.SortFunc(out, func(a, b InstanceInfo) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Workload, b.Workload),
-			cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node))
-	})
 	return out
 }
 
