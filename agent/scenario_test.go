@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -138,6 +139,8 @@ type scenario struct {
 	// alias names instance IDs in outputs as workload@revision/slot, by the first revision
 	// with that spec.
 	alias map[string]string
+	// lastView is the last gossip view.
+	lastView gossip.View
 }
 
 // do runs one command. The commands:
@@ -149,7 +152,8 @@ type scenario struct {
 //	fail ID err=pull|config|forbidden|other the start in flight of ID fails
 //	exit ID [code=N] [oom]                  the runtime reports the container main of ID exited
 //	probe ID kind=healthy                   a verdict, e.g. readiness=false
-//	view                                    a gossip view: "node NAME [dead]" and "instance ID node=N [ready] [running]" lines
+//	view                                    a gossip view: "node NAME [dead]" and "instance ID node=N [ready] [running]" lines;
+//	                                        as gossip does, it shares each owner's list that did not change with the last view
 //	join [why...]                           the node is part of its cluster, or not and why
 //	tick D [resync]                         the clock moves on by D, then a tick (a resync)
 //	ready                                   what the core decides: printed, carried out by the fake runtime, acknowledged
@@ -414,7 +418,16 @@ func (s *scenario) view(input string) (gossip.View, error) {
 			instances = append(instances, info)
 		}
 	}
-	return gossip.NewView(nodes, instances), nil
+	v := gossip.NewView(nodes, instances)
+	for i, o := range v.Owners {
+		for _, last := range s.lastView.Owners {
+			if last.Node == o.Node && reflect.DeepEqual(last.Instances, o.Instances) {
+				v.Owners[i].Instances = last.Instances
+			}
+		}
+	}
+	s.lastView = v
+	return v, nil
 }
 
 // ready prints what the core decided and hands the actions to the fake runtime.

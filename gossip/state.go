@@ -46,7 +46,12 @@ type store struct {
 	self    string
 	counter uint64 // the latest Counter of our own changes
 	owners  map[string]*ownerRecord
-	names   []string // the keys of owners, sorted; nil when owners were added or removed
+	sorted  []namedOwner // owners by name; nil when an owner was added, replaced or removed
+}
+
+type namedOwner struct {
+	name string
+	*ownerRecord
 }
 
 type ownerRecord struct {
@@ -123,10 +128,8 @@ func (s *store) owner(name string, epoch int64) (*ownerRecord, bool) {
 	switch {
 	case o != nil && o.epoch == epoch:
 	case o == nil || !o.confirmed && epoch > o.epoch:
-		if o == nil {
-			s.names = nil
-		}
 		o = newOwnerRecord(epoch, false)
+		s.sorted = nil
 		s.owners[name] = o
 	default:
 		return nil, false
@@ -149,10 +152,8 @@ func (s *store) observeEpoch(owner string, epoch int64) bool {
 	case o != nil && o.epoch == epoch:
 		o.confirmed = true
 	default:
-		if o == nil {
-			s.names = nil
-		}
 		s.owners[owner] = newOwnerRecord(epoch, true)
+		s.sorted = nil
 	}
 	return true
 }
@@ -237,7 +238,7 @@ func (s *store) forget(owner string) bool {
 		return false
 	}
 	delete(s.owners, owner)
-	s.names = nil
+	s.sorted = nil
 	return true
 }
 
@@ -273,13 +274,14 @@ func (s *store) export() ([]ownerState, []delta) {
 // sorted once per change of its records and shared, never modified, by every
 // view until the next: a view costs the number of owners plus what changed.
 func (s *store) view(include func(owner string) bool) []OwnerInstances {
-	if s.names == nil {
-		s.names = slices.Sorted(maps.Keys(s.owners))
+	if s.sorted == nil {
+		for _, name := range slices.Sorted(maps.Keys(s.owners)) {
+			s.sorted = append(s.sorted, namedOwner{name, s.owners[name]})
+		}
 	}
-	var out []OwnerInstances
-	for _, name := range s.names {
-		o := s.owners[name]
-		if !o.confirmed || !include(name) {
+	out := make([]OwnerInstances, 0, len(s.sorted))
+	for _, o := range s.sorted {
+		if !o.confirmed || !include(o.name) {
 			continue
 		}
 		if !o.valid {
@@ -293,7 +295,7 @@ func (s *store) view(include func(owner string) bool) []OwnerInstances {
 			o.shown = slices.Clip(o.shown)
 		}
 		if len(o.shown) > 0 {
-			out = append(out, OwnerInstances{Node: name, Instances: o.shown})
+			out = append(out, OwnerInstances{Node: o.name, Instances: o.shown})
 		}
 	}
 	return out
