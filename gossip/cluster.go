@@ -327,7 +327,9 @@ func (c *Cluster) Addr() string { return c.ml.LocalNode().Address() }
 // for the latest state. It is never closed.
 func (c *Cluster) Changes() <-chan struct{} { return c.changes }
 
-// Snapshot returns the current view. It is cheap when nothing changed.
+// Snapshot returns the current view. It is free when nothing changed, and
+// after a change costs the number of owners plus what changed: the lists of
+// owners that did not change are those of the last view (see OwnerInstances).
 func (c *Cluster) Snapshot() View {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -49,6 +49,7 @@ type store struct {
 	sorted  []namedOwner // owners by name; nil when an owner was added, replaced or removed
 }
 
+// namedOwner is an owner's record with its name, for walking owners in name order.
 type namedOwner struct {
 	name string
 	*ownerRecord
