@@ -34,7 +34,7 @@ demo-down:
 # Package benchmarks (see BENCHMARKS.md for each one's command and figures).
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count 5 ./spec ./planner ./dns
-	$(GO) test -run '^$$' -bench . -benchtime 300x -count 5 ./sync
+	$(GO) test -run '^$$' -bench . -benchtime 300x -count 5 ./source
 
 # Whole-system benchmarks: real containerd, Git and network namespaces (needs root).
 bench-system:

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/shoalhq/shoal/dns"
 	"github.com/shoalhq/shoal/executor"
-	"github.com/shoalhq/shoal/sync"
+	"github.com/shoalhq/shoal/source"
 )
 
 // Agent is the shell around the core: it owns the goroutines, the clock and every
@@ -19,7 +19,7 @@ type Agent struct {
 	cfg       Config
 	rt        executor.Runtime
 	log       *slog.Logger
-	revisions <-chan sync.Event
+	revisions <-chan source.Event
 	cluster   Cluster        // nil: this node plans for itself alone
 	dns       DNSConfig      // zero: no DNS
 	marker    RevisionMarker // nil: revisions are not recorded
@@ -32,7 +32,7 @@ type Agent struct {
 	results      chan event
 	probeResults chan executor.ProbeResult
 	sem          chan struct{}
-	workers      gosync.WaitGroup
+	workers      sync.WaitGroup
 	// probers are the instances' running probers, by instance ID; owned by Run.
 	probers map[string]*executor.Prober
 	// joinErr is why the node is not part of its cluster, as last stepped; owned by Run.
@@ -48,8 +48,8 @@ type Agent struct {
 const maxBurst = 256
 
 // New returns an agent that runs instances on rt for the revisions that arrive on
-// revisions (a sync.Poller's Events).
-func New(cfg Config, rt executor.Runtime, revisions <-chan sync.Event, opts ...Option) (*Agent, error) {
+// revisions (a source.Poller's Events).
+func New(cfg Config, rt executor.Runtime, revisions <-chan source.Event, opts ...Option) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

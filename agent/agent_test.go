@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"testing"
 	"testing/fstest"
@@ -17,8 +17,8 @@ import (
 	"github.com/shoalhq/shoal/executor/executortest"
 	"github.com/shoalhq/shoal/internal/testsupport"
 	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
-	"github.com/shoalhq/shoal/sync"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -28,7 +28,7 @@ type harness struct {
 	t      *testing.T
 	fake   *executortest.Fake
 	agent  *Agent
-	revs   chan sync.Event
+	revs   chan source.Event
 	cancel context.CancelFunc
 	done   chan error
 	commit int
@@ -67,7 +67,7 @@ func newHarnessOpts(t *testing.T, fake *executortest.Fake, wrap func(executor.Ru
 	for _, f := range tune {
 		f(&cfg)
 	}
-	h := &harness{t: t, fake: fake, revs: make(chan sync.Event), done: make(chan error, 1)}
+	h := &harness{t: t, fake: fake, revs: make(chan source.Event), done: make(chan error, 1)}
 	var rt executor.Runtime = fake
 	if wrap != nil {
 		rt = wrap(fake)
@@ -105,11 +105,11 @@ func (h *harness) push(files map[string]string) spec.Revision {
 	}
 	rev := spec.Revision{Commit: fmt.Sprintf("%040d", h.commit), Message: "commit", Time: time.Now()}
 	set, diags := spec.Load(fsys, spec.DefaultLoadOptions())
-	ev := sync.Event{Revision: rev, Diagnostics: diags}
+	ev := source.Event{Revision: rev, Diagnostics: diags}
 	if set != nil {
 		ev.Desired = &spec.Desired{Revision: rev, Objects: set}
 	} else {
-		ev.Err = fmt.Errorf("%w: %d errors", sync.ErrRevisionRejected, len(diags.Errors())) // as the Poller sends it
+		ev.Err = fmt.Errorf("%w: %d errors", source.ErrRevisionRejected, len(diags.Errors())) // as the Poller sends it
 	}
 	h.revs <- ev
 	return rev
@@ -360,7 +360,7 @@ func TestConfigDefaultsValidate(t *testing.T) {
 // countingRuntime records how many instances run around each Start and Stop.
 type countingRuntime struct {
 	executor.Runtime
-	mu           gosync.Mutex
+	mu           sync.Mutex
 	running      map[string]bool
 	maxRunning   int
 	minAfterStop int

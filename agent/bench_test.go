@@ -10,8 +10,8 @@ import (
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
-	"github.com/shoalhq/shoal/sync"
 )
 
 // The core at scale: 100,000 desired replicas (2,000 Deployments of 50) on 5,000 nodes of
@@ -114,7 +114,7 @@ func newBenchCluster(b *testing.B) *benchCluster {
 	cfg.Allocatable = planner.Resources{MilliCPU: 16000, MemoryBytes: 64 << 30}
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	bc.c = newCore(cfg, true, DNSConfig{})
-	bc.step(revisionEvent{sync.Event{Revision: bc.revs[0].Revision, Desired: bc.revs[0]}})
+	bc.step(revisionEvent{source.Event{Revision: bc.revs[0].Revision, Desired: bc.revs[0]}})
 	bc.step(listingEvent{states: states, began: bc.now})
 	bc.step(viewEvent{bc.views[0]})
 	if rd := bc.c.Ready(); len(rd.starts)+len(rd.stops) != 0 {
@@ -173,7 +173,7 @@ func BenchmarkCoreRevisionOneDeployment(b *testing.B) {
 	for b.Loop() {
 		i++
 		rev := bc.revs[i%2]
-		if rd := bc.cycle(revisionEvent{sync.Event{Revision: rev.Revision, Desired: rev}}); rd.markApplying == "" {
+		if rd := bc.cycle(revisionEvent{source.Event{Revision: rev.Revision, Desired: rev}}); rd.markApplying == "" {
 			b.Fatal("the revision was not taken")
 		}
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
-	"github.com/shoalhq/shoal/sync"
 )
 
 // core is the node's state and every decision about it, as etcd-io/raft's RawNode is
@@ -126,7 +126,7 @@ type probeOp struct {
 type (
 	event interface{ isEvent() }
 	// revisionEvent is what the Git source found.
-	revisionEvent struct{ sync.Event }
+	revisionEvent struct{ source.Event }
 	// listingEvent is a runtime listing that began at began.
 	listingEvent struct {
 		states []executor.InstanceState
@@ -280,11 +280,11 @@ func (c *core) unsurvived() string {
 
 // onRevision takes in what the Git source found. A revision that loaded replaces the
 // desired state; one that did not is reported while the last good one stays in force.
-func (c *core) onRevision(ev sync.Event) {
+func (c *core) onRevision(ev source.Event) {
 	c.syncState.LastCheck = c.now
 	c.syncState.RetryIn = ev.RetryIn
 	switch {
-	case errors.Is(ev.Err, sync.ErrRevisionSuspect):
+	case errors.Is(ev.Err, source.ErrRevisionSuspect):
 		rev := ev.Revision
 		c.syncState.Rejected, c.syncState.Diagnostics, c.syncState.Error = &rev, nil, ev.Err.Error()
 		c.log.Error("not applying the revision this agent went down applying; waiting for a newer commit", "commit", rev.Commit)

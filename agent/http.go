@@ -8,7 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,8 +16,8 @@ import (
 
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
-	"github.com/shoalhq/shoal/sync"
 )
 
 // Handler serves the agent's HTTP API:
@@ -156,7 +156,7 @@ func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request, limit *streamL
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	out := &lockedWriter{w: w, rc: http.NewResponseController(w), timeout: writeTimeout}
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, t := range targets {
 		wg.Add(1)
 		go func() {
@@ -175,7 +175,7 @@ func (a *Agent) serveLogs(w http.ResponseWriter, r *http.Request, limit *streamL
 // client. Each line gets timeout from now to reach the client, in place of the server's
 // write timeout for the whole response, which would end every long stream.
 type lockedWriter struct {
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
@@ -295,8 +295,8 @@ func boolFloat(b bool) float64 {
 	return 0
 }
 
-// webhookStats is what *sync.Webhook tells about its requests.
-type webhookStats interface{ Stats() sync.WebhookStats }
+// webhookStats is what *source.Webhook tells about its requests.
+type webhookStats interface{ Stats() source.WebhookStats }
 
 // webhookCollector exports the webhook's counts at scrape time.
 type webhookCollector struct{ w webhookStats }

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/shoalhq/shoal/internal/testpki"
-	"github.com/shoalhq/shoal/sync"
+	"github.com/shoalhq/shoal/source"
 )
 
 const (
@@ -123,14 +123,14 @@ func (noTrigger) Trigger() {}
 func TestAPIWebhookKeepsItsOwnAuth(t *testing.T) {
 	h := newHarness(t, nil)
 	cfg := testAPIConfig()
-	wh, err := sync.NewWebhook([]byte("s3cret"), noTrigger{}, slog.New(slog.DiscardHandler))
+	wh, err := source.NewWebhook([]byte("s3cret"), noTrigger{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.Webhook = wh
 	srv := apiServer(t, h, cfg)
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/webhook", strings.NewReader("{}"))
-	req.Header.Set(sync.HeaderGitLab, "s3cret")
+	req.Header.Set(source.HeaderGitLab, "s3cret")
 	for _, want := range []int{http.StatusAccepted, http.StatusUnauthorized} {
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

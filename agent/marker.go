@@ -4,7 +4,7 @@ import "time"
 
 // RevisionMarker remembers across restarts which revision the agent is applying and
 // which it has survived, so that a revision that took the agent down is not applied again
-// at start-up (see sync.Marker, which is one). Its methods are called by the loop only.
+// at start-up (see source.Marker, which is one). Its methods are called by the loop only.
 type RevisionMarker interface {
 	// Applying is called, and must be durable, before the agent acts on a new revision.
 	Applying(commit string) error

@@ -5,19 +5,19 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
 
 	"github.com/shoalhq/shoal/executor/executortest"
+	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
-	"github.com/shoalhq/shoal/sync"
 )
 
 // recordingMarker records the calls the agent makes, in order.
 type recordingMarker struct {
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	calls []string
 }
 
@@ -46,7 +46,7 @@ func TestAgentMarksRevisions(t *testing.T) {
 	cfg := DefaultConfig("node-a")
 	cfg.Logger, cfg.SurviveAfter = slog.New(slog.DiscardHandler), 50*time.Millisecond
 	marker := &recordingMarker{}
-	revs := make(chan sync.Event)
+	revs := make(chan source.Event)
 	a, err := New(cfg, fake, revs, WithRevisionMarker(marker))
 	if err != nil {
 		t.Fatal(err)
@@ -73,17 +73,17 @@ func TestAgentMarksRevisions(t *testing.T) {
 		t.Fatalf("marker calls %q, want %q", marker.snapshot(), want)
 	}
 	good := desired(1)
-	revs <- sync.Event{Revision: good.Revision, Desired: good}
+	revs <- source.Event{Revision: good.Revision, Desired: good}
 	waitCalls("applying "+good.Revision.Commit, "survived "+good.Revision.Commit)
 
 	suspect, trusted := desired(2), desired(3)
-	revs <- sync.Event{Revision: suspect.Revision, Desired: trusted, Err: fmt.Errorf("%w: test", sync.ErrRevisionSuspect)}
+	revs <- source.Event{Revision: suspect.Revision, Desired: trusted, Err: fmt.Errorf("%w: test", source.ErrRevisionSuspect)}
 	waitCalls("applying "+good.Revision.Commit, "survived "+good.Revision.Commit,
 		"applying "+trusted.Revision.Commit, "survived "+trusted.Revision.Commit)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		st := a.Status()
 		if st.Desired != nil && st.Desired.Commit == trusted.Revision.Commit && st.Sync.Rejected != nil &&
-			st.Sync.Rejected.Commit == suspect.Revision.Commit && strings.Contains(st.Sync.Error, sync.ErrRevisionSuspect.Error()) {
+			st.Sync.Rejected.Commit == suspect.Revision.Commit && strings.Contains(st.Sync.Error, source.ErrRevisionSuspect.Error()) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -118,7 +118,7 @@ func TestAgentCleanStopIsNoCrash(t *testing.T) {
 	cfg := DefaultConfig("node-a")
 	cfg.Logger, cfg.SurviveAfter = slog.New(slog.DiscardHandler), time.Hour
 	marker := &recordingMarker{}
-	revs := make(chan sync.Event)
+	revs := make(chan source.Event)
 	a, err := New(cfg, fake, revs, WithRevisionMarker(marker))
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +133,7 @@ func TestAgentCleanStopIsNoCrash(t *testing.T) {
 		t.Fatal(diags)
 	}
 	rev := spec.Revision{Commit: fmt.Sprintf("%040d", 7)}
-	revs <- sync.Event{Revision: rev, Desired: &spec.Desired{Revision: rev, Objects: set}}
+	revs <- source.Event{Revision: rev, Desired: &spec.Desired{Revision: rev, Objects: set}}
 	for a.Status().Desired == nil {
 		time.Sleep(5 * time.Millisecond)
 	}

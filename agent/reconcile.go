@@ -109,17 +109,19 @@ func comparePlanned(a, b planner.Instance) int {
 		cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node))
 }
 
-// mergeSorted merges two lists sorted by comparePlanned.
+// mergeSorted merges two lists sorted by comparePlanned. b is this node's few instances and
+// a the cluster's many: each of b is placed by binary search and the runs of a between them
+// are copied whole.
 func mergeSorted(a, b []planner.Instance) []planner.Instance {
 	out := make([]planner.Instance, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		if comparePlanned(b[0], a[0]) < 0 {
-			out, b = append(out, b[0]), b[1:]
-		} else {
-			out, a = append(out, a[0]), a[1:]
-		}
+	for _, in := range b {
+		i, _ := slices.BinarySearchFunc(a, in, func(x, in planner.Instance) int {
+			// Ties go to a, as they did in a merge of the two.
+			return cmp.Or(comparePlanned(x, in), -1)
+		})
+		out, a = append(append(out, a[:i]...), in), a[i:]
 	}
-	return append(append(out, a...), b...)
+	return append(out, a...)
 }
 
 func (c *core) hashOf(k workloadKey) string {

@@ -21,8 +21,8 @@ import (
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
-	"github.com/shoalhq/shoal/sync"
 )
 
 // update rewrites the expected outputs of testdata/*.txt with what the core does now.
@@ -258,9 +258,9 @@ func (s *scenario) revision(manifests string, bad bool) error {
 	n := len(s.revs) + 1
 	rev := spec.Revision{Commit: fmt.Sprintf("rev%d", n), Message: "commit", Time: s.now}
 	set, diags := spec.Load(fstest.MapFS{"app.yaml": {Data: []byte(manifests)}}, spec.DefaultLoadOptions())
-	ev := sync.Event{Revision: rev, Diagnostics: diags}
+	ev := source.Event{Revision: rev, Diagnostics: diags}
 	if set == nil || bad {
-		ev.Err = sync.ErrRevisionRejected
+		ev.Err = source.ErrRevisionRejected
 		s.revs = append(s.revs, nil)
 	} else {
 		ev.Desired = &spec.Desired{Revision: rev, Objects: set}

@@ -86,7 +86,7 @@ func (p *Planner) Explain(desired spec.Desired, view View, namespace, workload s
 		r, s := &e.Replicas[slot], &w.slots[slot]
 		r.Slot, r.InstanceID, r.Kept = slot, w.prefix+strconv.Itoa(slot), s.kept
 		var refusals []Rejection
-		for i, why := range s.refused {
+		for i, why := range s.refused() {
 			refusals = append(refusals, Rejection{Node: s.copies[i].Node, Reason: "running copy cannot stay: " + why})
 		}
 		r.Rejected = append(refusals, r.Rejected...)
@@ -98,7 +98,7 @@ func (p *Planner) Explain(desired spec.Desired, view View, namespace, workload s
 			r.Node = st.nodes[s.node].name
 			r.Summary = "placed on " + r.Node + ", the best of " + strconv.Itoa(len(r.Candidates)) + " feasible candidate(s) sampled"
 		default:
-			r.Summary = s.unplaced
+			r.Summary = s.unplaced()
 		}
 	}
 	return e, nil

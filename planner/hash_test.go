@@ -99,3 +99,33 @@ func TestSpreadMinimum(t *testing.T) {
 		}
 	}
 }
+
+// The ring's bucketed sort gives the order a comparison sort of every point gives.
+func TestRingIsComparisonOrder(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for _, n := range []int{0, 1, 7, 100, 5000} {
+		hashes := make([]uint64, n)
+		alloc := make([]Resources, n)
+		var members []int32
+		for i := range hashes {
+			hashes[i] = rng.Uint64()
+			if rng.Intn(20) == 0 && i > 0 { // a name hash collision: equal positions, ordered by node
+				hashes[i] = hashes[rng.Intn(i)]
+			}
+			alloc[i].MilliCPU = rng.Int63n(10000)
+			if rng.Intn(10) != 0 {
+				members = append(members, int32(i))
+			}
+		}
+		var want []point
+		for _, m := range members {
+			for v := range virtualNodes(alloc[m]) {
+				want = append(want, point{pos: mix64(hashes[m] + uint64(v+1)*goldenRatio64), node: m})
+			}
+		}
+		slices.SortFunc(want, comparePoints)
+		if got := newRing(hashes, alloc, members).points; !slices.Equal(got, want) {
+			t.Fatalf("%d nodes: the ring is not in position, then node, order", n)
+		}
+	}
+}

@@ -106,14 +106,15 @@ func (st *state) placeRest() {
 			s := &ref.w.slots[ref.slot]
 			ex := st.trace.replica(ref.w, ref.slot)
 			if ref.w == failed {
-				s.unplaced = failedWhy
+				s.setUnplaced(failedWhy)
 				ex.copyRejections(failedEx)
 			} else if n, why := st.place(ref.w, ref.slot, ex); n >= 0 {
 				st.assign(ref.w, ref.slot, n, false)
 				progress = true
 				continue
 			} else {
-				failed, failedWhy, failedEx, s.unplaced = ref.w, why, ex, why
+				failed, failedWhy, failedEx = ref.w, why, ex
+				s.setUnplaced(why)
 			}
 			if ref.w.requiresAffinity {
 				retry = append(retry, ref)
@@ -202,7 +203,8 @@ func (st *state) scan(w *workload, pos uint64, ex *ReplicaExplanation) (int32, s
 }
 
 func (st *state) assign(w *workload, slot int, n int32, kept bool) {
-	w.slots[slot].node, w.slots[slot].kept, w.slots[slot].unplaced = n, kept, ""
+	w.slots[slot].node, w.slots[slot].kept = n, kept
+	w.slots[slot].setUnplaced("")
 	st.reserve(w, n, 1)
 }
 
@@ -221,6 +223,24 @@ func (st *state) overflowReason(w *workload) string {
 	return "beyond the " + strconv.Itoa(st.capacity) + " instances the alive nodes can run together"
 }
 
+// instanceID is w's ID for slot. A running copy's ID spells it already, mostly: the
+// string is shared instead of built again for every replica of the cluster.
+func (w *workload) instanceID(slot int, s *slotState) string {
+	digits := 1
+	for n := slot; n >= 10; n /= 10 {
+		digits++
+	}
+	// Every copy's ID is w.prefix and a spelling of slot that slotOf accepts; the others
+	// than the plain one ("+7", "+07") are longer. The length tells them apart without
+	// reading the ID.
+	for _, c := range s.copies {
+		if len(c.ID) == len(w.prefix)+digits {
+			return c.ID
+		}
+	}
+	return w.prefix + strconv.Itoa(slot)
+}
+
 // placement assembles the result, every list sorted.
 func (st *state) placement() Placement {
 	replicas := 0
@@ -231,7 +251,7 @@ func (st *state) placement() Placement {
 	for _, w := range st.workloads {
 		for slot := range w.slots {
 			s := &w.slots[slot]
-			id := w.prefix + strconv.Itoa(slot)
+			id := w.instanceID(slot, s)
 			if s.node >= 0 {
 				p.Assignments = append(p.Assignments, Assignment{
 					InstanceID: id, Namespace: w.ns, Workload: w.name, Slot: slot,
@@ -239,7 +259,7 @@ func (st *state) placement() Placement {
 				})
 			} else {
 				p.Unplaced = append(p.Unplaced, Unplaced{
-					Namespace: w.ns, Workload: w.name, Slot: slot, InstanceID: id, Reason: s.unplaced,
+					Namespace: w.ns, Workload: w.name, Slot: slot, InstanceID: id, Reason: s.unplaced(),
 				})
 			}
 			st.stopLeftovers(s)

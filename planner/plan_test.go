@@ -352,3 +352,17 @@ func TestHashFunc(t *testing.T) {
 		t.Errorf("Explain = %+v, %v", e, err)
 	}
 }
+
+// An ID that names a slot in another spelling ("+12" for 12) still counts as the slot's
+// copy, but the plan assigns the slot under its plain ID.
+func TestPlanAssignsPlainIDs(t *testing.T) {
+	fresh := plan(desired(dep("web", 13)), View{Nodes: cluster(3, 1)})
+	view := running(fresh)
+	a := fresh.Assignments[12]
+	prefix := strings.TrimSuffix(a.InstanceID, "12")
+	view[12].ID = prefix + "+12"
+	p := plan(desired(dep("web", 13)), View{Nodes: cluster(3, 1), Instances: view})
+	if got := p.Assignments[12]; got.InstanceID != a.InstanceID || got.Node != a.Node {
+		t.Errorf("slot 12 with a copy named %s: assigned %s on %s, want %s on %s", view[12].ID, got.InstanceID, got.Node, a.InstanceID, a.Node)
+	}
+}

@@ -142,9 +142,52 @@ type slotState struct {
 	kept bool
 	// copies are the running instances with this slot's ID, best first.
 	copies []Instance
+	// trouble is nil while nothing went wrong, as for almost every slot: a plan holds a
+	// slotState per replica of the cluster, and what is rare stays out of it.
+	trouble *slotTrouble
+}
+
+// slotTrouble is what went wrong with a slot.
+type slotTrouble struct {
 	// refused says, per copy not kept, why it could not keep its place.
-	refused  []string
+	refused []string
+	// unplaced says why no node takes the slot.
 	unplaced string
+}
+
+// refuse records why the next copy could not keep its place.
+func (s *slotState) refuse(why string) {
+	if s.trouble == nil {
+		s.trouble = &slotTrouble{}
+	}
+	s.trouble.refused = append(s.trouble.refused, why)
+}
+
+// refused says, per copy not kept, why it could not keep its place.
+func (s *slotState) refused() []string {
+	if s.trouble == nil {
+		return nil
+	}
+	return s.trouble.refused
+}
+
+// setUnplaced records why no node takes the slot, "" when one does.
+func (s *slotState) setUnplaced(why string) {
+	if s.trouble == nil {
+		if why == "" {
+			return
+		}
+		s.trouble = &slotTrouble{}
+	}
+	s.trouble.unplaced = why
+}
+
+// unplaced says why no node takes the slot.
+func (s *slotState) unplaced() string {
+	if s.trouble == nil {
+		return ""
+	}
+	return s.trouble.unplaced
 }
 
 // workload is a Deployment compiled for placement, and what the plan knows of its slots.
@@ -203,6 +246,7 @@ type state struct {
 	byName   map[string]int32
 	alive    []int32
 	ring     ring
+	// labelIdx is built by labelIndex, when a node selector first asks.
 	labelIdx map[string]map[string][]int32
 	topos    map[string]*topology
 	trackers map[string]*tracker
@@ -249,14 +293,13 @@ func newState(hash HashFunc, desired spec.Desired, view View) *state {
 	return st
 }
 
-// indexNodes sorts the nodes, drops duplicate names, and builds the ring and label index.
+// indexNodes sorts the nodes, drops duplicate names, and builds the ring.
 func (st *state) indexNodes(in []Node) {
 	nodes := slices.Clone(in)
 	slices.SortFunc(nodes, compareNodes)
 	nodes = slices.CompactFunc(nodes, func(a, b Node) bool { return a.Name == b.Name })
 	st.nodes = make([]nodeInfo, len(nodes))
 	st.byName = make(map[string]int32, len(nodes))
-	st.labelIdx = map[string]map[string][]int32{}
 	hashes := make([]uint64, len(nodes))
 	alloc := make([]Resources, len(nodes))
 	for i, n := range nodes {
@@ -280,14 +323,6 @@ func (st *state) indexNodes(in []Node) {
 		}
 		st.alive = append(st.alive, int32(i))
 		st.capacity += int(maxInstances)
-		for k, v := range labels {
-			byValue := st.labelIdx[k]
-			if byValue == nil {
-				byValue = map[string][]int32{}
-				st.labelIdx[k] = byValue
-			}
-			byValue[v] = append(byValue[v], int32(i))
-		}
 	}
 	st.ring = newRing(hashes, alloc, st.alive)
 	st.usedCPU = make([]int64, len(nodes))
@@ -295,6 +330,25 @@ func (st *state) indexNodes(in []Node) {
 	st.count = make([]int32, len(nodes))
 	st.ports = make([][]uint32, len(nodes))
 	st.visited = make([]uint32, len(nodes))
+}
+
+// labelIndex returns, by label key and value, the alive nodes carrying the label in index
+// order. Only node selectors use it: it is built on first use.
+func (st *state) labelIndex() map[string]map[string][]int32 {
+	if st.labelIdx == nil {
+		st.labelIdx = map[string]map[string][]int32{}
+		for _, n := range st.alive {
+			for k, v := range st.nodes[n].labels {
+				byValue := st.labelIdx[k]
+				if byValue == nil {
+					byValue = map[string][]int32{}
+					st.labelIdx[k] = byValue
+				}
+				byValue[v] = append(byValue[v], n)
+			}
+		}
+	}
+	return st.labelIdx
 }
 
 // compareNodes orders nodes by name and, for the duplicate names a confused view may hold,
@@ -396,6 +450,21 @@ func (st *state) candidateTrackers(w *workload) []*tracker {
 // signature is a canonical text of a value, for sharing work between equal constraints:
 // encoding/json sorts map keys.
 func signature(v any) string {
+	// Most workloads have no node selector or node affinity: skip the encoder for them.
+	switch v := v.(type) {
+	case map[string]string:
+		if v == nil {
+			return "null"
+		}
+	case *spec.NodeSelector:
+		if v == nil {
+			return "null"
+		}
+	case []spec.PreferredSchedulingTerm:
+		if v == nil {
+			return "null"
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		// Spec types always marshal; were one not to, sharing is only an optimisation.
@@ -482,6 +551,9 @@ func (st *state) compile(set *spec.Set, d *spec.Deployment) *workload {
 // replicas as the alive nodes can run together, and for every running copy's slot (see
 // classify): the others cannot be placed, and are reported as one run (overflowReason).
 func (w *workload) growSlots(n int) {
+	if n > cap(w.slots) {
+		w.slots = slices.Grow(w.slots, n-len(w.slots))
+	}
 	for len(w.slots) < n {
 		w.slots = append(w.slots, slotState{node: -1})
 	}
@@ -573,7 +645,7 @@ func (st *state) staticFor(selector map[string]string, required *spec.NodeSelect
 	// pairs is picked does not matter, since every pair is checked after.
 	candidates := st.alive
 	for k, v := range selector {
-		if nodes := st.labelIdx[k][v]; len(nodes) < len(candidates) {
+		if nodes := st.labelIndex()[k][v]; len(nodes) < len(candidates) {
 			candidates = nodes
 		}
 	}

@@ -27,8 +27,8 @@ import (
 	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/identity"
 	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
-	"github.com/shoalhq/shoal/sync"
 )
 
 // agentFlags are the flags of `shoal agent`; each may also be set in the --config file.
@@ -195,29 +195,29 @@ func runAgent(parent context.Context, f agentFlags) error {
 		return &exitError{code: exitTrouble, err: errors.New("--repo is required")}
 	}
 
-	repo, err := sync.Open(ctx, f.src.source(), filepath.Join(f.src.stateDir, "git"),
-		append(f.src.limits.repoOptions(), sync.WithLogger(log))...)
+	repo, err := source.Open(ctx, f.src.source(), filepath.Join(f.src.stateDir, "git"),
+		append(f.src.limits.repoOptions(), source.WithLogger(log))...)
 	if err != nil {
 		return err
 	}
 	defer repo.Close()
-	marker, err := sync.OpenMarker(f.src.stateDir)
+	marker, err := source.OpenMarker(f.src.stateDir)
 	if err != nil {
 		return err
 	}
 	if s := marker.Suspect(); s != "" {
 		log.Error("the agent went down applying a revision: it is skipped until a newer commit", "commit", s, "trusted", marker.Trusted())
 	}
-	pcfg := sync.DefaultPollerConfig()
+	pcfg := source.DefaultPollerConfig()
 	pcfg.Interval, pcfg.Logger = f.pollInterval, log
 	pcfg.Marker = marker
-	poller, err := sync.NewPoller(repo, pcfg)
+	poller, err := source.NewPoller(repo, pcfg)
 	if err != nil {
 		return err
 	}
 	var webhook http.Handler
 	if secret := os.Getenv("SHOAL_WEBHOOK_SECRET"); secret != "" {
-		if webhook, err = sync.NewWebhook([]byte(secret), poller, log); err != nil {
+		if webhook, err = source.NewWebhook([]byte(secret), poller, log); err != nil {
 			return err
 		}
 	} else {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
-	"github.com/shoalhq/shoal/sync"
 )
 
 // repoFlags are the Git source flags shared by validate, plan and agent.
@@ -40,13 +40,13 @@ func (f *repoFlags) register(cmd *cobra.Command, withBranch bool) {
 	f.limits.register(fl)
 }
 
-// source turns the flags into a sync.Source following branch (or the default branch).
-func (f *repoFlags) source() sync.Source {
-	return sync.Source{
+// source turns the flags into a source.Source following branch (or the default branch).
+func (f *repoFlags) source() source.Source {
+	return source.Source{
 		URL:    f.url,
 		Branch: f.branch,
 		Path:   f.path,
-		Auth: sync.Auth{
+		Auth: source.Auth{
 			Username:       f.username,
 			Password:       os.Getenv("SHOAL_GIT_PASSWORD"),
 			Token:          os.Getenv("SHOAL_GIT_TOKEN"),
@@ -103,7 +103,7 @@ func loadManifests(ctx context.Context, args []string, f repoFlags, rev string) 
 		src.Branch = rev
 	}
 	m, err := loadRevision(ctx, src, f.stateDir, f.limits.repoOptions()...)
-	if errors.Is(err, sync.ErrRefNotFound) && rev != "" && src.Commit == "" {
+	if errors.Is(err, source.ErrRefNotFound) && rev != "" && src.Commit == "" {
 		src.Branch, src.Tag = "", rev // not a branch: try it as a tag
 		m, err = loadRevision(ctx, src, f.stateDir, f.limits.repoOptions()...)
 	}
@@ -111,8 +111,8 @@ func loadManifests(ctx context.Context, args []string, f repoFlags, rev string) 
 }
 
 // loadRevision fetches src's revision into the clone under stateDir and loads it.
-func loadRevision(ctx context.Context, src sync.Source, stateDir string, opts ...sync.Option) (manifests, error) {
-	repo, err := sync.Open(ctx, src, stateDir, opts...)
+func loadRevision(ctx context.Context, src source.Source, stateDir string, opts ...source.Option) (manifests, error) {
+	repo, err := source.Open(ctx, src, stateDir, opts...)
 	if err != nil {
 		return manifests{}, err
 	}
@@ -123,7 +123,7 @@ func loadRevision(ctx context.Context, src sync.Source, stateDir string, opts ..
 	}
 	where := fmt.Sprintf("%s@%s", src.URL, short(rev.Commit))
 	desired, diags, err := repo.Load(ctx, rev)
-	if err != nil && !errors.Is(err, sync.ErrRevisionRejected) {
+	if err != nil && !errors.Is(err, source.ErrRevisionRejected) {
 		return manifests{}, err
 	}
 	m := manifests{where: where, revision: &rev, diags: diags}

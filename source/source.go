@@ -1,4 +1,4 @@
-package sync
+package source
 
 import (
 	"crypto/x509"
@@ -23,15 +23,15 @@ import (
 )
 
 // ErrInvalidSource wraps every problem Source.Validate finds.
-var ErrInvalidSource = errors.New("sync: invalid source")
+var ErrInvalidSource = errors.New("source: invalid source")
 
 // ErrUnknownHostKey means an SSH server offered a host key that the known_hosts file
 // does not list for that host. Shoal refuses such hosts unless Auth.InsecureIgnoreHostKey.
-var ErrUnknownHostKey = errors.New("sync: ssh host key is not in known_hosts")
+var ErrUnknownHostKey = errors.New("source: ssh host key is not in known_hosts")
 
 // ErrHostKeyMismatch means an SSH server offered a host key different from the one the
 // known_hosts file lists for that host: the host was rebuilt or someone is in the middle.
-var ErrHostKeyMismatch = errors.New("sync: ssh host key does not match known_hosts")
+var ErrHostKeyMismatch = errors.New("source: ssh host key does not match known_hosts")
 
 // Source says where the manifests live: a repository, the ref to follow in it and the
 // directory inside it. Build it as a literal; Open validates it.
@@ -310,7 +310,7 @@ func hostKeyCallback(check ssh.HostKeyCallback, file string) ssh.HostKeyCallback
 			return fmt.Errorf("%w: %s offered %s key %s, %s lists another",
 				ErrHostKeyMismatch, hostname, key.Type(), ssh.FingerprintSHA256(key), file)
 		default:
-			return fmt.Errorf("sync: check host key of %s: %w", hostname, err)
+			return fmt.Errorf("source: check host key of %s: %w", hostname, err)
 		}
 	}
 }

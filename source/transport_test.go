@@ -1,4 +1,4 @@
-package sync
+package source
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	gosync "sync"
+	"sync"
 	"testing"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -108,8 +108,8 @@ type sshRemote struct {
 	addr    string
 	hostKey ssh.PublicKey
 	ln      net.Listener
-	wg      gosync.WaitGroup
-	mu      gosync.Mutex
+	wg      sync.WaitGroup
+	mu      sync.Mutex
 	conns   []net.Conn
 }
 

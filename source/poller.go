@@ -1,4 +1,4 @@
-package sync
+package source
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 )
 
 // ErrPollerStarted is returned by a second call to Poller.Run.
-var ErrPollerStarted = errors.New("sync: poller already started")
+var ErrPollerStarted = errors.New("source: poller already started")
 
 // PollerConfig tunes a Poller. Start from DefaultPollerConfig; NewPoller validates.
 type PollerConfig struct {
@@ -71,7 +71,7 @@ func (c PollerConfig) Validate() error {
 		problems = append(problems, fmt.Errorf("Timeout %v must be positive", c.Timeout))
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("sync: poller config: %w", errors.Join(problems...))
+		return fmt.Errorf("source: poller config: %w", errors.Join(problems...))
 	}
 	return nil
 }
@@ -122,7 +122,7 @@ func NewPoller(repo *Repo, cfg PollerConfig) (*Poller, error) {
 		return nil, err
 	}
 	if repo == nil {
-		return nil, errors.New("sync: NewPoller needs a Repo")
+		return nil, errors.New("source: NewPoller needs a Repo")
 	}
 	p := &Poller{
 		repo:    repo,
@@ -263,10 +263,10 @@ func (p *Poller) load(ctx context.Context, rev spec.Revision) (Event, error) {
 	}
 	p.loaded, p.failures = rev, 0
 	if err != nil {
-		p.log.Warn("sync: revision rejected; last good stays in force", "commit", rev.Commit, "err", err)
+		p.log.Warn("source: revision rejected; last good stays in force", "commit", rev.Commit, "err", err)
 	} else {
 		p.lastGood.Store(desired)
-		p.log.Info("sync: new revision", "commit", rev.Commit, "author", rev.Author,
+		p.log.Info("source: new revision", "commit", rev.Commit, "author", rev.Author,
 			"message", rev.Message, "warnings", len(diags.Warnings()))
 	}
 	return ev, nil
@@ -279,7 +279,7 @@ func (p *Poller) mark(m *Marker, record func(*Marker, string) error, commit stri
 		return
 	}
 	if err := record(m, commit); err != nil {
-		p.log.Error("sync: recording the revision being loaded failed", "commit", commit, "err", err)
+		p.log.Error("source: recording the revision being loaded failed", "commit", commit, "err", err)
 	}
 }
 
@@ -290,11 +290,11 @@ func (p *Poller) skipSuspect(ctx context.Context, rev spec.Revision) Event {
 	p.loaded, p.failures = rev, 0
 	trusted := p.cfg.Marker.Trusted()
 	ev := Event{Revision: rev, Err: fmt.Errorf("%w: %s; push a newer commit (a revert or a fix) to go on", ErrRevisionSuspect, rev.Commit)}
-	p.log.Error("sync: not applying the revision the daemon went down applying", "commit", rev.Commit, "trusted", trusted)
+	p.log.Error("source: not applying the revision the daemon went down applying", "commit", rev.Commit, "trusted", trusted)
 	if t := trusted; t != "" && t != rev.Commit && p.lastGood.Load() == nil {
 		desired, _, err := p.repo.Load(ctx, spec.Revision{Commit: t})
 		if err != nil {
-			p.log.Warn("sync: the trusted revision could not be loaded either", "commit", t, "err", err)
+			p.log.Warn("source: the trusted revision could not be loaded either", "commit", t, "err", err)
 			return ev
 		}
 		ev.Desired = desired
@@ -313,7 +313,7 @@ func (p *Poller) unchanged() (time.Duration, Event, bool) {
 func (p *Poller) fail(ev Event) (time.Duration, Event, bool) {
 	p.failures++
 	ev.RetryIn = p.jitter(backoff(p.failures, p.cfg.BackoffBase, p.cfg.BackoffMax))
-	p.log.Warn("sync: check failed", "failures", p.failures, "retryIn", ev.RetryIn, "err", ev.Err)
+	p.log.Warn("source: check failed", "failures", p.failures, "retryIn", ev.RetryIn, "err", ev.Err)
 	return ev.RetryIn, ev, true
 }
 

@@ -1,4 +1,4 @@
-package sync
+package source
 
 import (
 	"cmp"
@@ -30,20 +30,20 @@ import (
 // Errors callers branch on. Each is wrapped with the details (URL, ref, commit).
 var (
 	// ErrRefNotFound: the remote has no such branch or tag (or no default branch).
-	ErrRefNotFound = errors.New("sync: ref not found on the remote")
+	ErrRefNotFound = errors.New("source: ref not found on the remote")
 	// ErrCommitNotFound: the commit is not in the clone (or, for a pin, not on the branch).
-	ErrCommitNotFound = errors.New("sync: commit not found")
+	ErrCommitNotFound = errors.New("source: commit not found")
 	// ErrPathNotFound: the commit has no directory at Source.Path.
-	ErrPathNotFound = errors.New("sync: path not found in commit")
+	ErrPathNotFound = errors.New("source: path not found in commit")
 	// ErrRevisionRejected: the commit's manifests have errors; the diagnostics say which.
-	ErrRevisionRejected = errors.New("sync: revision rejected")
+	ErrRevisionRejected = errors.New("source: revision rejected")
 	// ErrCorrupt: the clone's object store could not be read. The next Fetch moves the
 	// clone aside and clones afresh.
-	ErrCorrupt = errors.New("sync: local clone is damaged")
+	ErrCorrupt = errors.New("source: local clone is damaged")
 	// ErrLocked: another Repo, in this process or another, has the clone open.
-	ErrLocked = errors.New("sync: clone is in use")
+	ErrLocked = errors.New("source: clone is in use")
 	// ErrNotFetched: nothing has been fetched into the clone yet.
-	ErrNotFetched = errors.New("sync: nothing fetched yet")
+	ErrNotFetched = errors.New("source: nothing fetched yet")
 )
 
 // Repo is the local clone of one Source, kept under the state directory so that it
@@ -105,7 +105,7 @@ func Open(ctx context.Context, src Source, stateDir string, opts ...Option) (*Re
 		return nil, err
 	}
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("sync: state directory: %w", err)
+		return nil, fmt.Errorf("source: state directory: %w", err)
 	}
 	sum := sha256.Sum256([]byte(src.URL))
 	r := &Repo{
@@ -119,10 +119,10 @@ func Open(ctx context.Context, src Source, stateDir string, opts ...Option) (*Re
 		o(r)
 	}
 	if err := r.loadOpts.Validate(); err != nil {
-		return nil, fmt.Errorf("sync: %w", err)
+		return nil, fmt.Errorf("source: %w", err)
 	}
 	if r.maxBlob <= 0 {
-		return nil, fmt.Errorf("sync: the largest file allowed must be positive, not %d bytes", r.maxBlob)
+		return nil, fmt.Errorf("source: the largest file allowed must be positive, not %d bytes", r.maxBlob)
 	}
 	if err := r.lock(); err != nil {
 		return nil, err
@@ -369,9 +369,9 @@ func (r *Repo) fetch(ctx context.Context) error {
 // credentials as "authentication required"; say plainly that ours were refused.
 func (r *Repo) remoteError(op string, err error) error {
 	if errors.Is(err, transport.ErrAuthenticationRequired) && r.acc.auth != nil {
-		return fmt.Errorf("sync: %s %s: the remote refused our credentials: %w", op, r.acc.url, err)
+		return fmt.Errorf("source: %s %s: the remote refused our credentials: %w", op, r.acc.url, err)
 	}
-	return fmt.Errorf("sync: %s %s: %w", op, r.acc.url, err)
+	return fmt.Errorf("source: %s %s: %w", op, r.acc.url, err)
 }
 
 func (r *Repo) refSpec() config.RefSpec {
@@ -437,14 +437,14 @@ func (r *Repo) damaged(err error) error {
 func (r *Repo) lock() error {
 	f, err := os.OpenFile(r.dir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
-		return fmt.Errorf("sync: lock clone: %w", err)
+		return fmt.Errorf("source: lock clone: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return fmt.Errorf("%w: %s", ErrLocked, r.dir)
 		}
-		return fmt.Errorf("sync: lock clone %s: %w", r.dir, err)
+		return fmt.Errorf("source: lock clone %s: %w", r.dir, err)
 	}
 	r.lockFile = f
 	return nil
@@ -472,11 +472,11 @@ func (r *Repo) openClone(ctx context.Context) error {
 
 func (r *Repo) initClone() error {
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
-		return fmt.Errorf("sync: create clone %s: %w", r.dir, err)
+		return fmt.Errorf("source: create clone %s: %w", r.dir, err)
 	}
 	repo, err := git.Init(openStorage(r.dir), nil)
 	if err != nil {
-		return fmt.Errorf("sync: create clone %s: %w", r.dir, err)
+		return fmt.Errorf("source: create clone %s: %w", r.dir, err)
 	}
 	r.setRepo(repo)
 	return nil
@@ -505,13 +505,13 @@ func (r *Repo) setRepo(repo *git.Repository) {
 func (r *Repo) recover(cause error) error {
 	aside := r.dir + ".corrupt"
 	if err := os.RemoveAll(aside); err != nil {
-		return fmt.Errorf("sync: remove old %s: %w", aside, err)
+		return fmt.Errorf("source: remove old %s: %w", aside, err)
 	}
 	if err := os.Rename(r.dir, aside); err != nil {
-		return fmt.Errorf("sync: move damaged clone aside: %w", err)
+		return fmt.Errorf("source: move damaged clone aside: %w", err)
 	}
 	r.closeStore() // after the move: until then the damaged clone is all there is
-	r.log.Warn("sync: clone was damaged; moved it aside and cloning afresh",
+	r.log.Warn("source: clone was damaged; moved it aside and cloning afresh",
 		"url", r.acc.url, "dir", r.dir, "movedTo", aside, "cause", cause)
 	r.suspect = false
 	return r.initClone()

@@ -1,4 +1,4 @@
-package sync
+package source
 
 import (
 	"crypto/hmac"
@@ -13,7 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -239,7 +239,7 @@ func TestWebhookBurstCoalesces(t *testing.T) {
 	var adverts, fetches atomic.Int32 // ref advertisements (every check, and every fetch), and fetches
 	gate := make(chan struct{})
 	close(gate) // open until the burst
-	var gateMu gosync.Mutex
+	var gateMu sync.Mutex
 	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/info/refs") {
 			adverts.Add(1)
@@ -272,7 +272,7 @@ func TestWebhookBurstCoalesces(t *testing.T) {
 	adverts.Store(0)
 	fetches.Store(0)
 	body := `{"ref":"refs/heads/main"}`
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for i := range 100 {
 		wg.Add(1)
 		go func() {

@@ -1,4 +1,4 @@
-// Package sync owns Shoal's Git source: where the manifests live (Source), a local clone
+// Package source owns Shoal's Git source: where the manifests live (Source), a local clone
 // that survives restarts (Repo), the poll loop that turns new commits into desired state
 // (Poller) and the webhook that asks it to look now (Webhook).
 //
@@ -7,11 +7,8 @@
 // checkout). A revision loads all-or-nothing: one that fails is reported with its
 // diagnostics and the last good one stays in force.
 //
-// sync talks to Git through go-git only and never runs the git command itself; note that
+// source talks to Git through go-git only and never runs the git command itself; note that
 // go-git's own file:// transport does run git-upload-pack, so local sources need it
-// installed. sync does not decide what to do with a revision: it never plans, never
+// installed. source does not decide what to do with a revision: it never plans, never
 // touches containers and never keeps state that a re-clone cannot rebuild.
-//
-// The package is named sync as the design says; inside it the standard library's sync is
-// imported as gosync.
-package sync
+package source

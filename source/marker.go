@@ -1,4 +1,4 @@
-package sync
+package source
 
 import (
 	"encoding/json"
@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 )
 
 // ErrRevisionSuspect is wrapped by the Event of a revision the daemon was applying when
 // it last went down: the Poller does not load it at start-up, and goes on without it
 // until the remote head moves to another commit.
-var ErrRevisionSuspect = errors.New("sync: revision skipped: the daemon went down applying it")
+var ErrRevisionSuspect = errors.New("source: revision skipped: the daemon went down applying it")
 
 // markerFile is the Marker's file in the state directory.
 const markerFile = "revision-marker.json"
@@ -37,7 +37,7 @@ type markerState struct {
 // A Marker is safe for concurrent use. Suspect and Trusted are fixed when it is opened.
 type Marker struct {
 	path  string
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	state markerState
 	// The state found at open.
 	suspect, trusted string
@@ -47,14 +47,14 @@ type Marker struct {
 // but not survived becomes the suspect, and is recorded as such before OpenMarker returns.
 func OpenMarker(dir string) (*Marker, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("sync: marker directory: %w", err)
+		return nil, fmt.Errorf("source: marker directory: %w", err)
 	}
 	m := &Marker{path: filepath.Join(dir, markerFile)}
 	data, err := os.ReadFile(m.path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		return nil, fmt.Errorf("sync: read marker: %w", err)
+		return nil, fmt.Errorf("source: read marker: %w", err)
 	default:
 		if err := json.Unmarshal(data, &m.state); err != nil {
 			// A torn or damaged marker forgets only which revision to distrust.
@@ -122,12 +122,12 @@ func (m *Marker) Release(commit string) error {
 func (m *Marker) save() error {
 	data, err := json.Marshal(m.state)
 	if err != nil {
-		return fmt.Errorf("sync: marker: %w", err)
+		return fmt.Errorf("source: marker: %w", err)
 	}
 	tmp := m.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return fmt.Errorf("sync: write marker: %w", err)
+		return fmt.Errorf("source: write marker: %w", err)
 	}
 	_, err = f.Write(data)
 	if err == nil {
@@ -143,7 +143,7 @@ func (m *Marker) save() error {
 		err = syncDir(filepath.Dir(m.path))
 	}
 	if err != nil {
-		return fmt.Errorf("sync: write marker: %w", err)
+		return fmt.Errorf("source: write marker: %w", err)
 	}
 	return nil
 }

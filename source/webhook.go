@@ -1,4 +1,4 @@
-package sync
+package source
 
 import (
 	"crypto/hmac"
@@ -11,13 +11,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 )
 
 // ErrNoSecret is returned by NewWebhook without a secret: an unsigned webhook would let
 // anyone on the network make every daemon hit the Git host.
-var ErrNoSecret = errors.New("sync: webhook needs a secret")
+var ErrNoSecret = errors.New("source: webhook needs a secret")
 
 // MaxWebhookBody is the largest request body a Webhook reads; larger ones get 413.
 // GitHub caps its payloads at 25 MiB but push events for manifest repos are small.
@@ -102,7 +102,7 @@ func NewWebhook(secret []byte, target Triggerer, log *slog.Logger) (*Webhook, er
 		return nil, ErrNoSecret
 	}
 	if target == nil {
-		return nil, errors.New("sync: webhook needs something to trigger")
+		return nil, errors.New("source: webhook needs something to trigger")
 	}
 	if log == nil {
 		log = slog.Default()
@@ -128,7 +128,7 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refused.Add(1)
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			h.log.Warn("sync: webhook body too large", "remote", r.RemoteAddr, "limit", MaxWebhookBody)
+			h.log.Warn("source: webhook body too large", "remote", r.RemoteAddr, "limit", MaxWebhookBody)
 			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
@@ -137,7 +137,7 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := h.verify(r.Header, body); err != nil {
 		h.refused.Add(1)
-		h.log.Warn("sync: webhook refused", "remote", r.RemoteAddr, "reason", err)
+		h.log.Warn("source: webhook refused", "remote", r.RemoteAddr, "reason", err)
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
@@ -145,7 +145,7 @@ func (h *Webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// requests with the IDs of deliveries to come and have them ignored.
 	if id := deliveryID(r.Header); id != "" && !h.seen.add(id) {
 		h.repeated.Add(1)
-		h.log.Info("sync: webhook delivery seen before; ignored", "remote", r.RemoteAddr, "delivery", truncate(id, 80))
+		h.log.Info("source: webhook delivery seen before; ignored", "remote", r.RemoteAddr, "delivery", truncate(id, 80))
 		io.WriteString(w, "delivery seen before; ignored\n")
 		return
 	}
@@ -174,7 +174,7 @@ func truncate(s string, n int) string {
 // recentIDs remembers the last n IDs added, by digest so that long IDs cost no more
 // than short ones. Safe for concurrent use.
 type recentIDs struct {
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	set   map[[sha256.Size]byte]struct{}
 	order [][sha256.Size]byte // a ring: next is the oldest once it is full
 	next  int
