@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"cmp"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -101,13 +100,14 @@ func newBenchCluster(b *testing.B) *benchCluster {
 			Ready: true, Running: true, Addr: "10.0.0.1",
 		})
 	}
-	slices.SortFunc(instances, func(a, b gossip.InstanceInfo) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Workload, b.Workload), cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node))
-	})
-	bc.views[0] = gossip.View{Nodes: nodes, Instances: instances}
-	flipped := slices.Clone(instances)
-	flipped[len(flipped)/2].Ready = false
-	bc.views[1] = gossip.View{Nodes: nodes, Instances: flipped}
+	// The second view is what gossip hands out after one instance changed: only its
+	// owner's list is new, every other owner's is shared with the first view.
+	bc.views[0] = gossip.NewView(nodes, instances)
+	owners := slices.Clone(bc.views[0].Owners)
+	o := &owners[len(owners)/2]
+	o.Instances = slices.Clone(o.Instances)
+	o.Instances[len(o.Instances)/2].Ready = false
+	bc.views[1] = gossip.View{Nodes: bc.views[0].Nodes, Owners: owners}
 
 	cfg := DefaultConfig(self.Name)
 	cfg.Labels = self.Labels

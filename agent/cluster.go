@@ -34,11 +34,11 @@ type Option func(*Agent)
 // publish its own, instead of planning for itself alone.
 func WithCluster(c Cluster) Option { return func(a *Agent) { a.cluster = c } }
 
-// clusterView converts a gossip view into the planner's terms, leaving out node self:
-// the core's own records are fresher than what gossip says about them.
-func clusterView(g gossip.View, self string) planner.View {
-	v := planner.View{Nodes: make([]planner.Node, 0, len(g.Nodes)+1), Instances: make([]planner.Instance, 0, len(g.Instances))}
-	for _, n := range g.Nodes {
+// clusterView converts gossip's nodes and instances into the planner's terms, leaving
+// out node self: the core's own records are fresher than what gossip says about them.
+func clusterView(nodes []gossip.NodeInfo, instances []gossip.InstanceInfo, self string) planner.View {
+	v := planner.View{Nodes: make([]planner.Node, 0, len(nodes)+1), Instances: make([]planner.Instance, 0, len(instances))}
+	for _, n := range nodes {
 		if n.Name == self {
 			continue
 		}
@@ -49,7 +49,7 @@ func clusterView(g gossip.View, self string) planner.View {
 			Permissions:  planner.Permissions{Allow: planner.Permission(n.Allows), HostPaths: n.HostPaths, Capabilities: n.Capabilities},
 		})
 	}
-	for _, in := range g.Instances {
+	for _, in := range instances {
 		if in.Node == self {
 			continue
 		}

@@ -83,7 +83,7 @@ func (c *core) plan() {
 // reports, and itself with its own instances as the core knows them.
 func (c *core) planView() planner.View {
 	if c.index.planned == nil {
-		rv := clusterView(c.view, c.cfg.NodeName)
+		rv := clusterView(c.view.Nodes, c.viewInstances(), c.cfg.NodeName)
 		c.index.planned = &rv
 	}
 	v := planner.View{Nodes: append(slices.Clip(c.index.planned.Nodes), c.cfg.node())}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -138,6 +139,8 @@ type scenario struct {
 	// alias names instance IDs in outputs as workload@revision/slot, by the first revision
 	// with that spec.
 	alias map[string]string
+	// lastView is the last gossip view.
+	lastView gossip.View
 }
 
 // do runs one command. The commands:
@@ -149,7 +152,8 @@ type scenario struct {
 //	fail ID err=pull|config|forbidden|other the start in flight of ID fails
 //	exit ID [code=N] [oom]                  the runtime reports the container main of ID exited
 //	probe ID kind=healthy                   a verdict, e.g. readiness=false
-//	view                                    a gossip view: "node NAME [dead]" and "instance ID node=N [ready] [running]" lines
+//	view                                    a gossip view: "node NAME [dead]" and "instance ID node=N [ready] [running]" lines;
+//	                                        as gossip does, it shares each owner's list that did not change with the last view
 //	join [why...]                           the node is part of its cluster, or not and why
 //	tick D [resync]                         the clock moves on by D, then a tick (a resync)
 //	ready                                   what the core decides: printed, carried out by the fake runtime, acknowledged
@@ -388,19 +392,20 @@ func (s *scenario) fail(args []string) error {
 }
 
 func (s *scenario) view(input string) (gossip.View, error) {
-	var v gossip.View
+	var nodes []gossip.NodeInfo
+	var instances []gossip.InstanceInfo
 	for _, line := range lines(input) {
 		f := strings.Fields(line)
 		switch f[0] {
 		case "node":
-			v.Nodes = append(v.Nodes, gossip.NodeInfo{
+			nodes = append(nodes, gossip.NodeInfo{
 				Name: f[1], Alive: !slices.Contains(f, "dead"), Labels: map[string]string{planner.LabelHostname: f[1]},
 				MilliCPU: 4000, MemoryBytes: 8 << 30, MaxInstances: planner.DefaultMaxInstances,
 			})
 		case "instance":
 			st, err := s.state(f[1])
 			if err != nil {
-				return v, err
+				return gossip.View{}, err
 			}
 			info := gossip.InstanceInfo{ID: st.ID, Namespace: st.Namespace, Workload: st.Workload, SpecHash: st.SpecHash, Addr: "10.0.0.2"}
 			for _, a := range f[2:] {
@@ -410,9 +415,18 @@ func (s *scenario) view(input string) (gossip.View, error) {
 				info.Ready = info.Ready || a == "ready"
 				info.Running = info.Running || a == "running" || a == "ready"
 			}
-			v.Instances = append(v.Instances, info)
+			instances = append(instances, info)
 		}
 	}
+	v := gossip.NewView(nodes, instances)
+	for i, o := range v.Owners {
+		for _, last := range s.lastView.Owners {
+			if last.Node == o.Node && reflect.DeepEqual(last.Instances, o.Instances) {
+				v.Owners[i].Instances = last.Instances
+			}
+		}
+	}
+	s.lastView = v
 	return v, nil
 }
 

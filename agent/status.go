@@ -201,21 +201,24 @@ func (c *core) statusSnapshot() *Status {
 		w := &st.Workloads[i]
 		w.Namespace, w.Name = k.namespace, k.name
 		if cw := c.workloads[k]; cw != nil {
-			w.Replicas, w.SpecHash = int(*cw.d.Spec.Replicas), cw.hash
+			w.Replicas, w.SpecHash = cw.replicas, cw.hash
 		}
 		w.Unplaced = c.unplaced[k]
 		remote := c.remoteStatus(k)
-		w.Ready = localReady[k] + remote.ready
-		switch mine := local[k]; {
+		w.Ready = remote.ready
+		mine := local[k]
+		if len(mine) > 0 {
+			w.Ready += localReady[k] // looked up only here: most workloads run nothing on this node
+		}
+		switch {
 		case len(mine) == 0 && remote.instances != nil:
 			w.Instances = remote.instances
 		case len(mine) == 0:
 			w.Instances = []InstanceStatus{}
 		default:
 			w.Instances = append(mine, remote.instances...)
-			sort.Slice(w.Instances, func(i, j int) bool {
-				x, y := w.Instances[i], w.Instances[j]
-				return x.ID < y.ID || x.ID == y.ID && x.Node < y.Node
+			slices.SortFunc(w.Instances, func(x, y InstanceStatus) int {
+				return cmp.Or(cmp.Compare(x.ID, y.ID), cmp.Compare(x.Node, y.Node))
 			})
 		}
 	}
@@ -233,7 +236,7 @@ func (c *core) statusWorkloads(local map[workloadKey][]InstanceStatus) []workloa
 		for k := range c.unplaced {
 			seen[k] = true
 		}
-		for k := range c.index.ranges {
+		for k := range c.index.byWorkload {
 			seen[k] = true
 		}
 		c.index.workloads = make([]workloadKey, 0, len(seen))

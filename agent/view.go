@@ -12,11 +12,11 @@ import (
 
 // viewIndex indexes the gossip view by workload, so that an event costs what it changes,
 // not a pass over every instance of the cluster: status, DNS and pacing read one
-// workload's range, and what is derived from a range is kept until the range changes.
+// workload's instances, and what is derived from them is kept until they change.
 type viewIndex struct {
-	// ranges are the bounds of each workload's instances in the view, which is sorted
-	// by namespace, workload, ID and node.
-	ranges map[workloadKey][2]int
+	// byWorkload is each workload's instances in the view, every node's, sorted by ID
+	// and node. A list is never modified: a change replaces it.
+	byWorkload map[workloadKey][]gossip.InstanceInfo
 	// status is each workload's instances as status shows them, built on demand and
 	// dropped when they change.
 	status map[workloadKey]*remoteStatus
@@ -36,28 +36,24 @@ type remoteStatus struct {
 	ready     int
 }
 
-func compareInfo(a, b gossip.InstanceInfo) int {
-	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Workload, b.Workload),
-		cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node))
+// compareByID orders one workload's instances.
+func compareByID(a, b gossip.InstanceInfo) int {
+	return cmp.Or(cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node))
 }
 
 // onView takes in a gossip view. Only what changed is worked out again: the plan when
 // members or where instances run changed (or a duplicated instance changed readiness,
 // which decides which copy is kept); otherwise the derived state of the workloads whose
-// instances changed.
+// instances changed. Owners whose instances are the same list as in the last view are
+// not read (see gossip.OwnerInstances), so a change elsewhere costs what it changes.
 func (c *core) onView(v gossip.View) {
 	placement, shown := diffNodes(c.view.Nodes, v.Nodes)
 	if shown {
 		c.index.nodes = nil
 	}
-	if !placement && c.updateInstances(c.view.Instances, v.Instances) {
+	if !placement && c.updateInstances(c.view.Owners, v.Owners) {
 		c.view = v
-		c.index.planned = nil // readiness changed
 		return
-	}
-	if !slices.IsSortedFunc(v.Instances, compareInfo) { // gossip.Cluster sorts; be sure
-		v.Instances = slices.Clone(v.Instances)
-		slices.SortFunc(v.Instances, compareInfo)
 	}
 	c.view, c.planDue = v, true
 	c.indexView()
@@ -67,6 +63,9 @@ func (c *core) onView(v gossip.View) {
 func diffNodes(a, b []gossip.NodeInfo) (placement, shown bool) {
 	if len(a) != len(b) {
 		return true, true
+	}
+	if len(a) > 0 && &a[0] == &b[0] {
+		return false, false // the same immutable list, handed out again by gossip
 	}
 	for i := range a {
 		x, y := &a[i], &b[i]
@@ -82,31 +81,52 @@ func diffNodes(a, b []gossip.NodeInfo) (placement, shown bool) {
 	return false, shown
 }
 
-// updateInstances brings the derived state up to date with instances that changed only
-// in readiness or address, and reports false when more changed: the caller plans again.
-func (c *core) updateInstances(old, cur []gossip.InstanceInfo) bool {
-	if len(old) != len(cur) || c.index.ranges == nil {
+// updateInstances brings the derived state up to date with owners whose instances
+// changed only in readiness or address, and reports false when more changed: the caller
+// plans again.
+func (c *core) updateInstances(old, cur []gossip.OwnerInstances) bool {
+	if len(old) != len(cur) || c.index.byWorkload == nil {
 		return false
 	}
-	var changed []int
+	type change struct{ old, cur *gossip.InstanceInfo }
+	var changed []change
 	for i := range cur {
-		x, y := &old[i], &cur[i]
-		if x.ID != y.ID || x.Node != y.Node || x.SpecHash != y.SpecHash || x.Running != y.Running ||
-			x.Namespace != y.Namespace || x.Workload != y.Workload {
+		if old[i].Node != cur[i].Node {
 			return false
 		}
-		if x.Ready != y.Ready || x.Addr != y.Addr || !slices.Equal(x.Ports, y.Ports) {
-			changed = append(changed, i)
+		a, b := old[i].Instances, cur[i].Instances
+		if gossip.Same(a, b) {
+			continue
+		}
+		if len(a) != len(b) {
+			return false
+		}
+		for j := range b {
+			x, y := &a[j], &b[j]
+			if x.ID != y.ID || x.SpecHash != y.SpecHash || x.Running != y.Running ||
+				x.Namespace != y.Namespace || x.Workload != y.Workload {
+				return false
+			}
+			if x.Ready != y.Ready || x.Addr != y.Addr || !slices.Equal(x.Ports, y.Ports) {
+				changed = append(changed, change{x, y})
+			}
 		}
 	}
-	for _, i := range changed {
-		x, y := &old[i], &cur[i]
+	if len(changed) > 0 {
+		c.index.planned = nil // readiness changed
+	}
+	for _, ch := range changed {
+		x, y := ch.old, ch.cur
 		k := workloadKey{y.Namespace, y.Workload}
+		list := slices.Clone(c.index.byWorkload[k])
+		i, _ := slices.BinarySearchFunc(list, *y, compareByID)
+		list[i] = *y
+		c.index.byWorkload[k] = list
 		delete(c.index.status, k)
 		if x.Ready == y.Ready || y.Node == c.cfg.NodeName {
 			continue
 		}
-		if c.duplicated(cur, i) {
+		if c.duplicated(list, i) {
 			c.planDue = true // which copy is kept depends on readiness
 		}
 		wc := c.remote[k]
@@ -118,42 +138,45 @@ func (c *core) updateInstances(old, cur []gossip.InstanceInfo) bool {
 	return true
 }
 
-// duplicated reports whether another copy of instance i runs elsewhere.
+// duplicated reports whether another copy of instance i of a workload's list runs elsewhere.
 func (c *core) duplicated(list []gossip.InstanceInfo, i int) bool {
-	same := func(j int) bool {
-		return j >= 0 && j < len(list) && list[j].ID == list[i].ID && list[j].Namespace == list[i].Namespace && list[j].Workload == list[i].Workload
-	}
+	same := func(j int) bool { return j >= 0 && j < len(list) && list[j].ID == list[i].ID }
 	return same(i-1) || same(i+1) || c.instances[list[i].ID] != nil
 }
 
 // indexView indexes a view that changed in more than readiness.
 func (c *core) indexView() {
 	c.index.workloads, c.index.planned = nil, nil
-	c.index.ranges = map[workloadKey][2]int{}
+	c.index.byWorkload = map[workloadKey][]gossip.InstanceInfo{}
 	c.index.status = map[workloadKey]*remoteStatus{}
-	list := c.view.Instances
-	for start := 0; start < len(list); {
-		end := start + 1
-		for end < len(list) && list[end].Namespace == list[start].Namespace && list[end].Workload == list[start].Workload {
-			end++
+	for _, o := range c.view.Owners {
+		for _, in := range o.Instances {
+			k := workloadKey{in.Namespace, in.Workload}
+			c.index.byWorkload[k] = append(c.index.byWorkload[k], in)
 		}
-		c.index.ranges[workloadKey{list[start].Namespace, list[start].Workload}] = [2]int{start, end}
-		start = end
+	}
+	for _, list := range c.index.byWorkload {
+		slices.SortFunc(list, compareByID)
 	}
 }
 
 func (c *core) hasRange(k workloadKey) bool {
-	_, ok := c.index.ranges[k]
+	_, ok := c.index.byWorkload[k]
 	return ok
 }
 
 // remoteInstances are the instances other nodes run of workload k.
-func (c *core) remoteInstances(k workloadKey) []gossip.InstanceInfo {
-	r, ok := c.index.ranges[k]
-	if !ok {
-		return nil
+func (c *core) remoteInstances(k workloadKey) []gossip.InstanceInfo { return c.index.byWorkload[k] }
+
+// viewInstances are the instances of the view, sorted by namespace, workload, ID and node.
+func (c *core) viewInstances() []gossip.InstanceInfo {
+	keys := slices.Collect(maps.Keys(c.index.byWorkload))
+	sortKeys(keys)
+	var out []gossip.InstanceInfo
+	for _, k := range keys {
+		out = append(out, c.index.byWorkload[k]...)
 	}
-	return c.view.Instances[r[0]:r[1]]
+	return out
 }
 
 // remoteStatus is what status shows of the instances other nodes run of workload k.

@@ -20,6 +20,8 @@ type compiled struct {
 	d *spec.Deployment
 	// hash is spec.InstanceHash of the Deployment: the planner's and the executor's.
 	hash string
+	// replicas is how many it asks for, for status.
+	replicas int
 	// hostPorts are the ports its instances hold on their node; ports the same with their
 	// names, as gossip publishes them; containerPorts as the manifest lists them.
 	hostPorts      []spec.HostPort
@@ -43,7 +45,7 @@ func compile(set *spec.Set) map[workloadKey]*compiled {
 	for _, d := range set.Deployments {
 		k := workloadKey{d.Metadata.Namespace, d.Metadata.Name}
 		w := &compiled{
-			key: k, d: d, hash: spec.InstanceHash(set, d),
+			key: k, d: d, hash: spec.InstanceHash(set, d), replicas: int(*d.Spec.Replicas),
 			grace:    30 * time.Second,
 			minReady: time.Duration(d.Spec.MinReadySeconds) * time.Second,
 			labels:   d.Spec.Template.Metadata.Labels,

@@ -107,17 +107,6 @@ type InstanceInfo struct {
 	Ports []Port
 }
 
-// View is an immutable snapshot of the cluster as this node sees it. Callers
-// must not modify it: the slices and maps are shared with other callers.
-type View struct {
-	// Nodes lists every known member, sorted by name, including failed or
-	// departed ones for Config.DeadRetention (Alive=false).
-	Nodes []NodeInfo
-	// Instances lists the instances of alive members only, sorted by
-	// namespace, workload, ID and node.
-	Instances []InstanceInfo
-}
-
 // Cluster is this node's membership in a gossip cluster.
 //
 // Concurrency: memberlist calls the delegates (delegate.go) from its own
@@ -159,6 +148,7 @@ type Cluster struct {
 	pending   map[string]*pendingMember // members whose certificate has not arrived
 	joinErr   string                    // why the last join attempt failed
 	view      *View                     // cached Snapshot; nil when something changed
+	nodes     []NodeInfo                // cached View.Nodes; nil when members changed
 	orphans   map[string]bool           // owners with state but no member entry at the last prune
 
 	lifeMu   sync.Mutex
@@ -337,7 +327,9 @@ func (c *Cluster) Addr() string { return c.ml.LocalNode().Address() }
 // for the latest state. It is never closed.
 func (c *Cluster) Changes() <-chan struct{} { return c.changes }
 
-// Snapshot returns the current view. It is cheap when nothing changed.
+// Snapshot returns the current view. It is free when nothing changed, and
+// after a change costs the number of owners plus what changed: the lists of
+// owners that did not change are those of the last view (see OwnerInstances).
 func (c *Cluster) Snapshot() View {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -348,16 +340,18 @@ func (c *Cluster) Snapshot() View {
 	return *c.view
 }
 
+// buildViewLocked builds the view from what is cached: the nodes when members did not
+// change, each owner's sorted instances when its records did not (see store.view).
+// Its cost is the number of owners plus what changed, not the number of instances.
 func (c *Cluster) buildViewLocked() View {
-	nodes := make([]NodeInfo, 0, len(c.members))
-	for _, m := range c.members {
-		nodes = append(nodes, m.info)
+	if c.nodes == nil {
+		c.nodes = make([]NodeInfo, 0, len(c.members))
+		for _, m := range c.members {
+			c.nodes = append(c.nodes, m.info)
+		}
+		slices.SortFunc(c.nodes, func(a, b NodeInfo) int { return cmp.Compare(a.Name, b.Name) })
 	}
-	slices.SortFunc(nodes, func(a, b NodeInfo) int { return cmp.Compare(a.Name, b.Name) })
-	return View{
-		Nodes:     nodes,
-		Instances: c.store.instances(c.aliveLocked),
-	}
+	return View{Nodes: c.nodes, Owners: c.store.view(c.aliveLocked)}
 }
 
 func (c *Cluster) aliveLocked(name string) bool {
@@ -365,8 +359,12 @@ func (c *Cluster) aliveLocked(name string) bool {
 	return m != nil && m.info.Alive
 }
 
-// changedLocked drops the cached view; call notify after unlocking.
-func (c *Cluster) changedLocked() { c.view = nil }
+// changedLocked drops the cached view, members included; call notify after unlocking.
+func (c *Cluster) changedLocked() { c.view, c.nodes = nil, nil }
+
+// instancesChangedLocked drops the cached view after a change of instance records only
+// (the store knows which owners changed); call notify after unlocking.
+func (c *Cluster) instancesChangedLocked() { c.view = nil }
 
 // notify tells the consumer the view changed without ever waiting for it.
 func (c *Cluster) notify() {
@@ -408,7 +406,7 @@ func (c *Cluster) SetInstances(list []InstanceInfo) error {
 		c.queueLocked(d, seal(c.cfg.Identity, c.cfg.NodeName, encodeDeltaBody(d)))
 	}
 	if len(deltas) > 0 {
-		c.changedLocked()
+		c.instancesChangedLocked()
 	}
 	c.mu.Unlock()
 	if len(deltas) > 0 {

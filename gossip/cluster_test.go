@@ -125,7 +125,7 @@ func describe(v View) string {
 	for _, n := range v.Nodes {
 		fmt.Fprintf(&b, "%s(alive=%v) ", n.Name, n.Alive)
 	}
-	fmt.Fprintf(&b, "| %d instances", len(v.Instances))
+	fmt.Fprintf(&b, "| %d instances", len(v.Instances()))
 	return b.String()
 }
 
@@ -149,7 +149,7 @@ func node(v View, name string) (NodeInfo, bool) {
 
 func instancesOf(v View, nodeName string) []InstanceInfo {
 	var out []InstanceInfo
-	for _, inst := range v.Instances {
+	for _, inst := range v.Instances() {
 		if inst.Node == nodeName {
 			out = append(out, inst)
 		}
@@ -299,7 +299,7 @@ func TestSetInstancesRejectsInvalid(t *testing.T) {
 			if err := c.SetInstances(tt.list); !errors.Is(err, ErrInvalidInstance) {
 				t.Fatalf("got %v, want ErrInvalidInstance", err)
 			}
-			if got := c.Snapshot().Instances; len(got) != 0 {
+			if got := c.Snapshot().Instances(); len(got) != 0 {
 				t.Fatalf("rejected list was applied: %+v", got)
 			}
 		})
@@ -318,7 +318,7 @@ func TestLargeListsConverge(t *testing.T) {
 	c := startNode(t, nodeConfig("c", b.Addr()))
 	for _, n := range []*Cluster{a, b, c} {
 		v := waitFor(t, n, "200 instances of a", func(v View) bool { return len(instancesOf(v, "a")) == 200 })
-		if got, want := v.Instances[199], instances(200, "bulk")[199]; got.ID != want.ID || got.Addr != want.Addr || got.Node != "a" {
+		if got, want := v.Instances()[199], instances(200, "bulk")[199]; got.ID != want.ID || got.Addr != want.Addr || got.Node != "a" {
 			t.Fatalf("%s: last instance %+v, want %+v on a", n.cfg.NodeName, got, want)
 		}
 	}

@@ -63,7 +63,7 @@ func (d *delegate) NotifyMsg(buf []byte) {
 	news := c.store.applyDelta(dl)
 	if news {
 		c.queueLocked(dl, dl.seal)
-		c.changedLocked()
+		c.instancesChangedLocked()
 	}
 	c.mu.Unlock()
 	if news {
@@ -130,10 +130,11 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 			changed = true
 		}
 	}
+	if changed {
+		c.instancesChangedLocked()
+	}
 	if c.promotePendingLocked(now) {
 		changed = true
-	}
-	if changed {
 		c.changedLocked()
 	}
 	c.mu.Unlock()

@@ -27,7 +27,7 @@
 //	defer c.Shutdown()
 //	c.SetInstances(mine)     // whenever this node's instances change
 //	<-c.Changes()            // then
-//	view := c.Snapshot()     // immutable, sorted
+//	view := c.Snapshot()     // immutable, by owner; unchanged owners' lists shared
 //	c.Leave(2 * time.Second) // on SIGTERM, before Shutdown
 //
 // # Encryption keys

@@ -46,6 +46,13 @@ type store struct {
 	self    string
 	counter uint64 // the latest Counter of our own changes
 	owners  map[string]*ownerRecord
+	sorted  []namedOwner // owners by name; nil when an owner was added, replaced or removed
+}
+
+// namedOwner is an owner's record with its name, for walking owners in name order.
+type namedOwner struct {
+	name string
+	*ownerRecord
 }
 
 type ownerRecord struct {
@@ -54,6 +61,10 @@ type ownerRecord struct {
 	floor     uint64
 	snapshot  []byte            // the owner's sealed snapshot at floor, relayed in push/pull
 	records   map[string]record // by instance ID
+	// shown is the live records' instances as views show them, sorted, built on demand
+	// and shared by every view until the records change; valid says it is up to date.
+	shown []InstanceInfo
+	valid bool
 }
 
 // maxRecordsPerOwner bounds the records kept for one owner, tombstones
@@ -78,6 +89,7 @@ func (s *store) setLocal(list []InstanceInfo) []delta {
 		s.counter++
 		r.Counter = s.counter
 		out = append(out, delta{Owner: s.self, Epoch: own.epoch, Record: r})
+		own.valid = false
 		if r.Deleted {
 			delete(own.records, r.Info.ID)
 		} else {
@@ -118,6 +130,7 @@ func (s *store) owner(name string, epoch int64) (*ownerRecord, bool) {
 	case o != nil && o.epoch == epoch:
 	case o == nil || !o.confirmed && epoch > o.epoch:
 		o = newOwnerRecord(epoch, false)
+		s.sorted = nil
 		s.owners[name] = o
 	default:
 		return nil, false
@@ -141,6 +154,7 @@ func (s *store) observeEpoch(owner string, epoch int64) bool {
 		o.confirmed = true
 	default:
 		s.owners[owner] = newOwnerRecord(epoch, true)
+		s.sorted = nil
 	}
 	return true
 }
@@ -167,6 +181,7 @@ func (o *ownerRecord) apply(r record) bool {
 	}
 	r.signed = slices.Clone(r.signed) // not the message buffer it arrived in
 	o.records[r.Info.ID] = r
+	o.valid = false
 	return true
 }
 
@@ -201,6 +216,7 @@ func (o *ownerRecord) merge(st ownerState) bool {
 		}
 		if !mentioned[id] && !r.Deleted {
 			changed = true // deleted at or before st.Floor
+			o.valid = false
 		}
 		if !mentioned[id] || r.Deleted {
 			delete(o.records, id)
@@ -223,6 +239,7 @@ func (s *store) forget(owner string) bool {
 		return false
 	}
 	delete(s.owners, owner)
+	s.sorted = nil
 	return true
 }
 
@@ -253,25 +270,35 @@ func (s *store) export() ([]ownerState, []delta) {
 	return states, deltas
 }
 
-// instances returns the live instances of every owner that include accepts
-// and whose epoch is confirmed, sorted by namespace, workload, ID and node. The values share Ports slices with the
-// store, which never mutates a stored record in place.
-func (s *store) instances(include func(owner string) bool) []InstanceInfo {
-	var out []InstanceInfo
-	for name, o := range s.owners {
-		if !o.confirmed || !include(name) {
-			continue
-		}
-		for _, r := range o.records {
-			if !r.Deleted {
-				out = append(out, r.Info)
-			}
+// view returns the live instances of every owner that include accepts and
+// whose epoch is confirmed and that has any, by owner name. An owner's list is
+// sorted once per change of its records and shared, never modified, by every
+// view until the next: a view costs the number of owners plus what changed.
+func (s *store) view(include func(owner string) bool) []OwnerInstances {
+	if s.sorted == nil {
+		for _, name := range slices.Sorted(maps.Keys(s.owners)) {
+			s.sorted = append(s.sorted, namedOwner{name, s.owners[name]})
 		}
 	}
-	slices.SortFunc(out, func(a, b InstanceInfo) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Workload, b.Workload),
-			cmp.Compare(a.ID, b.ID), cmp.Compare(a.Node, b.Node))
-	})
+	out := make([]OwnerInstances, 0, len(s.sorted))
+	for _, o := range s.sorted {
+		if !o.confirmed || !include(o.name) {
+			continue
+		}
+		if !o.valid {
+			o.shown, o.valid = nil, true
+			for _, r := range o.records {
+				if !r.Deleted {
+					o.shown = append(o.shown, r.Info)
+				}
+			}
+			slices.SortFunc(o.shown, compareInstances)
+			o.shown = slices.Clip(o.shown)
+		}
+		if len(o.shown) > 0 {
+			out = append(out, OwnerInstances{Node: o.name, Instances: o.shown})
+		}
+	}
 	return out
 }
 

@@ -39,7 +39,7 @@ func observe(epoch int64) op { return op{observe: epoch, want: true} }
 // liveOf lists owner a's live instances as "id@addr".
 func liveOf(s *store) []string {
 	var out []string
-	for _, inst := range s.instances(func(owner string) bool { return owner == "a" }) {
+	for _, inst := range (View{Owners: s.view(func(owner string) bool { return owner == "a" })}).Instances() {
 		out = append(out, inst.ID+"@"+inst.Addr)
 	}
 	return out
@@ -180,7 +180,7 @@ func TestStoreIgnoresOwnStateFromPeers(t *testing.T) {
 	if s.mergeState([]ownerState{{Owner: "self", Epoch: 7, Floor: 99}}) || s.observeEpoch("self", 8) {
 		t.Fatal("a peer's state about our own instances was applied")
 	}
-	if got := s.instances(func(string) bool { return true }); len(got) != 1 || got[0].ID != "mine" {
+	if got := (View{Owners: s.view(func(string) bool { return true })}).Instances(); len(got) != 1 || got[0].ID != "mine" {
 		t.Fatalf("own instances changed: %+v", got)
 	}
 }
@@ -236,14 +236,17 @@ func TestStoreConverges(t *testing.T) {
 				if rng.IntN(3) == 0 {
 					relay(r3, r2)
 				}
+				for _, s := range []*store{owner, r1, r2, r3} {
+					checkCachedView(t, s)
+				}
 			}
 
 			relay(r1, owner)
 			relay(r2, r1)
 			relay(r3, r2)
-			want := owner.instances(func(string) bool { return true })
+			want := (View{Owners: owner.view(func(string) bool { return true })}).Instances()
 			for name, r := range map[string]*store{"r1": r1, "r2": r2, "r3": r3} {
-				got := r.instances(func(o string) bool { return o == "a" })
+				got := (View{Owners: r.view(func(o string) bool { return o == "a" })}).Instances()
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("%s did not converge:\n got %+v\nwant %+v", name, got, want)
 				}
@@ -254,5 +257,63 @@ func TestStoreConverges(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkCachedView checks that the view s hands out, from lists it keeps across changes,
+// equals one built afresh from its records.
+func checkCachedView(t *testing.T, s *store) {
+	t.Helper()
+	all := func(string) bool { return true }
+	got := s.view(all)
+	fresh := &store{self: s.self, owners: map[string]*ownerRecord{}}
+	for name, o := range s.owners {
+		fresh.owners[name] = &ownerRecord{confirmed: o.confirmed, records: o.records}
+	}
+	if want := fresh.view(all); !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s: cached view\n%+v\nwant\n%+v", s.self, got, want)
+	}
+}
+
+// TestStoreViewSharesUnchangedOwners: after a change of one owner's instances, the next
+// view hands out a new list for that owner only and the very same lists for the others,
+// which is what lets a consumer skip them; an owner that leaves or joins changes no other.
+func TestStoreViewSharesUnchangedOwners(t *testing.T) {
+	s := newStore("self", 1)
+	for i, owner := range []string{"a", "b", "c"} {
+		s.observeEpoch(owner, 1)
+		for j := range 3 {
+			s.applyDelta(delta{Owner: owner, Epoch: 1, Record: record{Counter: uint64(j + 1),
+				Info: InstanceInfo{ID: fmt.Sprint("i", 2-j), Node: owner, Addr: fmt.Sprint(i)}}})
+		}
+	}
+	all := func(string) bool { return true }
+	v1 := s.view(all)
+	s.applyDelta(delta{Owner: "b", Epoch: 1, Record: record{Counter: 4, Info: InstanceInfo{ID: "i1", Node: "b", Ready: true}}})
+	v2 := s.view(all)
+	if len(v1) != 3 || len(v2) != 3 {
+		t.Fatalf("owners: %d then %d, want 3", len(v1), len(v2))
+	}
+	for i, o := range v2 {
+		if want := o.Node != "b"; Same(v1[i].Instances, o.Instances) != want {
+			t.Errorf("owner %s: same list %v, want %v", o.Node, !want, want)
+		}
+		if ids := []string{o.Instances[0].ID, o.Instances[1].ID, o.Instances[2].ID}; !slices.Equal(ids, []string{"i0", "i1", "i2"}) {
+			t.Errorf("owner %s: instances %v, want sorted by ID", o.Node, ids)
+		}
+	}
+	if !v2[1].Instances[1].Ready || v1[1].Instances[1].Ready {
+		t.Errorf("owner b: the new view shows the change, the old one keeps what it showed: %+v then %+v", v1[1], v2[1])
+	}
+
+	s.forget("a")
+	s.observeEpoch("d", 1)
+	s.applyDelta(delta{Owner: "d", Epoch: 1, Record: record{Counter: 1, Info: InstanceInfo{ID: "i0", Node: "d"}}})
+	v3 := s.view(all)
+	if len(v3) != 3 || v3[0].Node != "b" || v3[2].Node != "d" || !Same(v3[0].Instances, v2[1].Instances) || !Same(v3[1].Instances, v2[2].Instances) {
+		t.Errorf("after a left and d joined: %+v", v3)
+	}
+	if hidden := s.view(func(o string) bool { return o != "c" }); len(hidden) != 2 || hidden[1].Node != "d" {
+		t.Errorf("c is not alive, yet shown: %+v", hidden)
 	}
 }
