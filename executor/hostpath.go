@@ -101,11 +101,16 @@ func openHostPath(root, rel, kind string) (*os.File, error) {
 			return nil, err
 		}
 		defer parent.Close()
-		fd, err := unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
-		if err != nil {
+		// O_EXCL and O_NONBLOCK: whatever appeared there since the lookup above (a FIFO
+		// a container planted would block a plain open forever) is left alone and
+		// checked by type below.
+		fd, err := unix.Openat(int(parent.Fd()), name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
+		switch {
+		case err == nil:
+			unix.Close(fd)
+		case !errors.Is(err, unix.EEXIST):
 			return nil, fmt.Errorf("create %s: %w", name, err)
 		}
-		unix.Close(fd)
 	default:
 		return nil, err
 	}
