@@ -227,7 +227,12 @@ func TestConfigAndSecretsReachTheContainer(t *testing.T) {
 			t.Errorf("%s = %q, want %q", path, got, want)
 		}
 	}
-	st := a.status()
+	// The PID reaches status with the runtime listing that follows a start, which may
+	// come after the container already serves.
+	st := a.waitFor("the container's PID in status", func(st *agent.Status) bool {
+		w := workload(st, "web")
+		return w != nil && len(w.Instances) > 0 && len(w.Instances[0].Containers) > 0 && w.Instances[0].Containers[0].PID != 0
+	})
 	pid := workload(st, "web").Instances[0].Containers[0].PID
 	mounts := readFile(t, fmt.Sprintf("/proc/%d/mountinfo", pid))
 	if !strings.Contains(mounts, " /etc/secret ") || !strings.Contains(lineWith(mounts, " /etc/secret "), "tmpfs") {
