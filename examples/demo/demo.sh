@@ -160,7 +160,7 @@ start_agents() {
 	cp "$top/bin/shoal" "$demo/bin/shoal"
 	make_certs
 	for i in $nodes; do start_node $i; done
-	wait_for 90 "every node to converge" sh -c "for i in $nodes; do '$demo/bin/shoal' status --addr $net.\$i:7070 -o json | grep -q '\"converged\": true' || exit 1; done"
+	wait_for 90 "every node to converge (a rejected head commit in $demo/repo? see $demo/node*.log)" sh -c "for i in $nodes; do '$demo/bin/shoal' status --addr $net.\$i:7070 -o json | grep -q '\"converged\": true' || exit 1; done"
 }
 
 kill_node() {
