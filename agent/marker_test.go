@@ -41,20 +41,8 @@ func (m *recordingMarker) snapshot() []string {
 // as survived once it ran with it for SurviveAfter, and, told that the head is the suspect
 // revision, reports it and runs the trusted one the poller sent in its place.
 func TestAgentMarksRevisions(t *testing.T) {
-	fake := executortest.NewFake(executortest.FakeConfig{StateDir: t.TempDir()})
-	defer fake.Close()
-	cfg := DefaultConfig("node-a")
-	cfg.Logger, cfg.SurviveAfter = slog.New(slog.DiscardHandler), 50*time.Millisecond
-	marker := &recordingMarker{}
-	revs := make(chan source.Event)
-	a, err := New(cfg, fake, revs, WithRevisionMarker(marker))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	a, marker, revs, stop := runMarkedAgent(t, 50*time.Millisecond)
+	defer stop()
 
 	desired := func(n int) *spec.Desired {
 		set, diags := spec.Load(fstest.MapFS{"ns.yaml": {Data: []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n")}}, spec.LoadOptions{})
@@ -113,19 +101,7 @@ func TestBillionReplicasRejectedByAgent(t *testing.T) {
 // TestAgentCleanStopIsNoCrash: an agent stopped (SIGTERM) before its revision survived
 // tells the marker, so that a restart does not take the revision for one that crashed it.
 func TestAgentCleanStopIsNoCrash(t *testing.T) {
-	fake := executortest.NewFake(executortest.FakeConfig{StateDir: t.TempDir()})
-	defer fake.Close()
-	cfg := DefaultConfig("node-a")
-	cfg.Logger, cfg.SurviveAfter = slog.New(slog.DiscardHandler), time.Hour
-	marker := &recordingMarker{}
-	revs := make(chan source.Event)
-	a, err := New(cfg, fake, revs, WithRevisionMarker(marker))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	a, marker, revs, stop := runMarkedAgent(t, time.Hour)
 	// Its image cannot be pulled: the agent never converges on it, so only time could make
 	// it survive.
 	set, diags := spec.Load(fstest.MapFS{"web.yaml": {Data: []byte(deployment("web", "missing:v1", 1, ""))}}, spec.LoadOptions{})
@@ -137,9 +113,27 @@ func TestAgentCleanStopIsNoCrash(t *testing.T) {
 	for a.Status().Desired == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
-	cancel()
-	<-done
+	stop()
 	if got, want := marker.snapshot(), []string{"applying " + rev.Commit, "released " + rev.Commit}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("marker calls %q, want %q", got, want)
 	}
+}
+
+// runMarkedAgent runs an agent on a fake runtime that records its marker calls and
+// trusts a revision after surviveAfter; stop cancels it and waits for Run to return.
+func runMarkedAgent(t *testing.T, surviveAfter time.Duration) (a *Agent, marker *recordingMarker, revs chan source.Event, stop func()) {
+	t.Helper()
+	fake := executortest.NewFake(executortest.FakeConfig{StateDir: t.TempDir()})
+	t.Cleanup(func() { fake.Close() })
+	cfg := DefaultConfig("node-a")
+	cfg.Logger, cfg.SurviveAfter = slog.New(slog.DiscardHandler), surviveAfter
+	marker, revs = &recordingMarker{}, make(chan source.Event)
+	a, err := New(cfg, fake, revs, WithRevisionMarker(marker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	return a, marker, revs, func() { cancel(); <-done }
 }

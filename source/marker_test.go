@@ -77,12 +77,7 @@ func TestPollerAsksRemoteBeforeClone(t *testing.T) {
 	up := newUpstream(t)
 	bad := up.Commit("bad", map[string]string{"app.yaml": configMap("app", "bad")})
 	state, src := t.TempDir(), Source{URL: up.Bare}
-	before, err := Open(context.Background(), src, state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetchAndLoad(t, before)
-	before.Close()
+	cloneOnce(t, src, state)
 	revert := up.Commit("revert", map[string]string{"app.yaml": configMap("app", "good")})
 
 	p := startPoller(t, openRepo(t, src, state), testPollerConfig())

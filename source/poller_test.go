@@ -156,12 +156,7 @@ func TestPollerResumesFromCloneWithoutRemote(t *testing.T) {
 	up := newUpstream(t)
 	c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
 	state, src := t.TempDir(), Source{URL: up.Bare}
-	before, err := Open(context.Background(), src, state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetchAndLoad(t, before)
-	before.Close()
+	cloneOnce(t, src, state)
 	if err := os.Rename(up.Bare, up.Bare+".away"); err != nil {
 		t.Fatal(err)
 	}

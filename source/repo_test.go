@@ -28,6 +28,21 @@ func fetchAndLoad(t *testing.T, r *Repo) *spec.Desired {
 	return d
 }
 
+// cloneOnce opens a clone of src in state, fetches and loads its head, and closes it, as a
+// daemon that ran once and stopped leaves it; it returns the closed Repo for its Dir.
+func cloneOnce(t *testing.T, src Source, state string) *Repo {
+	t.Helper()
+	r, err := Open(context.Background(), src, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetchAndLoad(t, r)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 func head(t *testing.T, r *Repo) string {
 	t.Helper()
 	h, err := r.Head(context.Background())
@@ -286,14 +301,7 @@ func TestRepoReopensCloneAfterRestart(t *testing.T) {
 	c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
 	state := t.TempDir()
 	src := Source{URL: up.Bare}
-	first, err := Open(context.Background(), src, state)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fetchAndLoad(t, first)
-	if err := first.Close(); err != nil {
-		t.Fatal(err)
-	}
+	first := cloneOnce(t, src, state)
 
 	if err := os.Rename(up.Bare, up.Bare+".gone"); err != nil {
 		t.Fatal(err)
@@ -366,12 +374,7 @@ func TestRepoRecoversDamagedClone(t *testing.T) {
 			c1 := up.Commit("one", map[string]string{"app.yaml": configMap("app", "v1")})
 			state := t.TempDir()
 			src := Source{URL: up.Bare}
-			first, err := Open(context.Background(), src, state)
-			if err != nil {
-				t.Fatal(err)
-			}
-			fetchAndLoad(t, first)
-			first.Close()
+			first := cloneOnce(t, src, state)
 			tc.damage(t, first.Dir())
 
 			logger, logs := logBuffer()
