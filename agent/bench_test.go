@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/shoalhq/shoal/executor"
@@ -23,27 +25,40 @@ const (
 	benchNodes     = 5000
 )
 
-// benchDeployment is one of the benchmark's Deployments, with CPU and memory requests.
-func benchDeployment(i int, image string) *spec.Deployment {
-	name := "app-" + strconv.Itoa(i)
-	replicas := int32(benchReplicas)
-	return &spec.Deployment{
-		TypeMeta: spec.TypeMeta{APIVersion: spec.APIVersionApps, Kind: spec.KindDeployment},
-		Metadata: spec.ObjectMeta{Name: name, Namespace: spec.DefaultNamespace},
-		Spec: spec.DeploymentSpec{
-			Replicas: &replicas,
-			Selector: &spec.LabelSelector{MatchLabels: map[string]string{"app": name}},
-			Template: spec.PodTemplate{
-				Metadata: spec.ObjectMeta{Labels: map[string]string{"app": name}},
-				Spec: spec.PodSpec{Containers: []spec.Container{{
-					Name: "main", Image: image,
-					Resources: spec.Resources{Requests: map[string]spec.Quantity{
-						spec.ResourceCPU: spec.MustQuantity(strconv.Itoa(100+i%5*100) + "m"), spec.ResourceMemory: spec.MustQuantity("256Mi"),
-					}},
-				}}},
-			},
-		},
+// benchManifest is one of the benchmark's Deployments, with CPU and memory requests.
+func benchManifest(i int, image string) []byte {
+	return fmt.Appendf(nil, `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app-%[1]d}
+spec:
+  replicas: %[2]d
+  selector: {matchLabels: {app: app-%[1]d}}
+  template:
+    metadata: {labels: {app: app-%[1]d}}
+    spec:
+      containers:
+      - name: main
+        image: %[3]s
+        resources: {requests: {cpu: %[4]dm, memory: 256Mi}}
+`, i, benchReplicas, image, 100+i%5*100)
+}
+
+// benchRevision loads the benchmark's Deployments as the Git source does, app-7 with image7.
+func benchRevision(b *testing.B, commit, image7 string) *spec.Desired {
+	b.Helper()
+	files := fstest.MapFS{}
+	for i := range benchWorkloads {
+		image := "registry.local/app:1"
+		if i == 7 {
+			image = image7
+		}
+		files["app-"+strconv.Itoa(i)+".yaml"] = &fstest.MapFile{Data: benchManifest(i, image)}
 	}
+	set, diags := spec.Load(files, spec.LoadOptions{})
+	if diags.HasErrors() {
+		b.Fatal(diags.Error())
+	}
+	return &spec.Desired{Revision: spec.Revision{Commit: commit}, Objects: set}
 }
 
 type benchCluster struct {
@@ -57,16 +72,9 @@ type benchCluster struct {
 
 func newBenchCluster(b *testing.B) *benchCluster {
 	b.Helper()
-	deps := make([]*spec.Deployment, benchWorkloads)
-	for i := range deps {
-		deps[i] = benchDeployment(i, "registry.local/app:1")
-	}
-	changed := slices.Clone(deps)
-	changed[7] = benchDeployment(7, "registry.local/app:2")
 	bc := &benchCluster{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	for i, d := range [][]*spec.Deployment{deps, changed} {
-		rev := spec.Revision{Commit: strconv.Itoa(i+1) + "000000000000000000000000000000000000000"}
-		bc.revs[i] = &spec.Desired{Revision: rev, Objects: &spec.Set{Deployments: d}}
+	for i, image7 := range []string{"registry.local/app:1", "registry.local/app:2"} {
+		bc.revs[i] = benchRevision(b, strconv.Itoa(i+1)+"000000000000000000000000000000000000000", image7)
 	}
 
 	nodes := make([]gossip.NodeInfo, benchNodes)
@@ -165,7 +173,8 @@ func BenchmarkCoreGossipInstanceChange(b *testing.B) {
 }
 
 // BenchmarkCoreRevisionOneDeployment is a new revision that changes the image of one
-// Deployment of the 2,000, then back.
+// Deployment of the 2,000, then back: each loaded as the Git source loads it (decoding and
+// hashing happen there, in the source's goroutine, not in the loop).
 func BenchmarkCoreRevisionOneDeployment(b *testing.B) {
 	bc := newBenchCluster(b)
 	b.ReportAllocs()

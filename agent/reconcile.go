@@ -53,7 +53,10 @@ func (c *core) reconcile() {
 func (c *core) plan() {
 	c.planDue = false
 	view := c.planView()
-	c.placement = c.planner.Plan(*c.desired, view)
+	if c.index.planNodes == nil {
+		c.index.planNodes = planner.IndexNodes(view.Nodes)
+	}
+	c.placement = c.planner.PlanNode(*c.desired, c.index.planNodes, view.Instances, c.cfg.NodeName)
 	c.rd.planInputs = &PlanInputs{Desired: *c.desired, View: view}
 	c.stageOnce("planned", c.now)
 	c.mine = c.mine[:0]
@@ -68,14 +71,16 @@ func (c *core) plan() {
 		c.unplaced[k] = append(c.unplaced[k], u)
 	}
 	c.index.workloads = nil
-	c.remote = map[workloadKey]workloadCount{}
-	for _, in := range view.Instances {
-		if in.Node != c.cfg.NodeName {
-			k := workloadKey{in.Namespace, in.Workload}
-			wc := c.remote[k]
-			wc.add(in.Running, in.Ready, in.SpecHash == c.hashOf(k))
-			c.remote[k] = wc
+	c.remote = make(map[workloadKey]workloadCount, len(c.index.byWorkload))
+	for k, list := range c.index.byWorkload {
+		hash := c.hashOf(k)
+		var wc workloadCount
+		for _, in := range list {
+			if in.Node != c.cfg.NodeName {
+				wc.add(in.Running, in.Ready, in.SpecHash == hash)
+			}
 		}
+		c.remote[k] = wc
 	}
 }
 
@@ -98,9 +103,14 @@ func (c *core) planView() planner.View {
 		})
 	}
 	// The view arrives sorted as the planner sorts it; merged in order, the planner's
-	// sort finds it sorted and costs a pass instead of a sort of every instance.
+	// sort finds it sorted and costs a pass instead of a sort of every instance. A plan
+	// whose view and local instances are those of the last (a new revision) reuses the merge.
 	slices.SortFunc(local, comparePlanned)
-	v.Instances = mergeSorted(c.index.planned.Instances, local)
+	if c.index.merged == nil || c.index.mergedFrom != c.index.planned || !slices.Equal(local, c.index.mergedLocal) {
+		c.index.merged = mergeSorted(c.index.planned.Instances, local)
+		c.index.mergedFrom, c.index.mergedLocal = c.index.planned, local
+	}
+	v.Instances = c.index.merged
 	return v
 }
 

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -433,6 +435,7 @@ func (s *scenario) view(input string) (gossip.View, error) {
 // ready prints what the core decided and hands the actions to the fake runtime.
 func (s *scenario) ready() string {
 	rd := s.c.Ready()
+	s.checkStatusCaches(rd.status)
 	var out []string
 	if rd.markApplying != "" {
 		out = append(out, "mark applying "+rd.markApplying)
@@ -541,4 +544,27 @@ func lines(s string) []string {
 		}
 	}
 	return out
+}
+
+// checkStatusCaches fails the scenario when the status snapshot built from the core's
+// caches differs from one built from nothing: a cache that missed a change.
+func (s *scenario) checkStatusCaches(got *Status) {
+	s.t.Helper()
+	saved := s.c.index
+	s.c.index.status, s.c.index.workloads, s.c.index.nodes = nil, nil, nil
+	s.c.index.statusBase, s.c.index.statusBaseOf, s.c.index.statusStale, s.c.index.statusMerged = nil, nil, nil, nil
+	want := s.c.statusSnapshot()
+	s.c.index = saved
+	if g, w := mustJSON(s.t, got), mustJSON(s.t, want); !bytes.Equal(g, w) {
+		s.t.Fatalf("status from the caches differs from status built anew:\ncached: %s\nanew:   %s", g, w)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

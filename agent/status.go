@@ -178,8 +178,9 @@ func (c *core) statusSnapshot() *Status {
 		rev := c.desired.Revision
 		st.Desired = &rev
 	}
-	// Each workload's status is what this node runs of it, merged with what the others
-	// run (shared with earlier snapshots while it does not change) and what waits here.
+	// Each workload's status is what the others run of it (kept from earlier snapshots
+	// while it does not change), merged with what this node runs and what waits here:
+	// an event costs this node's instances, not a pass over every workload.
 	local := map[workloadKey][]InstanceStatus{}
 	localReady := map[workloadKey]int{}
 	for _, in := range c.instances {
@@ -195,39 +196,104 @@ func (c *core) statusSnapshot() *Status {
 			local[as.w.key] = append(local[as.w.key], InstanceStatus{ID: as.InstanceID, Node: as.Node, Phase: PhasePending, SpecHash: as.SpecHash})
 		}
 	}
-	keys := c.statusWorkloads(local)
-	st.Workloads = make([]WorkloadStatus, len(keys))
-	for i, k := range keys {
+	st.Workloads = slices.Clone(c.statusBase())
+	for k := range local {
+		if c.workloads[k] == nil && c.unplaced[k] == nil && !c.hasRange(k) {
+			st.Workloads = append(st.Workloads, c.remoteOnlyStatus(k)) // e.g. an adopted instance of a removed Deployment
+		}
+	}
+	if len(st.Workloads) > len(c.index.workloads) {
+		slices.SortFunc(st.Workloads, compareWorkloadStatus)
+	}
+	for k, mine := range local {
+		i, _ := slices.BinarySearchFunc(st.Workloads, k, func(w WorkloadStatus, k workloadKey) int {
+			return cmp.Or(cmp.Compare(w.Namespace, k.namespace), cmp.Compare(w.Name, k.name))
+		})
 		w := &st.Workloads[i]
-		w.Namespace, w.Name = k.namespace, k.name
-		if cw := c.workloads[k]; cw != nil {
-			w.Replicas, w.SpecHash = cw.replicas, cw.hash
-		}
-		w.Unplaced = c.unplaced[k]
-		remote := c.remoteStatus(k)
-		w.Ready = remote.ready
-		mine := local[k]
-		if len(mine) > 0 {
-			w.Ready += localReady[k] // looked up only here: most workloads run nothing on this node
-		}
-		switch {
-		case len(mine) == 0 && remote.instances != nil:
-			w.Instances = remote.instances
-		case len(mine) == 0:
-			w.Instances = []InstanceStatus{}
-		default:
-			w.Instances = append(mine, remote.instances...)
-			slices.SortFunc(w.Instances, func(x, y InstanceStatus) int {
-				return cmp.Or(cmp.Compare(x.ID, y.ID), cmp.Compare(x.Node, y.Node))
-			})
+		w.Ready += localReady[k]
+		w.Instances = c.mergeStatus(k, mine, w.Instances)
+	}
+	for k := range c.index.statusMerged {
+		if local[k] == nil {
+			delete(c.index.statusMerged, k) // this node no longer runs it
 		}
 	}
 	return st
 }
 
+// mergedStatus is a workload's instances in status: mine and remote merged.
+type mergedStatus struct{ mine, remote, merged []InstanceStatus }
+
+// mergeStatus merges this node's instances of workload k with the others', or returns
+// the last merge when neither changed.
+func (c *core) mergeStatus(k workloadKey, mine, remote []InstanceStatus) []InstanceStatus {
+	last, ok := c.index.statusMerged[k]
+	if ok && len(last.remote) == len(remote) && (len(remote) == 0 || &last.remote[0] == &remote[0]) &&
+		slices.EqualFunc(last.mine, mine, equalInstanceStatus) {
+		return last.merged
+	}
+	merged := append(slices.Clone(mine), remote...)
+	slices.SortFunc(merged, func(x, y InstanceStatus) int {
+		return cmp.Or(cmp.Compare(x.ID, y.ID), cmp.Compare(x.Node, y.Node))
+	})
+	if c.index.statusMerged == nil {
+		c.index.statusMerged = map[workloadKey]mergedStatus{}
+	}
+	c.index.statusMerged[k] = mergedStatus{mine, remote, merged}
+	return merged
+}
+
+func equalInstanceStatus(a, b InstanceStatus) bool {
+	return a.ID == b.ID && a.Node == b.Node && a.Phase == b.Phase && a.SpecHash == b.SpecHash &&
+		a.Revision == b.Revision && a.Restarts == b.Restarts && a.LastExit == b.LastExit &&
+		a.Message == b.Message && a.ReadinessChanged.Equal(b.ReadinessChanged) && slices.Equal(a.Containers, b.Containers)
+}
+
+func compareWorkloadStatus(a, b WorkloadStatus) int {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
+
+// statusBase is the status of every workload status lists without this node's
+// instances, sorted: built when the workloads change, and patched for a workload whose
+// instances elsewhere changed. A snapshot copies it: it is never published as it is.
+func (c *core) statusBase() []WorkloadStatus {
+	keys := c.statusWorkloads()
+	if len(c.index.statusBase) != len(keys) || len(keys) > 0 && c.index.statusBaseOf != &keys[0] {
+		c.index.statusBase = make([]WorkloadStatus, len(keys))
+		for i, k := range keys {
+			c.index.statusBase[i] = c.remoteOnlyStatus(k)
+		}
+		if len(keys) > 0 {
+			c.index.statusBaseOf = &keys[0]
+		}
+		c.index.statusStale = nil
+	}
+	for _, k := range c.index.statusStale {
+		if i, ok := slices.BinarySearchFunc(keys, k, compareKeys); ok {
+			c.index.statusBase[i] = c.remoteOnlyStatus(k)
+		}
+	}
+	c.index.statusStale = c.index.statusStale[:0]
+	return c.index.statusBase
+}
+
+// remoteOnlyStatus is workload k's status without this node's instances.
+func (c *core) remoteOnlyStatus(k workloadKey) WorkloadStatus {
+	w := WorkloadStatus{Namespace: k.namespace, Name: k.name, Unplaced: c.unplaced[k], Instances: []InstanceStatus{}}
+	if cw := c.workloads[k]; cw != nil {
+		w.Replicas, w.SpecHash = cw.replicas, cw.hash
+	}
+	remote := c.remoteStatus(k)
+	w.Ready = remote.ready
+	if remote.instances != nil {
+		w.Instances = slices.Clip(remote.instances) // a merge with local ones copies
+	}
+	return w
+}
+
 // statusWorkloads are the workloads status lists, sorted: the desired ones, those the
-// plan could not place, those running elsewhere, and those of local.
-func (c *core) statusWorkloads(local map[workloadKey][]InstanceStatus) []workloadKey {
+// plan could not place, and those running elsewhere.
+func (c *core) statusWorkloads() []workloadKey {
 	if c.index.workloads == nil {
 		seen := map[workloadKey]bool{}
 		for k := range c.workloads {
@@ -245,25 +311,14 @@ func (c *core) statusWorkloads(local map[workloadKey][]InstanceStatus) []workloa
 		}
 		sortKeys(c.index.workloads)
 	}
-	keys := c.index.workloads
-	var extra []workloadKey
-	for k := range local {
-		if c.workloads[k] == nil && c.unplaced[k] == nil && !c.hasRange(k) {
-			extra = append(extra, k) // e.g. an adopted instance of a removed Deployment
-		}
-	}
-	if len(extra) > 0 {
-		keys = append(slices.Clone(keys), extra...)
-		sortKeys(keys)
-	}
-	return keys
+	return c.index.workloads
 }
 
-func sortKeys(keys []workloadKey) {
-	slices.SortFunc(keys, func(a, b workloadKey) int {
-		return cmp.Or(cmp.Compare(a.namespace, b.namespace), cmp.Compare(a.name, b.name))
-	})
+func compareKeys(a, b workloadKey) int {
+	return cmp.Or(cmp.Compare(a.namespace, b.namespace), cmp.Compare(a.name, b.name))
 }
+
+func sortKeys(keys []workloadKey) { slices.SortFunc(keys, compareKeys) }
 
 func instanceStatus(in *instance, node string, now time.Time) InstanceStatus {
 	is := InstanceStatus{

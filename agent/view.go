@@ -25,9 +25,26 @@ type viewIndex struct {
 	// planned is the view in the planner's terms without this node, built on demand;
 	// nil when out of date. Plans of new revisions on an unchanged view reuse it.
 	planned *planner.View
+	// merged is planned's instances with this node's (mergedLocal), as planView last
+	// merged them from mergedFrom; never modified.
+	merged      []planner.Instance
+	mergedFrom  *planner.View
+	mergedLocal []planner.Instance
+	// planNodes is the members, this node included, indexed for the planner: built on
+	// demand, nil once they change in what placement reads.
+	planNodes *planner.Nodes
 	// workloads are the workloads status lists, sorted, built on demand; nil when out of
 	// date (a revision, a plan, a view that changed in more than readiness).
 	workloads []workloadKey
+	// statusBase is, for each of workloads (statusBaseOf is its first element), its
+	// status without this node's instances; statusStale the workloads whose entry must
+	// be built again (see core.statusBase).
+	statusBase   []WorkloadStatus
+	statusBaseOf *workloadKey
+	statusStale  []workloadKey
+	// statusMerged is, per workload this node runs, the last merge of its instances
+	// with the others' (see core.mergeStatus).
+	statusMerged map[workloadKey]mergedStatus
 }
 
 // remoteStatus is what status shows of the instances other nodes run of one workload.
@@ -50,6 +67,9 @@ func (c *core) onView(v gossip.View) {
 	placement, shown := diffNodes(c.view.Nodes, v.Nodes)
 	if shown {
 		c.index.nodes = nil
+	}
+	if placement {
+		c.index.planNodes = nil
 	}
 	if !placement && c.updateInstances(c.view.Owners, v.Owners) {
 		c.view = v
@@ -123,6 +143,7 @@ func (c *core) updateInstances(old, cur []gossip.OwnerInstances) bool {
 		list[i] = *y
 		c.index.byWorkload[k] = list
 		delete(c.index.status, k)
+		c.index.statusStale = append(c.index.statusStale, k)
 		if x.Ready == y.Ready || y.Node == c.cfg.NodeName {
 			continue
 		}

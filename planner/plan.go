@@ -62,9 +62,28 @@ func Explain(desired spec.Desired, view View, namespace, workload string) (Expla
 //
 // The same desired state and view, in any order, give a byte-identical Placement.
 func (p *Planner) Plan(desired spec.Desired, view View) Placement {
-	st := newState(p.hash, desired, view)
+	return p.PlanOn(desired, IndexNodes(view.Nodes), view.Instances)
+}
+
+// PlanOn is Plan on nodes indexed beforehand: the same placement as Plan with the view of
+// those nodes and instances, without indexing the nodes again.
+func (p *Planner) PlanOn(desired spec.Desired, nodes *Nodes, instances []Instance) Placement {
+	st := newState(p.hash, desired, nodes, instances)
 	st.run()
-	return st.placement()
+	return st.placement(-1)
+}
+
+// PlanNode is PlanOn seen from one node: the same placement, but Assignments holds only
+// node's, as ForNode(node) would return them. A daemon runs its own share and needs no
+// list of every replica of the cluster built for it.
+func (p *Planner) PlanNode(desired spec.Desired, nodes *Nodes, instances []Instance, node string) Placement {
+	st := newState(p.hash, desired, nodes, instances)
+	st.run()
+	n, ok := nodes.byName[node]
+	if !ok {
+		n = -2 // no slot is on it
+	}
+	return st.placement(n)
 }
 
 func (st *state) run() {
@@ -241,25 +260,28 @@ func (w *workload) instanceID(slot int, s *slotState) string {
 	return w.prefix + strconv.Itoa(slot)
 }
 
-// placement assembles the result, every list sorted.
-func (st *state) placement() Placement {
+// placement assembles the result, every list sorted. Assignments holds every node's
+// when only is -1, else only those of node index only.
+func (st *state) placement(only int32) Placement {
 	replicas := 0
-	for _, w := range st.workloads {
-		replicas += len(w.slots)
+	if only == -1 {
+		for _, w := range st.workloads {
+			replicas += len(w.slots)
+		}
 	}
 	p := Placement{Revision: st.revision, Assignments: make([]Assignment, 0, replicas), Unplaced: []Unplaced{}, Rollouts: []Rollout{}}
 	for _, w := range st.workloads {
 		for slot := range w.slots {
 			s := &w.slots[slot]
-			id := w.instanceID(slot, s)
-			if s.node >= 0 {
-				p.Assignments = append(p.Assignments, Assignment{
-					InstanceID: id, Namespace: w.ns, Workload: w.name, Slot: slot,
-					Node: st.nodes[s.node].name, SpecHash: w.hash,
-				})
-			} else {
+			switch {
+			case s.node < 0:
 				p.Unplaced = append(p.Unplaced, Unplaced{
-					Namespace: w.ns, Workload: w.name, Slot: slot, InstanceID: id, Reason: s.unplaced(),
+					Namespace: w.ns, Workload: w.name, Slot: slot, InstanceID: w.instanceID(slot, s), Reason: s.unplaced(),
+				})
+			case only == -1 || s.node == only:
+				p.Assignments = append(p.Assignments, Assignment{
+					InstanceID: w.instanceID(slot, s), Namespace: w.ns, Workload: w.name, Slot: slot,
+					Node: st.nodes[s.node].name, SpecHash: w.hash,
 				})
 			}
 			st.stopLeftovers(s)

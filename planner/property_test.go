@@ -518,3 +518,31 @@ func TestDivergenceConverges(t *testing.T) {
 		}
 	}
 }
+
+// A daemon plans with nodes indexed once and asks only for its own assignments: the
+// placement must be Plan's, with Assignments cut to that node's, whichever node it is,
+// and the index must serve any number of plans unchanged.
+func TestPlanNodeIsPlanSeenFromOneNode(t *testing.T) {
+	for seed := range int64(propertySeeds) {
+		rng := rand.New(rand.NewSource(seed))
+		nodes := randomNodes(rng, 3+rng.Intn(20))
+		d := randomDesired(rng, allConstraints)
+		v := messyView(rng, nodes, plan(d, View{Nodes: nodes}))
+		full := plan(d, v)
+		ix := IndexNodes(v.Nodes)
+		p := New(nil)
+		for _, n := range append(slices.Clone(nodes[:3]), Node{Name: "not-a-member"}) {
+			want := full
+			want.Assignments = full.ForNode(n.Name)
+			if want.Assignments == nil {
+				want.Assignments = []Assignment{}
+			}
+			if got := p.PlanNode(d, ix, v.Instances, n.Name); !bytes.Equal(mustJSON(t, got), mustJSON(t, want)) {
+				t.Fatalf("seed %d, node %s: PlanNode differs from Plan\nwant:\n%s\ngot:\n%s", seed, n.Name, mustJSON(t, want), mustJSON(t, got))
+			}
+		}
+		if got := p.PlanOn(d, ix, v.Instances); !bytes.Equal(mustJSON(t, got), mustJSON(t, full)) {
+			t.Fatalf("seed %d: PlanOn on a reused index differs from Plan", seed)
+		}
+	}
+}

@@ -242,10 +242,7 @@ type tier struct {
 type state struct {
 	hash     HashFunc
 	revision string
-	nodes    []nodeInfo
-	byName   map[string]int32
-	alive    []int32
-	ring     ring
+	*Nodes
 	// labelIdx is built by labelIndex, when a node selector first asks.
 	labelIdx map[string]map[string][]int32
 	topos    map[string]*topology
@@ -260,22 +257,22 @@ type state struct {
 	byKey     map[string]*workload
 
 	usedCPU, usedMem []int64
-	// count is the instances placed on each node; capacity sums the alive nodes' maxInstances.
-	count    []int32
-	capacity int
-	ports    [][]uint32
-	visited  []uint32
-	stamp    uint32
-	sample   []int32
+	// count is the instances placed on each node.
+	count   []int32
+	ports   [][]uint32
+	visited []uint32
+	stamp   uint32
+	sample  []int32
 
 	stops []Stop
 	trace *trace
 }
 
-func newState(hash HashFunc, desired spec.Desired, view View) *state {
+func newState(hash HashFunc, desired spec.Desired, nodes *Nodes, instances []Instance) *state {
 	st := &state{
 		hash:     hash,
 		revision: desired.Revision.Commit,
+		Nodes:    nodes,
 		topos:    map[string]*topology{},
 		trackers: map[string]*tracker{},
 		byLabel:  map[string][]*tracker{},
@@ -283,23 +280,37 @@ func newState(hash HashFunc, desired spec.Desired, view View) *state {
 		statics:  map[string]*staticSet{},
 		byKey:    map[string]*workload{},
 	}
-	st.indexNodes(view.Nodes)
+	n := len(nodes.nodes)
+	st.usedCPU, st.usedMem = make([]int64, n), make([]int64, n)
+	st.count, st.ports, st.visited = make([]int32, n), make([][]uint32, n), make([]uint32, n)
 	set := desired.Objects
 	if set == nil {
 		set = &spec.Set{}
 	}
 	st.compileWorkloads(set)
-	st.classify(view.Instances)
+	st.classify(instances)
 	return st
 }
 
-// indexNodes sorts the nodes, drops duplicate names, and builds the ring.
-func (st *state) indexNodes(in []Node) {
+// Nodes is a set of nodes indexed for placement: sorted by name without duplicates, with
+// the ring built. It depends on the nodes alone and is never modified once built, so a
+// caller whose members did not change may hand the same Nodes to any number of plans
+// (see Planner.PlanOn) instead of paying for the index on each.
+type Nodes struct {
+	nodes  []nodeInfo
+	byName map[string]int32
+	alive  []int32
+	ring   ring
+	// capacity sums the alive nodes' maxInstances.
+	capacity int
+}
+
+// IndexNodes indexes nodes for placement; their order does not matter.
+func IndexNodes(in []Node) *Nodes {
 	nodes := slices.Clone(in)
 	slices.SortFunc(nodes, compareNodes)
 	nodes = slices.CompactFunc(nodes, func(a, b Node) bool { return a.Name == b.Name })
-	st.nodes = make([]nodeInfo, len(nodes))
-	st.byName = make(map[string]int32, len(nodes))
+	ix := &Nodes{nodes: make([]nodeInfo, len(nodes)), byName: make(map[string]int32, len(nodes))}
 	hashes := make([]uint64, len(nodes))
 	alloc := make([]Resources, len(nodes))
 	for i, n := range nodes {
@@ -315,21 +326,17 @@ func (st *state) indexNodes(in []Node) {
 		if n.MaxInstances <= 0 {
 			maxInstances = DefaultMaxInstances
 		}
-		st.nodes[i] = nodeInfo{name: n.Name, labels: labels, alloc: n.Allocatable, alive: n.Alive, hash: hashString(n.Name), maxInstances: maxInstances, perms: n.Permissions}
-		st.byName[n.Name] = int32(i)
-		hashes[i], alloc[i] = st.nodes[i].hash, n.Allocatable
+		ix.nodes[i] = nodeInfo{name: n.Name, labels: labels, alloc: n.Allocatable, alive: n.Alive, hash: hashString(n.Name), maxInstances: maxInstances, perms: n.Permissions}
+		ix.byName[n.Name] = int32(i)
+		hashes[i], alloc[i] = ix.nodes[i].hash, n.Allocatable
 		if !n.Alive {
 			continue
 		}
-		st.alive = append(st.alive, int32(i))
-		st.capacity += int(maxInstances)
+		ix.alive = append(ix.alive, int32(i))
+		ix.capacity += int(maxInstances)
 	}
-	st.ring = newRing(hashes, alloc, st.alive)
-	st.usedCPU = make([]int64, len(nodes))
-	st.usedMem = make([]int64, len(nodes))
-	st.count = make([]int32, len(nodes))
-	st.ports = make([][]uint32, len(nodes))
-	st.visited = make([]uint32, len(nodes))
+	ix.ring = newRing(hashes, alloc, ix.alive)
+	return ix
 }
 
 // labelIndex returns, by label key and value, the alive nodes carrying the label in index

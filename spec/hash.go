@@ -20,6 +20,24 @@ const instanceHashLength = 10
 // lives do not enter the hash. A referenced object missing from set (an optional
 // one) hashes as absent, so creating it later replaces the instances too.
 func InstanceHash(set *Set, d *Deployment) string {
+	if set != nil {
+		if h, ok := set.hashes[d]; ok {
+			return h
+		}
+	}
+	return computeInstanceHash(set, d)
+}
+
+// hashAll computes every Deployment's InstanceHash once, when Load has finished the set:
+// the daemons that take the revision read them instead of encoding the templates again.
+func (s *Set) hashAll() {
+	s.hashes = make(map[*Deployment]string, len(s.Deployments))
+	for _, d := range s.Deployments {
+		s.hashes[d] = computeInstanceHash(s, d)
+	}
+}
+
+func computeInstanceHash(set *Set, d *Deployment) string {
 	h := sha256.New()
 	// encoding/json writes map keys sorted, which makes the text independent of
 	// map iteration order; neither it nor the hash can fail on these types.

@@ -16,7 +16,9 @@ import (
 // duplicates and references across files. The revision loads all-or-nothing: when
 // any diagnostic is an error the Set is nil, and the diagnostics list every error
 // of every file (except that exceeding a size or count limit stops the load).
-// Diagnostics are in file and line order; warnings accompany a loaded Set too.
+// Diagnostics are in file and line order; warnings accompany a loaded Set too. A loaded
+// Set holds each Deployment's InstanceHash, computed once: its objects are not to be
+// modified after.
 func Load(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
 	if err := opts.Validate(); err != nil {
 		return nil, Diagnostics{{Severity: SeverityError, File: ".", Message: err.Error()}}
@@ -43,6 +45,7 @@ func Load(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
 		return nil, diags
 	}
 	set.sortAll()
+	set.hashAll()
 	return set, diags
 }
 

@@ -516,6 +516,9 @@ type Set struct {
 	Services    []*Service
 	ConfigMaps  []*ConfigMap
 	Secrets     []*Secret
+	// hashes is InstanceHash of each Deployment, computed once by Load; nil for a Set
+	// built otherwise, whose hashes are computed on each call.
+	hashes map[*Deployment]string
 }
 
 // Revision identifies the Git commit a Set was read from.
