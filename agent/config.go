@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/shoalhq/shoal/executor"
@@ -47,9 +48,22 @@ type Config struct {
 	// it sooner, before its RevisionMarker trusts it: a revision that takes the agent down
 	// before then is not applied again at start-up.
 	SurviveAfter time.Duration
+	// Network is the cluster's pod network; its zero value is none.
+	Network NetworkConfig
 	// Logger receives structured logs.
 	Logger *slog.Logger
 }
+
+// NetworkConfig is the cluster's pod network: every daemon of a cluster must be given the
+// same. Its zero value is no pod network: every instance runs on its node's network, as
+// with hostNetwork, and its container ports are node resources.
+type NetworkConfig struct {
+	// ClusterCIDR is the range each node's pod subnet is carved from; invalid: no pod network.
+	ClusterCIDR netip.Prefix
+}
+
+// On reports whether instances get networks of their own.
+func (n NetworkConfig) On() bool { return n.ClusterCIDR.IsValid() }
 
 // DefaultConfig returns a Config for node name with the Kubernetes schedules: crash
 // restarts at once, then 10s doubling to 5m, reset after 10m of running; and a 30s resync.

@@ -194,7 +194,7 @@ func newCore(cfg Config, clustered bool, d DNSConfig) *core {
 			return w.hash
 		}
 		return spec.InstanceHash(set, d)
-	})
+	}).WithPodNetwork(cfg.Network.On())
 	c.requestList()
 	return c
 }
@@ -319,7 +319,7 @@ func (c *core) accept(desired *spec.Desired) {
 	}
 	c.survivalDue = c.now.Add(c.cfg.SurviveAfter)
 	c.rd.markApplying = desired.Revision.Commit
-	c.desired, c.workloads, c.planDue = desired, compile(desired.Objects), true
+	c.desired, c.workloads, c.planDue = desired, compile(desired.Objects, c.cfg.Network.On()), true
 	c.services = matchServices(desired.Objects, c.workloads)
 	c.index.workloads = nil
 	c.timeline = []Stage{{Name: "fetched", Time: c.now}, {Name: "validated", Time: c.now}}

@@ -39,8 +39,8 @@ type compiled struct {
 
 type containerImage struct{ name, image string }
 
-// compile compiles every Deployment of a revision.
-func compile(set *spec.Set) map[workloadKey]*compiled {
+// compile compiles every Deployment of a revision, for a cluster with or without a pod network.
+func compile(set *spec.Set, podNetwork bool) map[workloadKey]*compiled {
 	out := make(map[workloadKey]*compiled, len(set.Deployments))
 	for _, d := range set.Deployments {
 		k := workloadKey{d.Metadata.Namespace, d.Metadata.Name}
@@ -53,11 +53,11 @@ func compile(set *spec.Set) map[workloadKey]*compiled {
 		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
 			w.grace = time.Duration(*g) * time.Second
 		}
-		w.hostPorts = d.Spec.Template.Spec.HostPorts()
+		w.hostPorts = d.Spec.Template.Spec.HostPorts(podNetwork)
 		for _, c := range d.Spec.Template.Spec.Containers {
 			w.containers = append(w.containers, containerImage{c.Name, c.Image})
 			for _, p := range c.Ports {
-				hp := p.HostPort()
+				hp := p.AsHostPort()
 				w.ports = append(w.ports, gossip.Port{Name: p.Name, Port: hp.Port, Protocol: hp.Protocol})
 				w.containerPorts = append(w.containerPorts, p)
 			}

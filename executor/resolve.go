@@ -161,7 +161,7 @@ func (r *resolveContext) container(c spec.Container, inst *InstanceSpec) (Contai
 		})
 	}
 	for _, p := range c.Ports {
-		hp := p.HostPort()
+		hp := p.AsHostPort()
 		out.Ports = append(out.Ports, Port{Name: p.Name, Port: hp.Port, Protocol: hp.Protocol})
 	}
 	probes, err := containerProbeSpecs(c)

@@ -70,7 +70,7 @@ type Rejection struct {
 // Explain runs Plan and reports, for each replica of one Deployment, where it went and the
 // score of each candidate, or why no node could take it.
 func (p *Planner) Explain(desired spec.Desired, view View, namespace, workload string) (Explanation, error) {
-	st := newState(p.hash, desired, IndexNodes(view.Nodes), view.Instances)
+	st := newState(p, desired, IndexNodes(view.Nodes), view.Instances)
 	w := st.byKey[namespace+"/"+workload]
 	if w == nil {
 		return Explanation{}, fmt.Errorf("explain %s/%s: %w", namespace, workload, ErrUnknownWorkload)

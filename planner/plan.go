@@ -28,6 +28,18 @@ type HashFunc func(set *spec.Set, d *spec.Deployment) string
 // of goroutines.
 type Planner struct {
 	hash HashFunc
+	// podNetwork says instances have networks of their own: only hostPorts and the ports
+	// of hostNetwork instances are node resources (see spec.PodSpec.HostPorts).
+	podNetwork bool
+}
+
+// WithPodNetwork returns a Planner like p for a cluster whose instances have networks of
+// their own (on) or use their node's (off, New's default). Every daemon of a cluster must
+// plan with the same setting.
+func (p *Planner) WithPodNetwork(on bool) *Planner {
+	q := *p
+	q.podNetwork = on
+	return &q
 }
 
 // New returns a Planner that identifies instance specs by hash; nil means
@@ -68,7 +80,7 @@ func (p *Planner) Plan(desired spec.Desired, view View) Placement {
 // PlanOn is Plan on nodes indexed beforehand: the same placement as Plan with the view of
 // those nodes and instances, without indexing the nodes again.
 func (p *Planner) PlanOn(desired spec.Desired, nodes *Nodes, instances []Instance) Placement {
-	st := newState(p.hash, desired, nodes, instances)
+	st := newState(p, desired, nodes, instances)
 	st.run()
 	return st.placement(-1)
 }
@@ -77,7 +89,7 @@ func (p *Planner) PlanOn(desired spec.Desired, nodes *Nodes, instances []Instanc
 // node's, as ForNode(node) would return them. A daemon runs its own share and needs no
 // list of every replica of the cluster built for it.
 func (p *Planner) PlanNode(desired spec.Desired, nodes *Nodes, instances []Instance, node string) Placement {
-	st := newState(p.hash, desired, nodes, instances)
+	st := newState(p, desired, nodes, instances)
 	st.run()
 	n, ok := nodes.byName[node]
 	if !ok {

@@ -243,7 +243,7 @@ func checkPlacement(t *testing.T, seed int64, d spec.Desired, nodes []Node, p Pl
 		if u.MilliCPU > n.Allocatable.MilliCPU || u.MemoryBytes > n.Allocatable.MemoryBytes {
 			fail("node %s is over capacity: %+v of %+v", a.Node, u, n.Allocatable)
 		}
-		for _, port := range podPorts(ps) {
+		for _, port := range podPorts(ps, false) {
 			if portsOn[a.Node] == nil {
 				portsOn[a.Node] = map[uint32]bool{}
 			}

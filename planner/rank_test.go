@@ -58,7 +58,7 @@ func TestNormalize(t *testing.T) {
 // are kept, so that rankers can be read node by node.
 func stateWith(t *testing.T, nodes []Node, deps []*spec.Deployment, instances []Instance) *state {
 	t.Helper()
-	st := newState(spec.InstanceHash, desired(deps...), IndexNodes(nodes), instances)
+	st := newState(New(nil), desired(deps...), IndexNodes(nodes), instances)
 	st.keepRunning()
 	return st
 }

@@ -240,8 +240,9 @@ type tier struct {
 
 // state is one run of Plan: the indexes and the usage built up while placing.
 type state struct {
-	hash     HashFunc
-	revision string
+	hash       HashFunc
+	podNetwork bool
+	revision   string
 	*Nodes
 	// labelIdx is built by labelIndex, when a node selector first asks.
 	labelIdx map[string]map[string][]int32
@@ -268,17 +269,18 @@ type state struct {
 	trace *trace
 }
 
-func newState(hash HashFunc, desired spec.Desired, nodes *Nodes, instances []Instance) *state {
+func newState(p *Planner, desired spec.Desired, nodes *Nodes, instances []Instance) *state {
 	st := &state{
-		hash:     hash,
-		revision: desired.Revision.Commit,
-		Nodes:    nodes,
-		topos:    map[string]*topology{},
-		trackers: map[string]*tracker{},
-		byLabel:  map[string][]*tracker{},
-		unkeyed:  map[string][]*tracker{},
-		statics:  map[string]*staticSet{},
-		byKey:    map[string]*workload{},
+		hash:       p.hash,
+		podNetwork: p.podNetwork,
+		revision:   desired.Revision.Commit,
+		Nodes:      nodes,
+		topos:      map[string]*topology{},
+		trackers:   map[string]*tracker{},
+		byLabel:    map[string][]*tracker{},
+		unkeyed:    map[string][]*tracker{},
+		statics:    map[string]*staticSet{},
+		byKey:      map[string]*workload{},
 	}
 	n := len(nodes.nodes)
 	st.usedCPU, st.usedMem = make([]int64, n), make([]int64, n)
@@ -528,7 +530,7 @@ func (st *state) compile(set *spec.Set, d *spec.Deployment) *workload {
 		hash:     st.hash(set, d),
 		replicas: replicasOf(d),
 		req:      podRequests(ps),
-		ports:    podPorts(ps),
+		ports:    podPorts(ps, st.podNetwork),
 		needs:    needsOf(ps),
 		labels:   d.Spec.Template.Metadata.Labels,
 	}
@@ -626,9 +628,9 @@ func request(r spec.Resources, name string) spec.Quantity {
 // podPorts is the sorted set of ports an instance holds on its node (spec.HostPorts),
 // encoded compactly for the per-node port lists: the number shifted left once, with the
 // low bit set for UDP.
-func podPorts(ps *spec.PodSpec) []uint32 {
+func podPorts(ps *spec.PodSpec, podNetwork bool) []uint32 {
 	var ports []uint32
-	for _, p := range ps.HostPorts() {
+	for _, p := range ps.HostPorts(podNetwork) {
 		key := uint32(p.Port) << 1
 		if p.Protocol == spec.ProtocolUDP {
 			key |= 1

@@ -6,9 +6,9 @@ import (
 	"strconv"
 )
 
-// HostPort is a port an instance holds on its node. Instances run with host networking,
-// so every container port is a node resource: two instances on one node must not hold the
-// same number with the same protocol, while TCP and UDP of one number do not collide.
+// HostPort is a port an instance holds on its node: two instances on one node must not
+// hold the same number with the same protocol, while TCP and UDP of one number do not
+// collide.
 type HostPort struct {
 	Port int32
 	// Protocol is ProtocolTCP or ProtocolUDP, never empty.
@@ -18,19 +18,27 @@ type HostPort struct {
 // String is the port as users write it, "8080/TCP".
 func (p HostPort) String() string { return strconv.Itoa(int(p.Port)) + "/" + p.Protocol }
 
-// HostPort is the host port a container port takes. The protocol defaults to TCP here as
-// well as in defaulting, so a spec that was never defaulted derives the same port.
-func (p ContainerPort) HostPort() HostPort {
+// AsHostPort is the host port a container port takes on the node's network: its own number.
+// The protocol defaults to TCP here as well as in defaulting, so a spec that was never
+// defaulted derives the same port.
+func (p ContainerPort) AsHostPort() HostPort {
 	return HostPort{Port: p.ContainerPort, Protocol: cmp.Or(p.Protocol, ProtocolTCP)}
 }
 
-// HostPorts is the set of host ports an instance of the pod holds on its node, sorted by
-// number then protocol.
-func (ps *PodSpec) HostPorts() []HostPort {
+// HostPorts is the set of ports an instance of the pod holds on its node, sorted by
+// number then protocol. An instance on the node's network (hostNetwork, or every instance
+// when the cluster has no pod network) holds every container port; an instance with a
+// network of its own holds only the hostPorts it asks for.
+func (ps *PodSpec) HostPorts(podNetwork bool) []HostPort {
 	var ports []HostPort
 	for _, c := range ps.Containers {
 		for _, p := range c.Ports {
-			ports = append(ports, p.HostPort())
+			switch {
+			case !podNetwork || ps.HostNetwork:
+				ports = append(ports, p.AsHostPort())
+			case p.HostPort != 0:
+				ports = append(ports, HostPort{Port: p.HostPort, Protocol: cmp.Or(p.Protocol, ProtocolTCP)})
+			}
 		}
 	}
 	slices.SortFunc(ports, func(a, b HostPort) int {

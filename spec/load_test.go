@@ -62,7 +62,7 @@ func TestLoadShop(t *testing.T) {
 	for _, want := range []string{
 		`frontend.yaml:1: warning: kind ServiceAccount "frontend" (v1) is not supported by Shoal: skipped`,
 		`frontend.yaml:33: spec.template.spec.serviceAccountName: warning: field not honoured by Shoal`,
-		`frontend.yaml:141: spec.type: warning: type LoadBalancer is not honoured by Shoal: served as ClusterIP`,
+		`frontend.yaml:141: spec.type: warning: type LoadBalancer: Shoal has no load balancer to provision; served as NodePort on every node`,
 		`cartservice.yaml:57: spec.template.spec.containers[0].readinessProbe: warning: no handler that Shoal honours (grpc): the probe is ignored`,
 		`cartservice.yaml:59: spec.template.spec.containers[0].readinessProbe.grpc: warning: field not honoured by Shoal`,
 		`loadgenerator.yaml:34: spec.template.spec.initContainers: warning: field not honoured by Shoal`,

@@ -241,6 +241,10 @@ type ContainerPort struct {
 	ContainerPort int32  `json:"containerPort"`
 	// Protocol defaults to TCP.
 	Protocol string `json:"protocol,omitempty"`
+	// HostPort, when set, forwards this port of the node to the container port: a node
+	// resource, as in Kubernetes. HostIP narrows it to one address of the node.
+	HostPort int32  `json:"hostPort,omitempty"`
+	HostIP   string `json:"hostIP,omitempty"`
 }
 
 // Resource names Shoal schedules and limits by.
@@ -420,10 +424,14 @@ const ClusterIPNone = "None"
 
 // ServiceSpec is the desired state of a Service.
 type ServiceSpec struct {
-	Selector  map[string]string `json:"selector,omitempty"`
-	Ports     []ServicePort     `json:"ports,omitempty"`
-	ClusterIP string            `json:"clusterIP,omitempty"`
-	// Type defaults to ClusterIP; other types are accepted with a warning and served as ClusterIP.
+	Selector map[string]string `json:"selector,omitempty"`
+	Ports    []ServicePort     `json:"ports,omitempty"`
+	// ClusterIP is the Service's virtual IP when given (it must be inside the cluster's
+	// service range), None for a headless Service, or empty: allocated.
+	ClusterIP string `json:"clusterIP,omitempty"`
+	// Type defaults to ClusterIP. NodePort also exposes every port on each node's
+	// addresses; LoadBalancer is served as NodePort (with a warning); ExternalName is
+	// not served.
 	Type string `json:"type,omitempty"`
 }
 
@@ -435,6 +443,9 @@ type ServicePort struct {
 	TargetPort *IntOrString `json:"targetPort,omitempty"`
 	// Protocol defaults to TCP.
 	Protocol string `json:"protocol,omitempty"`
+	// NodePort is the port of every node that reaches this port, for types NodePort and
+	// LoadBalancer: allocated when zero.
+	NodePort int32 `json:"nodePort,omitempty"`
 }
 
 // ConfigMap is a v1 ConfigMap.

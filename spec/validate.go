@@ -1,7 +1,9 @@
 package spec
 
 import (
+	"cmp"
 	"maps"
+	"net/netip"
 	"path"
 	"slices"
 	"strconv"
@@ -322,6 +324,16 @@ func validateContainer(r *report, p *fieldPath, c *Container, volumes map[string
 		r.port(pp.child("containerPort"), port.ContainerPort)
 		r.oneOf(pp.child("protocol"), port.Protocol, ProtocolTCP, ProtocolUDP)
 		r.name(pp.child("name"), port.Name, ianaSvcName, false)
+		if port.HostPort != 0 {
+			r.port(pp.child("hostPort"), port.HostPort)
+		}
+		if port.HostIP != "" {
+			if a, err := netip.ParseAddr(port.HostIP); err != nil || !a.Is4() {
+				r.errorf(pp.child("hostIP"), "invalid value %q: must be an IPv4 address", port.HostIP)
+			} else if port.HostPort == 0 {
+				r.errorf(pp.child("hostIP"), "set without hostPort")
+			}
+		}
 	}
 	validateEnv(r, p.child("env"), c.Env)
 	validateEnvFrom(r, p.child("envFrom"), c.EnvFrom)
@@ -658,16 +670,21 @@ func validateTopologySpread(r *report, p *fieldPath, constraints []TopologySprea
 
 func validateServiceSpec(r *report, p *fieldPath, s *ServiceSpec) {
 	switch s.Type {
-	case serviceTypeClusterIP:
-	case serviceTypeNodePort, serviceTypeLoadBalancer, serviceTypeExternalName:
-		r.warnf(p.child("type"), "type %s is not honoured by Shoal: served as ClusterIP", s.Type)
+	case serviceTypeClusterIP, serviceTypeNodePort:
+	case serviceTypeLoadBalancer:
+		r.warnf(p.child("type"), "type LoadBalancer: Shoal has no load balancer to provision; served as NodePort on every node")
+	case serviceTypeExternalName:
+		r.warnf(p.child("type"), "type ExternalName is not served by Shoal: DNS has no answer for this Service")
 	default:
 		r.oneOf(p.child("type"), s.Type, serviceTypeClusterIP, serviceTypeNodePort, serviceTypeLoadBalancer, serviceTypeExternalName)
 	}
 	headless := s.ClusterIP == ClusterIPNone
 	if s.ClusterIP != "" && !headless {
-		r.warnf(p.child("clusterIP"), "clusterIP %q is not honoured by Shoal: only empty and None are", s.ClusterIP)
+		if a, err := netip.ParseAddr(s.ClusterIP); err != nil || !a.Is4() {
+			r.errorf(p.child("clusterIP"), "invalid value %q: must be None or an IPv4 address in the cluster's service range", s.ClusterIP)
+		}
 	}
+	nodePorts := s.Type == serviceTypeNodePort || s.Type == serviceTypeLoadBalancer
 	validateLabels(r, p.child("selector"), s.Selector)
 	if len(s.Selector) == 0 {
 		r.warnf(p.child("selector"), "not set: Shoal manages no endpoints for a Service without a selector")
@@ -691,6 +708,13 @@ func validateServiceSpec(r *report, p *fieldPath, s *ServiceSpec) {
 		names[port.Name] = true
 		r.port(ip.child("port"), port.Port)
 		r.oneOf(ip.child("protocol"), port.Protocol, ProtocolTCP, ProtocolUDP)
+		if port.NodePort != 0 {
+			if !nodePorts {
+				r.errorf(ip.child("nodePort"), "set on a Service of type %s: only NodePort and LoadBalancer Services have node ports", cmp.Or(s.Type, serviceTypeClusterIP))
+			} else {
+				r.port(ip.child("nodePort"), port.NodePort)
+			}
+		}
 		k := portKey{port.Port, port.Protocol}
 		if ports[k] {
 			r.errorf(ip.child("port"), "duplicate port %d/%s", k.port, k.protocol)

@@ -194,10 +194,18 @@ func TestValidateOtherKinds(t *testing.T) {
 			`t.yaml:11: spec.ports[2].port: duplicate port 80/UDP`,
 			`t.yaml:11: spec.ports[2].targetPort: invalid value "web_port": must be an IANA service name: at most 15 characters of a-z, 0-9 and '-', with at least one letter, no leading, trailing or double '-'`,
 			`t.yaml:12: spec.ports[3].name: duplicate port name "http"`}},
-		{"Service clusterIP and type", serviceHead + "  clusterIP: 10.96.0.10\n  type: NodePort\n  ports: [{port: 53, protocol: UDP, nodePort: 30053}]\n", []string{
-			`t.yaml:8: spec.clusterIP: warning: clusterIP "10.96.0.10" is not honoured by Shoal: only empty and None are`,
-			`t.yaml:9: spec.type: warning: type NodePort is not honoured by Shoal: served as ClusterIP`,
-			`t.yaml:10: spec.ports[0].nodePort: warning: field not honoured by Shoal`}},
+		{"Service clusterIP and NodePort honoured", serviceHead + "  clusterIP: 10.96.0.10\n  type: NodePort\n  ports: [{port: 53, protocol: UDP, nodePort: 30053}]\n", nil},
+		{"Service clusterIP not an address", serviceHead + "  clusterIP: ten\n  ports: [{port: 53}]\n", []string{
+			`t.yaml:8: spec.clusterIP: invalid value "ten": must be None or an IPv4 address in the cluster's service range`}},
+		{"nodePort on a ClusterIP Service", serviceHead + "  ports: [{port: 53, nodePort: 30053}]\n", []string{
+			`t.yaml:8: spec.ports[0].nodePort: set on a Service of type ClusterIP: only NodePort and LoadBalancer Services have node ports`}},
+		{"nodePort out of range", serviceHead + "  type: LoadBalancer\n  ports: [{port: 53, nodePort: 70000}]\n", []string{
+			`t.yaml:8: spec.type: warning: type LoadBalancer: Shoal has no load balancer to provision; served as NodePort on every node`,
+			`t.yaml:9: spec.ports[0].nodePort: must be between 1 and 65535, inclusive, got 70000`}},
+		{"hostPort and hostIP", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec:\n      containers:\n      - name: c\n        image: i\n        ports: [{containerPort: 80, hostPort: 0, hostIP: 10.0.0.1}, {containerPort: 81, hostPort: 70000}, {containerPort: 82, hostPort: 8082, hostIP: nope}]\n", []string{
+			`t.yaml:12: spec.template.spec.containers[0].ports[0].hostIP: set without hostPort`,
+			`t.yaml:12: spec.template.spec.containers[0].ports[1].hostPort: must be between 1 and 65535, inclusive, got 70000`,
+			`t.yaml:12: spec.template.spec.containers[0].ports[2].hostIP: invalid value "nope": must be an IPv4 address`}},
 		{"unknown Service type", serviceHead + "  type: Mesh\n  ports: [{port: 80}]\n", []string{
 			`t.yaml:8: spec.type: unsupported value "Mesh": supported values are ClusterIP, NodePort, LoadBalancer, ExternalName`}},
 		{"Service name must start with a letter", strings.Replace(serviceHead, "name: web", "name: 7web", 1) + "  ports: [{port: 80}]\n", []string{
