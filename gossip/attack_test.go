@@ -320,7 +320,8 @@ func TestAttackForgedPermissions(t *testing.T) {
 		t.Fatalf("node1 now shows %+v, was %+v", got, old)
 	}
 	for _, m := range []Meta{{MaxInstances: maxInstancesPerNode + 1}, {MaxInstances: -1}, {HostPaths: []string{"var/log"}},
-		{HostPaths: []string{"/var/../etc"}}, {Capabilities: []string{""}}} {
+		{HostPaths: []string{"/var/../etc"}}, {Capabilities: []string{""}},
+		{PodSubnet: "10.244.1.7/24"}, {PodSubnet: "all of them"}, {PodSubnet: "10.244.1.0/24", PodSubnetSince: -1}} {
 		if err := checkMeta("node1", m); !errors.Is(err, ErrBadMeta) {
 			t.Errorf("checkMeta(%+v) = %v, want ErrBadMeta", m, err)
 		}

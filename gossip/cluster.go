@@ -56,6 +56,11 @@ type Meta struct {
 	// the default set (its --allow-capability). They count against the
 	// 512 bytes of metadata, as labels do.
 	HostPaths, Capabilities []string
+	// PodSubnet is the pod subnet the node claims for its instances ("" without a pod
+	// network), and PodSubnetSince when it first claimed it (unix milliseconds, its own
+	// clock): of two claims that overlap, the older keeps the subnet.
+	PodSubnet      string
+	PodSubnetSince int64
 }
 
 // NodeInfo is one member as seen through gossip.
@@ -77,6 +82,9 @@ type NodeInfo struct {
 	MaxInstances            int
 	Allows                  uint64
 	HostPaths, Capabilities []string
+	// PodSubnet and PodSubnetSince are the member's claim of a pod subnet.
+	PodSubnet      string
+	PodSubnetSince int64
 	// Alive is false for a member that failed or left; it stays listed for
 	// Config.DeadRetention.
 	Alive bool
@@ -725,6 +733,7 @@ func nodeInfo(name, addr string, m Meta, alive bool) NodeInfo {
 		MilliCPU: m.MilliCPU, MemoryBytes: m.MemoryBytes,
 		Revision: m.Revision, APIAddr: m.APIAddr, DNSAddr: m.DNSAddr,
 		MaxInstances: m.MaxInstances, Allows: m.Allows, HostPaths: m.HostPaths, Capabilities: m.Capabilities,
+		PodSubnet: m.PodSubnet, PodSubnetSince: m.PodSubnetSince,
 		Alive: alive,
 	}
 }

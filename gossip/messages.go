@@ -262,6 +262,8 @@ func encodeMetaBody(m nodeMeta) []byte {
 		e.uvarint(uint64(len(list)))
 		e.strings(list...)
 	}
+	e.strings(m.PodSubnet)
+	e.varint(m.PodSubnetSince)
 	return e.buf
 }
 
@@ -580,6 +582,8 @@ func decodeMeta(buf []byte) (nodeMeta, sealed, error) {
 	}
 	m.Allows = d.uvarint()
 	m.HostPaths, m.Capabilities = d.stringList(), d.stringList()
+	m.PodSubnet = d.string()
+	m.PodSubnetSince = d.varint()
 	if err := d.finish(); err != nil {
 		return nodeMeta{}, nil, err
 	}

@@ -65,13 +65,14 @@ func TestMetaRoundTrip(t *testing.T) {
 		MilliCPU: 4000, MemoryBytes: 8 << 30, Revision: strings.Repeat("f", 40),
 		APIAddr: "10.0.0.1:7070", DNSAddr: "10.0.0.1:53",
 		MaxInstances: 250, Allows: 0b101, HostPaths: []string{"/var/log", "/data"}, Capabilities: []string{"NET_RAW", "NET_ADMIN"},
+		PodSubnet: "10.244.17.0/24", PodSubnetSince: 1796601600123,
 	}}
 	buf := seal(clusterCA.id("a"), "a", encodeMetaBody(want))
 	got, _, err := decodeMeta(buf)
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v %v, want %+v", got, err, want)
 	}
-	t.Logf("sealed meta with 2 labels, a 40-char revision, 2 host paths and 2 capabilities: %d bytes of 512", len(buf))
+	t.Logf("sealed meta with 2 labels, a 40-char revision, 2 host paths, 2 capabilities and a pod subnet: %d bytes of 512", len(buf))
 }
 
 func TestMetaTooLarge(t *testing.T) {

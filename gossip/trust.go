@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"path"
 	"slices"
 	"strings"
@@ -171,6 +172,14 @@ func checkMeta(name string, m Meta) error {
 	}
 	if slices.Contains(m.Capabilities, "") {
 		return fmt.Errorf("%w: empty allowed capability", ErrBadMeta)
+	}
+	if m.PodSubnet != "" {
+		if p, err := netip.ParsePrefix(m.PodSubnet); err != nil || p.Masked() != p {
+			return fmt.Errorf("%w: pod subnet %q is not a network prefix", ErrBadMeta, m.PodSubnet)
+		}
+	}
+	if m.PodSubnetSince < 0 {
+		return fmt.Errorf("%w: pod subnet claimed at %d, before 1970", ErrBadMeta, m.PodSubnetSince)
 	}
 	return nil
 }
