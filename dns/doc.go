@@ -24,20 +24,20 @@
 //
 // What is answered, after the Kubernetes DNS specification and CoreDNS's kubernetes plugin:
 //
-//   - SERVICE.NAMESPACE.svc.DOMAIN A/AAAA: the distinct addresses of the ready endpoints,
-//     rotated one step per query. Shoal has no virtual IPs, so every Service answers as
-//     Kubernetes answers a headless one. A non-headless Service with no ready endpoint
-//     answers NOERROR with no records (CoreDNS answers with the ClusterIP there: the name
-//     exists whatever the endpoints); a headless one answers NXDOMAIN, as CoreDNS and
-//     kube-dns do (kubernetes/dns#245).
+//   - SERVICE.NAMESPACE.svc.DOMAIN A/AAAA: the Service's virtual IP when it has one (with
+//     the pod network), whatever is ready behind it, as CoreDNS answers a ClusterIP.
+//     Otherwise (headless Services, and every Service under host networking) the distinct
+//     addresses of the ready endpoints, rotated one step per query; a non-headless Service
+//     without a virtual IP and with no ready endpoint answers NOERROR with no records, a
+//     headless one NXDOMAIN, as CoreDNS and kube-dns do (kubernetes/dns#245).
 //   - INSTANCE.SERVICE.NAMESPACE.svc.DOMAIN A/AAAA, headless Services only: the ready
 //     instance's address.
 //   - _PORT._PROTO.SERVICE.NAMESPACE.svc.DOMAIN SRV for named ports: headless, one SRV per
 //     ready instance targeting its instance name; otherwise one SRV targeting the Service
 //     name (identical records per endpoint would be one RRset entry anyway). The targets'
 //     addresses go in the additional section.
-//   - PTR for a ready endpoint address: the instance name for headless Services, the Service
-//     name otherwise. Under host networking one address serves many names; the answer is
+//   - PTR for a virtual IP: the Service name. PTR for a ready endpoint address: the
+//     instance name for headless Services, the Service name otherwise. Under host networking one address serves many names; the answer is
 //     the first in name order, one record, as CoreDNS gives one.
 //   - DOMAIN SOA and NS. Any other name in DOMAIN: NXDOMAIN with the SOA; a name that exists
 //     without the asked type (or only has names below it): NOERROR/NODATA with the SOA.

@@ -477,3 +477,37 @@ func TestServeReportsListenerFailure(t *testing.T) {
 		t.Error("Serve returned nil after its sockets were closed")
 	}
 }
+
+// A Service with a virtual IP answers it (whatever is ready behind it), its SRV records
+// carry the Service's port, and its VIP reverses to its name; a headless Service still
+// answers its ready instances.
+func TestServerVirtualIP(t *testing.T) {
+	services := []Service{
+		{Namespace: "shop", Name: "front", VIP: netip.MustParseAddr("10.96.0.17"), Ports: []Port{{Name: "http", Port: 80}},
+			Endpoints: []Endpoint{{Hostname: "front-0", Addr: netip.MustParseAddr("10.244.1.5"), Ready: true}, {Hostname: "front-1", Addr: netip.MustParseAddr("10.244.2.5")}}},
+		{Namespace: "shop", Name: "empty", VIP: netip.MustParseAddr("10.96.0.18"), Ports: []Port{{Name: "http", Port: 80}}},
+		{Namespace: "shop", Name: "db", Headless: true, Ports: []Port{{Name: "sql", Port: 5432}},
+			Endpoints: []Endpoint{{Hostname: "db-0", Addr: netip.MustParseAddr("10.244.1.9"), Ready: true}}},
+	}
+	s := newTestServer(t, testConfig(), services)
+	serve(t, s)
+	for _, tt := range []struct {
+		name  string
+		qtype uint16
+		want  []string
+	}{
+		{"front.shop.svc.cluster.local.", dns.TypeA, []string{"front.shop.svc.cluster.local. A 10.96.0.17"}},
+		{"empty.shop.svc.cluster.local.", dns.TypeA, []string{"empty.shop.svc.cluster.local. A 10.96.0.18"}},
+		{"_http._tcp.front.shop.svc.cluster.local.", dns.TypeSRV, []string{"_http._tcp.front.shop.svc.cluster.local. SRV 0 100 80 front.shop.svc.cluster.local."}},
+		{"17.0.96.10.in-addr.arpa.", dns.TypePTR, []string{"17.0.96.10.in-addr.arpa. PTR front.shop.svc.cluster.local."}},
+		{"db.shop.svc.cluster.local.", dns.TypeA, []string{"db.shop.svc.cluster.local. A 10.244.1.9"}},
+	} {
+		r := exchange(t, "udp", query(tt.name, tt.qtype, 0), s.Addr())
+		if got := show(r.Answer); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: answer %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	if _, err := NewSnapshot("cluster.local", []Service{{Namespace: "a", Name: "b", Headless: true, VIP: netip.MustParseAddr("10.96.0.1")}}); !errors.Is(err, ErrInvalidService) {
+		t.Errorf("a headless Service with a VIP: %v, want ErrInvalidService", err)
+	}
+}

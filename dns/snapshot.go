@@ -25,6 +25,11 @@ type Service struct {
 	Namespace, Name string
 	// Headless marks clusterIP: None: per-instance names and SRV targets are answered.
 	Headless bool
+	// VIP is the Service's virtual IP; when valid (never for a headless Service) the
+	// Service's name answers it, whatever is ready behind it, as in Kubernetes, and SRV
+	// records name it with the Service's ports. Invalid: the name answers the ready
+	// endpoints' addresses.
+	VIP netip.Addr
 	// Ports are the Service's ports; only named ones get SRV records.
 	Ports []Port
 	// Endpoints are the instances the selector matches, ready or not.
@@ -37,9 +42,9 @@ type Port struct {
 	Name string
 	// Protocol is TCP, UDP or SCTP in any case; empty means TCP.
 	Protocol string
-	// Port is the number SRV answers carry: the port clients dial on the endpoint
-	// addresses. Shoal has no virtual IP to translate a Service port, so the agent passes
-	// the target port the instances listen on (the same for every instance).
+	// Port is the number SRV answers carry: the port clients dial. With a virtual IP it is
+	// the Service's port; without one (host networking) the agent passes the target port
+	// the instances listen on.
 	Port int32
 }
 
@@ -106,7 +111,7 @@ func NewSnapshot(domain string, services []Service) (*Snapshot, error) {
 			return nil, fmt.Errorf("dns: service %s/%s: %w: listed twice", svc.Namespace, svc.Name, ErrInvalidService)
 		}
 		s.addService(svc)
-		fmt.Fprintf(hash, "%s/%s %t %v %v\n", svc.Namespace, svc.Name, svc.Headless, svc.Ports, readyAddrs(svc.Endpoints))
+		fmt.Fprintf(hash, "%s/%s %t %v %v %v\n", svc.Namespace, svc.Name, svc.Headless, svc.VIP, svc.Ports, readyAddrs(svc.Endpoints))
 	}
 	s.serial = hash.Sum32()
 	return s, nil
@@ -118,13 +123,20 @@ func (s *Snapshot) Domain() string { return s.domain }
 // addService indexes one validated Service.
 func (s *Snapshot) addService(svc Service) {
 	ready := readyEndpoints(svc.Endpoints)
-	if svc.Headless && len(ready) == 0 {
+	vip := svc.VIP.IsValid() && !svc.Headless
+	if !vip && len(ready) == 0 && svc.Headless {
 		return // NXDOMAIN, as CoreDNS answers (see the package comment)
 	}
 	svcName := svc.Name + "." + svc.Namespace + ".svc." + s.domain
 	n := s.addName(svcName)
+	if vip {
+		n.addAddr(svc.VIP)
+		s.addReverse(svc.VIP, svcName)
+	}
 	for _, ep := range ready {
-		n.addAddr(ep.Addr)
+		if !vip {
+			n.addAddr(ep.Addr)
+		}
 		target := svcName
 		if svc.Headless {
 			target = ep.Hostname + "." + svcName
@@ -139,7 +151,7 @@ func (s *Snapshot) addService(svc Service) {
 		}
 		srv := s.addName("_" + p.Name + "._" + protocol(p) + "." + svcName)
 		if !svc.Headless {
-			if len(ready) > 0 {
+			if vip || len(ready) > 0 {
 				srv.srv = []srvTarget{{target: svcName, port: uint16(p.Port)}}
 			}
 			continue
@@ -265,6 +277,9 @@ func checkService(svc Service) error {
 			return invalid("port %q: protocol %q is not TCP, UDP or SCTP", p.Name, p.Protocol)
 		}
 		seen[p.Name] = true
+	}
+	if svc.VIP.IsValid() && svc.Headless {
+		return invalid("a headless Service has no virtual IP")
 	}
 	for _, ep := range svc.Endpoints {
 		if !isLabel(ep.Hostname) {
