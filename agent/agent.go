@@ -23,6 +23,9 @@ type Agent struct {
 	cluster   Cluster        // nil: this node plans for itself alone
 	dns       DNSConfig      // zero: no DNS
 	marker    RevisionMarker // nil: revisions are not recorded
+	network   Network        // nil: no pod network
+	// netWorker programs the pod network off the loop; nil without one.
+	netWorker *netWorker
 	// clock is the one place the agent reads the time.
 	clock func() time.Time
 
@@ -70,6 +73,14 @@ func New(cfg Config, rt executor.Runtime, revisions <-chan source.Event, opts ..
 	for _, o := range opts {
 		o(a)
 	}
+	switch {
+	case cfg.Network.On() && a.network == nil:
+		return nil, errors.New("agent: a pod network is configured but none given (WithNetwork)")
+	case !cfg.Network.On() && a.network != nil:
+		return nil, errors.New("agent: WithNetwork without a pod network configured (Config.Network)")
+	case a.network != nil:
+		a.netWorker = newNetWorker(a.network, a.log)
+	}
 	a.core = newCore(cfg, a.cluster != nil, a.dns)
 	a.core.Step(tickEvent{}, a.clock())
 	a.status.Store(a.core.statusSnapshot())
@@ -89,6 +100,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer a.workers.Wait()
 	defer a.stopProbers()
+	if a.netWorker != nil {
+		a.workers.Add(1)
+		go func() {
+			defer a.workers.Done()
+			a.netWorker.run(ctx)
+		}()
+	}
 	events := a.rt.Events(ctx)
 	resync := time.NewTicker(a.cfg.ResyncInterval)
 	defer resync.Stop()
@@ -206,6 +224,9 @@ func (a *Agent) carryOut(ctx context.Context, rd ready) {
 		a.planInputs.Store(rd.planInputs)
 	}
 	a.publish(rd)
+	if a.netWorker != nil {
+		a.netWorker.offer(rd)
+	}
 	if rd.markSurvived != "" && a.marker != nil {
 		if err := a.marker.Survived(rd.markSurvived); err != nil {
 			a.log.Error("recording the revision as survived failed", "commit", rd.markSurvived, "err", err)
@@ -254,7 +275,11 @@ func (a *Agent) start(ctx context.Context, s executor.InstanceSpec) event {
 func (a *Agent) probe(ctx context.Context, op probeOp) {
 	switch {
 	case op.spec != nil:
-		p, err := executor.StartProber(ctx, a.rt, *op.spec, a.cfg.NodeAddr, a.probeResults)
+		addr := a.cfg.NodeAddr // host networking
+		if op.spec.Addr.IsValid() {
+			addr = op.spec.Addr.String() // its own address on the pod network
+		}
+		p, err := executor.StartProber(ctx, a.rt, *op.spec, addr, a.probeResults)
 		if err != nil {
 			a.log.Error("probes not started", "instance", op.id, "err", err)
 			return

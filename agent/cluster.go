@@ -70,7 +70,7 @@ func (c *core) gossipInstances() []gossip.InstanceInfo {
 		}
 		info := gossip.InstanceInfo{
 			ID: in.id, Namespace: in.namespace, Workload: in.workload, Node: c.cfg.NodeName,
-			SpecHash: in.specHash, Ready: in.phase(c.now) == PhaseReady, Running: true, Addr: c.cfg.NodeAddr,
+			SpecHash: in.specHash, Ready: in.phase(c.now) == PhaseReady, Running: true, Addr: c.addrOf(in).String(),
 		}
 		if w := c.workloads[workloadKey{in.namespace, in.workload}]; w != nil {
 			info.Ports = w.ports
@@ -130,6 +130,9 @@ func (c *core) nodeMeta() gossip.Meta {
 	if c.applied != nil {
 		m.Revision = c.applied.Commit
 	}
+	if cl := c.net.claim; cl.Subnet.IsValid() {
+		m.PodSubnet, m.PodSubnetSince = cl.Subnet.String(), cl.Since
+	}
 	return m
 }
 
@@ -143,6 +146,8 @@ type NodeStatus struct {
 	MilliCPU int64             `json:"milliCPU"`
 	Memory   int64             `json:"memoryBytes"`
 	APIAddr  string            `json:"apiAddr,omitempty"`
+	// PodSubnet is the node's pod subnet, as it claims it.
+	PodSubnet string `json:"podSubnet,omitempty"`
 }
 
 // remotePhase is how status shows an instance another node runs.

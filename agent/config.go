@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/network"
 	"github.com/shoalhq/shoal/planner"
 )
 
@@ -60,6 +61,47 @@ type Config struct {
 type NetworkConfig struct {
 	// ClusterCIDR is the range each node's pod subnet is carved from; invalid: no pod network.
 	ClusterCIDR netip.Prefix
+	// NodeSubnetBits is the prefix length of each node's subnet (24: a /24 per node).
+	NodeSubnetBits int
+	// ServiceCIDR is the range Services' virtual IPs come from.
+	ServiceCIDR netip.Prefix
+	// NodePortMin and NodePortMax bound the node ports Services get.
+	NodePortMin, NodePortMax uint16
+	// Claim is the subnet this node claimed in an earlier run (zero: none), which it keeps
+	// unless an older claim of another node wins it.
+	Claim network.SubnetClaim
+}
+
+// DefaultNetwork is the pod network of a cluster that states no ranges: Kubernetes'
+// usual ones (flannel's 10.244.0.0/16 with a /24 per node, kubeadm's 10.96.0.0/12 for
+// Services, node ports 30000–32767).
+func DefaultNetwork() NetworkConfig {
+	return NetworkConfig{
+		ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), NodeSubnetBits: 24,
+		ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12"),
+		NodePortMin: network.DefaultNodePortMin, NodePortMax: network.DefaultNodePortMax,
+	}
+}
+
+// validate reports what is wrong with the ranges of a pod network.
+func (n NetworkConfig) validate() error {
+	if !n.On() {
+		return nil
+	}
+	var errs []error
+	if _, err := network.NewPodRange(n.ClusterCIDR, n.NodeSubnetBits); err != nil {
+		errs = append(errs, err)
+	}
+	if err := network.ValidateServiceRange(n.ServiceCIDR); err != nil {
+		errs = append(errs, err)
+	}
+	if err := network.ValidateNodePortRange(n.NodePortMin, n.NodePortMax); err != nil {
+		errs = append(errs, err)
+	}
+	if n.ServiceCIDR.Overlaps(n.ClusterCIDR) {
+		errs = append(errs, fmt.Errorf("service range %s overlaps the pod range %s", n.ServiceCIDR, n.ClusterCIDR))
+	}
+	return errors.Join(errs...)
 }
 
 // On reports whether instances get networks of their own.
@@ -114,6 +156,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger is nil"))
+	}
+	if err := c.Network.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("agent: config: %w", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/shoalhq/shoal/dns"
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/gossip"
+	"github.com/shoalhq/shoal/network"
 	"github.com/shoalhq/shoal/planner"
 	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
@@ -69,6 +70,9 @@ type core struct {
 	// survivalDue is when the desired revision counts as survived, zero once marked.
 	survivalDue time.Time
 
+	// net is the pod network's state: this node's subnet, Services' addresses.
+	net netState
+
 	// rd is what Ready returns: the effects decided since the last Advance.
 	rd ready
 }
@@ -101,6 +105,11 @@ type ready struct {
 	meta      *gossip.Meta
 	// services are the DNS records to serve (nil: unchanged).
 	services []dns.Service
+	// subnet is this node's new pod subnet claim (nil: unchanged); proxy the Services
+	// the proxy programs, peers the nodes whose subnets are routed (nil: unchanged).
+	subnet *network.SubnetClaim
+	proxy  *[]network.Service
+	peers  *[]network.Peer
 	// markSurvived is a revision to record as survived.
 	markSurvived string
 	// wake is when the shell must step a tick though nothing arrives.
@@ -195,6 +204,13 @@ func newCore(cfg Config, clustered bool, d DNSConfig) *core {
 		}
 		return spec.InstanceHash(set, d)
 	}).WithPodNetwork(cfg.Network.On())
+	if cfg.Network.On() {
+		c.net.podRange, _ = network.NewPodRange(cfg.Network.ClusterCIDR, cfg.Network.NodeSubnetBits) // validated
+		if cl := cfg.Network.Claim; cl.Node == cfg.NodeName && c.net.podRange.IsClaimable(cl.Subnet) {
+			c.net.claim = cl
+		}
+		c.net.claim.Node = cfg.NodeName
+	}
 	c.requestList()
 	return c
 }
@@ -246,6 +262,7 @@ func (c *core) Step(ev event, now time.Time) {
 // Advance returns the same effects and decides nothing twice: every decision is guarded
 // by the state of the record it changes.
 func (c *core) Ready() ready {
+	c.decideSubnet()
 	c.reconcile()
 	c.markSurvived()
 	c.rd.status = c.statusSnapshot()
@@ -262,6 +279,7 @@ func (c *core) Ready() ready {
 			c.rd.services, c.dnsPublished = s, s
 		}
 	}
+	c.networkReady()
 	c.rd.wake = c.nextWake()
 	return c.rd
 }
@@ -321,6 +339,7 @@ func (c *core) accept(desired *spec.Desired) {
 	c.rd.markApplying = desired.Revision.Commit
 	c.desired, c.workloads, c.planDue = desired, compile(desired.Objects, c.cfg.Network.On()), true
 	c.services = matchServices(desired.Objects, c.workloads)
+	c.assignServices(desired.Objects)
 	c.index.workloads = nil
 	c.timeline = []Stage{{Name: "fetched", Time: c.now}, {Name: "validated", Time: c.now}}
 	c.log.Info("new revision", "commit", desired.Revision.Commit, "message", desired.Revision.Message)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/shoalhq/shoal/dns"
 	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/network"
 	"github.com/shoalhq/shoal/spec"
 )
 
@@ -60,34 +61,24 @@ func (c *core) dnsServices() []dns.Service {
 	if len(c.services) == 0 {
 		return nil
 	}
-	local := map[workloadKey][]dns.Endpoint{}
-	if ip, err := netip.ParseAddr(c.cfg.NodeAddr); err == nil {
-		for _, in := range c.instances {
-			if !in.stopping && in.created {
-				k := workloadKey{in.namespace, in.workload}
-				local[k] = append(local[k], dns.Endpoint{Hostname: in.id, Addr: ip, Ready: in.phase(c.now) == PhaseReady})
-			}
-		}
-	}
 	var out []dns.Service
 	for _, s := range c.services {
 		ds := dns.Service{
 			Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name,
 			Headless: s.svc.Spec.ClusterIP == spec.ClusterIPNone,
+			VIP:      c.net.vips[network.ServiceKey{Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name}],
 		}
 		for _, w := range s.matched {
-			ds.Endpoints = append(ds.Endpoints, local[w.key]...)
-			for _, in := range c.remoteInstances(w.key) {
-				if in.Node == c.cfg.NodeName || !in.Running {
-					continue
-				}
-				if ip, err := netip.ParseAddr(in.Addr); err == nil {
-					ds.Endpoints = append(ds.Endpoints, dns.Endpoint{Hostname: in.ID, Addr: ip, Ready: in.Ready})
-				}
+			for _, ep := range c.endpoints(w) {
+				ds.Endpoints = append(ds.Endpoints, dns.Endpoint{Hostname: ep.id, Addr: ep.addr, Ready: ep.ready})
 			}
 		}
 		for _, p := range s.svc.Spec.Ports {
-			ds.Ports = append(ds.Ports, dns.Port{Name: p.Name, Protocol: p.Protocol, Port: targetPort(p, s.matched)})
+			port := p.Port // the virtual IP translates it
+			if !ds.VIP.IsValid() {
+				port = targetPort(p, s.matched)
+			}
+			ds.Ports = append(ds.Ports, dns.Port{Name: p.Name, Protocol: p.Protocol, Port: port})
 		}
 		sort.Slice(ds.Endpoints, func(i, j int) bool { return ds.Endpoints[i].Hostname < ds.Endpoints[j].Hostname })
 		out = append(out, ds)
@@ -97,18 +88,12 @@ func (c *core) dnsServices() []dns.Service {
 
 func equalServices(a, b []dns.Service) bool { return reflect.DeepEqual(a, b) }
 
-// targetPort is the port clients dial on an endpoint: with host networking there is no
-// virtual IP to translate a Service port, so SRV records carry the target port, resolved
+// targetPort is the port clients dial on an endpoint when there is no virtual IP to
+// translate a Service port (host networking): SRV records carry the target port, resolved
 // by name against the matched workloads.
 func targetPort(p spec.ServicePort, matched []*compiled) int32 {
-	if p.TargetPort == nil {
-		return p.Port
-	}
-	if !p.TargetPort.IsString {
-		return p.TargetPort.Int
-	}
 	for _, w := range matched {
-		if n := w.namedPort(p.TargetPort.Str); n != 0 {
+		if n := targetPortOf(p, w); n != 0 {
 			return n
 		}
 	}
@@ -118,10 +103,10 @@ func targetPort(p spec.ServicePort, matched []*compiled) int32 {
 // resolveOptions are the node's settings that go into every instance it runs: the pod IP
 // (the node's address, under host networking) and, with DNS, a resolv.conf naming the
 // node's DNS server with the Kubernetes search path of the instance's namespace.
-func (c *core) resolveOptions(namespace string) []executor.ResolveOption {
-	opts := []executor.ResolveOption{executor.WithPodIP(c.cfg.NodeAddr)}
+func (c *core) resolveOptions(in *instance) []executor.ResolveOption {
+	opts := []executor.ResolveOption{executor.WithPodIP(c.addrOf(in).String())}
 	if c.dnsOn && c.nameserver.IsValid() {
-		opts = append(opts, executor.WithResolvConf(dns.ContainerResolvConf(c.nameserver, namespace, c.domain, 5)))
+		opts = append(opts, executor.WithResolvConf(dns.ContainerResolvConf(c.nameserver, in.namespace, c.domain, 5)))
 	}
 	return opts
 }

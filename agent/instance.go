@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/shoalhq/shoal/executor"
@@ -71,6 +72,10 @@ type instance struct {
 	spec *executor.InstanceSpec
 	// probing is true while the shell runs a prober for the instance.
 	probing bool
+	// podNetwork is true when the instance has a network of its own, at addr (from this
+	// node's pod subnet); otherwise it runs on the node's network and addr is invalid.
+	podNetwork bool
+	addr       netip.Addr
 }
 
 // container is the loop's record of one container of an instance.
@@ -194,6 +199,7 @@ func fromState(s executor.InstanceState, now time.Time, crash executor.Backoff) 
 		id: s.ID, namespace: s.Namespace, workload: s.Workload,
 		specHash: s.SpecHash, revision: s.Revision, grace: s.GracePeriod,
 		created: true, changed: now, containers: map[string]*container{},
+		podNetwork: s.Addr.IsValid(), addr: s.Addr,
 	}
 	for _, cs := range s.Containers {
 		in.containers[cs.Name] = &container{name: cs.Name, image: cs.Image, backoff: crash, ready: true}

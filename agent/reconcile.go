@@ -42,6 +42,10 @@ func (c *core) reconcile() {
 	// does not check again.
 	for _, id := range c.instanceIDs() {
 		in := c.instances[id]
+		if c.outsideSubnet(in) {
+			c.stop(in, "its address "+in.addr.String()+" is outside this node's pod subnet "+c.net.claim.Subnet.String())
+			continue
+		}
 		c.restartDue(in)
 		c.ensureProbes(in)
 	}
@@ -289,6 +293,7 @@ func (c *core) ensure(as assignment, count *workloadCount, held map[spec.HostPor
 		}
 	}
 	in := as.w.newRecord(as.InstanceID, c.desired.Revision.Commit, &c.cfg)
+	in.podNetwork = c.podNetwork(as.w)
 	c.instances[in.id] = in
 	if count != nil {
 		count.running++
@@ -312,6 +317,9 @@ func (c *core) rollout(k workloadKey) *planner.Rollout {
 // start resolves the instance against its compiled workload and asks for it to start; a
 // spec that does not resolve fails the start at once.
 func (c *core) start(in *instance, w *compiled) {
+	if in.podNetwork && !c.instanceAddr(in) {
+		return // no address yet: tried again when the subnet comes
+	}
 	s, err := c.resolve(in, w)
 	in.busy, in.changed = true, c.now
 	if err != nil {
@@ -324,8 +332,9 @@ func (c *core) start(in *instance, w *compiled) {
 
 // resolve is the executor's spec of an instance of w.
 func (c *core) resolve(in *instance, w *compiled) (executor.InstanceSpec, error) {
-	s, err := executor.Resolve(c.desired.Objects, w.d, in.id, c.cfg.NodeName, in.revision, c.resolveOptions(in.namespace)...)
+	s, err := executor.Resolve(c.desired.Objects, w.d, in.id, c.cfg.NodeName, in.revision, c.resolveOptions(in)...)
 	s.GracePeriod = w.grace
+	s.Addr = in.addr
 	return s, err
 }
 

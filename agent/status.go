@@ -69,8 +69,10 @@ type WorkloadStatus struct {
 
 // InstanceStatus is one instance: where it runs, its phase, restarts and last exit.
 type InstanceStatus struct {
-	ID       string `json:"id"`
-	Node     string `json:"node"`
+	ID   string `json:"id"`
+	Node string `json:"node"`
+	// Addr is where the instance is reached: its own address on the pod network, or its node's.
+	Addr     string `json:"addr,omitempty"`
 	Phase    Phase  `json:"phase"`
 	SpecHash string `json:"specHash"`
 	Revision string `json:"revision,omitempty"`
@@ -186,6 +188,9 @@ func (c *core) statusSnapshot() *Status {
 	for _, in := range c.instances {
 		k := workloadKey{in.namespace, in.workload}
 		is := instanceStatus(in, c.cfg.NodeName, c.now)
+		if addr := c.addrOf(in); addr.IsValid() && (in.created || in.busy) {
+			is.Addr = addr.String()
+		}
 		if is.Phase == PhaseReady {
 			localReady[k]++
 		}
@@ -244,7 +249,7 @@ func (c *core) mergeStatus(k workloadKey, mine, remote []InstanceStatus) []Insta
 }
 
 func equalInstanceStatus(a, b InstanceStatus) bool {
-	return a.ID == b.ID && a.Node == b.Node && a.Phase == b.Phase && a.SpecHash == b.SpecHash &&
+	return a.ID == b.ID && a.Node == b.Node && a.Addr == b.Addr && a.Phase == b.Phase && a.SpecHash == b.SpecHash &&
 		a.Revision == b.Revision && a.Restarts == b.Restarts && a.LastExit == b.LastExit &&
 		a.Message == b.Message && a.ReadinessChanged.Equal(b.ReadinessChanged) && slices.Equal(a.Containers, b.Containers)
 }

@@ -94,7 +94,8 @@ func diffNodes(a, b []gossip.NodeInfo) (placement, shown bool) {
 			!slices.Equal(x.HostPaths, y.HostPaths) || !slices.Equal(x.Capabilities, y.Capabilities) {
 			return true, true
 		}
-		if x.Addr != y.Addr || x.Revision != y.Revision || x.APIAddr != y.APIAddr || x.DNSAddr != y.DNSAddr {
+		if x.Addr != y.Addr || x.Revision != y.Revision || x.APIAddr != y.APIAddr || x.DNSAddr != y.DNSAddr ||
+			x.PodSubnet != y.PodSubnet || x.PodSubnetSince != y.PodSubnetSince {
 			shown = true
 		}
 	}
@@ -213,7 +214,7 @@ func (c *core) remoteStatus(k workloadKey) *remoteStatus {
 		if in.Ready {
 			rs.ready++
 		}
-		rs.instances = append(rs.instances, InstanceStatus{ID: in.ID, Node: in.Node, Phase: remotePhase(in), SpecHash: in.SpecHash})
+		rs.instances = append(rs.instances, InstanceStatus{ID: in.ID, Node: in.Node, Addr: in.Addr, Phase: remotePhase(in), SpecHash: in.SpecHash})
 	}
 	if c.index.status == nil {
 		c.index.status = map[workloadKey]*remoteStatus{}
@@ -231,6 +232,9 @@ func (c *core) nodeStatuses() []NodeStatus {
 		Name: c.cfg.NodeName, Addr: c.cfg.NodeAddr, Alive: true, Labels: c.cfg.Labels,
 		MilliCPU: c.cfg.Allocatable.MilliCPU, Memory: c.cfg.Allocatable.MemoryBytes, APIAddr: c.cfg.APIAddr,
 	}
+	if c.net.claim.Subnet.IsValid() {
+		self.PodSubnet = c.net.claim.Subnet.String()
+	}
 	if c.applied != nil {
 		self.Revision = c.applied.Commit
 	}
@@ -242,7 +246,7 @@ func (c *core) nodeStatuses() []NodeStatus {
 		}
 		out = append(out, NodeStatus{
 			Name: n.Name, Addr: n.Addr, Alive: n.Alive, Revision: n.Revision, Labels: n.Labels,
-			MilliCPU: n.MilliCPU, Memory: n.MemoryBytes, APIAddr: n.APIAddr,
+			MilliCPU: n.MilliCPU, Memory: n.MemoryBytes, APIAddr: n.APIAddr, PodSubnet: n.PodSubnet,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

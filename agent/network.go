@@ -1,0 +1,450 @@
+package agent
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/shoalhq/shoal/gossip"
+	"github.com/shoalhq/shoal/network"
+	"github.com/shoalhq/shoal/spec"
+)
+
+// Network is the node's pod network as the shell drives it: the bridge and addresses of
+// its instances, the Service proxy and the routes to the other nodes' subnets. Its methods
+// may take a while (they program the kernel); the shell calls them from one goroutine of
+// its own, with the newest state only.
+type Network interface {
+	// SetSubnet makes claim this node's pod subnet: recorded so that a restarted agent
+	// claims it again, and given to the bridge and the routes.
+	SetSubnet(claim network.SubnetClaim) error
+	// SyncServices programs the Services' virtual IPs and node ports.
+	SyncServices(services []network.Service) error
+	// SyncPeers routes the other nodes' subnets.
+	SyncPeers(peers []network.Peer) error
+}
+
+// WithNetwork gives the agent a pod network: instances that do not ask for the node's
+// network get their own address from this node's subnet, Services get virtual IPs, and
+// the shell programs them through n. The configuration's Network says the ranges.
+func WithNetwork(n Network) Option { return func(a *Agent) { a.network = n } }
+
+// netState is the core's part of the pod network.
+type netState struct {
+	// podRange is the cluster's pod range; zero without a pod network.
+	podRange network.PodRange
+	// claim is this node's subnet claim, its Subnet invalid until one is chosen;
+	// claimErr why none could be (the range is full).
+	claim    network.SubnetClaim
+	claimErr string
+	// lastAddr is the last address given to an instance: the next starts after it, so that
+	// an address just freed is not reused at once by another instance.
+	lastAddr netip.Addr
+	// vips and nodePorts are the desired revision's, assigned when it is accepted;
+	// problems say what could not be honoured.
+	vips      map[network.ServiceKey]netip.Addr
+	nodePorts map[network.NodePortKey]uint16
+	problems  []string
+	// What was last handed to the shell, to hand over only changes.
+	proxy     []network.Service
+	proxySet  bool
+	peers     []network.Peer
+	peersFrom []gossip.NodeInfo // the members peers were computed from
+	peersSet  bool
+}
+
+// podNetwork reports whether an instance of w gets a network of its own.
+func (c *core) podNetwork(w *compiled) bool {
+	return c.cfg.Network.On() && !w.d.Spec.Template.Spec.HostNetwork
+}
+
+// decideSubnet chooses this node's pod subnet, or keeps it: the one it claimed before
+// (across restarts) unless an older claim of another node wins it. A clustered node
+// waits until it joined and sees the others' claims, so that its first choice avoids them.
+func (c *core) decideSubnet() {
+	if !c.cfg.Network.On() || c.clustered && (c.notJoined != "" || len(c.view.Nodes) == 0) {
+		return
+	}
+	others := c.subnetClaims()
+	p, err := c.net.podRange.ChooseSubnet(c.net.claim, others)
+	if err != nil {
+		if c.net.claimErr != err.Error() {
+			c.log.Error("no pod subnet for this node: its instances cannot start", "err", err)
+		}
+		c.net.claimErr = err.Error()
+		return
+	}
+	c.net.claimErr = ""
+	if p == c.net.claim.Subnet {
+		return
+	}
+	if old := c.net.claim.Subnet; old.IsValid() {
+		winner, _ := c.net.podRange.LostClaim(c.net.claim, others)
+		c.log.Warn("pod subnet lost to an older claim: instances on it are replaced", "subnet", old, "winner", winner, "new", p)
+	} else {
+		c.log.Info("pod subnet claimed", "subnet", p)
+	}
+	c.net.claim = network.SubnetClaim{Node: c.cfg.NodeName, Subnet: p, Since: c.now.UnixMilli()}
+	c.index.nodes = nil // status shows this node's subnet
+	claim := c.net.claim
+	c.rd.subnet = &claim
+	c.planDue = true // what waited for a subnet may start
+}
+
+// subnetClaims are the pod subnet claims of the other members gossip lists, alive or
+// not: a member declared dead may still run instances on its subnet until it is gone.
+func (c *core) subnetClaims() []network.SubnetClaim {
+	var out []network.SubnetClaim
+	for _, n := range c.view.Nodes {
+		if n.Name == c.cfg.NodeName || n.PodSubnet == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(n.PodSubnet); err == nil {
+			out = append(out, network.SubnetClaim{Node: n.Name, Subnet: p, Since: n.PodSubnetSince})
+		}
+	}
+	return out
+}
+
+// instanceAddr gives in an address of this node's subnet unless it has one there: the
+// next free after the last given. It reports false when the node has no subnet yet or
+// the subnet is full, with the reason in the record.
+func (c *core) instanceAddr(in *instance) bool {
+	subnet := c.net.claim.Subnet
+	switch {
+	case !subnet.IsValid():
+		in.message = "waiting for this node's pod subnet"
+		if c.net.claimErr != "" {
+			in.message += ": " + c.net.claimErr
+		}
+		return false
+	case in.addr.IsValid() && subnet.Contains(in.addr):
+		return true
+	}
+	used := map[netip.Addr]bool{}
+	for _, other := range c.instances {
+		used[other.addr] = true
+	}
+	first := subnet.Addr().Next().Next() // the network address and the bridge's gateway are not given
+	size := 1 << (32 - subnet.Bits())
+	a := c.net.lastAddr
+	for range size {
+		if a = a.Next(); !subnet.Contains(a) || !a.Next().IsValid() || !subnet.Contains(a.Next()) {
+			a = first // wrapped, or the broadcast address
+		}
+		if !used[a] && a.Compare(first) >= 0 {
+			in.addr, c.net.lastAddr = a, a
+			return true
+		}
+	}
+	in.message = fmt.Sprintf("pod subnet %s is full", subnet)
+	return false
+}
+
+// outsideSubnet reports whether in has an address of the pod network that this node's
+// subnet no longer holds (the node lost its claim): it must be replaced.
+func (c *core) outsideSubnet(in *instance) bool {
+	return in.addr.IsValid() && in.podNetwork && c.net.claim.Subnet.IsValid() && !c.net.claim.Subnet.Contains(in.addr)
+}
+
+// assignServices gives the revision's Services their virtual IPs and node ports, the same
+// on every node.
+func (c *core) assignServices(set *spec.Set) {
+	c.net.vips, c.net.nodePorts, c.net.problems = nil, nil, nil
+	if !c.cfg.Network.On() {
+		return
+	}
+	var vipReqs []network.VIPRequest
+	var portReqs []network.NodePortRequest
+	for _, svc := range set.Services {
+		if svc.Spec.ClusterIP == spec.ClusterIPNone || svc.Spec.Type == "ExternalName" {
+			continue
+		}
+		key := network.ServiceKey{Namespace: svc.Metadata.Namespace, Name: svc.Metadata.Name}
+		var requested netip.Addr
+		if svc.Spec.ClusterIP != "" {
+			requested, _ = netip.ParseAddr(svc.Spec.ClusterIP) // validated when loaded
+		}
+		vipReqs = append(vipReqs, network.VIPRequest{Key: key, Requested: requested})
+		if svc.Spec.Type != "NodePort" && svc.Spec.Type != "LoadBalancer" {
+			continue
+		}
+		for _, p := range svc.Spec.Ports {
+			portReqs = append(portReqs, network.NodePortRequest{Key: key, Port: portKey(p), Protocol: p.Protocol, Requested: uint16(p.NodePort)})
+		}
+	}
+	vips, vipProblems, err := network.AssignVIPs(c.cfg.Network.ServiceCIDR, vipReqs)
+	if err != nil {
+		c.net.problems = append(c.net.problems, err.Error())
+	}
+	for _, p := range vipProblems {
+		c.net.problems = append(c.net.problems, p.String())
+	}
+	ports, portProblems, err := network.AssignNodePorts(c.cfg.Network.NodePortMin, c.cfg.Network.NodePortMax, portReqs)
+	if err != nil {
+		c.net.problems = append(c.net.problems, err.Error())
+	}
+	for _, p := range portProblems {
+		c.net.problems = append(c.net.problems, p.String())
+	}
+	for _, p := range c.net.problems {
+		c.log.Warn("service address not as asked", "problem", p)
+	}
+	c.net.vips, c.net.nodePorts = vips, ports
+}
+
+// portKey names a Service port for node port assignment: its name, or its number.
+func portKey(p spec.ServicePort) string { return cmp.Or(p.Name, strconv.Itoa(int(p.Port))) }
+
+// proxyServices is what the Service proxy programs: each Service with a virtual IP, each
+// port to the ready instances' address and target port.
+func (c *core) proxyServices() []network.Service {
+	out := []network.Service{}
+	for _, s := range c.services {
+		key := network.ServiceKey{Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name}
+		vip, ok := c.net.vips[key]
+		if !ok {
+			continue
+		}
+		ns := network.Service{Namespace: key.Namespace, Name: key.Name, VIP: vip}
+		for _, p := range s.svc.Spec.Ports {
+			sp := network.ServicePort{
+				Name: p.Name, Protocol: network.Protocol(cmp.Or(p.Protocol, spec.ProtocolTCP)), Port: uint16(p.Port),
+				NodePort: c.net.nodePorts[network.NodePortKey{Service: key, Port: portKey(p)}],
+			}
+			for _, w := range s.matched {
+				target := targetPortOf(p, w)
+				if target == 0 {
+					continue // a named targetPort this workload's containers do not have
+				}
+				for _, ep := range c.endpoints(w) {
+					if ep.ready {
+						sp.Endpoints = append(sp.Endpoints, network.Endpoint{Addr: ep.addr, Port: uint16(target)})
+					}
+				}
+			}
+			slices.SortFunc(sp.Endpoints, func(a, b network.Endpoint) int {
+				return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port))
+			})
+			sp.Endpoints = slices.Compact(sp.Endpoints)
+			ns.Ports = append(ns.Ports, sp)
+		}
+		out = append(out, ns)
+	}
+	return out
+}
+
+// targetPortOf is the number a Service port reaches on the instances of w: its
+// targetPort, resolved by name against w's container ports (0 when w has no such name).
+func targetPortOf(p spec.ServicePort, w *compiled) int32 {
+	switch {
+	case p.TargetPort == nil:
+		return p.Port
+	case !p.TargetPort.IsString:
+		return p.TargetPort.Int
+	}
+	return w.namedPort(p.TargetPort.Str)
+}
+
+// endpoint is one instance of a workload, anywhere in the cluster, as Services see it.
+type endpoint struct {
+	id    string
+	addr  netip.Addr
+	ready bool
+}
+
+// endpoints are the running instances of w on every node, this node's from its records
+// (fresher than gossip), the others' from gossip.
+func (c *core) endpoints(w *compiled) []endpoint {
+	var out []endpoint
+	for _, id := range c.instanceIDs() {
+		in := c.instances[id]
+		if in.namespace != w.key.namespace || in.workload != w.key.name || in.stopping || !in.created {
+			continue
+		}
+		if addr := c.addrOf(in); addr.IsValid() {
+			out = append(out, endpoint{id: in.id, addr: addr, ready: in.phase(c.now) == PhaseReady})
+		}
+	}
+	for _, in := range c.remoteInstances(w.key) {
+		if in.Node == c.cfg.NodeName || !in.Running {
+			continue
+		}
+		if addr, err := netip.ParseAddr(in.Addr); err == nil {
+			out = append(out, endpoint{id: in.ID, addr: addr, ready: in.Ready})
+		}
+	}
+	return out
+}
+
+// addrOf is where an instance of this node is reached: its own address on the pod
+// network, or the node's.
+func (c *core) addrOf(in *instance) netip.Addr {
+	if in.addr.IsValid() {
+		return in.addr
+	}
+	addr, _ := netip.ParseAddr(c.cfg.NodeAddr)
+	return addr
+}
+
+// routePeers are the other nodes whose pod subnets this node routes to: alive, with a
+// claim that the conflict rule lets them keep.
+func (c *core) routePeers() []network.Peer {
+	claims := c.subnetClaims()
+	if c.net.claim.Subnet.IsValid() {
+		claims = append(claims, c.net.claim)
+	}
+	owners := c.net.podRange.SubnetOwners(claims)
+	out := []network.Peer{}
+	for _, cl := range claims {
+		if cl.Node == c.cfg.NodeName || owners[cl.Subnet] != cl.Node {
+			continue
+		}
+		i := slices.IndexFunc(c.view.Nodes, func(n gossip.NodeInfo) bool { return n.Name == cl.Node })
+		if i < 0 || !c.view.Nodes[i].Alive {
+			continue
+		}
+		if addr, err := netip.ParseAddr(c.view.Nodes[i].Addr); err == nil {
+			out = append(out, network.Peer{Node: cl.Node, Addr: addr, Subnet: cl.Subnet})
+		}
+	}
+	slices.SortFunc(out, func(a, b network.Peer) int { return cmp.Compare(a.Node, b.Node) })
+	return out
+}
+
+// networkReady adds to Ready what the shell must program: the Service proxy's state when
+// it changed, and the peers' routes when the members or claims changed.
+func (c *core) networkReady() {
+	if !c.cfg.Network.On() {
+		return
+	}
+	if c.desired != nil {
+		if s := c.proxyServices(); !c.net.proxySet || !reflect.DeepEqual(s, c.net.proxy) {
+			c.net.proxy, c.net.proxySet = s, true
+			c.rd.proxy = &c.net.proxy
+		}
+	}
+	if !c.clustered {
+		return
+	}
+	if c.net.peersSet && sameNodes(c.net.peersFrom, c.view.Nodes) && !c.rd.subnetChanged() {
+		return
+	}
+	if p := c.routePeers(); !c.net.peersSet || !reflect.DeepEqual(p, c.net.peers) {
+		c.net.peers, c.net.peersSet = p, true
+		c.rd.peers = &c.net.peers
+	}
+	c.net.peersFrom = c.view.Nodes
+}
+
+// sameNodes reports whether two member lists are the same immutable list gossip handed out.
+func sameNodes(a, b []gossip.NodeInfo) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+func (rd *ready) subnetChanged() bool { return rd.subnet != nil }
+
+// netWorker programs what the core decided for the pod network, off the loop: the newest
+// subnet, Services and peers, one call at a time, a failed call again a second later.
+// Older states still waiting are replaced by newer ones: only the last one matters.
+type netWorker struct {
+	n   Network
+	log *slog.Logger
+	mu  sync.Mutex
+	// The states waiting to be programmed (nil: none).
+	subnet   *network.SubnetClaim
+	services *[]network.Service
+	peers    *[]network.Peer
+	kick     chan struct{}
+}
+
+func newNetWorker(n Network, log *slog.Logger) *netWorker {
+	return &netWorker{n: n, log: log, kick: make(chan struct{}, 1)}
+}
+
+// offer hands over what rd says to program.
+func (w *netWorker) offer(rd ready) {
+	if rd.subnet == nil && rd.proxy == nil && rd.peers == nil {
+		return
+	}
+	w.mu.Lock()
+	if rd.subnet != nil {
+		w.subnet = rd.subnet
+	}
+	if rd.proxy != nil {
+		w.services = rd.proxy
+	}
+	if rd.peers != nil {
+		w.peers = rd.peers
+	}
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run programs until ctx ends.
+func (w *netWorker) run(ctx context.Context) {
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kick:
+		case <-retry.C:
+		}
+		if !w.program() {
+			retry.Reset(time.Second)
+		}
+	}
+}
+
+// program carries out what waits, the subnet first; it reports false when something
+// failed and waits again.
+func (w *netWorker) program() bool {
+	w.mu.Lock()
+	subnet, services, peers := w.subnet, w.services, w.peers
+	w.subnet, w.services, w.peers = nil, nil, nil
+	w.mu.Unlock()
+	ok := true
+	keep := func(err error, what string, put func()) {
+		if err != nil {
+			w.log.Error("programming the pod network failed; trying again", "what", what, "err", err)
+			w.mu.Lock()
+			put()
+			w.mu.Unlock()
+			ok = false
+		}
+	}
+	if subnet != nil {
+		keep(w.n.SetSubnet(*subnet), "subnet", func() {
+			if w.subnet == nil {
+				w.subnet = subnet
+			}
+		})
+	}
+	if services != nil {
+		keep(w.n.SyncServices(*services), "services", func() {
+			if w.services == nil {
+				w.services = services
+			}
+		})
+	}
+	if peers != nil {
+		keep(w.n.SyncPeers(*peers), "routes", func() {
+			if w.peers == nil {
+				w.peers = peers
+			}
+		})
+	}
+	return ok
+}
