@@ -373,11 +373,20 @@ func (r *Routes) apply(want routeEntries) []error {
 	for dst, w := range want.routes {
 		have, ok := r.have.routes[dst]
 		if ok && w.satisfies(have) {
+			if have.node != w.node { // a route taken over from a previous run
+				have.node = w.node
+				r.have.routes[dst] = have
+			}
 			continue
 		}
 		done, err := r.putRoute(dst, w, ok)
 		if err != nil {
 			errs = append(errs, err)
+			// The old route leads where the peer no longer is: better none than a wrong one.
+			if ok && r.delRoute(dst, have) == nil {
+				delete(r.have.routes, dst)
+				removed++
+			}
 			continue
 		}
 		r.have.routes[dst] = done

@@ -128,6 +128,14 @@ func TestRoutesHostGW(t *testing.T) {
 		}
 		wantList(t, "a's routes after b's address changed", ownedRoutes(t, a.h), hostGWRoute(&moved), hostGWRoute(c))
 		lab.mustNotReach(a, b)
+
+		// To an address off this segment: refused, and the route to the old address goes too.
+		moved.addr = netip.MustParseAddr("192.168.78.12")
+		if err := ra.Sync(peersOf(&moved, c)); !errors.Is(err, ErrNotOnLink) {
+			t.Fatalf("Sync = %v, want ErrNotOnLink", err)
+		}
+		wantList(t, "a's routes after b moved off the segment", ownedRoutes(t, a.h), hostGWRoute(c))
+
 		if err := ra.Sync(peersOf(b, c)); err != nil {
 			t.Fatal(err)
 		}
