@@ -184,6 +184,7 @@ type Routes struct {
 	mtu    int             // the MTU instances should use
 	vxlan  int             // index of the VXLAN device; 0 in host-gw mode
 	have   routeEntries    // what the kernel holds of ours, as far as this Routes knows
+	want   routeEntries    // what the last Sync asked for, kept for its maps' storage
 }
 
 // NewRoutes opens the node's namespace, turns on IPv4 forwarding there, sets up the VXLAN
@@ -256,8 +257,8 @@ func (r *Routes) Sync(peers []Peer) error {
 		return ErrRoutesClosed
 	}
 	accepted, errs := r.cfg.acceptPeers(peers)
-	want := r.cfg.wantEntries(accepted, r.vxlan)
-	errs = append(errs, r.apply(want)...)
+	r.cfg.wantEntries(&r.want, accepted, r.vxlan)
+	errs = append(errs, r.apply(r.want)...)
 	return errors.Join(errs...)
 }
 
@@ -322,5 +323,5 @@ func (r *Routes) Detach() error {
 func (r *Routes) release() {
 	r.h.Close()
 	r.h = nil
-	r.have = routeEntries{}
+	r.have, r.want = routeEntries{}, routeEntries{}
 }

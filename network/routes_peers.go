@@ -66,23 +66,29 @@ func newRouteEntries(mode RouteMode, n int) routeEntries {
 	return e
 }
 
-// wantEntries is what the kernel should hold for peers (accepted ones): in host-gw mode a route
-// via each peer's address; in vxlan mode, a route to each peer's subnet via its VTEP address
-// (the subnet's .0) on the device vxlanIndex, the VTEP's neighbour entry and its forwarding entry.
-func (c *RoutesConfig) wantEntries(peers []Peer, vxlanIndex int) routeEntries {
-	want := newRouteEntries(c.Mode, len(peers))
+// wantEntries fills into (emptied first; its maps are reused, so that a Sync over many peers
+// allocates little) with what the kernel should hold for peers (accepted ones): in host-gw
+// mode a route via each peer's address; in vxlan mode, a route to each peer's subnet via its
+// VTEP address (the subnet's .0) on the device vxlanIndex, the VTEP's neighbour entry and its
+// forwarding entry.
+func (c *RoutesConfig) wantEntries(into *routeEntries, peers []Peer, vxlanIndex int) {
+	if into.routes == nil {
+		*into = newRouteEntries(c.Mode, len(peers))
+	}
+	clear(into.routes)
+	clear(into.neighs)
+	clear(into.fdb)
 	for _, p := range peers {
 		if c.Mode == RouteModeHostGW {
-			want.routes[p.Subnet] = peerRoute{node: p.Node, gw: p.Addr}
+			into.routes[p.Subnet] = peerRoute{node: p.Node, gw: p.Addr}
 			continue
 		}
 		vtep := p.Subnet.Addr()
 		mac, _ := vtepMACOf(p.Subnet)
-		want.routes[p.Subnet] = peerRoute{node: p.Node, gw: vtep, link: vxlanIndex}
-		want.neighs[vtep] = mac
-		want.fdb[mac] = p.Addr
+		into.routes[p.Subnet] = peerRoute{node: p.Node, gw: vtep, link: vxlanIndex}
+		into.neighs[vtep] = mac
+		into.fdb[mac] = p.Addr
 	}
-	return want
 }
 
 // acceptPeers splits peers into the claims that are safe to route (subnets canonical) and one

@@ -158,7 +158,8 @@ func TestWantEntries(t *testing.T) {
 		{Node: "c", Addr: netip.MustParseAddr("192.168.30.2"), Subnet: netip.MustParsePrefix("10.244.3.0/24")},
 	}
 	hostGW := routesTestConfig(RouteModeHostGW).withDefaults()
-	want := hostGW.wantEntries(peers, 0)
+	var want routeEntries
+	hostGW.wantEntries(&want, peers, 0)
 	if got := want.routes[peers[0].Subnet]; got.gw != peers[0].Addr || got.link != 0 || got.node != "b" {
 		t.Fatalf("host-gw route to b = %+v", got)
 	}
@@ -167,7 +168,8 @@ func TestWantEntries(t *testing.T) {
 	}
 
 	vxlan := routesTestConfig(RouteModeVXLAN).withDefaults()
-	want = vxlan.wantEntries(peers, 7)
+	want = routeEntries{}
+	vxlan.wantEntries(&want, peers, 7)
 	vtep := netip.MustParseAddr("10.244.3.0")
 	mac, _ := vtepMACOf(peers[1].Subnet)
 	if got := want.routes[peers[1].Subnet]; got.gw != vtep || got.link != 7 {
@@ -178,6 +180,10 @@ func TestWantEntries(t *testing.T) {
 	}
 	if len(want.routes) != 2 || len(want.neighs) != 2 || len(want.fdb) != 2 {
 		t.Fatalf("vxlan entries: %+v", want)
+	}
+	vxlan.wantEntries(&want, peers[:1], 7) // refilled: c's entries go
+	if len(want.routes) != 1 || len(want.neighs) != 1 || len(want.fdb) != 1 {
+		t.Fatalf("vxlan entries refilled for b alone: %+v", want)
 	}
 }
 
