@@ -12,7 +12,7 @@ import (
 )
 
 func portReq(ns, name, port, protocol string, requested uint16) NodePortRequest {
-	return NodePortRequest{Key: svc(ns, name), Port: port, Protocol: protocol, Requested: requested}
+	return NodePortRequest{Key: skey(ns, name), Port: port, Protocol: protocol, Requested: requested}
 }
 
 func assignNodePorts(t testing.TB, lo, hi uint16, reqs []NodePortRequest) (map[NodePortKey]uint16, []NodePortProblem) {
@@ -89,9 +89,9 @@ func TestNodePortsExplicitPerProtocolAndCollisions(t *testing.T) {
 	}
 	ports, problems := assignNodePorts(t, DefaultNodePortMin, DefaultNodePortMax, reqs)
 	for key, want := range map[NodePortKey]uint16{
-		{svc("default", "dns"), "dns-tcp"}: 30053,
-		{svc("default", "dns"), "dns"}:     30053,
-		{svc("default", "web"), "http"}:    30080,
+		{skey("default", "dns"), "dns-tcp"}: 30053,
+		{skey("default", "dns"), "dns"}:     30053,
+		{skey("default", "web"), "http"}:    30080,
 	} {
 		if ports[key] != want {
 			t.Errorf("%s got %d, want %d", key, ports[key], want)
@@ -106,11 +106,11 @@ func TestNodePortsExplicitPerProtocolAndCollisions(t *testing.T) {
 		kind ProblemKind
 		text string
 	}{
-		{NodePortKey{svc("other", "web"), "http"}, ProblemTaken, "nodePort 30080/TCP is also requested by default/web:http, which keeps it (it sorts first by namespace, name and port): assigned "},
-		{NodePortKey{svc("default", "low"), "80"}, ProblemOutsideRange, "nodePort 80 is outside the NodePort range 30000-32767: assigned "},
-		{NodePortKey{svc("default", "icmp"), "x"}, ProblemInvalid, `protocol "ICMP" is not one of TCP, UDP, SCTP`},
-		{NodePortKey{svc("default", "web"), "http"}, ProblemDuplicate, "listed more than once"},
-		{NodePortKey{svc("", "noname"), ""}, ProblemInvalid, "without a Service name or a port"},
+		{NodePortKey{skey("other", "web"), "http"}, ProblemTaken, "nodePort 30080/TCP is also requested by default/web:http, which keeps it (it sorts first by namespace, name and port): assigned "},
+		{NodePortKey{skey("default", "low"), "80"}, ProblemOutsideRange, "nodePort 80 is outside the NodePort range 30000-32767: assigned "},
+		{NodePortKey{skey("default", "icmp"), "x"}, ProblemInvalid, `protocol "ICMP" is not one of TCP, UDP, SCTP`},
+		{NodePortKey{skey("default", "web"), "http"}, ProblemDuplicate, "listed more than once"},
+		{NodePortKey{skey("", "noname"), ""}, ProblemInvalid, "without a Service name or a port"},
 	} {
 		p, ok := byKey[want.key]
 		if !ok || p.Kind != want.kind || !strings.Contains(p.Message, want.text) {
@@ -125,7 +125,7 @@ func TestNodePortsExplicitPerProtocolAndCollisions(t *testing.T) {
 	if len(problems) != 5 {
 		t.Errorf("%d problems, want 5: %v", len(problems), problems)
 	}
-	if _, ok := ports[NodePortKey{svc("default", "icmp"), "x"}]; ok {
+	if _, ok := ports[NodePortKey{skey("default", "icmp"), "x"}]; ok {
 		t.Error("an unknown protocol got a port")
 	}
 	if len(ports) != len(reqs)-3 {
@@ -144,7 +144,7 @@ func TestNodePortRangeFull(t *testing.T) {
 		t.Fatalf("ports %v, problems %v: want 3 TCP and 1 UDP assigned, 1 full", ports, problems)
 	}
 	p := problems[0]
-	if p.Kind != ProblemRangeFull || p.Key != (NodePortKey{svc("a", "svc-3"), "http"}) ||
+	if p.Kind != ProblemRangeFull || p.Key != (NodePortKey{skey("a", "svc-3"), "http"}) ||
 		p.Message != "no TCP port left in the NodePort range 30000-30002 (all 3 are assigned): the Service port has no nodePort" {
 		t.Errorf("problem %+v", p)
 	}

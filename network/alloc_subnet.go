@@ -124,14 +124,14 @@ func (r PodRange) index(subnet netip.Prefix) (int, bool) {
 		subnet.Masked() != subnet || !r.cluster.Contains(subnet.Addr()) {
 		return 0, false
 	}
-	i := int((ipv4(subnet.Addr()) - ipv4(r.cluster.Addr())) >> (32 - r.bits))
+	i := int((ipv4Uint32(subnet.Addr()) - ipv4Uint32(r.cluster.Addr())) >> (32 - r.bits))
 	return i, i > 0
 }
 
 // subnet returns the subnet at position i.
 func (r PodRange) subnet(i int) netip.Prefix {
-	a := ipv4(r.cluster.Addr()) + uint32(i)<<(32-r.bits)
-	return netip.PrefixFrom(addrFromIPv4(a), r.bits)
+	a := ipv4Uint32(r.cluster.Addr()) + uint32(i)<<(32-r.bits)
+	return netip.PrefixFrom(ipv4FromUint32(a), r.bits)
 }
 
 // preferred yields the positions node tries, in order: every claimable subnet once,
@@ -279,12 +279,12 @@ func othersOf(node string, claims []SubnetClaim) []SubnetClaim {
 	return out
 }
 
-func ipv4(a netip.Addr) uint32 {
+func ipv4Uint32(a netip.Addr) uint32 {
 	b := a.As4()
 	return binary.BigEndian.Uint32(b[:])
 }
 
-func addrFromIPv4(v uint32) netip.Addr {
+func ipv4FromUint32(v uint32) netip.Addr {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], v)
 	return netip.AddrFrom4(b)

@@ -20,7 +20,7 @@ func mustPodRange(t testing.TB, cluster string, bits int) PodRange {
 	return r
 }
 
-func claim(node, subnet string, since int64) SubnetClaim {
+func subnetClaim(node, subnet string, since int64) SubnetClaim {
 	c := SubnetClaim{Node: node, Since: since}
 	if subnet != "" {
 		c.Subnet = netip.MustParsePrefix(subnet)
@@ -77,7 +77,7 @@ func TestPreferredSubnetsVisitEveryClaimableSubnetOnce(t *testing.T) {
 			}
 			seen[p] = true
 			// The walk goes up one subnet at a time, from the last to the second.
-			if i > 0 && ipv4(p.Addr())-ipv4(order[i-1].Addr()) != 256 && p != netip.MustParsePrefix("10.244.1.0/24") {
+			if i > 0 && ipv4Uint32(p.Addr())-ipv4Uint32(order[i-1].Addr()) != 256 && p != netip.MustParsePrefix("10.244.1.0/24") {
 				t.Fatalf("%s: %s follows %s", node, p, order[i-1])
 			}
 		}
@@ -300,7 +300,7 @@ func TestHealedPartitionLeavesEverySubnetToOneNode(t *testing.T) {
 func TestClaimsEarlierSinceKeepsTheSubnet(t *testing.T) {
 	r := mustPodRange(t, "10.244.0.0/16", 24)
 	x := "10.244.7.0/24"
-	early, late := claim("zed", x, 100), claim("alice", x, 200)
+	early, late := subnetClaim("zed", x, 100), subnetClaim("alice", x, 200)
 	if w, lost := r.LostClaim(late, []SubnetClaim{early}); !lost || w != "zed" {
 		t.Errorf("the later claim of alice: lost=%v to %q, want lost to zed (earlier Since beats a lower name)", lost, w)
 	}
@@ -364,7 +364,7 @@ func TestChoiceIsStableWhenUnrelatedNodesComeAndGo(t *testing.T) {
 
 func TestChooseSubnetWhenTheRangeIsFull(t *testing.T) {
 	r := mustPodRange(t, "10.244.0.0/28", 30) // 3 claimable: .4, .8, .12
-	others := []SubnetClaim{claim("a", "10.244.0.4/30", 1), claim("b", "10.244.0.8/30", 1), claim("c", "10.244.0.12/30", 1)}
+	others := []SubnetClaim{subnetClaim("a", "10.244.0.4/30", 1), subnetClaim("b", "10.244.0.8/30", 1), subnetClaim("c", "10.244.0.12/30", 1)}
 	if p, err := r.ChooseSubnet(SubnetClaim{Node: "d"}, others); !errors.Is(err, ErrPodRangeFull) {
 		t.Errorf("a fourth node got %s, %v; want ErrPodRangeFull", p, err)
 	}
@@ -380,16 +380,16 @@ func TestChooseSubnetWhenTheRangeIsFull(t *testing.T) {
 
 func TestInvalidClaimsTakeNothing(t *testing.T) {
 	r := mustPodRange(t, "10.244.0.0/16", 24)
-	honest := claim("honest", "10.244.5.0/24", 1000)
+	honest := subnetClaim("honest", "10.244.5.0/24", 1000)
 	for _, bad := range []SubnetClaim{
-		claim("evil", "10.244.0.0/16", 0), // the whole range
-		claim("evil", "10.244.4.0/23", 0), // a bigger prefix over honest's
-		claim("evil", "10.244.5.0/25", 0), // a smaller one inside it
-		claim("evil", "10.244.5.7/24", 0), // not aligned
-		claim("evil", "10.245.5.0/24", 0), // outside the range
-		claim("evil", "10.244.0.0/24", 0), // the first subnet, never claimable
-		claim("evil", "::ffff:10.244.5.0/120", 0),
-		claim("", "10.244.5.0/24", 0), // no node
+		subnetClaim("evil", "10.244.0.0/16", 0), // the whole range
+		subnetClaim("evil", "10.244.4.0/23", 0), // a bigger prefix over honest's
+		subnetClaim("evil", "10.244.5.0/25", 0), // a smaller one inside it
+		subnetClaim("evil", "10.244.5.7/24", 0), // not aligned
+		subnetClaim("evil", "10.245.5.0/24", 0), // outside the range
+		subnetClaim("evil", "10.244.0.0/24", 0), // the first subnet, never claimable
+		subnetClaim("evil", "::ffff:10.244.5.0/120", 0),
+		subnetClaim("", "10.244.5.0/24", 0), // no node
 	} {
 		if w, lost := r.LostClaim(honest, []SubnetClaim{bad}); lost {
 			t.Errorf("honest lost to %q's invalid claim %v", w, bad)
@@ -402,7 +402,7 @@ func TestInvalidClaimsTakeNothing(t *testing.T) {
 		}
 	}
 	// A node counts with one claim: its first. Its second cannot hold a subnet.
-	two := []SubnetClaim{claim("greedy", "10.244.8.0/24", 1), claim("greedy", "10.244.9.0/24", 2)}
+	two := []SubnetClaim{subnetClaim("greedy", "10.244.8.0/24", 1), subnetClaim("greedy", "10.244.9.0/24", 2)}
 	if owners := r.SubnetOwners(two); len(owners) != 1 || owners[netip.MustParsePrefix("10.244.8.0/24")] != "greedy" {
 		t.Errorf("a node with two claims owns %v, want only its first", owners)
 	}
@@ -417,7 +417,7 @@ func TestChooseSubnetInputs(t *testing.T) {
 		t.Errorf("zero PodRange: %v, want ErrInvalidPodRange", err)
 	}
 	// A previous subnet of another size (the flag changed) is given up for a valid one.
-	prev := claim("a", "10.244.5.0/25", 1)
+	prev := subnetClaim("a", "10.244.5.0/25", 1)
 	p, err := r.ChooseSubnet(prev, nil)
 	if err != nil || !r.IsClaimable(p) {
 		t.Errorf("previous %s of the wrong size: chose %s, %v", prev.Subnet, p, err)

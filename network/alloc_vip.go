@@ -84,7 +84,7 @@ func AssignVIPs(serviceRange netip.Prefix, reqs []VIPRequest) (map[ServiceKey]ne
 		return nil, nil, err
 	}
 	serviceRange = serviceRange.Masked()
-	base := ipv4(serviceRange.Addr())
+	base := ipv4Uint32(serviceRange.Addr())
 	size := uint32(1) << (32 - serviceRange.Bits())
 	// Slots are the usable addresses: from base+2, after the network and reserved
 	// addresses, to the one before broadcast.
@@ -109,14 +109,14 @@ func AssignVIPs(serviceRange netip.Prefix, reqs []VIPRequest) (map[ServiceKey]ne
 			case !a.IsValid():
 			case !a.Is4() || !serviceRange.Contains(a):
 				c.problem = problem(ProblemOutsideRange, "clusterIP %s is outside the service range %s", a, serviceRange)
-			case reservedVIP(ipv4(a)-base, size) != "":
-				c.problem = problem(ProblemReserved, reservedVIP(ipv4(a)-base, size), a, serviceRange)
+			case reservedVIP(ipv4Uint32(a)-base, size) != "":
+				c.problem = problem(ProblemReserved, reservedVIP(ipv4Uint32(a)-base, size), a, serviceRange)
 			default:
-				c.slot.want = int(ipv4(a) - base - firstUsable)
+				c.slot.want = int(ipv4Uint32(a) - base - firstUsable)
 			}
 			return c
 		},
-		value:    func(slot int) netip.Addr { return addrFromIPv4(base + firstUsable + uint32(slot)) },
+		value:    func(slot int) netip.Addr { return ipv4FromUint32(base + firstUsable + uint32(slot)) },
 		describe: func(c checked[ServiceKey, netip.Addr]) string { return "clusterIP " + c.requested.String() },
 		keyOrder: "namespace and name",
 		full: func(checked[ServiceKey, netip.Addr]) string {

@@ -12,10 +12,10 @@ import (
 	"testing"
 )
 
-func svc(ns, name string) ServiceKey { return ServiceKey{Namespace: ns, Name: name} }
+func skey(ns, name string) ServiceKey { return ServiceKey{Namespace: ns, Name: name} }
 
 func vipReq(ns, name, requested string) VIPRequest {
-	r := VIPRequest{Key: svc(ns, name)}
+	r := VIPRequest{Key: skey(ns, name)}
 	if requested != "" {
 		r.Requested = netip.MustParseAddr(requested)
 	}
@@ -36,7 +36,7 @@ func assignVIPs(t testing.TB, serviceRange string, reqs []VIPRequest) (map[Servi
 func checkVIPs(t testing.TB, serviceRange string, vips map[ServiceKey]netip.Addr) {
 	t.Helper()
 	p := netip.MustParsePrefix(serviceRange).Masked()
-	last := addrFromIPv4(ipv4(p.Addr()) + uint32(1)<<(32-p.Bits()) - 1)
+	last := ipv4FromUint32(ipv4Uint32(p.Addr()) + uint32(1)<<(32-p.Bits()) - 1)
 	holder := map[netip.Addr]ServiceKey{}
 	for k, a := range vips {
 		if !p.Contains(a) || a == p.Addr() || a == p.Addr().Next() || a == last {
@@ -52,16 +52,16 @@ func checkVIPs(t testing.TB, serviceRange string, vips map[ServiceKey]netip.Addr
 // randomVIPRequests makes n Services, a few with an explicit clusterIP (in the range or
 // not, some colliding), some listed twice.
 func randomVIPRequests(rng *rand.Rand, serviceRange netip.Prefix, n int) []VIPRequest {
-	base := ipv4(serviceRange.Addr())
+	base := ipv4Uint32(serviceRange.Addr())
 	size := uint32(1) << (32 - serviceRange.Bits())
 	reqs := make([]VIPRequest, 0, n)
 	for i := range n {
-		r := VIPRequest{Key: svc(fmt.Sprintf("ns-%d", rng.IntN(5)), fmt.Sprintf("svc-%d", i))}
+		r := VIPRequest{Key: skey(fmt.Sprintf("ns-%d", rng.IntN(5)), fmt.Sprintf("svc-%d", i))}
 		switch rng.IntN(10) {
 		case 0:
-			r.Requested = addrFromIPv4(base + uint32(rng.IntN(int(min(size, 16)))))
+			r.Requested = ipv4FromUint32(base + uint32(rng.IntN(int(min(size, 16)))))
 		case 1:
-			r.Requested = addrFromIPv4(base + rng.Uint32N(size))
+			r.Requested = ipv4FromUint32(base + rng.Uint32N(size))
 		case 2:
 			r.Requested = netip.MustParseAddr("192.0.2.1")
 		case 3:
@@ -108,10 +108,10 @@ func TestVIPsHonourExplicitClusterIPs(t *testing.T) {
 	if len(problems) != 0 {
 		t.Errorf("problems: %v", problems)
 	}
-	if got := vips[svc("kube-system", "kube-dns")]; got != netip.MustParseAddr("10.96.0.10") {
+	if got := vips[skey("kube-system", "kube-dns")]; got != netip.MustParseAddr("10.96.0.10") {
 		t.Errorf("kube-dns got %s, want 10.96.0.10", got)
 	}
-	if got := vips[svc("default", "db")]; got != netip.MustParseAddr("10.96.200.7") {
+	if got := vips[skey("default", "db")]; got != netip.MustParseAddr("10.96.200.7") {
 		t.Errorf("db got %s, want 10.96.200.7", got)
 	}
 	if len(vips) != len(reqs) {
@@ -134,14 +134,14 @@ func TestVIPCollisionsAndUnusableRequests(t *testing.T) {
 		vipReq("", "", ""),
 	}
 	vips, problems := assignVIPs(t, "10.96.0.0/16", reqs)
-	if got := vips[svc("a", "web")]; got != netip.MustParseAddr("10.96.0.10") {
+	if got := vips[skey("a", "web")]; got != netip.MustParseAddr("10.96.0.10") {
 		t.Errorf("a/web got %s, want the 10.96.0.10 it asked for", got)
 	}
-	if got := vips[svc("a", "mapped")]; got != netip.MustParseAddr("10.96.0.20") {
+	if got := vips[skey("a", "mapped")]; got != netip.MustParseAddr("10.96.0.20") {
 		t.Errorf("a/mapped got %s, want 10.96.0.20", got)
 	}
 	// "twice" is listed with no address and with one: the first in sorted order (none) counts.
-	if got := vips[svc("a", "twice")]; got == netip.MustParseAddr("10.96.0.30") || !got.IsValid() {
+	if got := vips[skey("a", "twice")]; got == netip.MustParseAddr("10.96.0.30") || !got.IsValid() {
 		t.Errorf("a/twice got %s, want a derived address", got)
 	}
 	byKey := map[ServiceKey]VIPProblem{}
@@ -153,14 +153,14 @@ func TestVIPCollisionsAndUnusableRequests(t *testing.T) {
 		kind ProblemKind
 		text string
 	}{
-		{svc("b", "web"), ProblemTaken, "clusterIP 10.96.0.10 is also requested by a/web, which keeps it (it sorts first by namespace and name): assigned "},
-		{svc("a", "outside"), ProblemOutsideRange, "clusterIP 10.97.0.1 is outside the service range 10.96.0.0/16: assigned "},
-		{svc("a", "v6"), ProblemOutsideRange, "clusterIP fd00::1 is outside the service range"},
-		{svc("a", "network"), ProblemReserved, "the network address of the service range"},
-		{svc("a", "apiserver"), ProblemReserved, "which Kubernetes gives the API server"},
-		{svc("a", "broadcast"), ProblemReserved, "the broadcast address"},
-		{svc("a", "twice"), ProblemDuplicate, "listed more than once"},
-		{svc("", ""), ProblemInvalid, "without a name"},
+		{skey("b", "web"), ProblemTaken, "clusterIP 10.96.0.10 is also requested by a/web, which keeps it (it sorts first by namespace and name): assigned "},
+		{skey("a", "outside"), ProblemOutsideRange, "clusterIP 10.97.0.1 is outside the service range 10.96.0.0/16: assigned "},
+		{skey("a", "v6"), ProblemOutsideRange, "clusterIP fd00::1 is outside the service range"},
+		{skey("a", "network"), ProblemReserved, "the network address of the service range"},
+		{skey("a", "apiserver"), ProblemReserved, "which Kubernetes gives the API server"},
+		{skey("a", "broadcast"), ProblemReserved, "the broadcast address"},
+		{skey("a", "twice"), ProblemDuplicate, "listed more than once"},
+		{skey("", ""), ProblemInvalid, "without a name"},
 	} {
 		p, ok := byKey[want.key]
 		if !ok || p.Kind != want.kind || !strings.Contains(p.Message, want.text) {
@@ -173,7 +173,7 @@ func TestVIPCollisionsAndUnusableRequests(t *testing.T) {
 			t.Errorf("%s: problem says assigned %s, the map %s", want.key, p.Assigned, assigned)
 		}
 	}
-	if p := byKey[svc("b", "web")]; p.Holder != svc("a", "web") || p.String() != "b/web: "+p.Message {
+	if p := byKey[skey("b", "web")]; p.Holder != skey("a", "web") || p.String() != "b/web: "+p.Message {
 		t.Errorf("taken: holder %s, string %q", p.Holder, p)
 	}
 	if len(problems) != 8 || !slices.IsSortedFunc(problems, func(a, b VIPProblem) int { return compareServiceKeys(a.Key, b.Key) }) {
@@ -188,7 +188,7 @@ func TestVIPRangeFull(t *testing.T) {
 		reqs = append(reqs, vipReq("a", fmt.Sprintf("svc-%d", i), ""))
 	}
 	vips, problems := assignVIPs(t, "10.96.0.0/29", reqs)
-	if len(vips) != 5 || vips[svc("z", "pinned")] != netip.MustParseAddr("10.96.0.6") {
+	if len(vips) != 5 || vips[skey("z", "pinned")] != netip.MustParseAddr("10.96.0.6") {
 		t.Errorf("assigned %v: want 5, the explicit one honoured", vips)
 	}
 	// Derived addresses go in key order: the last two keys find the range full.
@@ -198,7 +198,7 @@ func TestVIPRangeFull(t *testing.T) {
 			full = append(full, p.Key)
 		}
 	}
-	if want := []ServiceKey{svc("a", "svc-4"), svc("a", "svc-5")}; !slices.Equal(full, want) || len(problems) != 2 {
+	if want := []ServiceKey{skey("a", "svc-4"), skey("a", "svc-5")}; !slices.Equal(full, want) || len(problems) != 2 {
 		t.Errorf("full: %v (problems %v), want %v", full, problems, want)
 	}
 	for _, k := range full {
@@ -222,7 +222,7 @@ func TestVIPRanges(t *testing.T) {
 			t.Errorf("%s: %d of %d Services got an address; problems %v", tc.serviceRange, len(vips), tc.services, problems)
 		}
 	}
-	if vips, _ := assignVIPs(t, "10.96.0.0/30", []VIPRequest{vipReq("a", "b", "")}); vips[svc("a", "b")] != netip.MustParseAddr("10.96.0.2") {
+	if vips, _ := assignVIPs(t, "10.96.0.0/30", []VIPRequest{vipReq("a", "b", "")}); vips[skey("a", "b")] != netip.MustParseAddr("10.96.0.2") {
 		t.Errorf("the one usable address of a /30: got %v", vips)
 	}
 	for _, bad := range []string{"", "fd00::/112", "10.0.0.0/11", "10.96.0.0/31", "10.96.0.1/32"} {
