@@ -33,10 +33,11 @@ func Decode(file string, data []byte, opts LoadOptions) ([]Object, Diagnostics) 
 // fileResult is what one file yields: its objects, the references they make
 // to other objects (with the place each is made), and diagnostics.
 type fileResult struct {
-	objects []Object
-	refs    []reference
-	uses    []usage
-	diags   Diagnostics
+	objects    []Object
+	refs       []reference
+	uses       []usage
+	selections []selection
+	diags      Diagnostics
 }
 
 func decodeFile(file string, data []byte, opts LoadOptions) fileResult {
@@ -95,11 +96,14 @@ func decodeDocuments(file string, data []byte, opts LoadOptions) fileResult {
 		if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 			continue // an empty document, e.g. after a trailing ---
 		}
-		obj, refs, use := d.document(doc.Content[0], opts)
+		obj, refs, use, sel := d.document(doc.Content[0], opts)
 		if obj != nil {
 			res.objects = append(res.objects, obj)
 			res.refs = append(res.refs, refs...)
 			res.uses = append(res.uses, use)
+		}
+		if sel != nil {
+			res.selections = append(res.selections, *sel)
 		}
 	}
 	res.diags = append(res.diags, d.diags...)
@@ -180,22 +184,22 @@ func checkShape(root *yaml.Node, opts LoadOptions) (*yaml.Node, string) {
 }
 
 // document decodes, defaults and validates one document's object, returning it
-// with its references to other objects and what it counts against the revision's
-// limits. It returns a nil object for a document that is not an object Shoal
-// loads; an object with errors is returned for the checks across objects, and its
-// file result is discarded anyway.
-func (d *decoder) document(root *yaml.Node, opts LoadOptions) (Object, []reference, usage) {
+// with its references to other objects, what it counts against the revision's
+// limits and, for a Service, what it selects. It returns a nil object for a document
+// that is not an object Shoal loads; an object with errors is returned for the checks
+// across objects, and its file result is discarded anyway.
+func (d *decoder) document(root *yaml.Node, opts LoadOptions) (Object, []reference, usage, *selection) {
 	if at, msg := checkShape(root, opts); msg != "" {
 		d.errorf(at, "%s", msg)
-		return nil, nil, usage{}
+		return nil, nil, usage{}, nil
 	}
 	if root.Kind != yaml.MappingNode {
 		d.errorf(root, "a manifest must be a mapping with apiVersion and kind, got %s", d.describe(root))
-		return nil, nil, usage{}
+		return nil, nil, usage{}, nil
 	}
 	obj := d.newObject(root)
 	if obj == nil {
-		return nil, nil, usage{}
+		return nil, nil, usage{}, nil
 	}
 	setSource(obj, Source{File: d.file, Line: root.Line})
 	errorsBefore := d.errorCount()
@@ -206,7 +210,7 @@ func (d *decoder) document(root *yaml.Node, opts LoadOptions) (Object, []referen
 		// Validating a half-decoded object would repeat each error as a missing
 		// field. The object still counts for duplicates, so that its references
 		// are not also reported as missing.
-		return obj, nil, usage{object: position{file: d.file, line: root.Line}}
+		return obj, nil, usage{object: position{file: d.file, line: root.Line}}, nil
 	}
 	r := &report{file: d.file, loc: nodeLocator{root: root}}
 	switch o := obj.(type) {
@@ -222,7 +226,7 @@ func (d *decoder) document(root *yaml.Node, opts LoadOptions) (Object, []referen
 	validateObject(r, obj)
 	use := objectUsage(r, obj, opts)
 	d.diags = append(d.diags, r.diags...)
-	return obj, objectReferences(r, obj), use
+	return obj, objectReferences(r, obj), use, objectSelection(r, obj)
 }
 
 func (d *decoder) errorCount() int {

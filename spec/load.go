@@ -13,7 +13,8 @@ import (
 // Load reads every manifest (*.yaml, *.yml) under fsys, in sorted path order,
 // skipping names that start with a dot (.git, .github, .gitlab-ci.yml) and not
 // following symlinks. It decodes, defaults and validates every object, then checks
-// duplicates and references across files. The revision loads all-or-nothing: when
+// duplicates and references across files and, when none of that found an error, what
+// each Service selects (checkSelections, warnings only). The revision loads all-or-nothing: when
 // any diagnostic is an error the Set is nil, and the diagnostics list every error
 // of every file (except that exceeding a size or count limit stops the load).
 // Diagnostics are in file and line order; warnings accompany a loaded Set too. A loaded
@@ -29,16 +30,21 @@ func Load(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
 	if complete {
 		var refs []reference
 		var uses []usage
+		var sels []selection
 		for _, res := range decodeFiles(fsys, files, opts) {
 			diags = append(diags, res.diags...)
 			refs = append(refs, res.refs...)
 			uses = append(uses, res.uses...)
+			sels = append(sels, res.selections...)
 			for _, o := range res.objects {
 				set.add(o)
 			}
 		}
 		diags = append(diags, checkSet(set, refs)...)
 		diags = append(diags, checkRevisionUsage(uses, opts)...)
+		if !diags.HasErrors() {
+			diags = append(diags, checkSelections(set, sels)...)
+		}
 	}
 	sortDiagnostics(diags)
 	if diags.HasErrors() {

@@ -115,18 +115,26 @@ func eachPodReference(p *fieldPath, ps *PodSpec, namespace string, fn func(podRe
 }
 
 // Validate checks a Set built in code the way Load checks manifests: every object
-// on its own, then duplicates and references between them. Objects should have
+// on its own, then duplicates and references between them and, when all that holds,
+// what each Service selects. Objects should have
 // had SetDefaults applied. Diagnostics are located at each object's Source line.
 func Validate(set *Set) Diagnostics {
 	var diags Diagnostics
 	var refs []reference
+	var sels []selection
 	set.eachObject(func(o Object) {
 		r := &report{file: o.Origin().File, loc: objectLocator{line0: o.Origin().Line}}
 		validateObject(r, o)
 		diags = append(diags, r.diags...)
 		refs = append(refs, objectReferences(r, o)...)
+		if sel := objectSelection(r, o); sel != nil {
+			sels = append(sels, *sel)
+		}
 	})
 	diags = append(diags, checkSet(set, refs)...)
+	if !diags.HasErrors() {
+		diags = append(diags, checkSelections(set, sels)...)
+	}
 	sortDiagnostics(diags)
 	return diags
 }

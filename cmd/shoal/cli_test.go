@@ -81,6 +81,60 @@ spec:
 	}
 }
 
+// webWithPort is the Deployment "web" with a container port named http.
+var webWithPort = testsupport.Deployment{Name: "web", Replicas: 2, Container: "web", Image: "nginx:1.25",
+	ContainerYAML: "        ports: [{name: http, containerPort: 8080}]\n"}.YAML()
+
+// serviceYAML is the Service "web" with a selector and a targetPort: line 5 holds
+// spec.selector, line 8 spec.ports[0].targetPort.
+func serviceYAML(selector, targetPort string) string {
+	return "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n" +
+		"  selector: {app: " + selector + "}\n  ports:\n  - port: 80\n    targetPort: " + targetPort + "\n"
+}
+
+func TestValidateWarnsAboutWhatServicesSelect(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "web.yaml", webWithPort)
+	write(t, dir, "svc.yaml", serviceYAML("web", "http"))
+	if code, out, errOut := shoal(t, "validate", dir); code != 0 || out != "" || !strings.Contains(errOut, "0 warnings") {
+		t.Fatalf("a Service that selects web's http port: exit %d, %q %q; want 0 and no findings", code, out, errOut)
+	}
+
+	write(t, dir, "svc.yaml", serviceYAML("web", "htp"))
+	code, out, errOut := shoal(t, "validate", dir)
+	want := `svc.yaml:8: spec.ports[0].targetPort: warning: targetPort "htp" names no containerPort of the pods this Service selects (web)` + "\n"
+	if code != 0 || out != want || !strings.Contains(errOut, "valid, 2 objects, 0 errors, 1 warnings") {
+		t.Errorf("a misspelt targetPort: exit %d, stdout %q (stderr %q); want 0 and %q", code, out, errOut, want)
+	}
+
+	write(t, dir, "svc.yaml", serviceYAML("wbe", "http"))
+	code, out, _ = shoal(t, "validate", "-o", "json", dir)
+	var report validationReport
+	if err := json.Unmarshal([]byte(out), &report); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v: %s", code, err, out)
+	}
+	if len(report.Warnings) != 1 || report.Warnings[0].File != "svc.yaml" || report.Warnings[0].Line != 5 || report.Warnings[0].Path != "spec.selector" ||
+		report.Warnings[0].Message != "selector app=wbe matches no Deployment's pods in namespace default: the Service has no endpoints" {
+		t.Errorf("a misspelt selector: warnings %+v", report.Warnings)
+	}
+}
+
+func TestPlanShowsTheWarningsAChangeBrings(t *testing.T) {
+	repo := testsupport.NewRepo(t)
+	first := repo.Commit("good", map[string]string{"web.yaml": webWithPort, "svc.yaml": serviceYAML("web", "http")})
+	repo.Commit("typo", map[string]string{"svc.yaml": serviceYAML("wbe", "http")})
+	cache := t.TempDir()
+	code, out, errOut := shoal(t, "plan", "--repo", repo.Dir, "--from", first, "--to", "main", "--state-dir", cache)
+	want := `svc.yaml:5: spec.selector: warning: selector app=wbe matches no Deployment's pods in namespace default: the Service has no endpoints`
+	if code != 1 || !strings.Contains(out, want) {
+		t.Errorf("plan: exit %d, want 1 and %q:\n%s%s", code, want, out, errOut)
+	}
+	// A warning the base already had is not news.
+	if code, out, _ := shoal(t, "plan", "--repo", repo.Dir, "--from", "main", "--to", "main", "--state-dir", cache); code != 0 || strings.Contains(out, "warning") {
+		t.Errorf("plan of the head against itself: exit %d:\n%s", code, out)
+	}
+}
+
 func write(t *testing.T, dir, name, text string) {
 	t.Helper()
 	path := filepath.Join(dir, name)

@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/spec"
 )
 
 func newPlanCommand() *cobra.Command {
@@ -23,6 +24,9 @@ changed (with a field-level diff) or deleted. Compare two revisions of a reposit
 --repo URL --from REV --to REV, or a working directory against a revision with
 DIR --repo URL [--from REV]. Secret values are never printed, nor a Secret's annotations
 and labels (kubectl copies the whole Secret into one).
+
+It also prints the warnings the change brings: those of the new manifests that the
+base did not have (a Service that selects nothing, a targetPort no container has).
 
 Exits 0 when nothing would change, 1 when something would (like flux diff), 2 on trouble,
 including invalid manifests on either side (their findings are printed).
@@ -63,6 +67,9 @@ replica of the new revision would run, and why a replica could not be placed.`,
 			if err := planner.FormatDiff(out, changes); err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
+			for _, d := range newWarnings(before.diags, after.diags) {
+				fmt.Fprintln(out, d.String())
+			}
 			view, err := loadClusterView(ctx, clusterFile, clusterFrom, api)
 			if err != nil {
 				return &exitError{code: exitTrouble, err: err}
@@ -83,4 +90,21 @@ replica of the new revision would run, and why a replica could not be placed.`,
 	cmd.Flags().StringVar(&clusterFrom, "cluster-from", "", "also show where each replica would run on the cluster as the agent at this address sees it")
 	api.register(cmd.Flags()) // for --cluster-from
 	return cmd
+}
+
+// newWarnings returns the warnings of after that before does not have: the same
+// finding in the same file and field is not new when only its line moved.
+func newWarnings(before, after spec.Diagnostics) spec.Diagnostics {
+	type finding struct{ file, path, message string }
+	had := map[finding]bool{}
+	for _, d := range before.Warnings() {
+		had[finding{d.File, d.Path, d.Message}] = true
+	}
+	var out spec.Diagnostics
+	for _, d := range after.Warnings() {
+		if !had[finding{d.File, d.Path, d.Message}] {
+			out = append(out, d)
+		}
+	}
+	return out
 }
