@@ -67,6 +67,7 @@ type agentFlags struct {
 	surviveAfter     time.Duration
 	// permissions is what instances may ask for beyond the default sandbox.
 	permissions executor.Permissions
+	net         networkFlags
 }
 
 func newAgentCommand() *cobra.Command {
@@ -133,6 +134,7 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.StringSliceVar(&f.permissions.HostPaths, "allow-host-path", nil, "directory whose contents hostPath volumes may mount (repeatable; otherwise refused)")
 	fl.StringVar(&f.permissions.SeccompProfileRoot, "seccomp-profile-root", "", "directory of the seccomp profiles that Localhost profiles name (otherwise refused)")
 	fl.BoolVar(&f.permissions.SeccompUnconfined, "allow-unconfined-seccomp", false, "run containers that ask for seccompProfile type Unconfined (otherwise refused)")
+	f.net.register(fl)
 	fl.StringSliceVar(&f.permissions.Capabilities, "allow-capability", nil, "capability (e.g. NET_RAW, or ALL) that capabilities.add may name beyond the default set (repeatable; otherwise refused)")
 	return cmd
 }
@@ -224,7 +226,18 @@ func runAgent(parent context.Context, f agentFlags) error {
 		log.Warn("SHOAL_WEBHOOK_SECRET is not set: the webhook is off, changes arrive by polling")
 	}
 
-	rt, err := executor.NewContainerd(ctx,
+	if cfg.Network, err = f.net.config(); err != nil {
+		return &exitError{code: exitTrouble, err: err}
+	}
+	var pods *podNetwork
+	execOpts := []executor.Option{}
+	if cfg.Network.On() {
+		if pods, err = openPodNetwork(&f.net, &cfg.Network, f.src.stateDir, log); err != nil {
+			return &exitError{code: exitTrouble, err: fmt.Errorf("pod network (--pod-network=off runs instances on the node's network): %w", err)}
+		}
+		execOpts = append(execOpts, executor.WithPodNetwork(pods.Pods.ForExecutor()))
+	}
+	rt, err := executor.NewContainerd(ctx, append(execOpts,
 		executor.WithSocket(f.socket),
 		executor.WithNamespace(f.namespace),
 		executor.WithStateDir(filepath.Join(f.src.stateDir, "executor")),
@@ -235,7 +248,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 		executor.WithLogMaxBytes(f.logMaxBytes),
 		executor.WithPermissions(f.permissions),
 		executor.WithLogger(log),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
@@ -277,6 +290,23 @@ func runAgent(parent context.Context, f agentFlags) error {
 		opts = append(opts, agent.WithCluster(cluster))
 	} else {
 		log.Warn("no gossip key (SHOAL_GOSSIP_KEY or --gossip-key-file): running as a cluster of one")
+	}
+	if pods != nil {
+		// Without a cluster there are no other nodes to route to: no routes.
+		var nodeAddr netip.Addr
+		if len(keys) > 0 {
+			if nodeAddr, err = netip.ParseAddr(cfg.NodeAddr); err != nil {
+				return &exitError{code: exitTrouble, err: fmt.Errorf("pod network: the node's address %q: %w", cfg.NodeAddr, err)}
+			}
+		}
+		if err := pods.open(cfg.Network, nodeAddr); err != nil {
+			return err
+		}
+		defer pods.Node.Detach() // the kernel state stays for the instances, and the next agent
+		if err := rt.CollectNetworks(ctx); err != nil {
+			log.Warn("removing the networks of instances that no longer exist", "err", err)
+		}
+		opts = append(opts, agent.WithNetwork(pods.Node))
 	}
 	if dnsServer != nil {
 		go dnsServer.Serve(ctx)
