@@ -283,10 +283,10 @@ func isName(s string, max int) bool {
 }
 
 // Paths under StateDir.
-func (n *PodNetwork) netnsDir() string          { return filepath.Join(n.cfg.StateDir, "netns") }
+func (n *PodNetwork) netnsDir() string           { return filepath.Join(n.cfg.StateDir, "netns") }
 func (n *PodNetwork) netnsPath(id string) string { return filepath.Join(n.netnsDir(), id) }
-func (n *PodNetwork) recordDir() string         { return filepath.Join(n.cfg.StateDir, "attachments") }
-func (n *PodNetwork) ipamDir() string           { return filepath.Join(n.cfg.StateDir, "ipam") }
+func (n *PodNetwork) recordDir() string          { return filepath.Join(n.cfg.StateDir, "attachments") }
+func (n *PodNetwork) ipamDir() string            { return filepath.Join(n.cfg.StateDir, "ipam") }
 
 // nodeExec runs the plugins inside the node's network namespace: a process started by a
 // thread that entered a namespace starts in it.
