@@ -160,7 +160,7 @@ func (n *PodNetwork) detach(ctx context.Context, id string, force bool) error {
 	if IsNetNS(nsPath) {
 		delNS = nsPath
 	}
-	if err := error(nil); false && delNS == "" && list == nil {
+	if err := n.cni.DelNetworkList(ctx, list, n.runtimeConf(id, delNS, rec.Ports)); err != nil {
 		return fmt.Errorf("CNI DEL: %w", err)
 	}
 	if err := RemoveNetNS(nsPath); err != nil {
@@ -221,8 +221,9 @@ func (n *PodNetwork) Attachments() ([]Attachment, error) {
 // Collect detaches every instance for which keep returns false, whatever is left of it:
 // a namespace, a record, a libcni cache entry or an IPAM reservation, so that nothing an
 // instance held outlives it after a crash. keep must return true for every ID being
-// attached while Collect runs, or Collect may undo it. It tries every ID and returns the
-// errors together.
+// attached while Collect runs, or Collect may undo it; keep is called with the ID's lock
+// held, so it must not call the PodNetwork. Collect tries every ID and returns the errors
+// together.
 func (n *PodNetwork) Collect(ctx context.Context, keep func(id string) bool) error {
 	found, err := n.foundIDs()
 	if err != nil {
@@ -230,18 +231,11 @@ func (n *PodNetwork) Collect(ctx context.Context, keep func(id string) bool) err
 	}
 	var errs []error
 	for _, id := range found {
-		if keep(id) {
-			continue
-		}
 		if err := CheckID(id); err != nil {
 			n.cfg.Logger.Warn("network: collect: not an instance ID, left alone", "name", id)
 			continue
 		}
-		n.cfg.Logger.Info("network: collect: detach an instance that no longer exists", "id", id)
-		unlock := n.lock(id)
-		err := n.detach(ctx, id, true)
-		unlock()
-		if err != nil {
+		if err := n.collect(ctx, id, keep); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", id, err))
 		}
 	}
@@ -249,6 +243,17 @@ func (n *PodNetwork) Collect(ctx context.Context, keep func(id string) bool) err
 		return fmt.Errorf("network: collect: %w", err)
 	}
 	return nil
+}
+
+// collect detaches id unless keep says otherwise. keep is asked under id's lock, so an
+// Attach of id either finished before (and keep knows of it) or waits until after.
+func (n *PodNetwork) collect(ctx context.Context, id string, keep func(id string) bool) error {
+	defer n.lock(id)()
+	if keep(id) {
+		return nil
+	}
+	n.cfg.Logger.Info("network: collect: detach an instance that no longer exists", "id", id)
+	return n.detach(ctx, id, true)
 }
 
 // foundIDs lists, sorted and once each, the IDs that anything under StateDir belongs to.
