@@ -112,7 +112,9 @@ func WithRuncRoot(dir string) Option { return func(c *config) { c.runcRoot = dir
 // WithStateDir sets where volumes and logs live (default /var/lib/shoal/executor).
 func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
 
-// WithNetNS makes containers join the network namespace at path instead of the host's.
+// WithNetNS makes containers that use the node's network (all of them without
+// WithPodNetwork, those with hostNetwork with it) join the network namespace at path
+// instead of the host's.
 func WithNetNS(path string) Option { return func(c *config) { c.netnsPath = path } }
 
 // WithPodNetwork gives every instance that does not ask for hostNetwork a network
