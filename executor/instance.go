@@ -38,6 +38,11 @@ type InstanceSpec struct {
 	// ResolvConf, when not empty, is the /etc/resolv.conf of every container of the
 	// instance (mounted read-only); when empty the containers see the host's.
 	ResolvConf []byte
+	// Addr is the address the instance asks for in its own network namespace (the agent
+	// chooses it from the node's pod subnet); invalid lets the pod network pick one. It is
+	// not used without a pod network (WithPodNetwork) or with HostNetwork; InstanceState
+	// gives the address the instance has.
+	Addr netip.Addr
 	// HostNetwork, HostPID and HostIPC are what the manifest asked for; a runtime refuses
 	// each unless its Permissions allow it. Without a pod network (WithPodNetwork) the
 	// containers use the node's network whether or not they ask.

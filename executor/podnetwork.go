@@ -19,10 +19,11 @@ import (
 // uses one when given WithPodNetwork; network.PodNetwork is one (through its ForExecutor
 // adapter), so that the executor does not depend on the CNI.
 type PodNetwork interface {
-	// Attach gives instance id a network namespace with an address and forwards the
-	// node's ports to it. It is idempotent: an ID already attached gets the same
-	// namespace and address. netns is a path the containers' runtime can join.
-	Attach(ctx context.Context, id string, ports []PortMapping) (netns string, addr netip.Addr, err error)
+	// Attach gives instance id a network namespace with an address (addr when valid,
+	// else one the pod network picks) and forwards the node's ports to it. It is
+	// idempotent: an ID already attached gets the same namespace and address. netns is a
+	// path the containers' runtime can join; got is the instance's address.
+	Attach(ctx context.Context, id string, addr netip.Addr, ports []PortMapping) (netns string, got netip.Addr, err error)
 	// Detach removes what Attach made; an ID not attached is not an error.
 	Detach(ctx context.Context, id string) error
 	// Collect detaches every attached instance for which keep returns false, including
@@ -60,7 +61,7 @@ func (c *Containerd) attachNetwork(ctx context.Context, s *InstanceSpec) (podNet
 	if !c.podNetworked(s) {
 		return podNet{}, nil
 	}
-	netns, addr, err := c.cfg.podNetwork.Attach(ctx, s.ID, portMappings(s))
+	netns, addr, err := c.cfg.podNetwork.Attach(ctx, s.ID, s.Addr, portMappings(s))
 	if err != nil {
 		return podNet{}, fmt.Errorf("pod network: %w", err)
 	}

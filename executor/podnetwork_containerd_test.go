@@ -263,15 +263,19 @@ func TestPodNetworkAcrossRestarts(t *testing.T) {
 	rt := n.runtime(t, n.pn)
 	ctx := context.Background()
 	inst := helloInstance("kept-0", hello[0], executor.ContainerSpec{Name: "app", Env: envs("LISTEN", ":8080")})
+	inst.Addr = netip.MustParseAddr("10.244.3.200") // as the agent chooses it
 	if err := rt.Start(ctx, inst); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := rt.List(ctx)
+	if before[0].Addr != inst.Addr {
+		t.Errorf("List gives %v, the instance asked for %v", before[0].Addr, inst.Addr)
+	}
 	url := "http://" + before[0].Addr.String() + ":8080/"
 	n.get(t, url)
 
 	// A Start cut short after Attach left an attachment no container belongs to.
-	if _, err := n.pn.Attach(ctx, "ghost-0", nil); err != nil {
+	if _, err := n.pn.Attach(ctx, "ghost-0", netip.Addr{}, nil); err != nil {
 		t.Fatal(err)
 	}
 

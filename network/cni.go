@@ -43,6 +43,7 @@ type PodNetwork struct {
 
 	mu     sync.Mutex
 	subnet netip.Prefix // zero until SetSubnet
+	mtu    int          // cfg.MTU until SetMTU
 
 	// locks serialize the calls for one ID (striped: an ID always takes the same one).
 	locks [64]sync.Mutex
@@ -62,6 +63,7 @@ type PodNetworkConfig struct {
 	// NetworkName is the CNI network name; it names the cache and IPAM entries (default "shoal").
 	NetworkName string
 	// MTU of the bridge and the instances' interfaces; 0 leaves the plugins' default (1500).
+	// SetMTU changes it.
 	MTU int
 	// NodeNetNS is the path of the network namespace that holds the bridge and the host
 	// ends of the instances' interfaces; empty means the namespace the daemon runs in (the
@@ -170,8 +172,8 @@ func (c PodNetworkConfig) Validate() error {
 	if !isName(c.NetworkName, 64) {
 		errs = append(errs, fmt.Errorf("network name %q is not a name (at most 64 of [A-Za-z0-9_.-])", c.NetworkName))
 	}
-	if c.MTU != 0 && (c.MTU < 576 || c.MTU > 65535) {
-		errs = append(errs, fmt.Errorf("MTU %d is outside 576..65535", c.MTU))
+	if err := checkMTU(c.MTU); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Logger == nil {
 		errs = append(errs, errors.New("logger is nil"))
@@ -197,6 +199,7 @@ func NewPodNetwork(cfg PodNetworkConfig) (*PodNetwork, error) {
 	}
 	n := &PodNetwork{
 		cfg: cfg,
+		mtu: cfg.MTU,
 		cni: libcni.NewCNIConfigWithCacheDir(cfg.PluginDirs, filepath.Join(cfg.StateDir, "cache"), exec),
 	}
 	for _, p := range requiredPlugins {
@@ -205,7 +208,7 @@ func NewPodNetwork(cfg PodNetworkConfig) (*PodNetwork, error) {
 		}
 	}
 	// Any subnet will do to check that every plugin of the list speaks its version.
-	list, err := n.confList(netip.MustParsePrefix("10.0.0.0/24"), true)
+	list, err := n.confList(placeholderSubnet, cfg.MTU, true)
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +239,33 @@ func (n *PodNetwork) SetSubnet(p netip.Prefix) error {
 	defer n.mu.Unlock()
 	n.subnet = p
 	return nil
+}
+
+// SetMTU sets the MTU of the instances' interfaces (and of the bridge, when the first
+// Attach creates it) for later attachments; 0 is the plugins' default (1500). A VXLAN
+// overlay needs 50 bytes less than the node's uplink.
+func (n *PodNetwork) SetMTU(mtu int) error {
+	if err := checkMTU(mtu); err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mtu = mtu
+	return nil
+}
+
+func checkMTU(mtu int) error {
+	if mtu != 0 && (mtu < 576 || mtu > 65535) {
+		return fmt.Errorf("MTU %d is outside 576..65535", mtu)
+	}
+	return nil
+}
+
+// settings returns the pod subnet and the MTU, read together.
+func (n *PodNetwork) settings() (netip.Prefix, int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.subnet, n.mtu
 }
 
 // Subnet returns the pod subnet SetSubnet set, zero before.

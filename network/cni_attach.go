@@ -32,14 +32,16 @@ type record struct {
 }
 
 // Attach gives instance id a network namespace of its own with an address from the pod
-// subnet and forwards ports of the node to it. The namespace's loopback is up and its
-// default route goes through the gateway on the bridge.
+// subnet and forwards ports of the node to it. The address is addr when valid (the agent
+// chooses addresses; one outside the subnet or held by another instance is refused), else
+// the next free one. The namespace's loopback is up and its default route goes through the
+// gateway on the bridge.
 //
 // Attach of an ID already attached returns the existing attachment (the ports it was
-// attached with stay); one left half done (by a crash, or an Attach that failed and
-// could not undo itself) is undone first. A failed Attach leaves nothing behind. Before
-// SetSubnet it fails with ErrNoSubnet.
-func (n *PodNetwork) Attach(ctx context.Context, id string, ports []PortMapping) (Attachment, error) {
+// attached with stay), or an error if it has another address than addr; one left half
+// done (by a crash, or an Attach that failed and could not undo itself) is undone first.
+// A failed Attach leaves nothing behind. Before SetSubnet it fails with ErrNoSubnet.
+func (n *PodNetwork) Attach(ctx context.Context, id string, addr netip.Addr, ports []PortMapping) (Attachment, error) {
 	if err := CheckID(id); err != nil {
 		return Attachment{}, err
 	}
@@ -49,16 +51,22 @@ func (n *PodNetwork) Attach(ctx context.Context, id string, ports []PortMapping)
 	}
 	defer n.lock(id)()
 	if a, ok := n.attached(id); ok {
+		if addr.IsValid() && a.Addr != addr {
+			return Attachment{}, fmt.Errorf("network: attach %s at %v: attached already at %v", id, addr, a.Addr)
+		}
 		return a, nil
 	}
 	if err := n.detach(ctx, id, false); err != nil {
 		return Attachment{}, fmt.Errorf("network: attach %s: undo an earlier attempt: %w", id, err)
 	}
-	subnet := n.Subnet()
-	if !subnet.IsValid() {
+	subnet, mtu := n.settings()
+	switch {
+	case !subnet.IsValid():
 		return Attachment{}, fmt.Errorf("network: attach %s: %w", id, ErrNoSubnet)
+	case addr.IsValid() && !subnet.Contains(addr):
+		return Attachment{}, fmt.Errorf("network: attach %s: address %v is outside the pod subnet %v", id, addr, subnet)
 	}
-	a, err := n.attach(ctx, id, subnet, mappings)
+	a, err := n.attach(ctx, id, addr, subnet, mtu, mappings)
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
@@ -71,8 +79,8 @@ func (n *PodNetwork) Attach(ctx context.Context, id string, ports []PortMapping)
 }
 
 // attach does Attach's work; the caller undoes what it did if it fails.
-func (n *PodNetwork) attach(ctx context.Context, id string, subnet netip.Prefix, ports []cniPortMapping) (Attachment, error) {
-	list, err := n.confList(subnet, len(ports) > 0)
+func (n *PodNetwork) attach(ctx context.Context, id string, addr netip.Addr, subnet netip.Prefix, mtu int, ports []cniPortMapping) (Attachment, error) {
+	list, err := n.confList(subnet, mtu, len(ports) > 0)
 	if err != nil {
 		return Attachment{}, err
 	}
@@ -84,12 +92,15 @@ func (n *PodNetwork) attach(ctx context.Context, id string, subnet netip.Prefix,
 	if err := CreateNetNS(nsPath); err != nil {
 		return Attachment{}, err
 	}
-	res, err := n.cni.AddNetworkList(ctx, list, n.runtimeConf(id, nsPath, ports))
+	res, err := n.cni.AddNetworkList(ctx, list, n.runtimeConf(id, nsPath, addr, ports))
 	if err != nil {
 		return Attachment{}, fmt.Errorf("CNI ADD: %w", err)
 	}
 	if rec.Addr, err = instanceAddr(res); err != nil {
 		return Attachment{}, err
+	}
+	if addr.IsValid() && rec.Addr != addr {
+		return Attachment{}, fmt.Errorf("asked for address %v, the plugins gave %v", addr, rec.Addr)
 	}
 	if err := n.writeRecord(id, rec); err != nil {
 		return Attachment{}, err
@@ -160,7 +171,7 @@ func (n *PodNetwork) detach(ctx context.Context, id string, force bool) error {
 	if IsNetNS(nsPath) {
 		delNS = nsPath
 	}
-	if err := n.cni.DelNetworkList(ctx, list, n.runtimeConf(id, delNS, rec.Ports)); err != nil {
+	if err := n.cni.DelNetworkList(ctx, list, n.runtimeConf(id, delNS, netip.Addr{}, rec.Ports)); err != nil {
 		return fmt.Errorf("CNI DEL: %w", err)
 	}
 	if err := RemoveNetNS(nsPath); err != nil {
@@ -181,11 +192,15 @@ func (n *PodNetwork) delConfList(id string, rec record, recErr error) (*libcni.N
 	if recErr != nil && !errors.Is(recErr, fs.ErrNotExist) {
 		n.cfg.Logger.Warn("network: unreadable attachment record, undoing with the cached or current configuration", "id", id, "err", recErr)
 	}
-	base, err := n.confList(n.subnetOrPlaceholder(), false)
+	subnet, mtu := n.settings()
+	if !subnet.IsValid() {
+		subnet = placeholderSubnet
+	}
+	base, err := n.confList(subnet, mtu, false)
 	if err != nil {
 		return nil, err
 	}
-	if b, _, err := n.cni.GetNetworkListCachedConfig(base, n.runtimeConf(id, "", nil)); err == nil && len(b) > 0 {
+	if b, _, err := n.cni.GetNetworkListCachedConfig(base, n.runtimeConf(id, "", netip.Addr{}, nil)); err == nil && len(b) > 0 {
 		if list, err := parseConfList(b); err == nil {
 			return list, nil
 		}
@@ -193,14 +208,10 @@ func (n *PodNetwork) delConfList(id string, rec record, recErr error) (*libcni.N
 	return base, nil
 }
 
-// subnetOrPlaceholder is the pod subnet, or any subnet when none is set: the plugins
-// undo an attachment by ID, not by subnet, but their configuration must have one.
-func (n *PodNetwork) subnetOrPlaceholder() netip.Prefix {
-	if p := n.Subnet(); p.IsValid() {
-		return p
-	}
-	return netip.MustParsePrefix("10.0.0.0/24")
-}
+// placeholderSubnet stands in for the pod subnet when undoing an attachment before one
+// is set: the plugins undo an attachment by ID, not by subnet, but their configuration
+// must have one.
+var placeholderSubnet = netip.MustParsePrefix("10.0.0.0/24")
 
 // Attachments returns the complete attachments found under StateDir, sorted by ID: what
 // a restarted daemon has. Half-done ones are left out (Collect or Attach undoes them).

@@ -22,8 +22,11 @@ type (
 		Type string `json:"type"`
 	}
 	bridgeConf struct {
-		Type   string `json:"type"`
-		Bridge string `json:"bridge"`
+		Type string `json:"type"`
+		// Capabilities asks libcni for the "ips" runtime argument: an address the
+		// instance asks for, which host-local then reserves instead of picking one.
+		Capabilities map[string]bool `json:"capabilities"`
+		Bridge       string          `json:"bridge"`
 		// IsGateway puts the subnet's gateway address on the bridge and makes it the
 		// instances' default route.
 		IsGateway bool `json:"isGateway"`
@@ -70,7 +73,7 @@ type (
 // host-local IPAM over subnet, and portmap when the instance has host ports. Debian
 // bookworm's portmap (1.1.1) programs iptables (iptables-nft on Debian) in the node's
 // namespace; it has no nftables backend yet.
-func (n *PodNetwork) confList(subnet netip.Prefix, portmap bool) (*libcni.NetworkConfigList, error) {
+func (n *PodNetwork) confList(subnet netip.Prefix, mtu int, portmap bool) (*libcni.NetworkConfigList, error) {
 	defaultRoute := "0.0.0.0/0"
 	if subnet.Addr().Is6() {
 		defaultRoute = "::/0"
@@ -79,11 +82,12 @@ func (n *PodNetwork) confList(subnet netip.Prefix, portmap bool) (*libcni.Networ
 		loopbackConf{Type: pluginLoopback},
 		bridgeConf{
 			Type:         pluginBridge,
+			Capabilities: map[string]bool{"ips": true},
 			Bridge:       n.cfg.Bridge,
 			IsGateway:    true,
 			ForceAddress: true,
 			HairpinMode:  true,
-			MTU:          n.cfg.MTU,
+			MTU:          mtu,
 			IPAM: ipamConf{
 				Type:    pluginHostLocal,
 				Ranges:  [][]ipamRange{{{Subnet: subnet.String(), Gateway: subnet.Addr().Next().String()}}},
@@ -114,13 +118,16 @@ func parseConfList(b []byte) (*libcni.NetworkConfigList, error) {
 	return list, nil
 }
 
-// runtimeConf is what libcni passes to the plugins for one instance. netns may be empty
-// (a DEL after the namespace is gone: the plugins then only release what they hold on the
-// node's side).
-func (n *PodNetwork) runtimeConf(id, netns string, ports []cniPortMapping) *libcni.RuntimeConf {
-	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: netns, IfName: ifName}
+// runtimeConf is what libcni passes to the plugins for one instance: the address it asks
+// for, if valid, and its port mappings. netns may be empty (a DEL after the namespace is
+// gone: the plugins then only release what they hold on the node's side).
+func (n *PodNetwork) runtimeConf(id, netns string, addr netip.Addr, ports []cniPortMapping) *libcni.RuntimeConf {
+	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: netns, IfName: ifName, CapabilityArgs: map[string]any{}}
+	if addr.IsValid() {
+		rt.CapabilityArgs["ips"] = []string{addr.String()}
+	}
 	if len(ports) > 0 {
-		rt.CapabilityArgs = map[string]any{"portMappings": ports}
+		rt.CapabilityArgs["portMappings"] = ports
 	}
 	return rt
 }

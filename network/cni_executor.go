@@ -13,12 +13,12 @@ func (n *PodNetwork) ForExecutor() executor.PodNetwork { return executorAdapter{
 // executorAdapter converts between the executor's types and the network's.
 type executorAdapter struct{ n *PodNetwork }
 
-func (a executorAdapter) Attach(ctx context.Context, id string, ports []executor.PortMapping) (string, netip.Addr, error) {
+func (a executorAdapter) Attach(ctx context.Context, id string, addr netip.Addr, ports []executor.PortMapping) (string, netip.Addr, error) {
 	mappings := make([]PortMapping, len(ports))
 	for i, p := range ports {
 		mappings[i] = PortMapping(p)
 	}
-	at, err := a.n.Attach(ctx, id, mappings)
+	at, err := a.n.Attach(ctx, id, addr, mappings)
 	return at.Netns, at.Addr, err
 }
 

@@ -58,7 +58,7 @@ func (n *testNode) open(t *testing.T) *PodNetwork {
 
 func (n *testNode) attach(t *testing.T, id string, ports ...PortMapping) Attachment {
 	t.Helper()
-	a, err := n.pn.Attach(context.Background(), id, ports)
+	a, err := n.pn.Attach(context.Background(), id, netip.Addr{}, ports)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +265,7 @@ func TestInvalidIDsRefused(t *testing.T) {
 	n := newTestNode(t)
 	ctx := context.Background()
 	for _, id := range invalidIDs {
-		if _, err := n.pn.Attach(ctx, id, nil); !errors.Is(err, ErrInvalidID) {
+		if _, err := n.pn.Attach(ctx, id, netip.Addr{}, nil); !errors.Is(err, ErrInvalidID) {
 			t.Errorf("Attach(%q) = %v, want ErrInvalidID", id, err)
 		}
 		if err := n.pn.Detach(ctx, id); !errors.Is(err, ErrInvalidID) {
@@ -284,7 +284,7 @@ func TestAttachWithoutSubnet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pn.Attach(context.Background(), "early-0", nil); !errors.Is(err, ErrNoSubnet) {
+	if _, err := pn.Attach(context.Background(), "early-0", netip.Addr{}, nil); !errors.Is(err, ErrNoSubnet) {
 		t.Errorf("Attach before SetSubnet = %v, want ErrNoSubnet", err)
 	}
 	if ids, _ := pn.foundIDs(); len(ids) != 0 {
@@ -352,6 +352,52 @@ func TestHostPortReachesInstance(t *testing.T) {
 	}
 }
 
+// An instance gets the address it asks for; one held by another instance or outside the
+// subnet is refused without leaving anything; asking again for an attached ID with
+// another address is refused too.
+func TestAttachRequestedAddress(t *testing.T) {
+	n := newTestNode(t)
+	ctx := context.Background()
+	want := netip.MustParseAddr("10.244.7.77")
+	a, err := n.pn.Attach(ctx, "chosen-0", want, nil)
+	if err != nil || a.Addr != want {
+		t.Fatalf("Attach asking for %v = %+v, %v", want, a, err)
+	}
+	if again, err := n.pn.Attach(ctx, "chosen-0", want, nil); err != nil || again != a {
+		t.Errorf("Attach again with the same address = %+v, %v", again, err)
+	}
+	if _, err := n.pn.Attach(ctx, "chosen-0", netip.MustParseAddr("10.244.7.78"), nil); err == nil {
+		t.Error("Attach of an attached ID with another address succeeded")
+	}
+	for _, bad := range []string{"10.244.7.77", "10.244.8.5", "10.244.7.1"} {
+		if got, err := n.pn.Attach(ctx, "other-0", netip.MustParseAddr(bad), nil); err == nil {
+			t.Errorf("Attach asking for %s (taken, outside or the gateway) = %+v", bad, got)
+		}
+	}
+	if ids, _ := n.pn.foundIDs(); !slices.Equal(ids, []string{"chosen-0"}) {
+		t.Errorf("refused attachments left state: %v", ids)
+	}
+	listenIn(t, a.Netns, netip.AddrPortFrom(want, 80).String(), "chosen")
+	if got, err := dialFrom(n.ns, netip.AddrPortFrom(want, 80).String()); got != "chosen" {
+		t.Errorf("node -> %v: %q, %v", want, got, err)
+	}
+}
+
+// SetMTU applies to later attachments.
+func TestSetMTU(t *testing.T) {
+	n := newTestNode(t)
+	if err := n.pn.SetMTU(100); err == nil {
+		t.Error("SetMTU(100) succeeded")
+	}
+	if err := n.pn.SetMTU(1400); err != nil {
+		t.Fatal(err)
+	}
+	a := n.attach(t, "mtu-0")
+	if out := runIn(t, a.Netns, "ip", "-o", "link", "show", "eth0"); !strings.Contains(out, "mtu 1400") {
+		t.Errorf("eth0 after SetMTU(1400): %s", out)
+	}
+}
+
 // Concurrent Attach calls for different IDs each get an address of their own.
 func TestConcurrentAttach(t *testing.T) {
 	n := newTestNode(t)
@@ -360,7 +406,7 @@ func TestConcurrentAttach(t *testing.T) {
 	addrs := make(chan netip.Addr, count)
 	for i := range count {
 		go func() {
-			a, err := n.pn.Attach(context.Background(), fmt.Sprintf("par-%d", i), nil)
+			a, err := n.pn.Attach(context.Background(), fmt.Sprintf("par-%d", i), netip.Addr{}, nil)
 			errs <- err
 			addrs <- a.Addr
 		}()
@@ -436,9 +482,9 @@ func TestSetSubnetRefusesNonPrefixes(t *testing.T) {
 // The configuration list holds what the plugins must do: the gateway on the bridge, no
 // masquerade, hairpin, IPAM state under StateDir, portmap only with ports.
 func TestConfList(t *testing.T) {
-	pn := &PodNetwork{cfg: PodNetworkConfig{StateDir: "/state", MTU: 1450}.withDefaults()}
+	pn := &PodNetwork{cfg: PodNetworkConfig{StateDir: "/state"}.withDefaults()}
 	for _, portmap := range []bool{false, true} {
-		list, err := pn.confList(testSubnet, portmap)
+		list, err := pn.confList(testSubnet, 1450, portmap)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -459,7 +505,8 @@ func TestConfList(t *testing.T) {
 		}
 		ipam := br["ipam"].(map[string]any)
 		if br["bridge"] != "shoal0" || br["isGateway"] != true || br["ipMasq"] != false || br["hairpinMode"] != true ||
-			br["mtu"] != 1450.0 || ipam["dataDir"] != "/state/ipam" || ipam["type"] != "host-local" {
+			br["mtu"] != 1450.0 || ipam["dataDir"] != "/state/ipam" || ipam["type"] != "host-local" ||
+			br["capabilities"].(map[string]any)["ips"] != true {
 			t.Errorf("bridge configuration %s", list.Plugins[1].Bytes)
 		}
 		r := ipam["ranges"].([]any)[0].([]any)[0].(map[string]any)
@@ -504,7 +551,7 @@ func BenchmarkAttach(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("bench-%d", i)
 		start := time.Now()
-		if _, err := pn.Attach(ctx, id, nil); err != nil {
+		if _, err := pn.Attach(ctx, id, netip.Addr{}, nil); err != nil {
 			b.Fatal(err)
 		}
 		took = append(took, time.Since(start))
