@@ -24,6 +24,8 @@ type Containerd struct {
 	cfg    config
 	// starts is a semaphore capping concurrent container starts.
 	starts chan struct{}
+	// starting knows the instances between their pod network Attach and their containers.
+	starting startTracker
 	// closed ends when Close is called: it stops log rotation and every event stream,
 	// which the WaitGroup tracks.
 	closed     context.Context

@@ -26,11 +26,20 @@
 // ErrForbidden. hostPath volumes are bound from descriptors opened inside the allowed
 // directory (hostpath.go).
 //
-// Containers use the node's network (or the network namespace given by WithNetNS), so
-// container ports are node resources; their /etc/resolv.conf is the host's, or the one
-// given by WithResolvConf. Under the state directory the executor keeps
+// Without a pod network, containers use the node's network (or the network namespace
+// given by WithNetNS), so container ports are node resources. With one (WithPodNetwork),
+// each instance that does not ask for hostNetwork gets a network namespace of its own,
+// with the address InstanceSpec.Addr asks for, before its containers are created: they
+// all join it, so they share its address and reach each other on localhost; each
+// container has its own UTS namespace whose hostname is the instance ID, and an
+// /etc/hosts naming the instance's address; hostPorts are forwarded to it. The address
+// is a container label (LabelAddr), so List gives it after an agent restart; Stop
+// detaches the namespace after the containers are gone, and CollectNetworks detaches
+// those of instances that no longer exist. Containers' /etc/resolv.conf is the host's,
+// or the one given by WithResolvConf. Under the state directory the executor keeps
 // instances/<id>/volumes/<name> (ConfigMap files, emptyDirs, tmpfs mounts for Secrets
 // so that their content never reaches a disk, and the binds of hostPath volumes), instances/<id>/volume-subpaths/<container>/<n>
 // (the bind a subPath mount comes from, made again before every start without following
-// symlinks; see subpath.go), instances/<id>/resolv.conf and logs/<id>/<container>.log.
+// symlinks; see subpath.go), instances/<id>/resolv.conf, instances/<id>/hosts and
+// instances/<id>/hostname, and logs/<id>/<container>.log.
 package executor

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"path"
 	"strings"
 	"time"
@@ -37,9 +38,14 @@ type InstanceSpec struct {
 	// ResolvConf, when not empty, is the /etc/resolv.conf of every container of the
 	// instance (mounted read-only); when empty the containers see the host's.
 	ResolvConf []byte
+	// Addr is the address the instance asks for in its own network namespace (the agent
+	// chooses it from the node's pod subnet); invalid lets the pod network pick one. It is
+	// not used without a pod network (WithPodNetwork) or with HostNetwork; InstanceState
+	// gives the address the instance has.
+	Addr netip.Addr
 	// HostNetwork, HostPID and HostIPC are what the manifest asked for; a runtime refuses
-	// each unless its Permissions allow it. (Containers use the node's network whether or
-	// not they ask, until instances get network namespaces of their own.)
+	// each unless its Permissions allow it. Without a pod network (WithPodNetwork) the
+	// containers use the node's network whether or not they ask.
 	HostNetwork, HostPID, HostIPC bool
 	// SupplementalGroups and FSGroup are added to every container's groups; FSGroup also
 	// owns the instance's emptyDir, configMap and secret volumes, as in Kubernetes.
@@ -166,11 +172,31 @@ type Mount struct {
 	ReadOnly bool
 }
 
-// Port is a port the container listens on. With host networking it is a node resource.
+// Port is a port the container listens on. With host networking it is a node resource;
+// in an instance's own network namespace (WithPodNetwork) it is the instance's alone.
 type Port struct {
 	Name     string
 	Port     int32
 	Protocol string
+	// HostPort, when not 0, is a port of the node forwarded to Port (Kubernetes' hostPort,
+	// a node resource); only instances in their own network namespace have it forwarded.
+	HostPort int32
+	// HostIP, when not empty, is the only node address HostPort is opened on.
+	HostIP string
+}
+
+// validate checks the numbers a port mapping needs: ports in 1..65535 (HostPort may be 0,
+// none), a HostIP that is an address.
+func (p Port) validate() error {
+	if p.Port < 1 || p.Port > 65535 || p.HostPort < 0 || p.HostPort > 65535 {
+		return fmt.Errorf("port %d (hostPort %d) is outside 1..65535", p.Port, p.HostPort)
+	}
+	if p.HostIP != "" {
+		if _, err := netip.ParseAddr(p.HostIP); err != nil {
+			return fmt.Errorf("port %d: hostIP %q is not an address", p.Port, p.HostIP)
+		}
+	}
+	return nil
 }
 
 // Container returns the named container, and whether it exists.
@@ -257,6 +283,11 @@ func (s *InstanceSpec) Validate() error {
 			return invalid("container %s has no image", c.Name)
 		}
 		seen[c.Name] = true
+		for _, p := range c.Ports {
+			if err := p.validate(); err != nil {
+				return invalid("container %s: %v", c.Name, err)
+			}
+		}
 		if err := c.Security.validate(); err != nil {
 			return invalid("container %s: %v", c.Name, err)
 		}

@@ -3,6 +3,7 @@ package executor
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"time"
@@ -24,11 +25,15 @@ const (
 	LabelGrace = LabelPrefix + "grace"
 	// LabelRestarts counts Restart calls, so the count survives an agent restart.
 	LabelRestarts = LabelPrefix + "restarts"
+	// LabelAddr is the instance's address in its own network namespace; absent with
+	// host networking. A restarted agent reads it back without asking the pod network.
+	LabelAddr = LabelPrefix + "addr"
 )
 
-// instanceLabels are the labels of one container of s.
-func instanceLabels(s *InstanceSpec, container string) map[string]string {
-	return map[string]string{
+// instanceLabels are the labels of one container of s; addr is the instance's address,
+// invalid with host networking.
+func instanceLabels(s *InstanceSpec, container string, addr netip.Addr) map[string]string {
+	l := map[string]string{
 		LabelNamespace: s.Namespace,
 		LabelWorkload:  s.Workload,
 		LabelInstance:  s.ID,
@@ -39,11 +44,16 @@ func instanceLabels(s *InstanceSpec, container string) map[string]string {
 		LabelGrace:     s.GracePeriod.String(),
 		LabelRestarts:  "0",
 	}
+	if addr.IsValid() {
+		l[LabelAddr] = addr.String()
+	}
+	return l
 }
 
 // instanceFromLabels reads the instance part of InstanceState back from a container's labels.
 func instanceFromLabels(l map[string]string) InstanceState {
 	grace, _ := time.ParseDuration(l[LabelGrace]) // a mangled label means no grace: SIGKILL at once
+	addr, _ := netip.ParseAddr(l[LabelAddr])      // absent (host networking) or mangled: no address
 	return InstanceState{
 		ID:          l[LabelInstance],
 		Namespace:   l[LabelNamespace],
@@ -52,6 +62,7 @@ func instanceFromLabels(l map[string]string) InstanceState {
 		Revision:    l[LabelRevision],
 		Node:        l[LabelNode],
 		GracePeriod: grace,
+		Addr:        addr,
 	}
 }
 

@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -38,11 +39,12 @@ func TestRuntimeID(t *testing.T) {
 
 func TestLabelsRoundTrip(t *testing.T) {
 	s := &InstanceSpec{ID: "web-0", Namespace: "shop", Workload: "web", Revision: "c0ffee", SpecHash: "h1", Node: "n1", GracePeriod: 45 * time.Second}
-	labels := instanceLabels(s, "app")
+	labels := instanceLabels(s, "app", netip.MustParseAddr("10.244.1.7"))
 	got := instanceFromLabels(labels)
-	want := InstanceState{ID: "web-0", Namespace: "shop", Workload: "web", Revision: "c0ffee", SpecHash: "h1", Node: "n1", GracePeriod: 45 * time.Second}
+	want := InstanceState{ID: "web-0", Namespace: "shop", Workload: "web", Revision: "c0ffee", SpecHash: "h1", Node: "n1",
+		GracePeriod: 45 * time.Second, Addr: netip.MustParseAddr("10.244.1.7")}
 	if got.ID != want.ID || got.Namespace != want.Namespace || got.Workload != want.Workload || got.Revision != want.Revision ||
-		got.SpecHash != want.SpecHash || got.Node != want.Node || got.GracePeriod != want.GracePeriod {
+		got.SpecHash != want.SpecHash || got.Node != want.Node || got.GracePeriod != want.GracePeriod || got.Addr != want.Addr {
 		t.Errorf("labels round trip: %+v, want %+v", got, want)
 	}
 	if labels[LabelContainer] != "app" || restartsFromLabels(labels) != 0 {
@@ -52,6 +54,9 @@ func TestLabelsRoundTrip(t *testing.T) {
 		if !strings.HasPrefix(k, LabelPrefix) {
 			t.Errorf("label %s lacks the %s prefix", k, LabelPrefix)
 		}
+	}
+	if hostLabels := instanceLabels(s, "app", netip.Addr{}); hostLabels[LabelAddr] != "" || instanceFromLabels(hostLabels).Addr.IsValid() {
+		t.Errorf("host networking labels carry an address: %v", hostLabels)
 	}
 	if restartsFromLabels(map[string]string{LabelRestarts: "x"}) != 0 || restartsFromLabels(map[string]string{LabelRestarts: "3"}) != 3 {
 		t.Error("restart count from labels")

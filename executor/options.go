@@ -49,7 +49,10 @@ type config struct {
 	maxParallelStarts int
 	// permissions is what instances may ask for beyond the default sandbox.
 	permissions Permissions
-	logger      *slog.Logger
+	// podNetwork gives instances without hostNetwork namespaces of their own; nil: every
+	// instance uses the node's network.
+	podNetwork PodNetwork
+	logger     *slog.Logger
 }
 
 func defaultConfig() config {
@@ -109,8 +112,17 @@ func WithRuncRoot(dir string) Option { return func(c *config) { c.runcRoot = dir
 // WithStateDir sets where volumes and logs live (default /var/lib/shoal/executor).
 func WithStateDir(dir string) Option { return func(c *config) { c.stateDir = dir } }
 
-// WithNetNS makes containers join the network namespace at path instead of the host's.
+// WithNetNS makes containers that use the node's network (all of them without
+// WithPodNetwork, those with hostNetwork with it) join the network namespace at path
+// instead of the host's.
 func WithNetNS(path string) Option { return func(c *config) { c.netnsPath = path } }
+
+// WithPodNetwork gives every instance that does not ask for hostNetwork a network
+// namespace of its own from pn, with its own address, hostname and /etc/hosts; its
+// containers share them, and its containers' hostPorts are forwarded to it. Instances with
+// hostNetwork keep the node's network (WithNetNS's). Without this option every instance
+// uses the node's network.
+func WithPodNetwork(pn PodNetwork) Option { return func(c *config) { c.podNetwork = pn } }
 
 // WithPlainHTTPRegistries lists registries (host or host:port) to reach over plain HTTP.
 // Loopback registries always are.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/netip"
 	"time"
 )
 
@@ -91,6 +92,9 @@ type InstanceState struct {
 	Revision    string
 	Node        string
 	GracePeriod time.Duration
+	// Addr is the instance's address in its own network namespace (WithPodNetwork),
+	// invalid when it uses the node's network.
+	Addr netip.Addr
 	// Containers are sorted by name.
 	Containers []ContainerState
 }

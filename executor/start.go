@@ -69,9 +69,17 @@ func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
 	if err := writeResolvConf(c.instanceDir(s.ID), s.ResolvConf); err != nil {
 		return fmt.Errorf("executor: start %s: %w", s.ID, err)
 	}
+	// Until its containers exist, only the pod network knows of the instance:
+	// CollectNetworks must not take it for a leftover.
+	defer c.starting.begin(s.ID)()
+	pn, err := c.attachNetwork(ctx, &s)
+	if err != nil {
+		c.undoStart(ctx, s.ID, nil, len(existing) == 0)
+		return fmt.Errorf("executor: start %s: %w", s.ID, err)
+	}
 	var created []containerd.Container
 	for _, cs := range missing {
-		ct, err := c.createAndStart(ctx, &s, cs)
+		ct, err := c.createAndStart(ctx, &s, cs, pn)
 		if err != nil {
 			c.undoStart(ctx, s.ID, created, len(existing) == 0)
 			return fmt.Errorf("executor: start %s: container %s: %w", s.ID, cs.Name, err)
@@ -82,7 +90,8 @@ func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
 }
 
 // undoStart removes the containers a failed Start created and, when the instance did not
-// exist before, its volumes and logs, so a failed Start leaves nothing behind.
+// exist before, its volumes, logs and network namespace, so a failed Start leaves nothing
+// behind.
 func (c *Containerd) undoStart(ctx context.Context, id string, created []containerd.Container, wholeInstance bool) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
@@ -95,10 +104,13 @@ func (c *Containerd) undoStart(ctx context.Context, id string, created []contain
 		if err := c.removeInstanceFiles(id); err != nil {
 			c.cfg.logger.Warn("executor: undo start", "instance", id, "err", err)
 		}
+		if err := c.detachNetwork(ctx, id); err != nil {
+			c.cfg.logger.Warn("executor: undo start", "instance", id, "err", err)
+		}
 	}
 }
 
-func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *ContainerSpec) (containerd.Container, error) {
+func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *ContainerSpec, pn podNet) (containerd.Container, error) {
 	select {
 	case c.starts <- struct{}{}:
 		defer func() { <-c.starts }()
@@ -115,7 +127,7 @@ func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *Co
 	if err != nil {
 		return nil, err
 	}
-	specOpts, err := c.specOpts(ctx, img, s, cs)
+	specOpts, err := c.specOpts(ctx, img, s, cs, pn)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +138,7 @@ func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *Co
 		containerd.WithNewSnapshot(id, img),
 		containerd.WithRuntime(plugin.RuntimeRuncV2, c.runcOptions()),
 		containerd.WithNewSpec(specOpts...),
-		containerd.WithContainerLabels(instanceLabels(s, cs.Name)),
+		containerd.WithContainerLabels(instanceLabels(s, cs.Name, pn.addr)),
 	)
 	if err != nil {
 		// WithNewSnapshot made the snapshot before a later option failed (a root user
@@ -144,8 +156,9 @@ func (c *Containerd) createAndStart(ctx context.Context, s *InstanceSpec, cs *Co
 }
 
 // specOpts builds the OCI spec of a container: the image's config, then Shoal's argv, env,
-// namespaces, limits, mounts and confinement over it.
-func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *InstanceSpec, cs *ContainerSpec) ([]oci.SpecOpts, error) {
+// namespaces, limits, mounts and confinement over it. pn is the instance's network (zero:
+// the node's).
+func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *InstanceSpec, cs *ContainerSpec, pn podNet) ([]oci.SpecOpts, error) {
 	imgSpec, err := img.Spec(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read config of %s: %w", cs.Image, err)
@@ -163,14 +176,13 @@ func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *Inst
 		oci.WithImageConfig(img),
 		oci.WithProcessArgs(argv...),
 		oci.WithEnv(env),
-		// Host networking: the node's network, hostname and name resolution.
-		c.networkNamespace(),
-		oci.WithHostNamespace(specs.UTSNamespace),
-		oci.WithHostHostsFile,
+	}
+	opts = append(opts, c.networkOpts(s, pn)...)
+	opts = append(opts,
 		c.resolvConf(s),
 		oci.WithMounts(mounts),
 		withSubPathBinds(binds),
-	}
+	)
 	if cs.WorkingDir != "" {
 		opts = append(opts, oci.WithProcessCwd(cs.WorkingDir))
 	}
@@ -194,6 +206,7 @@ func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *Inst
 	return append(opts, security...), nil
 }
 
+// networkNamespace is the node's network namespace: the host's, or WithNetNS's.
 func (c *Containerd) networkNamespace() oci.SpecOpts {
 	if c.cfg.netnsPath == "" {
 		return oci.WithHostNamespace(specs.NetworkNamespace)

@@ -38,6 +38,10 @@ func (c *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 	if err := c.removeInstanceFiles(id); err != nil {
 		return fmt.Errorf("executor: stop %s: %w", id, err)
 	}
+	// Last: an instance whose namespace is gone cannot be started again in place.
+	if err := c.detachNetwork(ctx, id); err != nil {
+		return fmt.Errorf("executor: stop %s: %w", id, err)
+	}
 	return nil
 }
 
