@@ -200,7 +200,7 @@ func (a *Agent) carryOut(ctx context.Context, rd ready) {
 		a.probe(ctx, op)
 	}
 	for _, s := range rd.stops {
-		a.dispatch(ctx, func(ctx context.Context) event {
+		a.dispatchAfter(ctx, s.drain, func(ctx context.Context) event {
 			return resultEvent{kind: actionStop, id: s.id, err: a.rt.Stop(ctx, s.id, s.grace)}
 		})
 	}
@@ -317,9 +317,21 @@ func (a *Agent) stopProbers() {
 // dispatch runs an action on a worker, at most MaxParallelActions at once; its result
 // comes back to the loop. Actions outlive a cancelled ctx only until they return.
 func (a *Agent) dispatch(ctx context.Context, do func(ctx context.Context) event) {
+	a.dispatchAfter(ctx, 0, do)
+}
+
+// dispatchAfter is dispatch once delay has passed, without holding a worker meanwhile.
+func (a *Agent) dispatchAfter(ctx context.Context, delay time.Duration, do func(ctx context.Context) event) {
 	a.workers.Add(1)
 	go func() {
 		defer a.workers.Done()
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return
+			}
+		}
 		select {
 		case a.sem <- struct{}{}:
 		case <-ctx.Done():

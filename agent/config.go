@@ -70,6 +70,10 @@ type NetworkConfig struct {
 	// Claim is the subnet this node claimed in an earlier run (zero: none), which it keeps
 	// unless an older claim of another node wins it.
 	Claim network.SubnetClaim
+	// EndpointDrain is how long a ready instance that is to stop keeps running, already out
+	// of every Service's endpoints, before it gets SIGTERM: the time every node's proxy
+	// needs to stop sending it new connections (Kubernetes users add a preStop sleep for it).
+	EndpointDrain time.Duration
 }
 
 // DefaultNetwork is the pod network of a cluster that states no ranges: Kubernetes'
@@ -80,6 +84,7 @@ func DefaultNetwork() NetworkConfig {
 		ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), NodeSubnetBits: 24,
 		ServiceCIDR: netip.MustParsePrefix("10.96.0.0/12"),
 		NodePortMin: network.DefaultNodePortMin, NodePortMax: network.DefaultNodePortMax,
+		EndpointDrain: 2 * time.Second,
 	}
 }
 

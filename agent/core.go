@@ -119,6 +119,9 @@ type ready struct {
 type stopAction struct {
 	id    string
 	grace time.Duration
+	// drain is how long the instance keeps running, out of every Service's endpoints,
+	// before it is told to stop.
+	drain time.Duration
 }
 
 type restartAction struct{ id, container string }

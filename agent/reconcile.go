@@ -351,7 +351,11 @@ func (c *core) stop(in *instance, reason string) {
 		c.forget(in) // nothing runs: a failed start leaves nothing behind
 		return
 	}
-	c.rd.stops = append(c.rd.stops, stopAction{in.id, in.grace})
+	var drain time.Duration
+	if in.podNetwork && in.phase(c.now) == PhaseReady {
+		drain = c.cfg.Network.EndpointDrain // it was in Services' rotation: let every node take it out first
+	}
+	c.rd.stops = append(c.rd.stops, stopAction{id: in.id, grace: in.grace, drain: drain})
 }
 
 // restartDue restarts the containers of an instance whose crash backoff is over.

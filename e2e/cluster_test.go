@@ -34,11 +34,18 @@ type cluster struct {
 	flags map[int][]string
 }
 
+// testKey is the gossip key of test clusters.
+var testKey = base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+
 func newCluster(t testing.TB, repo *testsupport.Repo, nodes ...int) *cluster {
+	return newClusterWith(t, repo, nil, nodes...)
+}
+
+// newClusterWith starts nodes with the extra agent flags of flags (nil: none).
+func newClusterWith(t testing.TB, repo *testsupport.Repo, flags map[int][]string, nodes ...int) *cluster {
 	c := &cluster{
 		t: t, net: newTestNet(t), repo: repo, agents: map[int]*agentProc{},
-		key:   base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
-		certs: t.TempDir(),
+		key: testKey, certs: t.TempDir(), flags: flags,
 	}
 	shoal(t, "ca", "init", "--dir", filepath.Join(c.certs, "ca"))
 	for _, i := range nodes {
@@ -75,6 +82,7 @@ func (c *cluster) start(i int, key string) *agentProc {
 		"--poll-interval", "500ms", "--resync-interval", "2s", "--log-level", "debug",
 		// DNS on the node's address; names outside the cluster go nowhere (a closed loopback port).
 		"--dns-listen", c.net.addr(i) + ":53", "--dns-upstream", "127.0.0.1:9",
+		"--pod-network", "off", // c.flags may turn it on
 	}
 	a.args = append(a.args, c.flags[i]...)
 	a.start()
@@ -83,7 +91,7 @@ func (c *cluster) start(i int, key string) *agentProc {
 		if c.t.Failed() {
 			c.t.Logf("%s log (last 6 KB):\n%s", name, tail(a.log.String(), 6000))
 		}
-		stopInstances(c.t, ctrNS, stateDir)
+		stopInstances(c.t, ctrNS, stateDir, c.net.nsPath(ns))
 		cleanNamespace(c.t, ctrNS)
 	})
 	c.agents[i] = a

@@ -25,6 +25,7 @@ import (
 	"github.com/shoalhq/shoal/agent"
 	"github.com/shoalhq/shoal/examples/imagebuild"
 	"github.com/shoalhq/shoal/executor"
+	"github.com/shoalhq/shoal/network"
 	"github.com/shoalhq/shoal/executor/containerdtest"
 	"github.com/shoalhq/shoal/internal/testsupport"
 )
@@ -37,6 +38,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if url := os.Getenv(clientEnv); url != "" {
+		os.Exit(clientGet(url)) // a client run by a test inside a network namespace
+	}
 	flag.Parse()
 	if testing.Short() {
 		fmt.Println("e2e: every test here needs root, containerd, network namespaces and Git: skipped with -short")
@@ -137,6 +141,8 @@ func startAgent(t testing.TB, repo *testsupport.Repo, namespace string, tune ...
 		"--containerd-socket", daemon.Socket, "--containerd-namespace", namespace,
 		"--listen", a.addr, "--poll-interval", "500ms", "--resync-interval", "2s",
 		"--crash-backoff", "1s", "--log-level", "debug", "--dns-listen", "off",
+		// These tests reach instances at the node's address: host networking.
+		"--pod-network", "off",
 	}
 	for _, f := range tune {
 		f(a)
@@ -147,7 +153,7 @@ func startAgent(t testing.TB, repo *testsupport.Repo, namespace string, tune ...
 		if t.Failed() {
 			t.Logf("agent log:\n%s", a.log.String())
 		}
-		stopInstances(t, namespace, stateDir)
+		stopInstances(t, namespace, stateDir, "")
 		cleanNamespace(t, namespace)
 	})
 	return a
@@ -291,11 +297,29 @@ func get(url string) string {
 }
 
 // stopInstances stops what the agent left running with the executor itself, as the agent
-// would, so that volumes (tmpfs mounts) and logs go too.
-func stopInstances(t testing.TB, namespace, stateDir string) {
+// would, so that volumes (tmpfs mounts), logs and pod networks (whose bridge is in the node's
+// network namespace nodeNetNS) go too.
+func stopInstances(t testing.TB, namespace, stateDir, nodeNetNS string) {
 	ctx := context.Background()
-	rt, err := executor.NewContainerd(ctx, executor.WithSocket(daemon.Socket), executor.WithNamespace(namespace),
-		executor.WithStateDir(filepath.Join(stateDir, "executor")), executor.WithRuncRoot(filepath.Join("/run/shoal", namespace, "runc")))
+	opts := []executor.Option{executor.WithSocket(daemon.Socket), executor.WithNamespace(namespace),
+		executor.WithStateDir(filepath.Join(stateDir, "executor")), executor.WithRuncRoot(filepath.Join("/run/shoal", namespace, "runc"))}
+	var pods *network.PodNetwork
+	if cniDir := filepath.Join(stateDir, "network", "cni"); dirExists(cniDir) {
+		cfg := network.DefaultPodNetworkConfig()
+		cfg.StateDir, cfg.NodeNetNS = cniDir, nodeNetNS
+		var err error
+		if pods, err = network.NewPodNetwork(cfg); err != nil {
+			t.Errorf("cleanup: %v", err)
+		} else {
+			opts = append(opts, executor.WithPodNetwork(pods.ForExecutor()))
+			defer func() {
+				if err := pods.Collect(ctx, func(string) bool { return false }); err != nil {
+					t.Errorf("cleanup: pod networks: %v", err)
+				}
+			}()
+		}
+	}
+	rt, err := executor.NewContainerd(ctx, opts...)
 	if err != nil {
 		t.Errorf("cleanup: %v", err)
 		return
@@ -310,6 +334,11 @@ func stopInstances(t testing.TB, namespace, stateDir string) {
 			t.Errorf("cleanup: stop %s: %v", s.ID, err)
 		}
 	}
+}
+
+func dirExists(dir string) bool {
+	info, err := os.Stat(dir)
+	return err == nil && info.IsDir()
 }
 
 // cleanNamespace removes whatever a test left in its containerd namespace.

@@ -19,6 +19,7 @@ type testNet struct {
 	subnet string // "10.201.K"
 	hub    string // hub namespace
 	nodes  []string
+	extra  []string // namespaces that are not nodes
 }
 
 var netCounter atomic.Int32
@@ -63,6 +64,24 @@ func freeSubnet(t testing.TB) int {
 func (n *testNet) addNode(i int) string {
 	n.t.Helper()
 	ns := fmt.Sprintf("%sn%d", n.prefix, i)
+	n.addHost(ns, i)
+	n.nodes = append(n.nodes, ns)
+	return ns
+}
+
+// addClient creates a namespace on the hub that is not a node (address subnet.i), for
+// clients from outside the cluster, and returns its name.
+func (n *testNet) addClient(i int) string {
+	n.t.Helper()
+	ns := fmt.Sprintf("%sc%d", n.prefix, i)
+	n.addHost(ns, i)
+	n.extra = append(n.extra, ns)
+	return ns
+}
+
+// addHost creates namespace ns wired to the hub with address subnet.i.
+func (n *testNet) addHost(ns string, i int) {
+	n.t.Helper()
 	inner, outer := ns+"i", ns+"o"
 	n.ip("netns", "add", ns)
 	n.ipIn(ns, "link", "set", "lo", "up")
@@ -72,8 +91,6 @@ func (n *testNet) addNode(i int) string {
 	n.ipIn(n.hub, "link", "set", outer, "master", "br0", "up")
 	n.ipIn(ns, "addr", "add", n.addr(i)+"/24", "dev", inner)
 	n.ipIn(ns, "link", "set", inner, "up")
-	n.nodes = append(n.nodes, ns)
-	return ns
 }
 
 // addr is node i's address.
@@ -109,7 +126,7 @@ func (n *testNet) between(i, j int, op string) {
 
 func (n *testNet) close() {
 	exec.Command("ip", "link", "del", n.prefix+"h").Run()
-	for _, ns := range n.nodes {
+	for _, ns := range append(n.nodes, n.extra...) {
 		exec.Command("ip", "netns", "del", ns).Run()
 	}
 	exec.Command("ip", "netns", "del", n.hub).Run()
