@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/planner"

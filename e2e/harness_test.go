@@ -25,9 +25,9 @@ import (
 	"github.com/shoalhq/shoal/agent"
 	"github.com/shoalhq/shoal/examples/imagebuild"
 	"github.com/shoalhq/shoal/executor"
-	"github.com/shoalhq/shoal/network"
 	"github.com/shoalhq/shoal/executor/containerdtest"
 	"github.com/shoalhq/shoal/internal/testsupport"
+	"github.com/shoalhq/shoal/network"
 )
 
 // Shared by every test of the package: built once in TestMain.

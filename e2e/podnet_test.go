@@ -106,12 +106,12 @@ func chainManifests(version2 string) map[string]string {
 
 // TestPodNetworkVXLAN and TestPodNetworkHostGW run the same application on three nodes,
 // one with each way of reaching other nodes' instances.
-func TestPodNetworkVXLAN(t *testing.T)   { testPodNetwork(t, "vxlan", true) }
+func TestPodNetworkVXLAN(t *testing.T)  { testPodNetwork(t, "vxlan", true) }
 func TestPodNetworkHostGW(t *testing.T) { testPodNetwork(t, "host-gw", false) }
 
 func testPodNetwork(t *testing.T, mode string, full bool) {
 	repo := testsupport.NewRepo(t)
-	repo.Commit(t, "six tiers on one port", chainManifests("v1"))
+	repo.Commit("six tiers on one port", chainManifests("v1"))
 	flags := map[int][]string{}
 	for i := 1; i <= 3; i++ {
 		flags[i] = []string{"--pod-network", "on", "--route-mode", mode}
@@ -194,7 +194,7 @@ func testPodNetwork(t *testing.T, mode string, full bool) {
 			}
 		}
 	}()
-	repo.Commit(t, "tier2 v2", chainManifests("v2"))
+	repo.Commit("tier2 v2", chainManifests("v2"))
 	for _, ag := range c.agents {
 		ag.webhook()
 	}

@@ -1,0 +1,352 @@
+package network
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file builds what the proxy's kernel tests run in: network namespaces the test
+// creates (named shoaltest-proxy-<random>-<role>) and deletes at cleanup, even on failure.
+// Nothing touches the machine's own namespace.
+
+// skipUnlessProxyKernel skips a test that needs root and real network namespaces.
+func skipUnlessProxyKernel(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs root and network namespaces; skipped under -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+	for _, bin := range []string{"ip", "nsenter"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("needs %s: %v", bin, err)
+		}
+	}
+}
+
+// testNetns is a named network namespace the test created.
+type testNetns struct {
+	name string
+	path string
+}
+
+// newTestNetns creates a namespace and deletes it at cleanup.
+func newTestNetns(t testing.TB, prefix, role string) *testNetns {
+	t.Helper()
+	n := &testNetns{name: prefix + "-" + role}
+	n.path = "/var/run/netns/" + n.name
+	runCmd(t, "ip", "netns", "add", n.name)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", n.name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", n.name, err, out)
+		}
+	})
+	n.run(t, "ip", "link", "set", "lo", "up")
+	return n
+}
+
+// testNetnsPrefix is a prefix unique to this test run.
+func testNetnsPrefix(t testing.TB) string {
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return "shoaltest-proxy-" + hex.EncodeToString(b[:])
+}
+
+// run runs a command inside the namespace.
+func (n *testNetns) run(t testing.TB, args ...string) string {
+	t.Helper()
+	return runCmd(t, append([]string{"nsenter", "--net=" + n.path, "--"}, args...)...)
+}
+
+func runCmd(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// do runs fn on a thread that has entered the namespace; sockets fn opens stay in it.
+func (n *testNetns) do(fn func() error) error {
+	runtime.LockOSThread()
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer self.Close()
+	target, err := os.Open(n.path)
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	ferr := fn()
+	if err := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); err != nil {
+		// Leave the thread locked: the runtime ends it with this goroutine.
+		return errors.Join(ferr, err)
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+// proxyTestbed is a node with a bridge and instances on it, and a client outside the node:
+//
+//	client 192.168.77.2 ── up0 192.168.77.1  node  br0 10.244.1.1/24 ── a .2, b .3, c .4
+//
+// The node routes by default to the client, which stands for the outside world too; the
+// client has no route to the pod or service ranges. br_netfilter is off on the node's
+// bridge, as on a machine without the module.
+type proxyTestbed struct {
+	node, client *testNetns
+	pods         map[string]*testNetns
+	podAddr      map[string]netip.Addr
+	servers      *testServers
+}
+
+var (
+	testClusterCIDR = netip.MustParsePrefix("10.244.0.0/16")
+	testPodSubnet   = netip.MustParsePrefix("10.244.1.0/24")
+	testBridgeAddr  = netip.MustParseAddr("10.244.1.1")
+	testNodeAddr    = netip.MustParseAddr("192.168.77.1")
+	testClientAddr  = netip.MustParseAddr("192.168.77.2")
+)
+
+// The ports the instances' servers listen on.
+const (
+	testTCPPort = 8080
+	testUDPPort = 5353
+)
+
+func newProxyTestbed(t testing.TB, podNames ...string) *proxyTestbed {
+	t.Helper()
+	prefix := testNetnsPrefix(t)
+	tb := &proxyTestbed{
+		node:    newTestNetns(t, prefix, "node"),
+		client:  newTestNetns(t, prefix, "client"),
+		pods:    map[string]*testNetns{},
+		podAddr: map[string]netip.Addr{},
+	}
+	node := tb.node
+	node.run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	if _, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables"); err == nil {
+		node.run(t, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0")
+	}
+	node.run(t, "ip", "link", "add", "br0", "type", "bridge")
+	node.run(t, "ip", "addr", "add", testBridgeAddr.String()+"/24", "dev", "br0")
+	node.run(t, "ip", "link", "set", "br0", "up")
+	node.run(t, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", tb.client.name)
+	node.run(t, "ip", "addr", "add", testNodeAddr.String()+"/24", "dev", "up0")
+	node.run(t, "ip", "link", "set", "up0", "up")
+	node.run(t, "ip", "route", "add", "default", "via", testClientAddr.String())
+	tb.client.run(t, "ip", "addr", "add", testClientAddr.String()+"/24", "dev", "eth0")
+	tb.client.run(t, "ip", "link", "set", "eth0", "up")
+	for i, name := range podNames {
+		pod := newTestNetns(t, prefix, "pod-"+name)
+		addr := netip.AddrFrom4([4]byte{10, 244, 1, byte(2 + i)})
+		veth := "v" + name
+		node.run(t, "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", pod.name)
+		node.run(t, "ip", "link", "set", veth, "master", "br0", "up")
+		pod.run(t, "ip", "addr", "add", addr.String()+"/24", "dev", "eth0")
+		pod.run(t, "ip", "link", "set", "eth0", "up")
+		pod.run(t, "ip", "route", "add", "default", "via", testBridgeAddr.String())
+		tb.pods[name], tb.podAddr[name] = pod, addr
+	}
+	tb.servers = &testServers{}
+	t.Cleanup(tb.servers.close) // runs before the namespaces are deleted
+	for name, pod := range tb.pods {
+		tb.servers.serve(t, pod, name)
+	}
+	return tb
+}
+
+// endpoints returns the TCP (or UDP) endpoints of the named instances.
+func (tb *proxyTestbed) endpoints(proto Protocol, names ...string) []Endpoint {
+	port := uint16(testTCPPort)
+	if proto == ProtocolUDP {
+		port = testUDPPort
+	}
+	var out []Endpoint
+	for _, name := range names {
+		out = append(out, Endpoint{Addr: tb.podAddr[name], Port: port})
+	}
+	return out
+}
+
+// proxy starts a Proxy on the node and closes it at cleanup.
+func (tb *proxyTestbed) proxy(t testing.TB) *Proxy {
+	t.Helper()
+	p, err := NewProxy(ProxyConfig{ClusterCIDR: testClusterCIDR, PodSubnet: testPodSubnet, NetNS: tb.node.path})
+	if err != nil {
+		t.Fatalf("NewProxy: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return p
+}
+
+// testServers are the instances' servers: each answers one line, "NAME REMOTE", REMOTE being
+// the address:port it sees the client at, on TCP (per connection) and UDP (per datagram).
+type testServers struct {
+	mu      sync.Mutex
+	closers []func()
+	wg      sync.WaitGroup
+}
+
+func (s *testServers) serve(t testing.TB, ns *testNetns, name string) {
+	t.Helper()
+	var ln net.Listener
+	var pc net.PacketConn
+	err := ns.do(func() error {
+		var err error
+		if ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", testTCPPort)); err != nil {
+			return err
+		}
+		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", testUDPPort))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("serve in %s: %v", ns.name, err)
+	}
+	s.mu.Lock()
+	s.closers = append(s.closers, func() { ln.Close() }, func() { pc.Close() })
+	s.mu.Unlock()
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
+			c.Close()
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		buf := make([]byte, 64)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(name+" "+from.String()+"\n"), from)
+		}
+	}()
+}
+
+// serveTCP serves "NAME REMOTE" on a TCP address inside ns (for the outside world).
+func (s *testServers) serveTCP(t testing.TB, ns *testNetns, addr, name string) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.do(func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
+		t.Fatalf("listen %s in %s: %v", addr, ns.name, err)
+	}
+	s.mu.Lock()
+	s.closers = append(s.closers, func() { ln.Close() })
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
+			c.Close()
+		}
+	}()
+}
+
+func (s *testServers) close() {
+	s.mu.Lock()
+	for _, c := range s.closers {
+		c()
+	}
+	s.closers = nil
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// testReply is what a server answered: who it is and where it saw the client.
+type testReply struct {
+	name   string
+	remote netip.AddrPort
+}
+
+// ask connects from ns to addr over proto and reads the server's line.
+func ask(ns *testNetns, proto Protocol, addr netip.AddrPort) (testReply, error) {
+	network := "tcp4"
+	if proto == ProtocolUDP {
+		network = "udp4"
+	}
+	var c net.Conn
+	err := ns.do(func() (err error) {
+		c, err = net.DialTimeout(network, addr.String(), 2*time.Second)
+		return err
+	})
+	if err != nil {
+		return testReply{}, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if proto == ProtocolUDP {
+		if _, err := c.Write([]byte("hi")); err != nil {
+			return testReply{}, err
+		}
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return testReply{}, err
+	}
+	name, remote, ok := strings.Cut(strings.TrimSpace(line), " ")
+	if !ok {
+		return testReply{}, fmt.Errorf("bad reply %q", line)
+	}
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return testReply{}, fmt.Errorf("bad reply %q: %v", line, err)
+	}
+	return testReply{name: name, remote: ap}, nil
+}
+
+// askMany asks n times and counts the answers by server name; it fails the test on any error.
+func askMany(t testing.TB, ns *testNetns, proto Protocol, addr netip.AddrPort, n int) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
+	for range n {
+		r, err := ask(ns, proto, addr)
+		if err != nil {
+			t.Fatalf("%s %v from %s: %v", proto, addr, ns.name, err)
+		}
+		seen[r.name]++
+	}
+	return seen
+}
