@@ -54,7 +54,8 @@ func getIn(ns, url string) (string, error) {
 // tierDeployment is tier i of a chain of six: every tier listens on the same containerPort
 // (8080, named http) and calls the next tier's Service by name on port 80.
 func tierDeployment(i, replicas int, version string) string {
-	env := "        - {name: LISTEN, value: \":8080\"}\n"
+	env := "        - {name: LISTEN, value: \":8080\"}\n" +
+		"        - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}\n"
 	if i < 6 {
 		env += fmt.Sprintf("        - {name: UPSTREAM, value: \"http://tier%d/\"}\n", i+1)
 	}
@@ -111,13 +112,28 @@ func TestPodNetworkHostGW(t *testing.T) { testPodNetwork(t, "host-gw", false) }
 
 func testPodNetwork(t *testing.T, mode string, full bool) {
 	repo := testsupport.NewRepo(t)
-	repo.Commit("six tiers on one port", chainManifests("v1"))
+	repo.Commit("nothing yet", map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: empty}\n"})
 	flags := map[int][]string{}
 	for i := 1; i <= 3; i++ {
 		flags[i] = []string{"--pod-network", "on", "--route-mode", mode}
 	}
-	c := newClusterWith(t, repo, flags, 1, 2, 3)
+	var c *cluster
+	t.Cleanup(func() { checkNothingLeft(t, c) }) // runs after every cleanup of the cluster
+	c = newClusterWith(t, repo, flags, 1, 2, 3)
 	a := c.agents[1]
+	a.waitFor("3 nodes with pod subnets", func(st *agent.Status) bool {
+		n := 0
+		for _, node := range st.Nodes {
+			if node.PodSubnet != "" && node.Alive {
+				n++
+			}
+		}
+		return n == 3
+	})
+	repo.Commit("six tiers on one port", chainManifests("v1"))
+	for _, ag := range c.agents {
+		ag.webhook()
+	}
 	st := a.waitFor("every tier ready on 3 nodes", func(st *agent.Status) bool {
 		for i := 1; i <= 6; i++ {
 			w := workload(st, fmt.Sprintf("tier%d", i))
@@ -159,8 +175,14 @@ func testPodNetwork(t *testing.T, mode string, full bool) {
 		t.Fatalf("NodePort from outside the cluster: %v\n%s", err, body)
 	}
 
-	// A readiness failure takes the instance out of the virtual IP's rotation on every node.
+	// The Downward API gives an instance its own address.
 	tier6 := workload(st, "tier6").Instances
+	for _, in := range tier6 {
+		if got, err := getIn(c.net.nodes[0], "http://"+in.Addr+":8080/env/POD_IP"); err != nil || got != in.Addr {
+			t.Fatalf("status.podIP of %s: %q %v, want %s", in.ID, got, err, in.Addr)
+		}
+	}
+	// A readiness failure takes the instance out of the virtual IP's rotation on every node.
 	if _, err := getIn(c.net.nodes[0], "http://"+tier6[0].Addr+":8080/fail"); err != nil {
 		t.Fatal(err)
 	}
@@ -169,12 +191,17 @@ func testPodNetwork(t *testing.T, mode string, full bool) {
 	time.Sleep(time.Second) // every node's proxy has had a second to follow
 	for _, ns := range c.net.nodes {
 		for range 10 {
-			host, err := getIn(ns, "http://"+vip+"/env/HOSTNAME")
-			if err != nil || host == tier6[0].ID {
+			host, err := getIn(ns, "http://"+vip+"/env/POD_IP")
+			if err != nil || host == tier6[0].Addr {
 				t.Fatalf("from %s, %s after its readiness failed %v ago: %q %v", ns, vip, time.Since(failed), host, err)
 			}
 		}
 	}
+
+	if _, err := getIn(c.net.nodes[0], "http://"+tier6[0].Addr+":8080/recover"); err != nil {
+		t.Fatal(err)
+	}
+	a.waitFor("tier6 ready again", func(st *agent.Status) bool { return workload(st, "tier6").Ready == 2 })
 
 	// A rolling update of tier2 serves every request of a client loop.
 	vip2 := lookupA(t, c.net.addr(3)+":53", "tier2.default.svc.cluster.local.")
@@ -271,5 +298,27 @@ func testPodNetwork(t *testing.T, mode string, full bool) {
 	}
 	if body, err := getIn(c.net.nodes[0], "http://"+c.net.addr(1)+":30080/"); err != nil || strings.Count(body, "hello (version") != 6 {
 		t.Fatalf("after node3's death: %v\n%s", err, body)
+	}
+}
+
+// checkNothingLeft fails the test when the cluster left instances' network namespaces
+// mounted or any of its namespaces behind (the nodes' namespaces hold their bridges,
+// tunnels, routes and nftables tables: those go with them).
+func checkNothingLeft(t *testing.T, c *cluster) {
+	if c == nil {
+		return
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if strings.Contains(line, "/network/cni/netns/") && strings.Contains(line, os.TempDir()) {
+			t.Errorf("an instance's network namespace is still mounted: %s", line)
+		}
+	}
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	if strings.Contains(string(out), c.net.prefix) {
+		t.Errorf("namespaces left behind:\n%s", out)
 	}
 }

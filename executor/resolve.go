@@ -162,7 +162,7 @@ func (r *resolveContext) container(c spec.Container, inst *InstanceSpec) (Contai
 	}
 	for _, p := range c.Ports {
 		hp := p.AsHostPort()
-		out.Ports = append(out.Ports, Port{Name: p.Name, Port: hp.Port, Protocol: hp.Protocol})
+		out.Ports = append(out.Ports, Port{Name: p.Name, Port: hp.Port, Protocol: hp.Protocol, HostPort: p.HostPort, HostIP: p.HostIP})
 	}
 	probes, err := containerProbeSpecs(c)
 	if err != nil {

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/vishvananda/netlink"
 )
 
 // Node is one node's pod network as the agent drives it: the bridge and addresses of its
@@ -35,7 +38,11 @@ type NodeConfig struct {
 	// Routes configures the routes to the other nodes; LocalSubnet is filled in from the
 	// claim. Without a LocalAddr (a node alone, without a cluster) there are no routes.
 	Routes RoutesConfig
-	Logger *slog.Logger
+	// ServiceCIDR is the Services' range: a node without a route to it (no default
+	// route, as in a network namespace) gets one over its uplink, so that the node itself
+	// reaches virtual IPs; the proxy rewrites them before they leave.
+	ServiceCIDR netip.Prefix
+	Logger      *slog.Logger
 }
 
 // OpenNode returns the node's pod network. Nothing is programmed until SetSubnet.
@@ -108,6 +115,9 @@ func (n *Node) SetSubnet(claim SubnetClaim) error {
 		return err
 	}
 	n.routes = r
+	if err := routeServices(n.cfg.ServiceCIDR, rc.LocalAddr); err != nil {
+		n.cfg.Logger.Warn("the node itself may not reach Services' virtual IPs", "err", err)
+	}
 	if n.peersSet {
 		return r.Sync(n.peers)
 	}
@@ -156,4 +166,31 @@ func (n *Node) Detach() error {
 	}
 	errs = append(errs, n.cfg.Proxy.Detach())
 	return errors.Join(errs...)
+}
+
+// serviceRouteProtocol marks the route routeServices adds (RouteProtocol marks the peers').
+const serviceRouteProtocol netlink.RouteProtocol = RouteProtocol + 1
+
+// routeServices routes the service range over the link holding nodeAddr, unless a route
+// covers it already (a default route does).
+func routeServices(serviceCIDR netip.Prefix, nodeAddr netip.Addr) error {
+	if !serviceCIDR.IsValid() || !nodeAddr.IsValid() {
+		return nil
+	}
+	if routes, err := netlink.RouteGet(serviceCIDR.Addr().AsSlice()); err == nil && len(routes) > 0 {
+		return nil
+	}
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap() == nodeAddr {
+			return netlink.RouteReplace(&netlink.Route{
+				Dst: ipNetOf(serviceCIDR), LinkIndex: a.LinkIndex, Src: nodeAddr.AsSlice(),
+				Scope: netlink.SCOPE_LINK, Protocol: serviceRouteProtocol,
+			})
+		}
+	}
+	return fmt.Errorf("network: no link holds the node's address %s", nodeAddr)
 }

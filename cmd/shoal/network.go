@@ -110,7 +110,7 @@ func (pn *podNetwork) open(n agent.NetworkConfig, nodeAddr netip.Addr) error {
 	}
 	var err error
 	pn.Node, err = network.OpenNode(network.NodeConfig{
-		ClaimFile: pn.claimFile, Pods: pn.Pods, Proxy: pn.Proxy, Logger: pn.log,
+		ClaimFile: pn.claimFile, Pods: pn.Pods, Proxy: pn.Proxy, Logger: pn.log, ServiceCIDR: n.ServiceCIDR,
 		Routes: network.RoutesConfig{Mode: mode, LocalAddr: nodeAddr, ClusterCIDR: n.ClusterCIDR, Logger: pn.log},
 	})
 	return err
