@@ -268,6 +268,11 @@ func (p *Proxy) Sync(services []Service) error {
 			return errors.Join(append(refused, fmt.Errorf("network: proxy sync: %w", err))...)
 		}
 		p.rebuild = false
+		if !txn.full {
+			if err := p.forgetStaleFlows(staleProxyUDPFlows(changes)); err != nil {
+				p.log.Warn("proxy could not forget UDP flows to removed endpoints", "err", err)
+			}
+		}
 		p.last.kernel = time.Since(planned)
 		p.log.Info("proxy synced", "ports", len(p.index.accepted), "changed", txn.changed,
 			"added", len(txn.add), "deleted", len(txn.del), "full", txn.full,
