@@ -23,6 +23,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./gossip
 	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME) ./dns
 	$(GO) test -run '^$$' -fuzz '^FuzzCache$$' -fuzztime $(FUZZTIME) ./dns
+	$(GO) test -run '^$$' -fuzz '^FuzzProxyIndex$$' -fuzztime $(FUZZTIME) ./network
 
 # A local cluster deploying examples/ from a local Git repository (needs root).
 demo:
@@ -39,6 +40,8 @@ bench:
 # Whole-system benchmarks: real containerd, Git and network namespaces (needs root).
 bench-system:
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 5x -count 3 ./e2e
+	$(GO) test -run '^$$' -bench ProxyEndpointChange -benchtime 300x -count 3 ./network
+	$(GO) test -run '^$$' -bench ProxyRequests -benchtime 10x -count 3 ./network
 
 clean:
 	rm -rf bin

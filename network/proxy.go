@@ -36,7 +36,8 @@ func (e Endpoint) String() string { return netip.AddrPortFrom(e.Addr, e.Port).St
 // ServicePort is one port of a Service and where its traffic goes.
 type ServicePort struct {
 	// Name is the port's name in the Service; unique within it (empty for a Service's only
-	// unnamed port). With the Service's namespace and name it names the nftables chains.
+	// unnamed port). namespace/name/protocol/name is the port's ID, in refusals and as the
+	// comment of its elements in the table.
 	Name string
 	// Protocol is ProtocolTCP or ProtocolUDP.
 	Protocol Protocol
@@ -147,9 +148,11 @@ func (c *ProxyConfig) validate() error {
 }
 
 // Proxy spreads the traffic to each Service's virtual IP and NodePorts over the Service's
-// endpoints, in the kernel, with an nftables table of its own in the style of kube-proxy's
-// nftables mode (IPv4 only). It remembers what it programmed, so that each Sync sends only
-// what changed. Its methods may be called from any goroutine; they run one at a time.
+// endpoints, in the kernel, with an nftables table of its own (family ip: IPv4 only) in the
+// style of kube-proxy's nftables mode, but with every Service's endpoints held as data, so
+// that a change costs in proportion to itself (see proxy_plan.go). It remembers what it
+// programmed, so that each Sync sends only what changed, in one atomic transaction. Its
+// methods may be called from any goroutine; they run one at a time.
 type Proxy struct {
 	mu    sync.Mutex
 	cfg   ProxyConfig
@@ -268,6 +271,11 @@ func (p *Proxy) Sync(services []Service) error {
 			return errors.Join(append(refused, fmt.Errorf("network: proxy sync: %w", err))...)
 		}
 		p.rebuild = false
+		if !txn.full {
+			if err := p.forgetStaleFlows(staleProxyUDPFlows(changes)); err != nil {
+				p.log.Warn("proxy could not forget UDP flows to removed endpoints", "err", err)
+			}
+		}
 		p.last.kernel = time.Since(planned)
 		p.log.Info("proxy synced", "ports", len(p.index.accepted), "changed", txn.changed,
 			"added", len(txn.add), "deleted", len(txn.del), "full", txn.full,

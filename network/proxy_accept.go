@@ -132,7 +132,7 @@ func (x *proxyIndex) update(services []Service) ([]proxyChange, []error, error) 
 		}
 		e.seen, e.listed = x.gen, 1
 		listed = append(listed, e)
-		if !known || !equalServices(&e.given, s) {
+		if !known || !equalProxyServices(&e.given, s) {
 			x.replace(e, s)
 		}
 	}
@@ -167,7 +167,7 @@ func (x *proxyIndex) update(services []Service) ([]proxyChange, []error, error) 
 // replace re-checks an entry that is new or changed.
 func (x *proxyIndex) replace(e *proxyEntry, s *Service) {
 	x.release(e)
-	e.given = cloneService(s)
+	e.given = cloneProxyService(s)
 	e.ports, e.refused = x.cfg.checkService(s)
 	for _, p := range e.ports {
 		p.entry = e
@@ -462,8 +462,8 @@ func usableProxyAddr(a netip.Addr) bool {
 		a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
-// equalServices reports whether a and b are given the same, field by field and in order.
-func equalServices(a, b *Service) bool {
+// equalProxyServices reports whether a and b are given the same, field by field and in order.
+func equalProxyServices(a, b *Service) bool {
 	if a.Namespace != b.Namespace || a.Name != b.Name || a.VIP != b.VIP || len(a.Ports) != len(b.Ports) {
 		return false
 	}
@@ -477,8 +477,8 @@ func equalServices(a, b *Service) bool {
 	return true
 }
 
-// cloneService copies s with its ports and endpoints, so that the caller may reuse them.
-func cloneService(s *Service) Service {
+// cloneProxyService copies s with its ports and endpoints, so that the caller may reuse them.
+func cloneProxyService(s *Service) Service {
 	c := *s
 	c.Ports = slices.Clone(s.Ports)
 	for i := range c.Ports {

@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// benchServices returns n Services of one TCP port with three endpoints each.
-func benchServices(n int) []Service {
+// proxyBenchServices returns n Services of one TCP port with three endpoints each.
+func proxyBenchServices(n int) []Service {
 	services := make([]Service, n)
 	for i := range services {
 		services[i] = Service{
@@ -43,21 +43,21 @@ func BenchmarkProxyEndpointChange(b *testing.B) {
 	for _, n := range []int{500, 5000} {
 		for _, change := range []string{"replace", "scale"} {
 			b.Run(fmt.Sprintf("services=%d/change=%s", n, change), func(b *testing.B) {
-				benchEndpointChange(b, n, change == "scale")
+				benchProxyEndpointChange(b, n, change == "scale")
 			})
 		}
 	}
 }
 
-func benchEndpointChange(b *testing.B, n int, scale bool) {
+func benchProxyEndpointChange(b *testing.B, n int, scale bool) {
 	skipUnlessProxyKernel(b)
-	ns := newTestNetns(b, testNetnsPrefix(b), "bench")
+	ns := newProxyTestNetns(b, proxyTestPrefix(b), "bench")
 	p, err := NewProxy(ProxyConfig{ClusterCIDR: netip.MustParsePrefix("10.244.0.0/14"), NetNS: ns.path})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Close() })
-	services := benchServices(n)
+	services := proxyBenchServices(n)
 	start := time.Now()
 	if err := p.Sync(services); err != nil {
 		b.Fatal(err)
@@ -85,10 +85,10 @@ func benchEndpointChange(b *testing.B, n int, scale bool) {
 		took = append(took, time.Since(start))
 		inMemory = append(inMemory, p.last.inMemory)
 	}
-	b.ReportMetric(ms(percentile(took, 50)), "ms/change-median")
-	b.ReportMetric(ms(percentile(took, 99)), "ms/change-p99")
-	b.ReportMetric(ms(percentile(inMemory, 50)), "ms/in-memory-median")
-	b.ReportMetric(ms(full), "ms/first-sync")
+	b.ReportMetric(proxyMillis(proxyPercentile(took, 50)), "ms/change-median")
+	b.ReportMetric(proxyMillis(proxyPercentile(took, 99)), "ms/change-p99")
+	b.ReportMetric(proxyMillis(proxyPercentile(inMemory, 50)), "ms/in-memory-median")
+	b.ReportMetric(proxyMillis(full), "ms/first-sync")
 }
 
 // BenchmarkProxyRequests compares HTTP requests per second through a Service's VIP with
@@ -102,7 +102,7 @@ func BenchmarkProxyRequests(b *testing.B) {
 	skipUnlessProxyKernel(b)
 	tb := newProxyTestbed(b, "a", "b")
 	const httpPort = 8081
-	if err := tb.proxy(b).Sync([]Service{{Namespace: "bench", Name: "web", VIP: testVIP, Ports: []ServicePort{
+	if err := tb.proxy(b).Sync([]Service{{Namespace: "bench", Name: "web", VIP: proxyTestVIP, Ports: []ServicePort{
 		{Name: "http", Protocol: ProtocolTCP, Port: 80, Endpoints: []Endpoint{{tb.podAddr["b"], httpPort}}},
 	}}}); err != nil {
 		b.Fatal(err)
@@ -161,7 +161,7 @@ func BenchmarkProxyRequests(b *testing.B) {
 				return time.Since(start)
 			}
 			directURL := fmt.Sprintf("http://%s:%d/", tb.podAddr["b"], httpPort)
-			vipURL := fmt.Sprintf("http://%s:80/", testVIP)
+			vipURL := fmt.Sprintf("http://%s:80/", proxyTestVIP)
 			// A round alternates the two, request by request, so that both meet the same
 			// load from the rest of the machine.
 			const perRound = 500
@@ -180,7 +180,7 @@ func BenchmarkProxyRequests(b *testing.B) {
 				viaDirect = append(viaDirect, d)
 				viaVIP = append(viaVIP, v)
 			}
-			d, v := median(viaDirect), median(viaVIP)
+			d, v := proxyMedian(viaDirect), proxyMedian(viaVIP)
 			b.ReportMetric(d, "req/s-direct")
 			b.ReportMetric(v, "req/s-vip")
 			b.ReportMetric(v/d, "vip/direct")
@@ -188,7 +188,7 @@ func BenchmarkProxyRequests(b *testing.B) {
 	}
 }
 
-func percentile(d []time.Duration, pct int) time.Duration {
+func proxyPercentile(d []time.Duration, pct int) time.Duration {
 	if len(d) == 0 {
 		return 0
 	}
@@ -197,7 +197,7 @@ func percentile(d []time.Duration, pct int) time.Duration {
 	return s[(len(s)-1)*pct/100]
 }
 
-func median(v []float64) float64 {
+func proxyMedian(v []float64) float64 {
 	if len(v) == 0 {
 		return 0
 	}
@@ -206,4 +206,4 @@ func median(v []float64) float64 {
 	return s[(len(s)-1)/2]
 }
 
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func proxyMillis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -39,18 +39,18 @@ func skipUnlessProxyKernel(t testing.TB) {
 	}
 }
 
-// testNetns is a named network namespace the test created.
-type testNetns struct {
+// proxyTestNetns is a named network namespace the test created.
+type proxyTestNetns struct {
 	name string
 	path string
 }
 
-// newTestNetns creates a namespace and deletes it at cleanup.
-func newTestNetns(t testing.TB, prefix, role string) *testNetns {
+// newProxyTestNetns creates a namespace and deletes it at cleanup.
+func newProxyTestNetns(t testing.TB, prefix, role string) *proxyTestNetns {
 	t.Helper()
-	n := &testNetns{name: prefix + "-" + role}
+	n := &proxyTestNetns{name: prefix + "-" + role}
 	n.path = "/var/run/netns/" + n.name
-	runCmd(t, "ip", "netns", "add", n.name)
+	proxyRunCmd(t, "ip", "netns", "add", n.name)
 	t.Cleanup(func() {
 		if out, err := exec.Command("ip", "netns", "del", n.name).CombinedOutput(); err != nil {
 			t.Errorf("ip netns del %s: %v: %s", n.name, err, out)
@@ -60,8 +60,8 @@ func newTestNetns(t testing.TB, prefix, role string) *testNetns {
 	return n
 }
 
-// testNetnsPrefix is a prefix unique to this test run.
-func testNetnsPrefix(t testing.TB) string {
+// proxyTestPrefix is a prefix unique to this test run.
+func proxyTestPrefix(t testing.TB) string {
 	var b [3]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
@@ -70,12 +70,12 @@ func testNetnsPrefix(t testing.TB) string {
 }
 
 // run runs a command inside the namespace.
-func (n *testNetns) run(t testing.TB, args ...string) string {
+func (n *proxyTestNetns) run(t testing.TB, args ...string) string {
 	t.Helper()
-	return runCmd(t, append([]string{"nsenter", "--net=" + n.path, "--"}, args...)...)
+	return proxyRunCmd(t, append([]string{"nsenter", "--net=" + n.path, "--"}, args...)...)
 }
 
-func runCmd(t testing.TB, args ...string) string {
+func proxyRunCmd(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
 	if err != nil {
@@ -85,7 +85,7 @@ func runCmd(t testing.TB, args ...string) string {
 }
 
 // do runs fn on a thread that has entered the namespace; sockets fn opens stay in it.
-func (n *testNetns) do(fn func() error) error {
+func (n *proxyTestNetns) do(fn func() error) error {
 	runtime.LockOSThread()
 	self, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
@@ -120,33 +120,33 @@ func (n *testNetns) do(fn func() error) error {
 // client has no route to the pod or service ranges. br_netfilter is off on the node's
 // bridge, as on a machine without the module.
 type proxyTestbed struct {
-	node, client *testNetns
-	pods         map[string]*testNetns
+	node, client *proxyTestNetns
+	pods         map[string]*proxyTestNetns
 	podAddr      map[string]netip.Addr
-	servers      *testServers
+	servers      *proxyTestServers
 }
 
 var (
-	testClusterCIDR = netip.MustParsePrefix("10.244.0.0/16")
-	testPodSubnet   = netip.MustParsePrefix("10.244.1.0/24")
-	testBridgeAddr  = netip.MustParseAddr("10.244.1.1")
-	testNodeAddr    = netip.MustParseAddr("192.168.77.1")
-	testClientAddr  = netip.MustParseAddr("192.168.77.2")
+	proxyTestCluster   = netip.MustParsePrefix("10.244.0.0/16")
+	proxyTestPodSubnet = netip.MustParsePrefix("10.244.1.0/24")
+	proxyTestBridge    = netip.MustParseAddr("10.244.1.1")
+	proxyTestNode      = netip.MustParseAddr("192.168.77.1")
+	proxyTestClient    = netip.MustParseAddr("192.168.77.2")
 )
 
 // The ports the instances' servers listen on.
 const (
-	testTCPPort = 8080
-	testUDPPort = 5353
+	proxyTestTCPPort = 8080
+	proxyTestUDPPort = 5353
 )
 
 func newProxyTestbed(t testing.TB, podNames ...string) *proxyTestbed {
 	t.Helper()
-	prefix := testNetnsPrefix(t)
+	prefix := proxyTestPrefix(t)
 	tb := &proxyTestbed{
-		node:    newTestNetns(t, prefix, "node"),
-		client:  newTestNetns(t, prefix, "client"),
-		pods:    map[string]*testNetns{},
+		node:    newProxyTestNetns(t, prefix, "node"),
+		client:  newProxyTestNetns(t, prefix, "client"),
+		pods:    map[string]*proxyTestNetns{},
 		podAddr: map[string]netip.Addr{},
 	}
 	node := tb.node
@@ -155,26 +155,26 @@ func newProxyTestbed(t testing.TB, podNames ...string) *proxyTestbed {
 		node.run(t, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0")
 	}
 	node.run(t, "ip", "link", "add", "br0", "type", "bridge")
-	node.run(t, "ip", "addr", "add", testBridgeAddr.String()+"/24", "dev", "br0")
+	node.run(t, "ip", "addr", "add", proxyTestBridge.String()+"/24", "dev", "br0")
 	node.run(t, "ip", "link", "set", "br0", "up")
 	node.run(t, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "eth0", "netns", tb.client.name)
-	node.run(t, "ip", "addr", "add", testNodeAddr.String()+"/24", "dev", "up0")
+	node.run(t, "ip", "addr", "add", proxyTestNode.String()+"/24", "dev", "up0")
 	node.run(t, "ip", "link", "set", "up0", "up")
-	node.run(t, "ip", "route", "add", "default", "via", testClientAddr.String())
-	tb.client.run(t, "ip", "addr", "add", testClientAddr.String()+"/24", "dev", "eth0")
+	node.run(t, "ip", "route", "add", "default", "via", proxyTestClient.String())
+	tb.client.run(t, "ip", "addr", "add", proxyTestClient.String()+"/24", "dev", "eth0")
 	tb.client.run(t, "ip", "link", "set", "eth0", "up")
 	for i, name := range podNames {
-		pod := newTestNetns(t, prefix, "pod-"+name)
+		pod := newProxyTestNetns(t, prefix, "pod-"+name)
 		addr := netip.AddrFrom4([4]byte{10, 244, 1, byte(2 + i)})
 		veth := "v" + name
 		node.run(t, "ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", pod.name)
 		node.run(t, "ip", "link", "set", veth, "master", "br0", "up")
 		pod.run(t, "ip", "addr", "add", addr.String()+"/24", "dev", "eth0")
 		pod.run(t, "ip", "link", "set", "eth0", "up")
-		pod.run(t, "ip", "route", "add", "default", "via", testBridgeAddr.String())
+		pod.run(t, "ip", "route", "add", "default", "via", proxyTestBridge.String())
 		tb.pods[name], tb.podAddr[name] = pod, addr
 	}
-	tb.servers = &testServers{}
+	tb.servers = &proxyTestServers{}
 	t.Cleanup(tb.servers.close) // runs before the namespaces are deleted
 	for name, pod := range tb.pods {
 		tb.servers.serve(t, pod, name)
@@ -184,9 +184,9 @@ func newProxyTestbed(t testing.TB, podNames ...string) *proxyTestbed {
 
 // endpoints returns the TCP (or UDP) endpoints of the named instances.
 func (tb *proxyTestbed) endpoints(proto Protocol, names ...string) []Endpoint {
-	port := uint16(testTCPPort)
+	port := uint16(proxyTestTCPPort)
 	if proto == ProtocolUDP {
-		port = testUDPPort
+		port = proxyTestUDPPort
 	}
 	var out []Endpoint
 	for _, name := range names {
@@ -198,7 +198,7 @@ func (tb *proxyTestbed) endpoints(proto Protocol, names ...string) []Endpoint {
 // proxy starts a Proxy on the node and closes it at cleanup.
 func (tb *proxyTestbed) proxy(t testing.TB) *Proxy {
 	t.Helper()
-	p, err := NewProxy(ProxyConfig{ClusterCIDR: testClusterCIDR, PodSubnet: testPodSubnet, NetNS: tb.node.path})
+	p, err := NewProxy(ProxyConfig{ClusterCIDR: proxyTestCluster, PodSubnet: proxyTestPodSubnet, NetNS: tb.node.path})
 	if err != nil {
 		t.Fatalf("NewProxy: %v", err)
 	}
@@ -210,24 +210,24 @@ func (tb *proxyTestbed) proxy(t testing.TB) *Proxy {
 	return p
 }
 
-// testServers are the instances' servers: each answers one line, "NAME REMOTE", REMOTE being
+// proxyTestServers are the instances' servers: each answers one line, "NAME REMOTE", REMOTE being
 // the address:port it sees the client at, on TCP (per connection) and UDP (per datagram).
-type testServers struct {
+type proxyTestServers struct {
 	mu      sync.Mutex
 	closers []func()
 	wg      sync.WaitGroup
 }
 
-func (s *testServers) serve(t testing.TB, ns *testNetns, name string) {
+func (s *proxyTestServers) serve(t testing.TB, ns *proxyTestNetns, name string) {
 	t.Helper()
 	var ln net.Listener
 	var pc net.PacketConn
 	err := ns.do(func() error {
 		var err error
-		if ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", testTCPPort)); err != nil {
+		if ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", proxyTestTCPPort)); err != nil {
 			return err
 		}
-		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", testUDPPort))
+		pc, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", proxyTestUDPPort))
 		return err
 	})
 	if err != nil {
@@ -262,7 +262,7 @@ func (s *testServers) serve(t testing.TB, ns *testNetns, name string) {
 }
 
 // serveTCP serves "NAME REMOTE" on a TCP address inside ns (for the outside world).
-func (s *testServers) serveTCP(t testing.TB, ns *testNetns, addr, name string) {
+func (s *proxyTestServers) serveTCP(t testing.TB, ns *proxyTestNetns, addr, name string) {
 	t.Helper()
 	var ln net.Listener
 	if err := ns.do(func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
@@ -285,7 +285,7 @@ func (s *testServers) serveTCP(t testing.TB, ns *testNetns, addr, name string) {
 	}()
 }
 
-func (s *testServers) close() {
+func (s *proxyTestServers) close() {
 	s.mu.Lock()
 	for _, c := range s.closers {
 		c()
@@ -295,14 +295,14 @@ func (s *testServers) close() {
 	s.wg.Wait()
 }
 
-// testReply is what a server answered: who it is and where it saw the client.
-type testReply struct {
+// proxyReply is what a server answered: who it is and where it saw the client.
+type proxyReply struct {
 	name   string
 	remote netip.AddrPort
 }
 
-// ask connects from ns to addr over proto and reads the server's line.
-func ask(ns *testNetns, proto Protocol, addr netip.AddrPort) (testReply, error) {
+// proxyAsk connects from ns to addr over proto and reads the server's line.
+func proxyAsk(ns *proxyTestNetns, proto Protocol, addr netip.AddrPort) (proxyReply, error) {
 	network := "tcp4"
 	if proto == ProtocolUDP {
 		network = "udp4"
@@ -313,36 +313,36 @@ func ask(ns *testNetns, proto Protocol, addr netip.AddrPort) (testReply, error) 
 		return err
 	})
 	if err != nil {
-		return testReply{}, err
+		return proxyReply{}, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
 	if proto == ProtocolUDP {
 		if _, err := c.Write([]byte("hi")); err != nil {
-			return testReply{}, err
+			return proxyReply{}, err
 		}
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
-		return testReply{}, err
+		return proxyReply{}, err
 	}
 	name, remote, ok := strings.Cut(strings.TrimSpace(line), " ")
 	if !ok {
-		return testReply{}, fmt.Errorf("bad reply %q", line)
+		return proxyReply{}, fmt.Errorf("bad reply %q", line)
 	}
 	ap, err := netip.ParseAddrPort(remote)
 	if err != nil {
-		return testReply{}, fmt.Errorf("bad reply %q: %v", line, err)
+		return proxyReply{}, fmt.Errorf("bad reply %q: %v", line, err)
 	}
-	return testReply{name: name, remote: ap}, nil
+	return proxyReply{name: name, remote: ap}, nil
 }
 
-// askMany asks n times and counts the answers by server name; it fails the test on any error.
-func askMany(t testing.TB, ns *testNetns, proto Protocol, addr netip.AddrPort, n int) map[string]int {
+// proxyAskMany asks n times and counts the answers by server name; it fails the test on any error.
+func proxyAskMany(t testing.TB, ns *proxyTestNetns, proto Protocol, addr netip.AddrPort, n int) map[string]int {
 	t.Helper()
 	seen := map[string]int{}
 	for range n {
-		r, err := ask(ns, proto, addr)
+		r, err := proxyAsk(ns, proto, addr)
 		if err != nil {
 			t.Fatalf("%s %v from %s: %v", proto, addr, ns.name, err)
 		}

@@ -23,10 +23,9 @@ const proxyMasqueradeMark uint32 = 0x4000
 const proxyCtStatusDNAT uint32 = 1 << 5
 
 // proxySocketBuffer is the netlink socket's send and receive buffer, forced past the
-// system's limits: a whole-table transaction goes out as one message, and the kernel
-// answers every part of it before we read. The sizes are limits, not allocations; the
-// MaxProxy limits bound what one transaction can hold.
-const proxySocketBuffer = 256 << 20
+// system's limits: a whole-table transaction goes out as one message, 8 to 16 MB at the
+// MaxProxy limits (the kernel doubles the value set). The sizes are limits, not allocations.
+const proxySocketBuffer = 32 << 20
 
 // proxyElemChunk is how many map elements go in one netlink message: with comments of at
 // most maxProxyComment bytes, well within the 64 KiB an attribute can hold.
@@ -35,11 +34,11 @@ const proxyElemChunk = 128
 // Registers (nftables numbering): the verdict register, the first 128-bit data register,
 // and the 32-bit registers that follow its first word, for concatenated keys.
 const (
-	regVerdict = 0
-	reg1       = 1
-	reg32b     = 9  // second 32-bit word of reg1
-	reg32c     = 10 // third 32-bit word of reg1
-	reg32d     = 11 // fourth 32-bit word of reg1
+	nftRegVerdict = 0
+	nftReg1       = 1
+	nftReg32b     = 9  // second 32-bit word of reg1
+	nftReg32c     = 10 // third 32-bit word of reg1
+	nftReg32d     = 11 // fourth 32-bit word of reg1
 )
 
 // connect opens the lasting netlink connection into the proxy's namespace.
@@ -179,30 +178,30 @@ func (w *proxyWriter) spreadChains(n int) {
 	spread, external := proxySpreadChain(n), proxyExternalChain(n)
 	w.c.AddChain(w.chain(spread))
 	w.c.AddChain(w.chain(external))
-	w.rule(spread, append(matchPrefix(loadSaddr(), w.p.cfg.ClusterCIDR, expr.CmpOpNeq), jump(proxyMarkMasqChain))...)
+	w.rule(spread, append(nftMatchPrefix(nftLoadSaddr(), w.p.cfg.ClusterCIDR, expr.CmpOpNeq), nftJump(proxyMarkMasqChain))...)
 	w.rule(spread,
-		loadDaddr(reg1),
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32b},
-		loadDport(reg32c),
-		&expr.Numgen{Register: reg32d, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
-		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: proxyServiceEndpointsMap},
-		dnatToRegisters(),
+		nftLoadDaddr(nftReg1),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: nftReg32b},
+		nftLoadDport(nftReg32c),
+		&expr.Numgen{Register: nftReg32d, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
+		&expr.Lookup{SourceRegister: nftReg1, DestRegister: nftReg1, IsDestRegSet: true, SetName: proxyServiceEndpointsMap},
+		proxyDNAT(),
 	)
-	w.rule(external, jump(proxyMarkMasqChain))
+	w.rule(external, nftJump(proxyMarkMasqChain))
 	w.rule(external,
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		loadDport(reg32b),
-		&expr.Numgen{Register: reg32c, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
-		&expr.Lookup{SourceRegister: reg1, DestRegister: reg1, IsDestRegSet: true, SetName: proxyNodePortEndpointsMap},
-		dnatToRegisters(),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: nftReg1},
+		nftLoadDport(nftReg32b),
+		&expr.Numgen{Register: nftReg32c, Modulus: uint32(n), Type: unix.NFT_NG_RANDOM},
+		&expr.Lookup{SourceRegister: nftReg1, DestRegister: nftReg1, IsDestRegSet: true, SetName: proxyNodePortEndpointsMap},
+		proxyDNAT(),
 	)
 }
 
-// dnatToRegisters DNATs to the address in the first word of reg1 and the port in the
+// proxyDNAT DNATs to the address in the first word of reg1 and the port in the
 // second, where an endpoints map lookup leaves them.
-func dnatToRegisters() *expr.NAT {
+func proxyDNAT() *expr.NAT {
 	return &expr.NAT{Type: expr.NATTypeDestNAT, Family: unix.NFPROTO_IPV4,
-		RegAddrMin: reg1, RegProtoMin: reg32b, Specified: true}
+		RegAddrMin: nftReg1, RegProtoMin: nftReg32b, Specified: true}
 }
 
 // proxySets describes the table's maps and sets by name.
@@ -312,14 +311,14 @@ func (w *proxyWriter) skeleton() error {
 	}{
 		// DNAT where kube-proxy does it: prerouting for traffic arriving (from instances
 		// and other hosts), output for the node's own.
-		{"nat-prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -100, []expr.Any{jump(proxyServicesChain)}},
-		{"nat-output", nftables.ChainTypeNAT, nftables.ChainHookOutput, -100, []expr.Any{jump(proxyServicesChain)}},
-		{"nat-postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 100, []expr.Any{jump(proxyMasqueradingChain)}},
+		{"nat-prerouting", nftables.ChainTypeNAT, nftables.ChainHookPrerouting, -100, []expr.Any{nftJump(proxyServicesChain)}},
+		{"nat-output", nftables.ChainTypeNAT, nftables.ChainHookOutput, -100, []expr.Any{nftJump(proxyServicesChain)}},
+		{"nat-postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, 100, []expr.Any{nftJump(proxyMasqueradingChain)}},
 		// Reject where reject is allowed on every kernel: input, forward and output, before
 		// DNAT's priority (a VIP with endpoints is not in the no-endpoint maps anyway).
-		{"filter-input", nftables.ChainTypeFilter, nftables.ChainHookInput, -110, ctNewJump(proxyEndpointsCheckChain)},
-		{"filter-forward", nftables.ChainTypeFilter, nftables.ChainHookForward, -110, ctNewJump(proxyEndpointsCheckChain)},
-		{"filter-output", nftables.ChainTypeFilter, nftables.ChainHookOutput, -110, ctNewJump(proxyEndpointsCheckChain)},
+		{"filter-input", nftables.ChainTypeFilter, nftables.ChainHookInput, -110, nftCtNewJump(proxyEndpointsCheckChain)},
+		{"filter-forward", nftables.ChainTypeFilter, nftables.ChainHookForward, -110, nftCtNewJump(proxyEndpointsCheckChain)},
+		{"filter-output", nftables.ChainTypeFilter, nftables.ChainHookOutput, -110, nftCtNewJump(proxyEndpointsCheckChain)},
 	}
 	accept := nftables.ChainPolicyAccept
 	for _, h := range hooked {
@@ -332,44 +331,49 @@ func (w *proxyWriter) skeleton() error {
 	// services: ip daddr . meta l4proto . th dport vmap @service-ips, then the same by
 	// NodePort for local destinations; endpoints-check: the same keys in the no-endpoint
 	// sets goto reject.
-	w.rule(proxyServicesChain, append(matchVIPKey(),
-		&expr.Lookup{SourceRegister: reg1, DestRegister: regVerdict, IsDestRegSet: true, SetName: proxyServiceIPsMap})...)
-	w.rule(proxyServicesChain, append(matchNodePortKey(),
-		&expr.Lookup{SourceRegister: reg1, DestRegister: regVerdict, IsDestRegSet: true, SetName: proxyServiceNodePortsMap})...)
-	w.rule(proxyEndpointsCheckChain, append(matchVIPKey(),
-		&expr.Lookup{SourceRegister: reg1, SetName: proxyNoEndpointServices},
+	w.rule(proxyServicesChain, append(proxyMatchVIPKey(),
+		&expr.Lookup{SourceRegister: nftReg1, DestRegister: nftRegVerdict, IsDestRegSet: true, SetName: proxyServiceIPsMap})...)
+	w.rule(proxyServicesChain, append(proxyMatchNodePortKey(),
+		&expr.Lookup{SourceRegister: nftReg1, DestRegister: nftRegVerdict, IsDestRegSet: true, SetName: proxyServiceNodePortsMap})...)
+	w.rule(proxyEndpointsCheckChain, append(proxyMatchVIPKey(),
+		&expr.Lookup{SourceRegister: nftReg1, SetName: proxyNoEndpointServices},
 		&expr.Verdict{Kind: expr.VerdictGoto, Chain: proxyRejectChain})...)
-	w.rule(proxyEndpointsCheckChain, append(matchNodePortKey(),
-		&expr.Lookup{SourceRegister: reg1, SetName: proxyNoEndpointNodePorts},
+	w.rule(proxyEndpointsCheckChain, append(proxyMatchNodePortKey(),
+		&expr.Lookup{SourceRegister: nftReg1, SetName: proxyNoEndpointNodePorts},
 		&expr.Verdict{Kind: expr.VerdictGoto, Chain: proxyRejectChain})...)
 
 	w.rule(proxyRejectChain,
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: nftReg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: []byte{unix.IPPROTO_TCP}},
 		&expr.Reject{Type: unix.NFT_REJECT_TCP_RST},
 	)
 	w.rule(proxyRejectChain, &expr.Reject{Type: unix.NFT_REJECT_ICMP_UNREACH, Code: 3}) // port unreachable
 
 	// meta mark set meta mark | proxyMasqueradeMark
 	w.rule(proxyMarkMasqChain,
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
-		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: nftReg1},
+		&expr.Bitwise{SourceRegister: nftReg1, DestRegister: nftReg1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(^proxyMasqueradeMark),
 			Xor:  binaryutil.NativeEndian.PutUint32(proxyMasqueradeMark)},
-		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: nftReg1},
 	)
 
-	masq := &expr.Masq{FullyRandom: true}
+	// Masquerade keeps the client's source port when it is free, as the client's own stack
+	// chose it to avoid its recent connections. kube-proxy asks for fully random ports (for
+	// an old kernel race); measured here, random ports soon land on ports the endpoint
+	// still holds in TIME_WAIT from earlier connections of the same masquerade address, and
+	// one new connection in ~1,000 then waited a second for its SYN to be sent again.
+	masq := &expr.Masq{}
 	// Marked by a service or external chain: clear the mark, masquerade.
 	w.rule(proxyMasqueradingChain,
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
-		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: nftReg1},
+		&expr.Bitwise{SourceRegister: nftReg1, DestRegister: nftReg1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(proxyMasqueradeMark), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
-		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg1},
-		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: nftReg1, Data: make([]byte, 4)},
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: nftReg1},
+		&expr.Bitwise{SourceRegister: nftReg1, DestRegister: nftReg1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(^proxyMasqueradeMark), Xor: make([]byte, 4)},
-		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: reg1},
+		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: nftReg1},
 		masq,
 	)
 	// Service traffic from an instance of this node to one of this node (itself included):
@@ -377,77 +381,80 @@ func (w *proxyWriter) skeleton() error {
 	// bridge (which needs no br_netfilter this way).
 	podSubnet := w.p.cfg.PodSubnet
 	rule := []expr.Any{
-		&expr.Ct{Register: reg1, Key: expr.CtKeySTATUS},
-		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+		&expr.Ct{Register: nftReg1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: nftReg1, DestRegister: nftReg1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(proxyCtStatusDNAT), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: nftReg1, Data: make([]byte, 4)},
 	}
-	rule = append(rule, matchPrefix(loadSaddr(), podSubnet, expr.CmpOpEq)...)
-	rule = append(rule, matchPrefix(loadDaddr(reg1), podSubnet, expr.CmpOpEq)...)
+	rule = append(rule, nftMatchPrefix(nftLoadSaddr(), podSubnet, expr.CmpOpEq)...)
+	rule = append(rule, nftMatchPrefix(nftLoadDaddr(nftReg1), podSubnet, expr.CmpOpEq)...)
 	w.rule(proxyMasqueradingChain, append(rule, masq)...)
 	// Pod egress: from the cluster CIDR to outside it.
 	cluster := w.p.cfg.ClusterCIDR
-	rule = append(matchPrefix(loadSaddr(), cluster, expr.CmpOpEq), matchPrefix(loadDaddr(reg1), cluster, expr.CmpOpNeq)...)
+	rule = append(nftMatchPrefix(nftLoadSaddr(), cluster, expr.CmpOpEq), nftMatchPrefix(nftLoadDaddr(nftReg1), cluster, expr.CmpOpNeq)...)
 	w.rule(proxyMasqueradingChain, append(rule, masq)...)
 	return nil
 }
 
-// matchVIPKey loads ip daddr . meta l4proto . th dport into reg1 for a lookup.
-func matchVIPKey() []expr.Any {
+// proxyMatchVIPKey loads ip daddr . meta l4proto . th dport into reg1 for a lookup.
+func proxyMatchVIPKey() []expr.Any {
 	return []expr.Any{
-		loadDaddr(reg1),
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg32b},
-		loadDport(reg32c),
+		nftLoadDaddr(nftReg1),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: nftReg32b},
+		nftLoadDport(nftReg32c),
 	}
 }
 
-// matchNodePortKey matches a local destination other than loopback (fib daddr type local
+// proxyMatchNodePortKey matches a local destination other than loopback (fib daddr type local
 // ip daddr != 127.0.0.0/8) and loads meta l4proto . th dport into reg1 for a lookup.
-func matchNodePortKey() []expr.Any {
+func proxyMatchNodePortKey() []expr.Any {
 	rule := []expr.Any{
-		&expr.Fib{Register: reg1, FlagDADDR: true, ResultADDRTYPE: true},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+		&expr.Fib{Register: nftReg1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: nftReg1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
 	}
-	rule = append(rule, matchPrefix(loadDaddr(reg1), netip.MustParsePrefix("127.0.0.0/8"), expr.CmpOpNeq)...)
+	rule = append(rule, nftMatchPrefix(nftLoadDaddr(nftReg1), netip.MustParsePrefix("127.0.0.0/8"), expr.CmpOpNeq)...)
 	return append(rule,
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
-		loadDport(reg32b),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: nftReg1},
+		nftLoadDport(nftReg32b),
 	)
 }
 
-func jump(chain string) *expr.Verdict { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
+// nftJump is jump chain.
+func nftJump(chain string) *expr.Verdict { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
 
-// ctNewJump is ct state new jump chain.
-func ctNewJump(chain string) []expr.Any {
+// nftCtNewJump is ct state new jump chain.
+func nftCtNewJump(chain string) []expr.Any {
 	return []expr.Any{
-		&expr.Ct{Register: reg1, Key: expr.CtKeySTATE},
-		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+		&expr.Ct{Register: nftReg1, Key: expr.CtKeySTATE},
+		&expr.Bitwise{SourceRegister: nftReg1, DestRegister: nftReg1, Len: 4,
 			Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitNEW), Xor: make([]byte, 4)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg1, Data: make([]byte, 4)},
-		jump(chain),
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: nftReg1, Data: make([]byte, 4)},
+		nftJump(chain),
 	}
 }
 
-func loadSaddr() *expr.Payload {
-	return &expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}
+// nftLoadSaddr, nftLoadDaddr and nftLoadDport load ip saddr (into reg1), ip daddr and th
+// dport (into reg).
+func nftLoadSaddr() *expr.Payload {
+	return &expr.Payload{DestRegister: nftReg1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4}
 }
 
-func loadDaddr(reg uint32) *expr.Payload {
+func nftLoadDaddr(reg uint32) *expr.Payload {
 	return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4}
 }
 
-func loadDport(reg uint32) *expr.Payload {
+func nftLoadDport(reg uint32) *expr.Payload {
 	return &expr.Payload{DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}
 }
 
-// matchPrefix compares the address load puts in reg1 with prefix: op is CmpOpEq for
+// nftMatchPrefix compares the address load puts in reg1 with prefix: op is CmpOpEq for
 // "inside", CmpOpNeq for "outside".
-func matchPrefix(load *expr.Payload, prefix netip.Prefix, op expr.CmpOp) []expr.Any {
+func nftMatchPrefix(load *expr.Payload, prefix netip.Prefix, op expr.CmpOp) []expr.Any {
 	mask := netip.PrefixFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), prefix.Bits()).Masked().Addr().As4()
 	addr := prefix.Masked().Addr().As4()
 	return []expr.Any{
 		load,
-		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4, Mask: mask[:], Xor: make([]byte, 4)},
-		&expr.Cmp{Op: op, Register: reg1, Data: addr[:]},
+		&expr.Bitwise{SourceRegister: nftReg1, DestRegister: nftReg1, Len: 4, Mask: mask[:], Xor: make([]byte, 4)},
+		&expr.Cmp{Op: op, Register: nftReg1, Data: addr[:]},
 	}
 }
