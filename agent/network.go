@@ -3,6 +3,7 @@ package agent
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -417,7 +418,12 @@ func (w *netWorker) program() bool {
 	w.mu.Unlock()
 	ok := true
 	keep := func(err error, what string, put func()) {
-		if err != nil {
+		switch {
+		case err == nil:
+		case refusedOnly(err):
+			// The rest is programmed; the same input would be refused again.
+			w.log.Warn("part of the pod network not programmed", "what", what, "err", err)
+		default:
 			w.log.Error("programming the pod network failed; trying again", "what", what, "err", err)
 			w.mu.Lock()
 			put()
@@ -447,4 +453,19 @@ func (w *netWorker) program() bool {
 		})
 	}
 	return ok
+}
+
+// refusedOnly reports whether err only says that some of the input was refused (a
+// Service or a peer that cannot be programmed) while the rest was.
+func refusedOnly(err error) bool {
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			if !refusedOnly(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, network.ErrServiceRefused) || errors.Is(err, network.ErrPeerRefused)
 }

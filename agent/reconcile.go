@@ -344,6 +344,10 @@ func (c *core) stop(in *instance, reason string) {
 	if in.busy || in.stopping {
 		return
 	}
+	var drain time.Duration
+	if in.podNetwork && in.phase(c.now) == PhaseReady {
+		drain = c.cfg.Network.EndpointDrain // it is in Services' rotation: let every node take it out first
+	}
 	in.stopping, in.busy, in.changed = true, true, c.now
 	c.stopProbes(in)
 	c.log.Info("stopping instance", "instance", in.id, "reason", reason)
@@ -351,10 +355,6 @@ func (c *core) stop(in *instance, reason string) {
 		in.busy = false
 		c.forget(in) // nothing runs: a failed start leaves nothing behind
 		return
-	}
-	var drain time.Duration
-	if in.podNetwork && in.phase(c.now) == PhaseReady {
-		drain = c.cfg.Network.EndpointDrain // it was in Services' rotation: let every node take it out first
 	}
 	c.rd.stops = append(c.rd.stops, stopAction{id: in.id, grace: in.grace, drain: drain})
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/shoalhq/shoal/dns"
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/gossip"
+	"github.com/shoalhq/shoal/network"
 	"github.com/shoalhq/shoal/planner"
 	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
@@ -248,6 +249,9 @@ func (s *scenario) newCore(args []string) {
 			dnsCfg = DNSConfig{Server: nopDNS{}, Domain: "cluster.local", Nameserver: netip.MustParseAddr("10.0.0.1")}
 		case "crash":
 			cfg.CrashBackoff.Base, _ = time.ParseDuration(v)
+		case "podnet":
+			cfg.Network = DefaultNetwork()
+			cfg.Network.Claim = parseClaim(cfg.NodeName, v) // podnet=SUBNET@SINCE: claimed in an earlier run
 		}
 	}
 	s.now = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -336,7 +340,7 @@ func (s *scenario) done(only []string) error {
 			switch {
 			case kind == "start":
 				sp := s.specs[id]
-				st := executor.InstanceState{ID: id, Namespace: sp.Namespace, Workload: sp.Workload, SpecHash: sp.SpecHash, Revision: sp.Revision, Node: sp.Node, GracePeriod: sp.GracePeriod}
+				st := executor.InstanceState{ID: id, Namespace: sp.Namespace, Workload: sp.Workload, SpecHash: sp.SpecHash, Revision: sp.Revision, Node: sp.Node, GracePeriod: sp.GracePeriod, Addr: sp.Addr}
 				for _, c := range sp.Containers {
 					st.Containers = append(st.Containers, executor.ContainerState{Name: c.Name, Image: c.Image, Status: executor.StatusRunning, PID: 100})
 				}
@@ -400,10 +404,20 @@ func (s *scenario) view(input string) (gossip.View, error) {
 		f := strings.Fields(line)
 		switch f[0] {
 		case "node":
-			nodes = append(nodes, gossip.NodeInfo{
+			n := gossip.NodeInfo{
 				Name: f[1], Alive: !slices.Contains(f, "dead"), Labels: map[string]string{planner.LabelHostname: f[1]},
 				MilliCPU: 4000, MemoryBytes: 8 << 30, MaxInstances: planner.DefaultMaxInstances,
-			})
+			}
+			for _, a := range f[2:] {
+				if v, ok := strings.CutPrefix(a, "subnet="); ok { // subnet=SUBNET@SINCE
+					cl := parseClaim(n.Name, v)
+					n.PodSubnet, n.PodSubnetSince = cl.Subnet.String(), cl.Since
+				}
+				if v, ok := strings.CutPrefix(a, "addr="); ok {
+					n.Addr = v
+				}
+			}
+			nodes = append(nodes, n)
 		case "instance":
 			st, err := s.state(f[1])
 			if err != nil {
@@ -413,6 +427,9 @@ func (s *scenario) view(input string) (gossip.View, error) {
 			for _, a := range f[2:] {
 				if n, ok := strings.CutPrefix(a, "node="); ok {
 					info.Node = n
+				}
+				if addr, ok := strings.CutPrefix(a, "addr="); ok {
+					info.Addr = addr
 				}
 				info.Ready = info.Ready || a == "ready"
 				info.Running = info.Running || a == "running" || a == "ready"
@@ -453,12 +470,23 @@ func (s *scenario) ready() string {
 			out = append(out, "probes stop "+s.name(p.id))
 		}
 	}
+	if rd.subnet != nil {
+		out = append(out, fmt.Sprintf("subnet %s since %d", rd.subnet.Subnet, rd.subnet.Since))
+	}
 	for _, st := range rd.stops {
-		out = append(out, "stop "+s.name(st.id))
+		line := "stop " + s.name(st.id)
+		if st.drain > 0 {
+			line += " after " + st.drain.String()
+		}
+		out = append(out, line)
 		s.pending[st.id] = append(s.pending[st.id], "stop")
 	}
 	for _, sp := range rd.starts {
-		out = append(out, "start "+s.name(sp.ID))
+		line := "start " + s.name(sp.ID)
+		if sp.Addr.IsValid() {
+			line += " addr=" + sp.Addr.String()
+		}
+		out = append(out, line)
 		s.pending[sp.ID] = append(s.pending[sp.ID], "start")
 		s.specs[sp.ID] = sp
 	}
@@ -498,6 +526,31 @@ func (s *scenario) ready() string {
 			ports = append(ports, fmt.Sprintf("%s %d/%s", p.Name, p.Port, p.Protocol))
 		}
 		out = append(out, fmt.Sprintf("dns %s ports [%s] endpoints [%s]", svc.Name, strings.Join(ports, ", "), strings.Join(eps, ", ")))
+	}
+	if rd.proxy != nil {
+		for _, svc := range *rd.proxy {
+			for _, p := range svc.Ports {
+				var eps []string
+				for _, e := range p.Endpoints {
+					eps = append(eps, e.String())
+				}
+				line := fmt.Sprintf("proxy %s %s:%d/%s", svc.Name, svc.VIP, p.Port, p.Protocol)
+				if p.NodePort != 0 {
+					line += fmt.Sprintf(" nodePort %d", p.NodePort)
+				}
+				out = append(out, line+" -> ["+strings.Join(eps, ", ")+"]")
+			}
+		}
+		if len(*rd.proxy) == 0 {
+			out = append(out, "proxy []")
+		}
+	}
+	if rd.peers != nil {
+		var ps []string
+		for _, p := range *rd.peers {
+			ps = append(ps, fmt.Sprintf("%s %s via %s", p.Node, p.Subnet, p.Addr))
+		}
+		out = append(out, "peers ["+strings.Join(ps, ", ")+"]")
 	}
 	if rd.markSurvived != "" {
 		out = append(out, "mark survived "+rd.markSurvived)
@@ -567,4 +620,12 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// parseClaim reads a subnet claim written SUBNET@SINCE ("" is no claim).
+func parseClaim(node, v string) network.SubnetClaim {
+	subnet, since, _ := strings.Cut(v, "@")
+	p, _ := netip.ParsePrefix(subnet)
+	n, _ := strconv.ParseInt(since, 10, 64)
+	return network.SubnetClaim{Node: node, Subnet: p, Since: n}
 }

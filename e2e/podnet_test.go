@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -118,7 +119,8 @@ func testPodNetwork(t *testing.T, mode string, full bool) {
 		flags[i] = []string{"--pod-network", "on", "--route-mode", mode}
 	}
 	var c *cluster
-	t.Cleanup(func() { checkNothingLeft(t, c) }) // runs after every cleanup of the cluster
+	tmp := filepath.Dir(t.TempDir()) // the parent of every state directory of this test
+	t.Cleanup(func() { checkNothingLeft(t, c, tmp) }) // runs after every cleanup of the cluster
 	c = newClusterWith(t, repo, flags, 1, 2, 3)
 	a := c.agents[1]
 	a.waitFor("3 nodes with pod subnets", func(st *agent.Status) bool {
@@ -304,7 +306,7 @@ func testPodNetwork(t *testing.T, mode string, full bool) {
 // checkNothingLeft fails the test when the cluster left instances' network namespaces
 // mounted or any of its namespaces behind (the nodes' namespaces hold their bridges,
 // tunnels, routes and nftables tables: those go with them).
-func checkNothingLeft(t *testing.T, c *cluster) {
+func checkNothingLeft(t *testing.T, c *cluster, tmp string) {
 	if c == nil {
 		return
 	}
@@ -313,7 +315,7 @@ func checkNothingLeft(t *testing.T, c *cluster) {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(mounts), "\n") {
-		if strings.Contains(line, "/network/cni/netns/") && strings.Contains(line, os.TempDir()) {
+		if strings.Contains(line, "/network/cni/netns/") && strings.Contains(line, tmp+"/") {
 			t.Errorf("an instance's network namespace is still mounted: %s", line)
 		}
 	}
