@@ -59,6 +59,10 @@ type netState struct {
 	peers     []network.Peer
 	peersFrom []gossip.NodeInfo // the members peers were computed from
 	peersSet  bool
+	// owners is, per member, where its instances may be (see speaksFor), computed from
+	// the members ownersFrom; nil when out of date.
+	owners     map[string]nodeAddrs
+	ownersFrom []gossip.NodeInfo
 }
 
 // podNetwork reports whether an instance of w gets a network of its own.
@@ -94,6 +98,7 @@ func (c *core) decideSubnet() {
 	}
 	c.net.claim = network.SubnetClaim{Node: c.cfg.NodeName, Subnet: p, Since: c.now.UnixMilli()}
 	c.index.nodes = nil // status shows this node's subnet
+	c.net.owners = nil  // who holds which subnet may have changed
 	claim := c.net.claim
 	c.rd.subnet = &claim
 	c.planDue = true // what waited for a subnet may start
@@ -278,11 +283,43 @@ func (c *core) endpoints(w *compiled) []endpoint {
 		if in.Node == c.cfg.NodeName || !in.Running {
 			continue
 		}
-		if addr, err := netip.ParseAddr(in.Addr); err == nil {
+		if addr, err := netip.ParseAddr(in.Addr); err == nil && c.speaksFor(in.Node, addr) {
 			out = append(out, endpoint{id: in.ID, addr: addr, ready: in.Ready})
 		}
 	}
 	return out
+}
+
+// speaksFor reports whether node may publish an instance at addr: an address of the pod
+// subnet it holds, or its own address (an instance on its node's network). A node's
+// gossip cannot send other nodes' Service traffic to an address it does not own.
+func (c *core) speaksFor(node string, addr netip.Addr) bool {
+	if !sameNodes(c.net.ownersFrom, c.view.Nodes) || c.net.owners == nil {
+		c.net.owners = map[string]nodeAddrs{}
+		claims := c.subnetClaims()
+		if c.net.claim.Subnet.IsValid() {
+			claims = append(claims, c.net.claim)
+		}
+		held := map[string]netip.Prefix{}
+		if c.cfg.Network.On() {
+			for subnet, owner := range c.net.podRange.SubnetOwners(claims) {
+				held[owner] = subnet
+			}
+		}
+		for _, n := range c.view.Nodes {
+			a, _ := netip.ParseAddr(n.Addr)
+			c.net.owners[n.Name] = nodeAddrs{addr: a, subnet: held[n.Name]}
+		}
+		c.net.ownersFrom = c.view.Nodes
+	}
+	own, ok := c.net.owners[node]
+	return ok && (addr == own.addr || own.subnet.IsValid() && own.subnet.Contains(addr))
+}
+
+// nodeAddrs is what a member may publish its instances at.
+type nodeAddrs struct {
+	addr   netip.Addr
+	subnet netip.Prefix
 }
 
 // addrOf is where an instance of this node is reached: its own address on the pod

@@ -407,6 +407,7 @@ func (s *scenario) view(input string) (gossip.View, error) {
 			n := gossip.NodeInfo{
 				Name: f[1], Alive: !slices.Contains(f, "dead"), Labels: map[string]string{planner.LabelHostname: f[1]},
 				MilliCPU: 4000, MemoryBytes: 8 << 30, MaxInstances: planner.DefaultMaxInstances,
+				Addr: fmt.Sprintf("10.0.0.%d", len(nodes)+2),
 			}
 			for _, a := range f[2:] {
 				if v, ok := strings.CutPrefix(a, "subnet="); ok { // subnet=SUBNET@SINCE
@@ -423,7 +424,7 @@ func (s *scenario) view(input string) (gossip.View, error) {
 			if err != nil {
 				return gossip.View{}, err
 			}
-			info := gossip.InstanceInfo{ID: st.ID, Namespace: st.Namespace, Workload: st.Workload, SpecHash: st.SpecHash, Addr: "10.0.0.2"}
+			info := gossip.InstanceInfo{ID: st.ID, Namespace: st.Namespace, Workload: st.Workload, SpecHash: st.SpecHash}
 			for _, a := range f[2:] {
 				if n, ok := strings.CutPrefix(a, "node="); ok {
 					info.Node = n
@@ -433,6 +434,9 @@ func (s *scenario) view(input string) (gossip.View, error) {
 				}
 				info.Ready = info.Ready || a == "ready"
 				info.Running = info.Running || a == "running" || a == "ready"
+			}
+			if i := slices.IndexFunc(nodes, func(n gossip.NodeInfo) bool { return n.Name == info.Node }); info.Addr == "" && i >= 0 {
+				info.Addr = nodes[i].Addr // on its node's network
 			}
 			instances = append(instances, info)
 		}

@@ -1,17 +1,22 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
 
 	"github.com/shoalhq/shoal/agent"
 	"github.com/shoalhq/shoal/internal/testsupport"
@@ -119,7 +124,7 @@ func testPodNetwork(t *testing.T, mode string, full bool) {
 		flags[i] = []string{"--pod-network", "on", "--route-mode", mode}
 	}
 	var c *cluster
-	tmp := filepath.Dir(t.TempDir()) // the parent of every state directory of this test
+	tmp := filepath.Dir(t.TempDir())                  // the parent of every state directory of this test
 	t.Cleanup(func() { checkNothingLeft(t, c, tmp) }) // runs after every cleanup of the cluster
 	c = newClusterWith(t, repo, flags, 1, 2, 3)
 	a := c.agents[1]
@@ -323,4 +328,105 @@ func checkNothingLeft(t *testing.T, c *cluster, tmp string) {
 	if strings.Contains(string(out), c.net.prefix) {
 		t.Errorf("namespaces left behind:\n%s", out)
 	}
+}
+
+// BenchmarkReadinessToVIP measures how long after a readiness probe's failing verdict the
+// instance is out of its Service's virtual IP rotation on every node: gone from the proxy's
+// endpoint map in each node's nftables table.
+func BenchmarkReadinessToVIP(b *testing.B) {
+	repo := testsupport.NewRepo(b)
+	repo.Commit("empty", map[string]string{"README": "vip\n"})
+	flags := map[int][]string{}
+	for i := 1; i <= 3; i++ {
+		flags[i] = []string{"--pod-network", "on"}
+	}
+	c := newClusterWith(b, repo, flags, 1, 2, 3)
+	a := c.agents[1]
+	a.waitFor("three members with subnets", func(st *agent.Status) bool {
+		n := 0
+		for _, node := range st.Nodes {
+			if node.PodSubnet != "" {
+				n++
+			}
+		}
+		return n == 3
+	})
+	repo.Commit("tier6", map[string]string{"tier6.yaml": tierDeployment(6, 2, "v1"), "svc.yaml": tierService(6, "")})
+	st := a.waitFor("two ready instances", func(st *agent.Status) bool { w := workload(st, "tier6"); return w != nil && w.Ready == 2 })
+	failing := workload(st, "tier6").Instances[0]
+	addr := netip.MustParseAddr(failing.Addr).As4()
+	inRotation := func(want bool) time.Time {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			all := true
+			for _, ns := range c.net.nodes {
+				if proxiesTo(b, ns, addr) != want {
+					all = false
+				}
+			}
+			if all {
+				return time.Now()
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s in rotation = %v never held on every node", failing.ID, !want)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	inRotation(true)
+	var lags []time.Duration
+	owner := c.agents[int(failing.Node[4]-'0')]
+	for i := 0; i < b.N; i++ {
+		if _, err := getIn(c.net.nodes[0], "http://"+failing.Addr+":8080/fail"); err != nil {
+			b.Fatal(err)
+		}
+		gone := inRotation(false)
+		var verdict time.Time
+		for _, in := range workload(owner.status(), "tier6").Instances {
+			if in.ID == failing.ID {
+				verdict = in.ReadinessChanged
+			}
+		}
+		if verdict.IsZero() || verdict.After(gone) {
+			b.Fatalf("no probe verdict before the rotation changed (%v, %v)", verdict, gone)
+		}
+		lags = append(lags, gone.Sub(verdict))
+		if _, err := getIn(c.net.nodes[0], "http://"+failing.Addr+":8080/recover"); err != nil {
+			b.Fatal(err)
+		}
+		inRotation(true)
+	}
+	slices.Sort(lags)
+	b.ReportMetric(float64(median(lags).Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(lags[(len(lags)*99)/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// proxiesTo reports whether the proxy of the node in namespace ns sends Service traffic
+// to addr: whether an element of its endpoint map names it.
+func proxiesTo(b *testing.B, ns string, addr [4]byte) bool {
+	f, err := os.Open("/var/run/netns/" + ns)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	conn, err := nftables.New(nftables.WithNetNSFd(int(f.Fd())))
+	if err != nil {
+		b.Fatal(err)
+	}
+	table := &nftables.Table{Name: "shoal", Family: nftables.TableFamilyIPv4}
+	set, err := conn.GetSetByName(table, "service-endpoints")
+	if err != nil {
+		return false // no table yet
+	}
+	elems, err := conn.GetSetElements(set)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range elems {
+		if bytes.Contains(e.Val, addr[:]) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"net/url"
@@ -97,28 +98,28 @@ func printStatus(w io.Writer, st *agent.Status) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADDRESS\tSTATE\tREVISION\tCPU\tMEMORY")
+	fmt.Fprintln(tw, "NODE\tADDRESS\tPOD SUBNET\tSTATE\tREVISION\tCPU\tMEMORY")
 	for _, n := range st.Nodes {
 		state := "alive"
 		if !n.Alive {
 			state = "DEAD"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dm\t%dMi\n", n.Name, n.Addr, state, short(n.Revision), n.MilliCPU, n.Memory>>20)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%dm\t%dMi\n", n.Name, n.Addr, cmp.Or(n.PodSubnet, "-"), state, short(n.Revision), n.MilliCPU, n.Memory>>20)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintln(tw, "WORKLOAD\tINSTANCE\tNODE\tPHASE\tRESTARTS\tLAST EXIT\tMESSAGE")
+	fmt.Fprintln(tw, "WORKLOAD\tINSTANCE\tNODE\tADDRESS\tPHASE\tRESTARTS\tLAST EXIT\tMESSAGE")
 	for _, wl := range st.Workloads {
-		fmt.Fprintf(tw, "%s/%s\t%d/%d ready\t\t\t\t\t\n", wl.Namespace, wl.Name, wl.Ready, wl.Replicas)
+		fmt.Fprintf(tw, "%s/%s\t%d/%d ready\t\t\t\t\t\t\n", wl.Namespace, wl.Name, wl.Ready, wl.Replicas)
 		for _, in := range wl.Instances {
-			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, in.Node, in.Phase, in.Restarts, in.LastExit, in.Message)
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, in.Node, cmp.Or(in.Addr, "-"), in.Phase, in.Restarts, in.LastExit, in.Message)
 		}
 		for _, u := range wl.Unplaced {
 			id := u.InstanceID
 			if u.More > 0 {
 				id += fmt.Sprintf(" and %d more", u.More)
 			}
-			fmt.Fprintf(tw, "\t%s\t-\tUnplaced\t\t\t%s\n", id, u.Reason)
+			fmt.Fprintf(tw, "\t%s\t-\t-\tUnplaced\t\t\t%s\n", id, u.Reason)
 		}
 	}
 	tw.Flush()
