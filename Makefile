@@ -24,6 +24,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime $(FUZZTIME) ./dns
 	$(GO) test -run '^$$' -fuzz '^FuzzCache$$' -fuzztime $(FUZZTIME) ./dns
 	$(GO) test -run '^$$' -fuzz '^FuzzProxyIndex$$' -fuzztime $(FUZZTIME) ./network
+	$(GO) test -run '^$$' -fuzz '^FuzzAcceptPeers$$' -fuzztime $(FUZZTIME) ./network
 
 # A local cluster deploying examples/ from a local Git repository (needs root).
 demo:

@@ -101,6 +101,8 @@ func writeJSON(w http.ResponseWriter, v any) {
 type PlanInputs struct {
 	Desired spec.Desired
 	View    planner.View
+	// PodNetwork says the plan was made for instances with networks of their own.
+	PodNetwork bool
 }
 
 // Explain says where each replica of a workload goes and why, on the inputs of the last
@@ -110,7 +112,7 @@ func (a *Agent) Explain(namespace, workload string) (planner.Explanation, error)
 	if in == nil {
 		return planner.Explanation{}, errors.New("agent: nothing planned yet")
 	}
-	return planner.Explain(in.Desired, in.View, namespace, workload)
+	return planner.New(nil).WithPodNetwork(in.PodNetwork).Explain(in.Desired, in.View, namespace, workload)
 }
 
 // serveLogs streams the logs of one workload's instances on this node. Follow streams

@@ -62,7 +62,7 @@ func (c *core) plan() {
 		c.index.planNodes = planner.IndexNodes(view.Nodes)
 	}
 	c.placement = c.planner.PlanNode(*c.desired, c.index.planNodes, view.Instances, c.cfg.NodeName)
-	c.rd.planInputs = &PlanInputs{Desired: *c.desired, View: view}
+	c.rd.planInputs = &PlanInputs{Desired: *c.desired, View: view, PodNetwork: c.cfg.Network.On()}
 	c.stageOnce("planned", c.now)
 	c.mine = c.mine[:0]
 	for _, as := range c.placement.ForNode(c.cfg.NodeName) {

@@ -129,9 +129,10 @@ func loadClusterView(ctx context.Context, file, from string, api apiClientFlags)
 	return nil, nil
 }
 
-// printPlacement shows where each replica of the new revision would run on view.
-func printPlacement(w io.Writer, set *spec.Set, view planner.View) {
-	p := planner.Plan(spec.Desired{Objects: set}, view)
+// printPlacement shows where each replica of the new revision would run on view, in a
+// cluster with or without a pod network.
+func printPlacement(w io.Writer, set *spec.Set, view planner.View, podNetwork bool) {
+	p := planner.New(nil).WithPodNetwork(podNetwork).Plan(spec.Desired{Objects: set}, view)
 	fmt.Fprintf(w, "\nplacement on %d nodes:\n", len(view.Nodes))
 	byWorkload := map[string][]string{}
 	for _, a := range p.Assignments {

@@ -14,6 +14,7 @@ func newPlanCommand() *cobra.Command {
 		src                      repoFlags
 		from, to                 string
 		clusterFile, clusterFrom string
+		podNetwork               string
 		api                      apiClientFlags
 	)
 	cmd := &cobra.Command{
@@ -75,7 +76,7 @@ replica of the new revision would run, and why a replica could not be placed.`,
 				return &exitError{code: exitTrouble, err: err}
 			}
 			if view != nil {
-				printPlacement(out, after.set, *view)
+				printPlacement(out, after.set, *view, podNetwork != "off")
 			}
 			if len(changes) > 0 {
 				return &exitError{code: exitFindings}
@@ -88,6 +89,7 @@ replica of the new revision would run, and why a replica could not be placed.`,
 	cmd.Flags().StringVar(&to, "to", "", "revision to compare with the base: branch, tag or commit")
 	cmd.Flags().StringVar(&clusterFile, "cluster", "", "also show where each replica would run on the nodes of this YAML file (nodes: [{name, labels, cpu, memory}])")
 	cmd.Flags().StringVar(&clusterFrom, "cluster-from", "", "also show where each replica would run on the cluster as the agent at this address sees it")
+	cmd.Flags().StringVar(&podNetwork, "pod-network", "on", `as the agents' --pod-network: "off" makes every container port a node resource`)
 	api.register(cmd.Flags()) // for --cluster-from
 	return cmd
 }
