@@ -124,9 +124,17 @@ func runProbe(t *testing.T, rt *executor.Containerd, inst executor.InstanceSpec)
 	if ctx.Err() != nil {
 		t.Fatalf("%s did not exit within a minute", inst.ID)
 	}
+	// The shim copies the output to the log file on its own: the exit event can come
+	// first, on a busy machine. Read until the report is there, or a few seconds passed.
 	var out strings.Builder
-	if err := rt.Logs(ctx, inst.ID, "probe", executor.LogOptions{Tail: -1}, &out); err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out.Reset()
+		if err := rt.Logs(ctx, inst.ID, "probe", executor.LogOptions{Tail: -1}, &out); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), "uid=") || time.Now().After(deadline) {
+			break
+		}
 	}
 	if err := rt.Stop(ctx, inst.ID, 0); err != nil {
 		t.Fatal(err)
