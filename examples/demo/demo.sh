@@ -266,6 +266,7 @@ instance with its own address. Try:
 
   Your own images: push them to $registry, where the nodes pull them by that same name,
   then name them in a manifest and commit, as above (a tag that is not there: "not found").
+  The registry keeps them in memory: demo-down forgets them (the nodes keep what they pulled).
   crane=$demo/bin/crane
   \$crane mutate $registry/hello:v2 --env VERSION=v3 -t $registry/hello:v3   # a new tag of hello
   tar cf app.tar app     # app: your static linux/amd64 program, as /app in the image
