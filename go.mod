@@ -111,3 +111,5 @@ require (
 	gopkg.in/warnings.v0 v0.1.2 // indirect
 	gotest.tools/v3 v3.5.2 // indirect
 )
+
+tool github.com/google/go-containerregistry/cmd/crane

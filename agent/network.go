@@ -45,6 +45,9 @@ type netState struct {
 	// claimErr why none could be (the range is full).
 	claim    network.SubnetClaim
 	claimErr string
+	// claimGiven is true once claim went to the shell in this run (rd.subnet): a claim
+	// kept from an earlier run must go too, since the shell's pod network starts empty.
+	claimGiven bool
 	// lastAddr is the last address given to an instance: the next starts after it, so that
 	// an address just freed is not reused at once by another instance.
 	lastAddr netip.Addr
@@ -87,16 +90,20 @@ func (c *core) decideSubnet() {
 		return
 	}
 	c.net.claimErr = ""
-	if p == c.net.claim.Subnet {
+	switch old := c.net.claim.Subnet; {
+	case p == old && c.net.claimGiven:
 		return
-	}
-	if old := c.net.claim.Subnet; old.IsValid() {
+	case p == old: // kept from an earlier run: this run's pod network has yet to get it
+		c.log.Info("pod subnet kept", "subnet", p)
+	case old.IsValid():
 		winner, _ := c.net.podRange.LostClaim(c.net.claim, others)
 		c.log.Warn("pod subnet lost to an older claim: instances on it are replaced", "subnet", old, "winner", winner, "new", p)
-	} else {
+		c.net.claim = network.SubnetClaim{Node: c.cfg.NodeName, Subnet: p, Since: c.now.UnixMilli()}
+	default:
 		c.log.Info("pod subnet claimed", "subnet", p)
+		c.net.claim = network.SubnetClaim{Node: c.cfg.NodeName, Subnet: p, Since: c.now.UnixMilli()}
 	}
-	c.net.claim = network.SubnetClaim{Node: c.cfg.NodeName, Subnet: p, Since: c.now.UnixMilli()}
+	c.net.claimGiven = true
 	c.index.nodes = nil // status shows this node's subnet
 	c.net.owners = nil  // who holds which subnet may have changed
 	claim := c.net.claim

@@ -10,7 +10,10 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"go.uber.org/goleak"
 )
@@ -82,6 +85,53 @@ func TestRegistryClosesCleanly(t *testing.T) {
 	}
 	if _, err := StartRegistry("256.0.0.1:0"); err == nil {
 		t.Error("a registry on a bad address started")
+	}
+}
+
+// TestRegistryListenAlso pushes through one address and pulls through the other: both
+// serve the same images, and a tag nobody pushed is not found on either.
+func TestRegistryListenAlso(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	defer remote.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	reg, err := StartRegistry("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := reg.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	also, err := reg.ListenAlso("127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Push(context.Background(), img, reg.Addr+"/app:v1"); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	head := func(ref string) (*v1.Descriptor, error) {
+		r, err := name.ParseReference(ref, name.Insecure) // plain HTTP to 127.0.0.2 too
+		if err != nil {
+			t.Fatal(err)
+		}
+		return remote.Head(r)
+	}
+	for _, host := range []string{reg.Addr, also} {
+		if got, err := head(host + "/app:v1"); err != nil || got.Digest != want {
+			t.Errorf("%s/app:v1: %v, %v; want %v", host, got, err, want)
+		}
+		var terr *transport.Error
+		if _, err := head(host + "/app:v9"); !errors.As(err, &terr) || terr.StatusCode != http.StatusNotFound {
+			t.Errorf("%s/app:v9: %v, want 404 not found", host, err)
+		}
+	}
+	if _, err := reg.ListenAlso(reg.Addr); err == nil {
+		t.Error("a second listener on a busy address started")
 	}
 }
 

@@ -4,7 +4,8 @@
 //	go run ./examples/cmd/build-images --registry 127.0.0.1:5000
 //
 // With --serve it first starts an in-process registry on that address and keeps serving
-// it until interrupted, so no registry needs to be installed.
+// it until interrupted, so no registry needs to be installed; --also-listen serves the
+// same registry on a second address (the demo's nodes reach it there).
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/shoalhq/shoal/examples/imagebuild"
@@ -22,15 +24,17 @@ import (
 func main() {
 	registry := flag.String("registry", "127.0.0.1:5000", "registry to push to, host:port")
 	serve := flag.Bool("serve", false, "serve an in-process registry on --registry and keep running")
+	also := flag.String("also-listen", "", "with --serve, serve the registry on this host:port too")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *registry, *serve); err != nil {
+	if err := run(ctx, *registry, *serve, *also); err != nil {
 		log.Fatalf("build-images: %v", err)
 	}
 }
 
-func run(ctx context.Context, registry string, serve bool) error {
+func run(ctx context.Context, registry string, serve bool, also string) error {
+	var served []string // the addresses the in-process registry answers on
 	if serve {
 		r, err := imagebuild.StartRegistry(registry)
 		if err != nil {
@@ -38,6 +42,14 @@ func run(ctx context.Context, registry string, serve bool) error {
 		}
 		defer r.Close()
 		registry = r.Addr
+		served = append(served, r.Addr)
+		if also != "" {
+			addr, err := r.ListenAlso(also)
+			if err != nil {
+				return err
+			}
+			served = append(served, addr)
+		}
 	}
 	dir, err := os.MkdirTemp("", "build-images-")
 	if err != nil {
@@ -52,7 +64,7 @@ func run(ctx context.Context, registry string, serve bool) error {
 		fmt.Println(ref)
 	}
 	if serve {
-		log.Printf("serving registry on %s; interrupt to stop", registry)
+		log.Printf("serving registry on %s; interrupt to stop", strings.Join(served, " and "))
 		<-ctx.Done()
 	}
 	return nil
