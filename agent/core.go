@@ -109,7 +109,9 @@ type ready struct {
 	// the proxy programs, peers the nodes whose subnets are routed (nil: unchanged).
 	subnet *network.SubnetClaim
 	proxy  *[]network.Service
-	peers  *[]network.Peer
+	// proxyChanged names the Services of proxy that changed since the last proxy handed out.
+	proxyChanged []network.ServiceKey
+	peers        *[]network.Peer
 	// markSurvived is a revision to record as survived.
 	markSurvived string
 	// wake is when the shell must step a tick though nothing arrives.

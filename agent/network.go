@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -26,8 +27,11 @@ type Network interface {
 	// SetSubnet makes claim this node's pod subnet: recorded so that a restarted agent
 	// claims it again, and given to the bridge and the routes.
 	SetSubnet(claim network.SubnetClaim) error
-	// SyncServices programs the Services' virtual IPs and node ports.
+	// SyncServices programs the Services' virtual IPs and node ports: services is all of them.
 	SyncServices(services []network.Service) error
+	// UpdateServices is SyncServices for what changed since the last call: changed are the
+	// Services that are new or differ, removed those that are gone.
+	UpdateServices(changed []network.Service, removed []network.ServiceKey) error
 	// SyncPeers routes the other nodes' subnets.
 	SyncPeers(peers []network.Peer) error
 }
@@ -371,9 +375,11 @@ func (c *core) networkReady() {
 		return
 	}
 	if c.desired != nil {
-		if s := c.proxyServices(); !c.net.proxySet || !reflect.DeepEqual(s, c.net.proxy) {
+		s := c.proxyServices()
+		changed := serviceChanges(c.net.proxy, s)
+		if !c.net.proxySet || len(changed) > 0 {
 			c.net.proxy, c.net.proxySet = s, true
-			c.rd.proxy = &c.net.proxy
+			c.rd.proxy, c.rd.proxyChanged = &c.net.proxy, changed
 		}
 	}
 	if !c.clustered {
@@ -387,6 +393,38 @@ func (c *core) networkReady() {
 		c.rd.peers = &c.net.peers
 	}
 	c.net.peersFrom = c.view.Nodes
+}
+
+// serviceChanges names the Services that differ between two lists sorted by namespace
+// and name: those in one only, and those whose ports or endpoints changed.
+func serviceChanges(old, cur []network.Service) []network.ServiceKey {
+	var out []network.ServiceKey
+	i, j := 0, 0
+	for i < len(old) || j < len(cur) {
+		var c int
+		switch {
+		case i == len(old):
+			c = 1
+		case j == len(cur):
+			c = -1
+		default:
+			c = cmp.Or(cmp.Compare(old[i].Namespace, cur[j].Namespace), cmp.Compare(old[i].Name, cur[j].Name))
+		}
+		switch {
+		case c < 0:
+			out = append(out, network.ServiceKey{Namespace: old[i].Namespace, Name: old[i].Name})
+			i++
+		case c > 0:
+			out = append(out, network.ServiceKey{Namespace: cur[j].Namespace, Name: cur[j].Name})
+			j++
+		default:
+			if !reflect.DeepEqual(old[i], cur[j]) {
+				out = append(out, network.ServiceKey{Namespace: cur[j].Namespace, Name: cur[j].Name})
+			}
+			i, j = i+1, j+1
+		}
+	}
+	return out
 }
 
 // sameNodes reports whether two member lists are the same immutable list gossip handed out.
@@ -403,15 +441,19 @@ type netWorker struct {
 	n   Network
 	log *slog.Logger
 	mu  sync.Mutex
-	// The states waiting to be programmed (nil: none).
+	// The states waiting to be programmed (nil: none). services is the newest whole list;
+	// changed names the Services changed since the last programmed, unless whole is set:
+	// then (at first, and after a failure) the whole list goes.
 	subnet   *network.SubnetClaim
 	services *[]network.Service
+	changed  map[network.ServiceKey]bool
+	whole    bool
 	peers    *[]network.Peer
 	kick     chan struct{}
 }
 
 func newNetWorker(n Network, log *slog.Logger) *netWorker {
-	return &netWorker{n: n, log: log, kick: make(chan struct{}, 1)}
+	return &netWorker{n: n, log: log, kick: make(chan struct{}, 1), changed: map[network.ServiceKey]bool{}, whole: true}
 }
 
 // offer hands over what rd says to program.
@@ -425,6 +467,9 @@ func (w *netWorker) offer(rd ready) {
 	}
 	if rd.proxy != nil {
 		w.services = rd.proxy
+		for _, k := range rd.proxyChanged {
+			w.changed[k] = true
+		}
 	}
 	if rd.peers != nil {
 		w.peers = rd.peers
@@ -458,7 +503,9 @@ func (w *netWorker) run(ctx context.Context) {
 func (w *netWorker) program() bool {
 	w.mu.Lock()
 	subnet, services, peers := w.subnet, w.services, w.peers
+	changed, whole := w.changed, w.whole
 	w.subnet, w.services, w.peers = nil, nil, nil
+	w.changed, w.whole = map[network.ServiceKey]bool{}, false
 	w.mu.Unlock()
 	ok := true
 	keep := func(err error, what string, put func()) {
@@ -483,10 +530,17 @@ func (w *netWorker) program() bool {
 		})
 	}
 	if services != nil {
-		keep(w.n.SyncServices(*services), "services", func() {
+		var err error
+		if whole {
+			err = w.n.SyncServices(*services)
+		} else {
+			err = w.n.UpdateServices(pick(*services, changed))
+		}
+		keep(err, "services", func() {
 			if w.services == nil {
 				w.services = services
 			}
+			w.whole = true // what the proxy holds is not known: send it all
 		})
 	}
 	if peers != nil {
@@ -497,6 +551,24 @@ func (w *netWorker) program() bool {
 		})
 	}
 	return ok
+}
+
+// pick splits the Services named in changed into those of services (changed or new) and
+// the names of those services no longer has (removed).
+func pick(services []network.Service, changed map[network.ServiceKey]bool) ([]network.Service, []network.ServiceKey) {
+	var upd []network.Service
+	for _, s := range services {
+		k := network.ServiceKey{Namespace: s.Namespace, Name: s.Name}
+		if changed[k] {
+			upd = append(upd, s)
+			delete(changed, k)
+		}
+	}
+	removed := slices.Collect(maps.Keys(changed))
+	slices.SortFunc(removed, func(a, b network.ServiceKey) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return upd, removed
 }
 
 // refusedOnly reports whether err only says that some of the input was refused (a

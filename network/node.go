@@ -127,6 +127,11 @@ func (n *Node) SetSubnet(claim SubnetClaim) error {
 // SyncServices programs the Services' virtual IPs and node ports.
 func (n *Node) SyncServices(services []Service) error { return n.cfg.Proxy.Sync(services) }
 
+// UpdateServices programs what changed of the Services since the last call.
+func (n *Node) UpdateServices(changed []Service, removed []ServiceKey) error {
+	return n.cfg.Proxy.Update(changed, removed)
+}
+
 // SyncPeers routes the other nodes' subnets; before the node has a subnet they are kept
 // for when it does.
 func (n *Node) SyncPeers(peers []Peer) error {

@@ -247,13 +247,26 @@ func (p *Proxy) start() error {
 // ErrServiceRefused) each Service, port or endpoint that is invalid or collides with
 // another, and programs all the others. A call over a limit (ErrProxyLimit) changes nothing.
 func (p *Proxy) Sync(services []Service) error {
+	return p.program(func() ([]proxyChange, []error, error) { return p.index.update(services) })
+}
+
+// Update is Sync for a caller that knows what changed since the last Sync or Update:
+// changed holds the Services that are new or differ (whole), removed names those that are
+// gone, and every other Service stays as it is. It costs what changed, not the number of
+// Services programmed.
+func (p *Proxy) Update(changed []Service, removed []ServiceKey) error {
+	return p.program(func() ([]proxyChange, []error, error) { return p.index.updateSome(changed, removed) })
+}
+
+// program takes an update of the index and brings the kernel to it.
+func (p *Proxy) program(update func() ([]proxyChange, []error, error)) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.netns == nil {
 		return ErrProxyClosed
 	}
 	start := time.Now()
-	changes, refused, err := p.index.update(services)
+	changes, refused, err := update()
 	if err != nil {
 		return err
 	}

@@ -93,6 +93,9 @@ type proxyIndex struct {
 	accepted map[string]*proxyPort        // the ports programmed, by ID
 	dups     map[*proxyEntry]bool         // the entries refused as listed more than once
 
+	// ports and endpoints count what the Services given hold, for the limits of Update.
+	ports, endpoints int
+
 	// Scratch state of one update.
 	dirty  map[proxyVIPKey]bool
 	before map[string]*proxyPort // accepted[id] before this update, for each id it touched
@@ -117,6 +120,56 @@ func (x *proxyIndex) update(services []Service) ([]proxyChange, []error, error) 
 	}
 	x.gen++
 	x.dirty, x.before = map[proxyVIPKey]bool{}, map[string]*proxyPort{}
+	listed := x.take(services)
+	if len(listed) < len(x.services) { // some were not listed: they are gone
+		for name, e := range x.services {
+			if e.seen != x.gen {
+				x.drop(name, e)
+			}
+		}
+	}
+	return x.settle(listed)
+}
+
+// updateSome is update for a caller that says what changed: the Services of changed are
+// taken as update would take them, those named in removed are gone, and every other
+// Service stays as it is, at no cost. The limits apply to the Services as they are after.
+func (x *proxyIndex) updateSome(changed []Service, removed []ServiceKey) ([]proxyChange, []error, error) {
+	if err := checkProxyLimits(changed); err != nil {
+		return nil, nil, err
+	}
+	services, ports, endpoints := len(x.services), x.ports, x.endpoints
+	for i := range changed {
+		if e, ok := x.services[proxyServiceName{changed[i].Namespace, changed[i].Name}]; ok {
+			services--
+			ports, endpoints = ports-len(e.given.Ports), endpoints-countEndpoints(&e.given)
+		}
+		services++
+		ports, endpoints = ports+len(changed[i].Ports), endpoints+countEndpoints(&changed[i])
+	}
+	for _, k := range removed {
+		if e, ok := x.services[proxyServiceName{k.Namespace, k.Name}]; ok {
+			services--
+			ports, endpoints = ports-len(e.given.Ports), endpoints-countEndpoints(&e.given)
+		}
+	}
+	if services > MaxProxyServices || ports > MaxProxyServicePorts || endpoints > MaxProxyEndpoints {
+		return nil, nil, fmt.Errorf("%w: %d services, %d service ports, %d endpoints after the update", ErrProxyLimit, services, ports, endpoints)
+	}
+	x.gen++
+	x.dirty, x.before = map[proxyVIPKey]bool{}, map[string]*proxyPort{}
+	listed := x.take(changed)
+	for _, k := range removed {
+		name := proxyServiceName{k.Namespace, k.Name}
+		if e, ok := x.services[name]; ok && e.seen != x.gen {
+			x.drop(name, e)
+		}
+	}
+	return x.settle(listed)
+}
+
+// take takes in the Services of one update and returns their entries.
+func (x *proxyIndex) take(services []Service) []*proxyEntry {
 	listed := make([]*proxyEntry, 0, len(services))
 	for i := range services {
 		s := &services[i]
@@ -136,15 +189,19 @@ func (x *proxyIndex) update(services []Service) ([]proxyChange, []error, error) 
 			x.replace(e, s)
 		}
 	}
-	if len(listed) < len(x.services) { // some were not listed: they are gone
-		for name, e := range x.services {
-			if e.seen != x.gen {
-				x.release(e)
-				delete(x.services, name)
-				delete(x.dups, e)
-			}
-		}
-	}
+	return listed
+}
+
+// drop forgets a Service that is gone.
+func (x *proxyIndex) drop(name proxyServiceName, e *proxyEntry) {
+	x.release(e)
+	x.ports, x.endpoints = x.ports-len(e.given.Ports), x.endpoints-countEndpoints(&e.given)
+	delete(x.services, name)
+	delete(x.dups, e)
+}
+
+// settle decides what the entries an update listed, and the claims it touched, come to.
+func (x *proxyIndex) settle(listed []*proxyEntry) ([]proxyChange, []error, error) {
 	x.settleDups(listed)
 	x.settleClaims()
 
@@ -167,6 +224,7 @@ func (x *proxyIndex) update(services []Service) ([]proxyChange, []error, error) 
 // replace re-checks an entry that is new or changed.
 func (x *proxyIndex) replace(e *proxyEntry, s *Service) {
 	x.release(e)
+	x.ports, x.endpoints = x.ports-len(e.given.Ports)+len(s.Ports), x.endpoints-countEndpoints(&e.given)+countEndpoints(s)
 	e.given = cloneProxyService(s)
 	e.ports, e.refused = x.cfg.checkService(s)
 	for _, p := range e.ports {
@@ -323,6 +381,15 @@ func (r *proxyRefusals) list() []error {
 }
 
 // checkProxyLimits refuses a call that asks for more than the MaxProxy limits allow.
+// countEndpoints counts the endpoints of a Service's ports.
+func countEndpoints(s *Service) int {
+	n := 0
+	for i := range s.Ports {
+		n += len(s.Ports[i].Endpoints)
+	}
+	return n
+}
+
 func checkProxyLimits(services []Service) error {
 	if len(services) > MaxProxyServices {
 		return fmt.Errorf("%w: %d services, at most %d", ErrProxyLimit, len(services), MaxProxyServices)

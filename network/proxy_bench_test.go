@@ -38,18 +38,21 @@ func proxyBenchServices(n int) []Service {
 // turn (the number changes, which moves the Service to another spread chain). Reported:
 // the median and p99 of one change, the part of it spent in memory (comparing every Service
 // with the last Sync's, which does grow with their number, and checking what changed), and
-// the time of the first, whole-table Sync.
+// the time of the first, whole-table Sync. call=sync hands every Service to Sync;
+// call=update hands only the changed one to Update, as the agent does.
 func BenchmarkProxyEndpointChange(b *testing.B) {
-	for _, n := range []int{500, 5000} {
-		for _, change := range []string{"replace", "scale"} {
-			b.Run(fmt.Sprintf("services=%d/change=%s", n, change), func(b *testing.B) {
-				benchProxyEndpointChange(b, n, change == "scale")
-			})
+	for _, call := range []string{"sync", "update"} {
+		for _, n := range []int{500, 5000} {
+			for _, change := range []string{"replace", "scale"} {
+				b.Run(fmt.Sprintf("call=%s/services=%d/change=%s", call, n, change), func(b *testing.B) {
+					benchProxyEndpointChange(b, n, change == "scale", call == "update")
+				})
+			}
 		}
 	}
 }
 
-func benchProxyEndpointChange(b *testing.B, n int, scale bool) {
+func benchProxyEndpointChange(b *testing.B, n int, scale, update bool) {
 	skipUnlessProxyKernel(b)
 	ns := newProxyTestNetns(b, proxyTestPrefix(b), "bench")
 	p, err := NewProxy(ProxyConfig{ClusterCIDR: netip.MustParsePrefix("10.244.0.0/14"), NetNS: ns.path})
@@ -79,7 +82,12 @@ func benchProxyEndpointChange(b *testing.B, n int, scale bool) {
 			port.Endpoints = all
 		}
 		start := time.Now()
-		if err := p.Sync(services); err != nil {
+		if update {
+			err = p.Update(services[n/2:n/2+1], nil)
+		} else {
+			err = p.Sync(services)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 		took = append(took, time.Since(start))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -196,17 +197,61 @@ func randomProxyServices(r *rand.Rand) []Service {
 	return services
 }
 
+// TestProxyIndexAgreesWithFromScratch drives the index with whole sets (Sync), and with
+// what changed between them (Update): either way it must program what a from-scratch
+// reading of the set programs.
 func TestProxyIndexAgreesWithFromScratch(t *testing.T) {
+	t.Run("whole sets", func(t *testing.T) { testProxyIndexAgrees(t, false) })
+	t.Run("changes only", func(t *testing.T) { testProxyIndexAgrees(t, true) })
+}
+
+// changesBetween is what Update is given to go from the set prev to next: every copy of a
+// Service whose copies differ, and the names of those next does not have.
+func changesBetween(prev, next []Service) ([]Service, []ServiceKey) {
+	group := func(list []Service) map[ServiceKey][]Service {
+		out := map[ServiceKey][]Service{}
+		for _, s := range list {
+			k := ServiceKey{Namespace: s.Namespace, Name: s.Name}
+			out[k] = append(out[k], s)
+		}
+		return out
+	}
+	before, after := group(prev), group(next)
+	var changed []Service
+	var removed []ServiceKey
+	for k, copies := range after {
+		if !reflect.DeepEqual(before[k], copies) {
+			changed = append(changed, copies...)
+		}
+	}
+	for k := range before {
+		if _, ok := after[k]; !ok {
+			removed = append(removed, k)
+		}
+	}
+	return changed, removed
+}
+
+func testProxyIndexAgrees(t *testing.T, changesOnly bool) {
 	cfg := proxyTestConfig()
 	r := rand.New(rand.NewPCG(1, 2))
 	x := newProxyIndex(&cfg)
 	programmed := map[string]*proxyPort{} // what the changes, applied one after another, build
+	var prev []Service
 	for step := range 3000 {
 		services := randomProxyServices(r)
 		if step%3 == 0 { // sometimes the same set, in another order
 			r.Shuffle(len(services), func(i, j int) { services[i], services[j] = services[j], services[i] })
 		}
-		changes, _, err := x.update(services)
+		var changes []proxyChange
+		var err error
+		if changesOnly && step > 0 {
+			changed, removed := changesBetween(prev, services)
+			changes, _, err = x.updateSome(changed, removed)
+		} else {
+			changes, _, err = x.update(services)
+		}
+		prev = services
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -333,6 +378,29 @@ func TestProxyIndexLimits(t *testing.T) {
 	}
 	if len(x.accepted) != 1 || len(x.services) != 1 {
 		t.Errorf("after refused calls the index holds %v", x.accepted)
+	}
+	// Update counts what the index holds already: endpoints added a little at a time
+	// are refused once the whole would be over the limit.
+	batch := slices.Repeat([]Service{manyEndpoints}, 1)
+	for i := 0; ; i++ {
+		batch[0].Name = fmt.Sprint("big", i)
+		changes, _, err := x.updateSome(batch, nil)
+		if errors.Is(err, ErrProxyLimit) {
+			if changes != nil || x.endpoints > MaxProxyEndpoints {
+				t.Errorf("refused with %v changes, %d endpoints held", changes, x.endpoints)
+			}
+			break
+		}
+		if err != nil || i > MaxProxyEndpoints/MaxProxyEndpointsPerPort {
+			t.Fatalf("update %d: %v (%d endpoints held): the limit never applied", i, err, x.endpoints)
+		}
+	}
+	if x.services[proxyServiceName{"ns", "big0"}] == nil {
+		t.Fatal("big0 is not held")
+	}
+	held := x.endpoints
+	if _, _, err := x.updateSome(nil, []ServiceKey{{Namespace: "ns", Name: "big0"}}); err != nil || x.services[proxyServiceName{"ns", "big0"}] != nil || x.endpoints != held-MaxProxyEndpointsPerPort {
+		t.Errorf("removing one: %v, %d endpoints held, want %d", err, x.endpoints, held-MaxProxyEndpointsPerPort)
 	}
 }
 
