@@ -117,6 +117,19 @@ func (m *Marker) Release(commit string) error {
 	return m.save()
 }
 
+// ReleaseApplying releases whatever revision is being applied: for a daemon that stops
+// cleanly, whether or not the revision reached its agent (the source marks a revision
+// before it hands it over, so a stop in between would otherwise leave it suspect).
+func (m *Marker) ReleaseApplying() error {
+	m.mu.Lock()
+	applying := m.state.Applying
+	m.mu.Unlock()
+	if applying == "" {
+		return nil
+	}
+	return m.Release(applying)
+}
+
 // save writes the state (m.mu held, or m not shared yet) to a new file, syncs it and renames it over the old one, so that
 // a crash at any moment leaves the old marker or the new one.
 func (m *Marker) save() error {

@@ -60,6 +60,12 @@ func TestMarkerRemembersWhatTookTheDaemonDown(t *testing.T) {
 	if m = openMarker(t, dir); m.Suspect() != "" || m.Trusted() != "c" {
 		t.Errorf("after a clean stop applying d: suspect %q trusted %q, want none and c", m.Suspect(), m.Trusted())
 	}
+	must(m.Applying("e")) // marked by the source, and the daemon stops before its agent took it
+	must(m.ReleaseApplying())
+	if m = openMarker(t, dir); m.Suspect() != "" || m.Trusted() != "c" {
+		t.Errorf("after a clean stop with e not yet taken: suspect %q trusted %q, want none and c", m.Suspect(), m.Trusted())
+	}
+	must(m.ReleaseApplying()) // nothing being applied: nothing to do
 }
 
 func TestMarkerSurvivesDamagedFile(t *testing.T) {

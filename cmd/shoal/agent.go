@@ -335,6 +335,13 @@ func runAgent(parent context.Context, f agentFlags) error {
 	runErr := a.Run(ctx)
 	stop()
 	<-pollerDone
+	if runErr == nil {
+		// A clean stop: no revision took the daemon down, even one that had not reached
+		// the agent yet.
+		if err := marker.ReleaseApplying(); err != nil {
+			log.Error("recording a clean stop failed", "err", err)
+		}
+	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)
