@@ -30,13 +30,16 @@ func skipUnlessRoot(t testing.TB) {
 }
 
 // testName is a unique name with this package's prefix, short enough for an interface.
-func testName(t testing.TB) string {
+func testName(t testing.TB) string { return "stcni" + randomHex(t, 4) }
+
+// randomHex is n random bytes in hex, for names no other test run uses.
+func randomHex(t testing.TB, n int) string {
 	t.Helper()
-	b := make([]byte, 4)
+	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
 	}
-	return "stcni" + hex.EncodeToString(b)
+	return hex.EncodeToString(b)
 }
 
 // newNodeNS creates a network namespace for a test node with its loopback up, and removes

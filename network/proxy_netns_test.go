@@ -2,8 +2,6 @@ package network
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -26,12 +24,7 @@ import (
 // skipUnlessProxyKernel skips a test that needs root and real network namespaces.
 func skipUnlessProxyKernel(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs root and network namespaces; skipped under -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
+	skipUnlessRoot(t)
 	for _, bin := range []string{"ip", "nsenter"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("needs %s: %v", bin, err)
@@ -61,13 +54,7 @@ func newProxyTestNetns(t testing.TB, prefix, role string) *proxyTestNetns {
 }
 
 // proxyTestPrefix is a prefix unique to this test run.
-func proxyTestPrefix(t testing.TB) string {
-	var b [3]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	return "shoaltest-proxy-" + hex.EncodeToString(b[:])
-}
+func proxyTestPrefix(t testing.TB) string { return "shoaltest-proxy-" + randomHex(t, 3) }
 
 // run runs a command inside the namespace.
 func (n *proxyTestNetns) run(t testing.TB, args ...string) string {

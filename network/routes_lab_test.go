@@ -2,13 +2,11 @@ package network
 
 import (
 	"bufio"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -45,15 +43,8 @@ const routesTestPort = 8080
 
 // newRoutesLab skips unless the test may create namespaces: it needs root, and -short skips it.
 func newRoutesLab(tb testing.TB) *routesLab {
-	if testing.Short() {
-		tb.Skip("needs root and real network namespaces; skipped with -short")
-	}
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root to create network namespaces")
-	}
-	var b [3]byte
-	rand.Read(b[:])
-	return &routesLab{tb: tb, prefix: fmt.Sprintf("shoaltest-routes-%x", b)}
+	skipUnlessRoot(tb)
+	return &routesLab{tb: tb, prefix: "shoaltest-routes-" + randomHex(tb, 3)}
 }
 
 // netns creates the namespace PREFIX-role with loopback up and returns its path and a netlink

@@ -1,49 +1,23 @@
 package planner
 
 import (
-	"go/parser"
-	"go/token"
 	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // The planner's own imports (not its tests') must give it no way to do I/O, read the clock
 // or draw process randomness: rule 1 of docs/design.md.
 func TestPlannerImportsNoIO(t *testing.T) {
-	forbidden := []string{"os", "net", "time", "math/rand", "math/rand/v2", "crypto/rand", "syscall", "unsafe", "io/ioutil", "io/fs", "runtime", "sync"}
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	checked := 0
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		parsed, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		checked++
-		for _, imp := range parsed.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			top := strings.SplitN(path, "/", 2)[0]
-			switch {
-			case path == "github.com/shoalhq/shoal/spec":
-			case strings.Contains(top, "."):
-				t.Errorf("%s imports %s: the planner may import only the standard library and spec", f, path)
-			case slices.Contains(forbidden, path) || strings.HasPrefix(path, "os/") || strings.HasPrefix(path, "net/"):
-				t.Errorf("%s imports %s, which gives the planner I/O, time or randomness", f, path)
-			}
-		}
-	}
-	if checked == 0 {
-		t.Fatal("found no planner source files to check")
-	}
+	testsupport.PureImports{
+		Glob:      "*.go",
+		Allowed:   []string{"github.com/shoalhq/shoal/spec"},
+		Forbidden: []string{"time", "math/rand", "math/rand/v2", "crypto/rand", "syscall", "unsafe", "io/ioutil", "io/fs", "runtime", "sync"},
+		MinFiles:  1,
+	}.Check(t)
 }
 
 // Nothing the planner depends on, however indirectly, may reach containerd, gossip, Git or
