@@ -43,7 +43,7 @@ func clusterView(nodes []gossip.NodeInfo, instances []gossip.InstanceInfo, self 
 			continue
 		}
 		v.Nodes = append(v.Nodes, planner.Node{
-			Name: n.Name, Labels: n.Labels, Alive: n.Alive,
+			Name: n.Name, Labels: plannerLabels(n.Labels), Alive: n.Alive,
 			Allocatable:  planner.Resources{MilliCPU: n.MilliCPU, MemoryBytes: n.MemoryBytes},
 			MaxInstances: n.MaxInstances,
 			Permissions:  planner.Permissions{Allow: planner.Permission(n.Allows), HostPaths: n.HostPaths, Capabilities: n.Capabilities},
@@ -119,7 +119,7 @@ func (c *Config) node() planner.Node {
 		perms.HostPaths = append(perms.HostPaths, filepath.Clean(dir)) // as the executor cleans them
 	}
 	return planner.Node{
-		Name: c.NodeName, Labels: c.Labels, Allocatable: c.Allocatable, Alive: true,
+		Name: c.NodeName, Labels: plannerLabels(c.Labels), Allocatable: c.Allocatable, Alive: true,
 		MaxInstances: c.MaxInstances, Permissions: perms,
 	}
 }

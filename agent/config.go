@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/shoalhq/shoal/executor"
@@ -112,12 +114,49 @@ func (n NetworkConfig) validate() error {
 // On reports whether instances get networks of their own.
 func (n NetworkConfig) On() bool { return n.ClusterCIDR.IsValid() }
 
+// WellKnownLabels are the labels the kubelet gives every node that manifests select on
+// (`nodeSelector: {kubernetes.io/os: linux}` is common): its hostname, OS and architecture.
+// The older beta. forms of the last two are not published (gossip metadata is small):
+// every node derives them from these when it plans (see plannerLabels).
+func WellKnownLabels(node string) map[string]string {
+	return map[string]string{
+		planner.LabelHostname: node,
+		labelOS:               runtime.GOOS,
+		labelArch:             runtime.GOARCH,
+	}
+}
+
+const (
+	labelOS   = "kubernetes.io/os"
+	labelArch = "kubernetes.io/arch"
+)
+
+// plannerLabels are a node's labels as the planner sees them: with the beta. forms of its
+// OS and architecture when it states the GA ones, as the kubelet sets both.
+func plannerLabels(labels map[string]string) map[string]string {
+	osName, hasOS := labels[labelOS]
+	arch, hasArch := labels[labelArch]
+	_, hasBetaOS := labels["beta."+labelOS]
+	_, hasBetaArch := labels["beta."+labelArch]
+	if (!hasOS || hasBetaOS) && (!hasArch || hasBetaArch) {
+		return labels
+	}
+	out := maps.Clone(labels)
+	if hasOS && !hasBetaOS {
+		out["beta."+labelOS] = osName
+	}
+	if hasArch && !hasBetaArch {
+		out["beta."+labelArch] = arch
+	}
+	return out
+}
+
 // DefaultConfig returns a Config for node name with the Kubernetes schedules: crash
 // restarts at once, then 10s doubling to 5m, reset after 10m of running; and a 30s resync.
 func DefaultConfig(node string) Config {
 	return Config{
 		NodeName:           node,
-		Labels:             map[string]string{planner.LabelHostname: node},
+		Labels:             WellKnownLabels(node),
 		NodeAddr:           "127.0.0.1",
 		ResyncInterval:     30 * time.Second,
 		CrashBackoff:       executor.DefaultBackoff(),
