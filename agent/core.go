@@ -72,6 +72,8 @@ type core struct {
 
 	// net is the pod network's state: this node's subnet, Services' addresses.
 	net netState
+	// svc is what the desired Services come to, kept between Readys.
+	svc serviceCache
 
 	// rd is what Ready returns: the effects decided since the last Advance.
 	rd ready
@@ -279,12 +281,15 @@ func (c *core) Ready() ready {
 			c.rd.meta, c.publishedMeta = &m, m
 		}
 	}
-	if c.dnsOn && c.desired != nil {
-		if s := c.dnsServices(); !equalServices(s, c.dnsPublished) {
-			c.rd.services, c.dnsPublished = s, s
+	var proxyChanged []network.ServiceKey
+	if c.desired != nil && (c.dnsOn || c.cfg.Network.On()) {
+		var dnsChanged bool
+		dnsChanged, proxyChanged = c.refreshServices()
+		if c.dnsOn && (dnsChanged || c.dnsPublished == nil) && !equalServices(c.svc.dns, c.dnsPublished) {
+			c.rd.services, c.dnsPublished = c.svc.dns, c.svc.dns
 		}
 	}
-	c.networkReady()
+	c.networkReady(proxyChanged)
 	c.rd.wake = c.nextWake()
 	return c.rd
 }

@@ -55,38 +55,38 @@ func matchServices(set *spec.Set, workloads map[workloadKey]*compiled) []service
 	return out
 }
 
-// dnsServices lists every desired Service with the instances of the whole cluster its
-// selector matches. Only ready instances are answered.
-func (c *core) dnsServices() []dns.Service {
-	if len(c.services) == 0 {
-		return nil
+// dnsService is what DNS serves of one desired Service, from the endpoints of the
+// workloads it selects (eps, by matched workload). Only ready instances are answered.
+func (c *core) dnsService(s service, eps [][]endpoint) dns.Service {
+	ds := dns.Service{
+		Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name,
+		Headless: s.svc.Spec.ClusterIP == spec.ClusterIPNone,
+		VIP:      c.net.vips[network.ServiceKey{Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name}],
 	}
-	var out []dns.Service
-	for _, s := range c.services {
-		ds := dns.Service{
-			Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name,
-			Headless: s.svc.Spec.ClusterIP == spec.ClusterIPNone,
-			VIP:      c.net.vips[network.ServiceKey{Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name}],
+	for _, list := range eps {
+		for _, ep := range list {
+			ds.Endpoints = append(ds.Endpoints, dns.Endpoint{Hostname: ep.id, Addr: ep.addr, Ready: ep.ready})
 		}
-		for _, w := range s.matched {
-			for _, ep := range c.endpoints(w) {
-				ds.Endpoints = append(ds.Endpoints, dns.Endpoint{Hostname: ep.id, Addr: ep.addr, Ready: ep.ready})
-			}
-		}
-		for _, p := range s.svc.Spec.Ports {
-			port := p.Port // the virtual IP translates it
-			if !ds.VIP.IsValid() {
-				port = targetPort(p, s.matched)
-			}
-			ds.Ports = append(ds.Ports, dns.Port{Name: p.Name, Protocol: p.Protocol, Port: port})
-		}
-		sort.Slice(ds.Endpoints, func(i, j int) bool { return ds.Endpoints[i].Hostname < ds.Endpoints[j].Hostname })
-		out = append(out, ds)
 	}
-	return out
+	for _, p := range s.svc.Spec.Ports {
+		port := p.Port // the virtual IP translates it
+		if !ds.VIP.IsValid() {
+			port = targetPort(p, s.matched)
+		}
+		ds.Ports = append(ds.Ports, dns.Port{Name: p.Name, Protocol: p.Protocol, Port: port})
+	}
+	sort.Slice(ds.Endpoints, func(i, j int) bool { return ds.Endpoints[i].Hostname < ds.Endpoints[j].Hostname })
+	return ds
 }
 
-func equalServices(a, b []dns.Service) bool { return reflect.DeepEqual(a, b) }
+// equalServices reports whether two lists of DNS records are the same: at once when they
+// are the same list, which they are while no Service changed (see core.refreshServices).
+func equalServices(a, b []dns.Service) bool {
+	if len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) {
+		return a != nil || b == nil
+	}
+	return reflect.DeepEqual(a, b)
+}
 
 // targetPort is the port clients dial on an endpoint when there is no virtual IP to
 // translate a Service port (host networking): SRV records carry the target port, resolved

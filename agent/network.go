@@ -220,42 +220,39 @@ func (c *core) assignServices(set *spec.Set) {
 // portKey names a Service port for node port assignment: its name, or its number.
 func portKey(p spec.ServicePort) string { return cmp.Or(p.Name, strconv.Itoa(int(p.Port))) }
 
-// proxyServices is what the Service proxy programs: each Service with a virtual IP, each
-// port to the ready instances' address and target port.
-func (c *core) proxyServices() []network.Service {
-	out := []network.Service{}
-	for _, s := range c.services {
-		key := network.ServiceKey{Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name}
-		vip, ok := c.net.vips[key]
-		if !ok {
-			continue
-		}
-		ns := network.Service{Namespace: key.Namespace, Name: key.Name, VIP: vip}
-		for _, p := range s.svc.Spec.Ports {
-			sp := network.ServicePort{
-				Name: p.Name, Protocol: network.Protocol(cmp.Or(p.Protocol, spec.ProtocolTCP)), Port: uint16(p.Port),
-				NodePort: c.net.nodePorts[network.NodePortKey{Service: key, Port: portKey(p)}],
-			}
-			for _, w := range s.matched {
-				target := targetPortOf(p, w)
-				if target == 0 {
-					continue // a named targetPort this workload's containers do not have
-				}
-				for _, ep := range c.endpoints(w) {
-					if ep.ready {
-						sp.Endpoints = append(sp.Endpoints, network.Endpoint{Addr: ep.addr, Port: uint16(target)})
-					}
-				}
-			}
-			slices.SortFunc(sp.Endpoints, func(a, b network.Endpoint) int {
-				return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port))
-			})
-			sp.Endpoints = slices.Compact(sp.Endpoints)
-			ns.Ports = append(ns.Ports, sp)
-		}
-		out = append(out, ns)
+// proxyService is what the Service proxy programs of one desired Service, from the
+// endpoints of the workloads it selects (eps, by matched workload): each port to the ready
+// instances' address and target port. ok is false for a Service without a virtual IP.
+func (c *core) proxyService(s service, eps [][]endpoint) (ns network.Service, ok bool) {
+	key := network.ServiceKey{Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name}
+	vip, ok := c.net.vips[key]
+	if !ok {
+		return network.Service{}, false
 	}
-	return out
+	ns = network.Service{Namespace: key.Namespace, Name: key.Name, VIP: vip}
+	for _, p := range s.svc.Spec.Ports {
+		sp := network.ServicePort{
+			Name: p.Name, Protocol: network.Protocol(cmp.Or(p.Protocol, spec.ProtocolTCP)), Port: uint16(p.Port),
+			NodePort: c.net.nodePorts[network.NodePortKey{Service: key, Port: portKey(p)}],
+		}
+		for j, w := range s.matched {
+			target := targetPortOf(p, w)
+			if target == 0 {
+				continue // a named targetPort this workload's containers do not have
+			}
+			for _, ep := range eps[j] {
+				if ep.ready {
+					sp.Endpoints = append(sp.Endpoints, network.Endpoint{Addr: ep.addr, Port: uint16(target)})
+				}
+			}
+		}
+		slices.SortFunc(sp.Endpoints, func(a, b network.Endpoint) int {
+			return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port))
+		})
+		sp.Endpoints = slices.Compact(sp.Endpoints)
+		ns.Ports = append(ns.Ports, sp)
+	}
+	return ns, true
 }
 
 // targetPortOf is the number a Service port reaches on the instances of w: its
@@ -278,19 +275,15 @@ type endpoint struct {
 }
 
 // endpoints are the running instances of w on every node, this node's from its records
-// (fresher than gossip), the others' from gossip.
+// (fresher than gossip), the others' from gossip. The list is kept (see serviceCache)
+// while neither changed, and never modified: a change makes a new one.
 func (c *core) endpoints(w *compiled) []endpoint {
-	var out []endpoint
-	for _, id := range c.instanceIDs() {
-		in := c.instances[id]
-		if in.namespace != w.key.namespace || in.workload != w.key.name || in.stopping || !in.created {
-			continue
-		}
-		if addr := c.addrOf(in); addr.IsValid() {
-			out = append(out, endpoint{id: in.id, addr: addr, ready: in.phase(c.now) == PhaseReady})
-		}
+	local, remote := c.svc.local[w.key], c.remoteInstances(w.key)
+	if e := c.svc.workloads[w.key]; e != nil && sameList(e.remote, remote) && slices.Equal(e.local, local) {
+		return e.eps
 	}
-	for _, in := range c.remoteInstances(w.key) {
+	out := slices.Clone(local)
+	for _, in := range remote {
 		if in.Node == c.cfg.NodeName || !in.Running {
 			continue
 		}
@@ -298,8 +291,15 @@ func (c *core) endpoints(w *compiled) []endpoint {
 			out = append(out, endpoint{id: in.ID, addr: addr, ready: in.Ready})
 		}
 	}
+	if out == nil {
+		out = []endpoint{} // a list of its own, so that identity tells it from the last
+	}
+	c.svc.workloads[w.key] = &workloadEndpoints{remote: remote, local: local, eps: out}
 	return out
 }
+
+// sameList reports whether a and b are the same list (not merely equal).
+func sameList[T any](a, b []T) bool { return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0]) }
 
 // speaksFor reports whether node may publish an instance at addr: an address of the pod
 // subnet it holds, or its own address (an instance on its node's network). A node's
@@ -369,18 +369,16 @@ func (c *core) routePeers() []network.Peer {
 }
 
 // networkReady adds to Ready what the shell must program: the Service proxy's state when
-// it changed, and the peers' routes when the members or claims changed.
-func (c *core) networkReady() {
+// some of its Services changed (changed names them), and the peers' routes when the
+// members or claims changed.
+func (c *core) networkReady(changed []network.ServiceKey) {
 	if !c.cfg.Network.On() {
 		return
 	}
-	if c.desired != nil {
-		s := c.proxyServices()
-		changed := serviceChanges(c.net.proxy, s)
-		if !c.net.proxySet || len(changed) > 0 {
-			c.net.proxy, c.net.proxySet = s, true
-			c.rd.proxy, c.rd.proxyChanged = &c.net.proxy, changed
-		}
+	if c.desired != nil && (!c.net.proxySet || len(changed) > 0) {
+		c.net.proxy, c.net.proxySet = c.svc.proxy, true
+		list := c.net.proxy // the shell's own copy of the header: the list itself is never modified
+		c.rd.proxy, c.rd.proxyChanged = &list, changed
 	}
 	if !c.clustered {
 		return
@@ -390,7 +388,7 @@ func (c *core) networkReady() {
 	}
 	if p := c.routePeers(); !c.net.peersSet || !reflect.DeepEqual(p, c.net.peers) {
 		c.net.peers, c.net.peersSet = p, true
-		c.rd.peers = &c.net.peers
+		c.rd.peers = &p
 	}
 	c.net.peersFrom = c.view.Nodes
 }

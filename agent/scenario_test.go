@@ -457,6 +457,7 @@ func (s *scenario) view(input string) (gossip.View, error) {
 func (s *scenario) ready() string {
 	rd := s.c.Ready()
 	s.checkStatusCaches(rd.status)
+	s.checkServiceCaches()
 	var out []string
 	if rd.markApplying != "" {
 		out = append(out, "mark applying "+rd.markApplying)
@@ -632,4 +633,26 @@ func parseClaim(node, v string) network.SubnetClaim {
 	p, _ := netip.ParsePrefix(subnet)
 	n, _ := strconv.ParseInt(since, 10, 64)
 	return network.SubnetClaim{Node: node, Subnet: p, Since: n}
+}
+
+// checkServiceCaches fails the scenario when the Services' records kept between Readys
+// differ from records made from nothing: a cache that missed a change.
+func (s *scenario) checkServiceCaches() {
+	s.t.Helper()
+	if s.c.desired == nil || s.c.svc.workloads == nil {
+		return
+	}
+	saved := s.c.svc
+	s.c.svc = serviceCache{}
+	s.c.refreshServices()
+	fresh := s.c.svc
+	s.c.svc = saved
+	for _, c := range []struct {
+		what      string
+		got, want any
+	}{{"DNS", saved.dns, fresh.dns}, {"proxy", saved.proxy, fresh.proxy}} {
+		if g, w := mustJSON(s.t, c.got), mustJSON(s.t, c.want); !bytes.Equal(g, w) {
+			s.t.Fatalf("%s records from the caches differ from records made anew:\ncached: %s\nanew:   %s", c.what, g, w)
+		}
+	}
 }
