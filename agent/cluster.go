@@ -110,6 +110,7 @@ func (c *Config) node() planner.Node {
 		{c.Permissions.HostIPC, planner.AllowHostIPC},
 		{c.Permissions.SeccompUnconfined, planner.AllowSeccompUnconfined},
 		{c.Permissions.SeccompProfileRoot != "", planner.AllowSeccompLocalhost},
+		{c.Permissions.HostPort, planner.AllowHostPort},
 	} {
 		if f.allowed {
 			perms.Allow |= f.p

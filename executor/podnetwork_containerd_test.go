@@ -319,7 +319,7 @@ func TestPodNetworkAcrossRestarts(t *testing.T) {
 func TestPodNetworkHostPortsAndHostNetwork(t *testing.T) {
 	_, hello := env(t)
 	n := newPodNode(t)
-	rt := n.runtime(t, n.pn, executor.WithPermissions(executor.Permissions{HostNetwork: true}))
+	rt := n.runtime(t, n.pn, executor.WithPermissions(executor.Permissions{HostNetwork: true, HostPort: true}))
 	ctx := context.Background()
 	front := helloInstance("front-0", hello[0], executor.ContainerSpec{Name: "app", Env: envs("LISTEN", ":8080", "MESSAGE", "front"),
 		Ports: []executor.Port{{Name: "http", Port: 8080, Protocol: "TCP", HostPort: 18080}}})

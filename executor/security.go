@@ -139,6 +139,10 @@ type Permissions struct {
 	// Capabilities lists the capabilities (NET_RAW or CAP_NET_RAW, any case) that
 	// capabilities.add may name beyond DefaultCapabilities; "ALL" allows any, and ALL itself.
 	Capabilities []string
+	// HostPort allows container ports with a hostPort: with a pod network, a port of the
+	// node forwarded to the instance, which could take any port of the node (its SSH
+	// among them), so Kubernetes' Baseline Pod Security Standard forbids them too.
+	HostPort bool
 }
 
 // Validate checks that every path is absolute.
@@ -178,6 +182,11 @@ func (p Permissions) Check(s *InstanceSpec) error {
 		}
 	}
 	for _, c := range s.Containers {
+		for _, port := range c.Ports {
+			if port.HostPort != 0 && !p.HostPort {
+				return forbid(fmt.Sprintf("hostPort %d of container %s", port.HostPort, c.Name), "--allow-host-port")
+			}
+		}
 		if c.Security.Privileged && !p.Privileged {
 			return forbid("privileged container "+c.Name, "--allow-privileged")
 		}

@@ -87,6 +87,9 @@ func TestPermissionsCheck(t *testing.T) {
 		{"add NET_RAW allowed", base(func(s *InstanceSpec) { s.Containers[0].Security.CapAdd = []string{"net_raw"} }), Permissions{Capabilities: []string{"CAP_NET_RAW"}}, ""},
 		{"add ALL", base(func(s *InstanceSpec) { s.Containers[0].Security.CapAdd = []string{"ALL"} }), Permissions{Capabilities: []string{"NET_RAW"}}, "--allow-capability=ALL"},
 		{"any capability allowed", base(func(s *InstanceSpec) { s.Containers[0].Security.CapAdd = []string{"ALL", "SYS_ADMIN"} }), Permissions{Capabilities: []string{"all"}}, ""},
+		{"hostPort", base(func(s *InstanceSpec) { s.Containers[0].Ports = []Port{{Port: 8080, HostPort: 22}} }), Permissions{HostNetwork: true}, "--allow-host-port"},
+		{"hostPort allowed", base(func(s *InstanceSpec) { s.Containers[0].Ports = []Port{{Port: 8080, HostPort: 22}} }), Permissions{HostPort: true}, ""},
+		{"containerPort alone", base(func(s *InstanceSpec) { s.Containers[0].Ports = []Port{{Port: 8080}} }), Permissions{}, ""},
 		{"localhost seccomp", base(func(s *InstanceSpec) {
 			s.Containers[0].Security = Security{Seccomp: spec.SeccompLocalhost, SeccompProfile: "p.json"}
 		}), Permissions{}, "--seccomp-profile-root"},

@@ -26,6 +26,7 @@ const (
 	disallowedSeccompUnconfined
 	disallowedHostPath
 	disallowedCapability
+	disallowedHostPort
 	tooManyInstances
 	insufficientCPU
 	insufficientMemory
@@ -54,6 +55,7 @@ var reasonText = [numReasons]string{
 	disallowedSeccompUnconfined: "node(s) didn't allow Unconfined seccomp (--allow-unconfined-seccomp)",
 	disallowedHostPath:          "node(s) didn't allow the hostPath volumes (--allow-host-path)",
 	disallowedCapability:        "node(s) didn't allow the added capabilities (--allow-capability)",
+	disallowedHostPort:          "node(s) didn't allow hostPort (--allow-host-port)",
 	tooManyInstances:            "too many instances",
 	insufficientCPU:             "insufficient cpu",
 	insufficientMemory:          "insufficient memory",

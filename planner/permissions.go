@@ -27,6 +27,8 @@ const (
 	AllowSeccompUnconfined
 	// AllowSeccompLocalhost: --seccomp-profile-root.
 	AllowSeccompLocalhost
+	// AllowHostPort: --allow-host-port.
+	AllowHostPort
 )
 
 // Permissions is what a node lets an instance ask for beyond the default sandbox: the
@@ -73,6 +75,13 @@ func needsOf(ps *spec.PodSpec) needs {
 			n.allow |= f.p
 		}
 	}
+	for i := range ps.Containers {
+		for _, port := range ps.Containers[i].Ports {
+			if port.HostPort != 0 {
+				n.allow |= AllowHostPort
+			}
+		}
+	}
 	for _, v := range ps.Volumes {
 		if v.HostPath != nil {
 			n.hostPaths = append(n.hostPaths, path.Clean(v.HostPath.Path))
@@ -117,7 +126,7 @@ func (p *Permissions) refusal(n *needs) reason {
 	}{
 		{AllowHostNetwork, disallowedHostNetwork}, {AllowHostPID, disallowedHostPID}, {AllowHostIPC, disallowedHostIPC},
 		{AllowPrivileged, disallowedPrivileged}, {AllowSeccompLocalhost, disallowedSeccompLocalhost},
-		{AllowSeccompUnconfined, disallowedSeccompUnconfined},
+		{AllowSeccompUnconfined, disallowedSeccompUnconfined}, {AllowHostPort, disallowedHostPort},
 	} {
 		if n.allow&f.p != 0 && p.Allow&f.p == 0 {
 			return f.r

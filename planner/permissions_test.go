@@ -63,6 +63,21 @@ func TestPermissionFilter(t *testing.T) {
 	}
 }
 
+// TestHostPortPermission: a hostPort takes a port of the node, so it goes only to a node
+// that allows hostPorts (one replica a node: the port is a node resource).
+func TestHostPortPermission(t *testing.T) {
+	withHostPort := func(d *spec.Deployment) {
+		d.Spec.Template.Spec.Containers[0].Ports = []spec.ContainerPort{{ContainerPort: 8080, HostPort: 22}}
+	}
+	nodes := cluster(3, 1)
+	nodes[1].Permissions = Permissions{Allow: AllowHostPort}
+	p := New(nil).WithPodNetwork(true).Plan(desired(dep("w", 2, withHostPort)), View{Nodes: nodes})
+	if len(p.Assignments) != 1 || p.Assignments[0].Node != "n001" || len(p.Unplaced) != 1 ||
+		!strings.Contains(p.Unplaced[0].Reason, "2 node(s) didn't allow hostPort (--allow-host-port)") {
+		t.Fatalf("assignments %+v unplaced %+v; want one on n001, the other unplaced for hostPort", p.Assignments, p.Unplaced)
+	}
+}
+
 // TestPermissionReason words the refusal as kube-scheduler does, naming the field, and
 // counts the nodes refusing for each reason.
 func TestPermissionReason(t *testing.T) {

@@ -131,6 +131,7 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.BoolVar(&f.permissions.HostNetwork, "allow-host-network", false, "run instances that ask for hostNetwork: true (otherwise refused)")
 	fl.BoolVar(&f.permissions.HostPID, "allow-host-pid", false, "run instances that ask for hostPID: true (otherwise refused)")
 	fl.BoolVar(&f.permissions.HostIPC, "allow-host-ipc", false, "run instances that ask for hostIPC: true (otherwise refused)")
+	fl.BoolVar(&f.permissions.HostPort, "allow-host-port", false, "run instances whose container ports ask for a hostPort, a port of the node forwarded to them (otherwise refused)")
 	fl.StringSliceVar(&f.permissions.HostPaths, "allow-host-path", nil, "directory whose contents hostPath volumes may mount (repeatable; otherwise refused)")
 	fl.StringVar(&f.permissions.SeccompProfileRoot, "seccomp-profile-root", "", "directory of the seccomp profiles that Localhost profiles name (otherwise refused)")
 	fl.BoolVar(&f.permissions.SeccompUnconfined, "allow-unconfined-seccomp", false, "run containers that ask for seccompProfile type Unconfined (otherwise refused)")
