@@ -221,20 +221,10 @@ func (s *proxyTestServers) serve(t testing.TB, ns *proxyTestNetns, name string) 
 		t.Fatalf("serve in %s: %v", ns.name, err)
 	}
 	s.mu.Lock()
-	s.closers = append(s.closers, func() { ln.Close() }, func() { pc.Close() })
+	s.closers = append(s.closers, func() { pc.Close() })
 	s.mu.Unlock()
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
-			c.Close()
-		}
-	}()
+	s.answerTCP(ln, name)
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		buf := make([]byte, 64)
@@ -248,13 +238,8 @@ func (s *proxyTestServers) serve(t testing.TB, ns *proxyTestNetns, name string) 
 	}()
 }
 
-// serveTCP serves "NAME REMOTE" on a TCP address inside ns (for the outside world).
-func (s *proxyTestServers) serveTCP(t testing.TB, ns *proxyTestNetns, addr, name string) {
-	t.Helper()
-	var ln net.Listener
-	if err := ns.do(func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
-		t.Fatalf("listen %s in %s: %v", addr, ns.name, err)
-	}
+// answerTCP answers every connection to ln with "NAME REMOTE" until the test ends.
+func (s *proxyTestServers) answerTCP(ln net.Listener, name string) {
 	s.mu.Lock()
 	s.closers = append(s.closers, func() { ln.Close() })
 	s.mu.Unlock()
@@ -270,6 +255,16 @@ func (s *proxyTestServers) serveTCP(t testing.TB, ns *proxyTestNetns, addr, name
 			c.Close()
 		}
 	}()
+}
+
+// serveTCP serves "NAME REMOTE" on a TCP address inside ns (for the outside world).
+func (s *proxyTestServers) serveTCP(t testing.TB, ns *proxyTestNetns, addr, name string) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.do(func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
+		t.Fatalf("listen %s in %s: %v", addr, ns.name, err)
+	}
+	s.answerTCP(ln, name)
 }
 
 func (s *proxyTestServers) close() {
