@@ -157,6 +157,19 @@ func (n *podNode) leftovers(t testing.TB, pn *network.PodNetwork) []string {
 	return left
 }
 
+// stopAll stops the instances ids and fails t when the node still holds anything for them.
+func (n *podNode) stopAll(t testing.TB, rt *executor.Containerd, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if err := rt.Stop(context.Background(), id, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left := n.leftovers(t, n.pn); len(left) != 0 {
+		t.Errorf("after Stop, the node still holds %v", left)
+	}
+}
+
 func helloInstance(id, image string, containers ...executor.ContainerSpec) executor.InstanceSpec {
 	for i := range containers {
 		containers[i].Image = image
@@ -211,12 +224,7 @@ func TestPodNetworkSharedByContainers(t *testing.T) {
 	if got := n.get(t, base+":9090/file?path=/etc/hosts"); !strings.Contains(got, addr.String()+"\tshared-0\n") || !strings.Contains(got, "127.0.0.1\tlocalhost") {
 		t.Errorf("/etc/hosts:\n%s", got)
 	}
-	if err := rt.Stop(ctx, inst.ID, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if left := n.leftovers(t, n.pn); len(left) != 0 {
-		t.Errorf("after Stop, the node still holds %v", left)
-	}
+	n.stopAll(t, rt, inst.ID)
 }
 
 // Two instances of one image both listen on container port 8080: no conflict, each at its
@@ -244,14 +252,7 @@ func TestPodNetworkSameContainerPort(t *testing.T) {
 	if list, _ = rt.List(ctx); !list[0].Running() || !list[1].Running() {
 		t.Errorf("not both running: %+v", list)
 	}
-	for _, inst := range list {
-		if err := rt.Stop(ctx, inst.ID, time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if left := n.leftovers(t, n.pn); len(left) != 0 {
-		t.Errorf("after Stop, the node still holds %v", left)
-	}
+	n.stopAll(t, rt, list[0].ID, list[1].ID)
 }
 
 // A new runtime and pod network on the same state (an agent restart) list the same
@@ -361,14 +362,7 @@ func TestPodNetworkHostPortsAndHostNetwork(t *testing.T) {
 	if atts, _ := n.pn.Attachments(); len(atts) != 1 {
 		t.Errorf("after a failed Start, attachments %+v; want front-0 only", atts)
 	}
-	for _, id := range []string{"front-0", "host-0"} {
-		if err := rt.Stop(ctx, id, time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if left := n.leftovers(t, n.pn); len(left) != 0 {
-		t.Errorf("after Stop, the node still holds %v", left)
-	}
+	n.stopAll(t, rt, "front-0", "host-0")
 	if rules := n.run(t, "iptables-save", "-t", "nat"); strings.Contains(rules, "18080") {
 		t.Errorf("hostPort rules left after Stop:\n%s", rules)
 	}

@@ -22,15 +22,8 @@ func TestBuildHelloPushesRunnableImages(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	// The pushes' keep-alive connections would otherwise outlive the test.
 	defer remote.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	reg, err := StartRegistry("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := reg.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	reg, stop := startTestRegistry(t)
+	defer stop() // before goleak looks
 	refs, err := BuildHello(context.Background(), t.TempDir(), reg.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -93,15 +86,8 @@ func TestRegistryClosesCleanly(t *testing.T) {
 func TestRegistryListenAlso(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	defer remote.DefaultTransport.(*http.Transport).CloseIdleConnections()
-	reg, err := StartRegistry("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := reg.Close(); err != nil {
-			t.Error(err)
-		}
-	}()
+	reg, stop := startTestRegistry(t)
+	defer stop() // before goleak looks
 	also, err := reg.ListenAlso("127.0.0.2:0")
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +139,20 @@ func fileInLayer(t *testing.T, open func() (io.ReadCloser, error)) *tar.Header {
 		}
 		if hdr.Typeflag == tar.TypeReg {
 			return hdr
+		}
+	}
+}
+
+// startTestRegistry serves a registry on loopback; stop closes it.
+func startTestRegistry(t *testing.T) (reg *Registry, stop func()) {
+	t.Helper()
+	reg, err := StartRegistry("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg, func() {
+		if err := reg.Close(); err != nil {
+			t.Error(err)
 		}
 	}
 }
