@@ -490,34 +490,50 @@ func (w *netWorker) run(ctx context.Context) {
 		case <-w.kick:
 		case <-retry.C:
 		}
-		if !w.program() {
-			retry.Reset(time.Second)
+		if again := w.program(); again > 0 {
+			retry.Reset(again)
 		}
 	}
 }
 
-// program carries out what waits, the subnet first; it reports false when something
-// failed and waits again.
-func (w *netWorker) program() bool {
+// Retries of the network worker: a failure soon; peers the routes refused later, since a
+// refusal can depend on the node's state (its subnet, a link not up yet), unlike a
+// Service's, which depends on the Service alone and is not tried again.
+const (
+	retryFailed       = time.Second
+	retryRefusedPeers = 5 * time.Second
+)
+
+// program carries out what waits, the subnet first; it returns when to try again what
+// did not go through (0: all did).
+func (w *netWorker) program() time.Duration {
 	w.mu.Lock()
 	subnet, services, peers := w.subnet, w.services, w.peers
 	changed, whole := w.changed, w.whole
 	w.subnet, w.services, w.peers = nil, nil, nil
 	w.changed, w.whole = map[network.ServiceKey]bool{}, false
 	w.mu.Unlock()
-	ok := true
+	var again time.Duration
+	retryIn := func(d time.Duration, put func()) {
+		w.mu.Lock()
+		put()
+		w.mu.Unlock()
+		if again == 0 || d < again {
+			again = d
+		}
+	}
 	keep := func(err error, what string, put func()) {
 		switch {
 		case err == nil:
+		case refusedOnly(err) && what == "routes":
+			w.log.Warn("some peers not routed; trying again later", "err", err)
+			retryIn(retryRefusedPeers, put)
 		case refusedOnly(err):
 			// The rest is programmed; the same input would be refused again.
 			w.log.Warn("part of the pod network not programmed", "what", what, "err", err)
 		default:
 			w.log.Error("programming the pod network failed; trying again", "what", what, "err", err)
-			w.mu.Lock()
-			put()
-			w.mu.Unlock()
-			ok = false
+			retryIn(retryFailed, put)
 		}
 	}
 	if subnet != nil {
@@ -548,7 +564,7 @@ func (w *netWorker) program() bool {
 			}
 		})
 	}
-	return ok
+	return again
 }
 
 // pick splits the Services named in changed into those of services (changed or new) and

@@ -71,7 +71,7 @@ func TestNetWorkerSendsChangesOnly(t *testing.T) {
 			rd.proxyChanged = append(rd.proxyChanged, network.ServiceKey{Namespace: "ns", Name: c})
 		}
 		w.offer(rd)
-		return w.program()
+		return w.program() == 0
 	}
 	a, b := svc("a", "10.244.1.2"), svc("b", "10.244.1.3")
 	offer([]network.Service{a, b}, "a", "b")
@@ -82,7 +82,9 @@ func TestNetWorkerSendsChangesOnly(t *testing.T) {
 	if offer([]network.Service{}, "b") {
 		t.Error("a failed update reported done")
 	}
-	w.program() // the retry a second later
+	if again := w.program(); again != 0 { // the retry a second later
+		t.Errorf("the retry failed again (%v)", again)
+	}
 	f.fail = fmt.Errorf("one Service: %w", network.ErrServiceRefused)
 	if !offer([]network.Service{a}, "a") {
 		t.Error("a refusal of part of the input is retried")
@@ -99,6 +101,24 @@ func TestNetWorkerSendsChangesOnly(t *testing.T) {
 	}
 	if !reflect.DeepEqual(f.calls, want) {
 		t.Errorf("calls:\n%q\nwant:\n%q", f.calls, want)
+	}
+}
+
+// Peers the routes refuse are offered again later: a refusal can come from the node's
+// own state (its subnet, a link not up yet), which changes without a new list of peers.
+func TestNetWorkerRetriesRefusedPeers(t *testing.T) {
+	f := &fakeNetwork{fail: fmt.Errorf("node b: %w", network.ErrPeerRefused)}
+	w := newNetWorker(f, slog.New(slog.DiscardHandler))
+	peers := []network.Peer{{Node: "b"}}
+	w.offer(ready{peers: &peers})
+	if again := w.program(); again != retryRefusedPeers {
+		t.Errorf("after a refusal: try again in %v, want %v", again, retryRefusedPeers)
+	}
+	if again := w.program(); again != 0 {
+		t.Errorf("the retry: %v", again)
+	}
+	if want := []string{"peers 1", "peers 1"}; !reflect.DeepEqual(f.calls, want) {
+		t.Errorf("calls %q, want %q", f.calls, want)
 	}
 }
 
