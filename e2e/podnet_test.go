@@ -128,15 +128,7 @@ func testPodNetwork(t *testing.T, mode string, full bool) {
 	t.Cleanup(func() { checkNothingLeft(t, c, tmp) }) // runs after every cleanup of the cluster
 	c = newClusterWith(t, repo, flags, 1, 2, 3)
 	a := c.agents[1]
-	a.waitFor("3 nodes with pod subnets", func(st *agent.Status) bool {
-		n := 0
-		for _, node := range st.Nodes {
-			if node.PodSubnet != "" && node.Alive {
-				n++
-			}
-		}
-		return n == 3
-	})
+	c.waitForSubnets(3)
 	repo.Commit("six tiers on one port", chainManifests("v1"))
 	for _, ag := range c.agents {
 		ag.webhook()
@@ -342,15 +334,7 @@ func BenchmarkReadinessToVIP(b *testing.B) {
 	}
 	c := newClusterWith(b, repo, flags, 1, 2, 3)
 	a := c.agents[1]
-	a.waitFor("three members with subnets", func(st *agent.Status) bool {
-		n := 0
-		for _, node := range st.Nodes {
-			if node.PodSubnet != "" {
-				n++
-			}
-		}
-		return n == 3
-	})
+	c.waitForSubnets(3)
 	repo.Commit("tier6", map[string]string{"tier6.yaml": tierDeployment(6, 2, "v1"), "svc.yaml": tierService(6, "")})
 	st := a.waitFor("two ready instances", func(st *agent.Status) bool { w := workload(st, "tier6"); return w != nil && w.Ready == 2 })
 	failing := workload(st, "tier6").Instances[0]
@@ -429,4 +413,21 @@ func proxiesTo(b *testing.B, ns string, addr [4]byte) bool {
 		}
 	}
 	return false
+}
+
+// waitForSubnets waits until every agent sees n alive members with pod subnets: a node
+// routes to another's instances only once it knows that node's claim.
+func (c *cluster) waitForSubnets(n int) {
+	c.t.Helper()
+	for _, a := range c.agents {
+		a.waitFor(fmt.Sprint(n, " members with pod subnets"), func(st *agent.Status) bool {
+			seen := 0
+			for _, node := range st.Nodes {
+				if node.PodSubnet != "" && node.Alive {
+					seen++
+				}
+			}
+			return seen == n
+		})
+	}
 }
