@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -156,6 +157,9 @@ func parseRevisionSteps(suffix string) ([]revisionStep, error) {
 	return steps, nil
 }
 
+// pseudoRef is a ref name that lives at the top of the Git directory: HEAD, ORIG_HEAD, FETCH_HEAD, ….
+var pseudoRef = regexp.MustCompile(`^[A-Z_]*HEAD$`)
+
 // prefixLister finds the objects whose hashes start with some bytes; go-git's filesystem
 // storage is one, reading pack indexes instead of every object.
 type prefixLister interface {
@@ -178,6 +182,9 @@ func (l *Local) resolveBase(base string) (plumbing.Hash, error) {
 	}
 	for _, rule := range plumbing.RefRevParseRules {
 		name := plumbing.ReferenceName(fmt.Sprintf(rule, base))
+		if rule == "%s" && !strings.HasPrefix(base, "refs/") && !pseudoRef.MatchString(base) {
+			continue // git looks in the Git directory itself only for these
+		}
 		if name != plumbing.HEAD && name.Validate() != nil {
 			continue
 		}
