@@ -45,9 +45,9 @@ func LocalPath(url string) (string, bool) {
 
 // OpenLocal opens the repository that dir names, as git finds it: dir may be a bare
 // repository, the top of a work tree, any directory inside a work tree (the enclosing
-// .git is searched upwards) or a linked work tree (`git worktree add`). The manifests are
-// read from manifestPath (slash-separated, relative) under the subdirectory of the work
-// tree that dir names, as `git ls-tree REV` in that subdirectory lists it.
+// .git or bare repository is searched upwards) or a linked work tree (`git worktree
+// add`). The manifests are read from manifestPath (slash-separated, relative) under the
+// subdirectory of the work tree that dir names, as `git ls-tree REV` there lists it.
 func OpenLocal(dir, manifestPath string, opts ...Option) (*Local, error) {
 	g, top, sub, err := findLocal(dir)
 	if err != nil {
@@ -104,14 +104,15 @@ func findLocal(dir string) (*git.Repository, string, string, error) {
 	if _, err := os.Stat(abs); err != nil {
 		return nil, "", "", fmt.Errorf("source: repository %s: %w", dir, err)
 	}
-	g, err := git.PlainOpenWithOptions(abs, &git.PlainOpenOptions{DetectDotGit: true, EnableDotGitCommonDir: true})
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		return nil, "", "", fmt.Errorf("%w (nor any of its parents): %s", ErrNotARepository, dir)
+	root, err := discoverRepository(abs)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("%w: %s", err, dir)
 	}
+	g, err := git.PlainOpenWithOptions(root, &git.PlainOpenOptions{EnableDotGitCommonDir: true})
 	if err != nil {
 		return nil, "", "", fmt.Errorf("source: open %s: %w", dir, err)
 	}
-	top, sub := abs, "."
+	top, sub := root, "." // a bare repository: no work tree, no subdirectory
 	if wt, err := g.Worktree(); err == nil {
 		top = wt.Filesystem.Root()
 		if rel, err := filepath.Rel(top, abs); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
@@ -119,6 +120,37 @@ func findLocal(dir string) (*git.Repository, string, string, error) {
 		}
 	}
 	return g, top, sub, nil
+}
+
+// discoverRepository walks up from dir as git does: the first directory that holds a .git
+// (a directory, or a file pointing to one as in linked work trees) or is itself a bare
+// repository. go-git's DetectDotGit looks for .git only, so it would take a bare repository
+// for a plain directory and keep climbing, into whatever repository encloses it.
+func discoverRepository(dir string) (string, error) {
+	for {
+		if _, err := os.Lstat(filepath.Join(dir, git.GitDirName)); err == nil {
+			return dir, nil
+		}
+		if isBareRepository(dir) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("%w (nor any of its parents)", ErrNotARepository)
+		}
+		dir = parent
+	}
+}
+
+// isBareRepository is git's test of a Git directory: a HEAD file, objects/ and refs/.
+func isBareRepository(dir string) bool {
+	for name, wantDir := range map[string]bool{"HEAD": false, "objects": true, "refs": true} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil || fi.IsDir() != wantDir {
+			return false
+		}
+	}
+	return true
 }
 
 // Path is the manifest directory inside the repository that Load reads: "." for the root.

@@ -184,6 +184,17 @@ func TestOpenLocalFindsTheRepositoryAsGitDoes(t *testing.T) {
 		t.Errorf("main from the linked work tree = %q, %v", main.Commit, err)
 	}
 
+	// A bare repository is itself, even inside a work tree (go-git's DetectDotGit would
+	// climb past it into the enclosing repository).
+	bare := filepath.Join(repo.Dir, "apps", "mirror.git")
+	repo.Git("clone", "--quiet", "--bare", repo.Dir, bare)
+	for _, dir := range []string{bare, filepath.Join(bare, "refs", "heads")} {
+		b := openLocal(t, dir)
+		if head, err := b.Resolve("feature"); b.Dir != bare || b.Path() != "." || err != nil || head.Commit != repo.Git("rev-parse", "feature") {
+			t.Errorf("OpenLocal(%s): Dir %q, Path %q, feature %q, %v; want the bare repository", dir, b.Dir, b.Path(), head.Commit, err)
+		}
+	}
+
 	if _, err := OpenLocal(t.TempDir(), ""); !errors.Is(err, ErrNotARepository) {
 		t.Errorf("OpenLocal of a plain directory: %v, want ErrNotARepository", err)
 	}
