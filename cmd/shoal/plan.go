@@ -76,11 +76,13 @@ replica of the new revision would run, and why a replica could not be placed.
 			for _, side := range []manifests{before, after} {
 				if side.diags.HasErrors() {
 					if output == "json" {
-						_ = writeJSON(out, planReport{From: planSide{Where: before.where}, To: planSide{Where: after.where}, Changes: []planChange{}, Warnings: spec.Diagnostics{}, Errors: side.diags.Errors()})
-						return &exitError{code: exitTrouble, err: fmt.Errorf("%s: manifests are invalid", side.where)}
-					}
-					for _, d := range side.diags.Errors() {
-						fmt.Fprintln(out, d.String())
+						// The exit status says it failed whether or not the document could be written.
+						_ = writeJSON(out, planReport{From: planSideOf(before), To: planSideOf(after),
+							Changes: []planChange{}, Warnings: spec.Diagnostics{}, Errors: side.diags.Errors()})
+					} else {
+						for _, d := range side.diags.Errors() {
+							fmt.Fprintln(out, d.String())
+						}
 					}
 					return &exitError{code: exitTrouble, err: fmt.Errorf("%s: manifests are invalid", side.where)}
 				}

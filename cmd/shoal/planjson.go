@@ -69,11 +69,11 @@ type planSummary struct {
 
 func ref(k spec.Key) objectRef { return objectRef{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name} }
 
-func side(m manifests) planSide { return planSide{Where: m.where, Revision: m.revision} }
+func planSideOf(m manifests) planSide { return planSide{Where: m.where, Revision: m.revision} }
 
 // newPlanReport turns a diff and its new warnings into the JSON document.
 func newPlanReport(before, after manifests, changes []planner.Change, warnings spec.Diagnostics) planReport {
-	r := planReport{From: side(before), To: side(after), Changes: []planChange{}, Warnings: nonNil(warnings)}
+	r := planReport{From: planSideOf(before), To: planSideOf(after), Changes: []planChange{}, Warnings: nonNil(warnings)}
 	for _, c := range changes {
 		pc := planChange{Action: string(c.Action), objectRef: ref(c.Key), Fields: []planField{}, Instances: c.Instances}
 		for _, f := range c.Fields {

@@ -203,6 +203,23 @@ func TestPlanShowsWhatAConfigChangeReplaces(t *testing.T) {
 	}
 }
 
+func TestPlanJSONOfAnInvalidRevision(t *testing.T) {
+	repo, _, second := configApp(t)
+	repo.Commit("broken", map[string]string{"deploy/bad.yaml": "apiVersion: v1\nkind: Service\nmetadata: {name: Bad_Name}\n"})
+	code, out, _ := shoal(t, "plan", "--repo", repo.Dir, "--path", "deploy", "--from", second, "--to", "HEAD", "-o", "json")
+	var report planReport
+	if err := json.Unmarshal([]byte(out), &report); err != nil || code != 2 {
+		t.Fatalf("exit %d, %v:\n%s", code, err, out)
+	}
+	found := false
+	for _, d := range report.Errors {
+		found = found || d.File == "bad.yaml" && d.Line == 3 && d.Path == "metadata.name"
+	}
+	if !found || len(report.Changes) != 0 || report.To.Revision == nil || report.To.Revision.Commit != repo.Git("rev-parse", "HEAD") {
+		t.Errorf("report of an invalid revision: %+v", report)
+	}
+}
+
 func equalJSON(a, b any) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
