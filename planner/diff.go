@@ -30,8 +30,26 @@ const (
 type Change struct {
 	Action Action
 	Key    spec.Key
-	// Fields lists what an update changes, in field order; empty for create and delete.
+	// Fields lists what an update changes, in field order; empty for create and delete,
+	// and for a Deployment that changes only through the ConfigMaps and Secrets in Config.
 	Fields []FieldChange
+	// Instances is, for a Deployment update whose instances are replaced (its instance
+	// hash changes: template or referenced config), how many instances of the new
+	// revision replace them: its new replicas. 0 otherwise.
+	Instances int
+	// Config lists, for a Deployment update whose instances are replaced, the changed
+	// (created, updated or deleted) ConfigMaps and Secrets its pod template uses.
+	Config []spec.Key
+	// Replaces lists, for a ConfigMap or Secret, the Deployments of the new revision that
+	// use it and whose instances are replaced: by its change alone, or by it among others.
+	Replaces []Replacement
+}
+
+// Replacement is a Deployment whose instances a ConfigMap or Secret change replaces.
+type Replacement struct {
+	Deployment spec.Key
+	// Instances is how many instances replace the running ones: the new replicas.
+	Instances int
 }
 
 // FieldChange is one leaf (or whole added or removed subtree) that differs.
@@ -45,8 +63,16 @@ type FieldChange struct {
 	Old, New string
 }
 
-// Diff compares two sets object by object and field by field, in Key order. Either may be nil.
+// Diff compares two sets object by object and field by field, in Key order. Either may be
+// nil. It also says which Deployments' instances are replaced because a ConfigMap or Secret
+// they use changed (see Change.Config and Change.Replaces): such a Deployment is an update
+// even when its own manifest is the same.
 func Diff(old, new *spec.Set) []Change {
+	return configImpact(old, new, diffObjects(old, new))
+}
+
+// diffObjects compares two sets object by object and field by field, in Key order.
+func diffObjects(old, new *spec.Set) []Change {
 	a, b := objectsOf(old), objectsOf(new)
 	var changes []Change
 	for len(a) > 0 || len(b) > 0 {
@@ -63,6 +89,64 @@ func Diff(old, new *spec.Set) []Change {
 			}
 			a, b = a[1:], b[1:]
 		}
+	}
+	return changes
+}
+
+// configImpact adds to changes what the changed ConfigMaps and Secrets do to the
+// Deployments that use them: a Deployment of both revisions whose instance hash differs
+// is replaced, and the changed config it references (spec.ConfigReferences, the objects
+// its hash covers) is the reason, besides any change of its own template.
+func configImpact(old, new *spec.Set, changes []Change) []Change {
+	if old == nil || new == nil {
+		return changes
+	}
+	at := make(map[spec.Key]int, len(changes))
+	for i, c := range changes {
+		at[c.Key] = i
+	}
+	isConfig := func(k spec.Key) bool {
+		_, changed := at[k]
+		return changed && (k.Kind == spec.KindConfigMap || k.Kind == spec.KindSecret)
+	}
+	added := false
+	for _, d := range new.Deployments {
+		before := old.Deployment(d.Metadata.Namespace, d.Metadata.Name)
+		if before == nil || spec.InstanceHash(old, before) == spec.InstanceHash(new, d) {
+			continue
+		}
+		instances := 1
+		if d.Spec.Replicas != nil {
+			instances = int(*d.Spec.Replicas)
+		}
+		var config []spec.Key
+		for _, k := range spec.ConfigReferences(d) {
+			if isConfig(k) {
+				config = append(config, k)
+				c := &changes[at[k]]
+				c.Replaces = append(c.Replaces, Replacement{Deployment: d.Key(), Instances: instances})
+			}
+		}
+		i, ok := at[d.Key()]
+		if !ok {
+			if len(config) == 0 {
+				continue // cannot happen: the hash covers only the template and config
+			}
+			changes = append(changes, Change{Action: ActionUpdate, Key: d.Key()})
+			i, added = len(changes)-1, true
+		}
+		changes[i].Instances, changes[i].Config = instances, config
+	}
+	if added {
+		slices.SortStableFunc(changes, func(a, b Change) int {
+			switch {
+			case keyLess(a.Key, b.Key):
+				return -1
+			case keyLess(b.Key, a.Key):
+				return 1
+			}
+			return 0
+		})
 	}
 	return changes
 }
@@ -319,9 +403,24 @@ func FormatDiff(w io.Writer, changes []Change) error {
 	mark := map[Action]string{ActionCreate: "+", ActionUpdate: "~", ActionDelete: "-"}
 	for _, c := range changes {
 		counts[c.Action]++
-		b.WriteString(mark[c.Action] + " " + c.Key.String() + "\n")
+		b.WriteString(mark[c.Action] + " " + c.Key.String())
+		if len(c.Config) > 0 {
+			names := make([]string, len(c.Config))
+			for i, k := range c.Config {
+				names[i] = k.Kind + "/" + k.Name // the Deployment's own namespace
+			}
+			b.WriteString(" (config: " + strings.Join(names, ", ") + ")")
+		}
+		b.WriteString("\n")
 		for _, f := range c.Fields {
 			b.WriteString("    " + f.Path + ": " + orNone(f.Old) + " -> " + orNone(f.New) + "\n")
+		}
+		if len(c.Replaces) > 0 {
+			deps := make([]string, len(c.Replaces))
+			for i, r := range c.Replaces {
+				deps[i] = fmt.Sprintf("%s (%s)", r.Deployment, instances(r.Instances))
+			}
+			b.WriteString("    → replaces " + strings.Join(deps, ", ") + "\n")
 		}
 	}
 	if len(changes) > 0 {
@@ -332,6 +431,13 @@ func FormatDiff(w io.Writer, changes []Change) error {
 		return fmt.Errorf("planner: write diff: %w", err)
 	}
 	return nil
+}
+
+func instances(n int) string {
+	if n == 1 {
+		return "1 instance"
+	}
+	return strconv.Itoa(n) + " instances"
 }
 
 func orNone(s string) string {

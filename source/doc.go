@@ -1,6 +1,8 @@
 // Package source owns Shoal's Git source: where the manifests live (Source), a local clone
 // that survives restarts (Repo), the poll loop that turns new commits into desired state
-// (Poller) and the webhook that asks it to look now (Webhook).
+// (Poller) and the webhook that asks it to look now (Webhook). For `shoal validate` and
+// `shoal plan`, Local reads a repository on this machine where it is, naming revisions as
+// git rev-parse does (Resolve).
 //
 // The flow for one commit is Head (a cheap ls-remote) → Fetch (only when the head moved)
 // → Load (spec.Load over the commit's tree, read straight from the object store, no

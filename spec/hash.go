@@ -43,16 +43,24 @@ func computeInstanceHash(set *Set, d *Deployment) string {
 	// map iteration order; neither it nor the hash can fail on these types.
 	enc := json.NewEncoder(h)
 	_ = enc.Encode(d.Spec.Template)
+	for _, k := range ConfigReferences(d) {
+		_ = enc.Encode(k)
+		_ = enc.Encode(referencedContent(set, k))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:instanceHashLength]
+}
+
+// ConfigReferences lists the ConfigMaps and Secrets d's pod template uses (env valueFrom,
+// envFrom, volumes), each once, ordered by kind and name: the objects whose content enters
+// InstanceHash, so a change to any of them replaces d's instances. Optional references
+// are listed whether or not the object exists.
+func ConfigReferences(d *Deployment) []Key {
 	var targets []Key
 	eachPodReference(nil, &d.Spec.Template.Spec, d.Metadata.Namespace, func(u podReference) {
 		targets = append(targets, u.target)
 	})
 	slices.SortFunc(targets, func(a, b Key) int { return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Name, b.Name)) })
-	for _, k := range slices.Compact(targets) {
-		_ = enc.Encode(k)
-		_ = enc.Encode(referencedContent(set, k))
-	}
-	return hex.EncodeToString(h.Sum(nil))[:instanceHashLength]
+	return slices.Compact(targets)
 }
 
 // configContent is what a ConfigMap or Secret contributes to InstanceHash; empty

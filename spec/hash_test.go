@@ -78,3 +78,33 @@ func TestInstanceHash(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigReferencesAreWhatTheHashCovers: every way a pod template uses a ConfigMap or
+// Secret is listed once, in kind and name order, optional ones included.
+func TestConfigReferencesAreWhatTheHashCovers(t *testing.T) {
+	web := withContainer(
+		"env:",
+		"- {name: A, valueFrom: {configMapKeyRef: {name: env, key: a}}}",
+		"- {name: B, valueFrom: {secretKeyRef: {name: creds, key: b, optional: true}}}",
+		"- {name: C, valueFrom: {configMapKeyRef: {name: env, key: c, optional: true}}}",
+		"envFrom: [{secretRef: {name: api-keys}}, {configMapRef: {name: common}}]",
+		"volumeMounts: [{name: files, mountPath: /etc/app}, {name: tls, mountPath: /etc/tls}]",
+	) + indent(6, []string{"volumes: [{name: files, configMap: {name: files}}, {name: tls, secret: {secretName: tls, optional: true}}]"})
+	fsys := fstest.MapFS{"web.yaml": &fstest.MapFile{Data: []byte(web)}}
+	for _, cm := range []string{"env", "common", "files"} {
+		fsys[cm+".yaml"] = &fstest.MapFile{Data: []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + cm + "}\ndata: {a: '1'}\n")}
+	}
+	fsys["api-keys.yaml"] = &fstest.MapFile{Data: []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: api-keys}\nstringData: {k: v}\n")}
+	set, diags := Load(fsys, LoadOptions{})
+	if set == nil {
+		t.Fatalf("load: %s", diags.Error())
+	}
+	var got []string
+	for _, k := range ConfigReferences(set.Deployment("default", "web")) {
+		got = append(got, k.String())
+	}
+	want := "ConfigMap/default/common ConfigMap/default/env ConfigMap/default/files Secret/default/api-keys Secret/default/creds Secret/default/tls"
+	if strings.Join(got, " ") != want {
+		t.Errorf("ConfigReferences = %v, want %s", got, want)
+	}
+}

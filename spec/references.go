@@ -64,7 +64,8 @@ type podReference struct {
 }
 
 // eachPodReference calls fn for every ConfigMap and Secret a pod spec (at p) uses:
-// env valueFrom, envFrom and volumes. It serves both validation and InstanceHash,
+// env valueFrom, envFrom and volumes. It serves both validation and ConfigReferences
+// (InstanceHash, and what `shoal plan` says a config change replaces),
 // so that what is checked to exist is exactly what changes the hash.
 func eachPodReference(p *fieldPath, ps *PodSpec, namespace string, fn func(podReference)) {
 	configMap := func(name string) Key { return Key{Kind: KindConfigMap, Namespace: namespace, Name: name} }

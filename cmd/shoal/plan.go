@@ -14,7 +14,7 @@ func newPlanCommand() *cobra.Command {
 		src                      repoFlags
 		from, to                 string
 		clusterFile, clusterFrom string
-		podNetwork               string
+		podNetwork, output       string
 		api                      apiClientFlags
 	)
 	cmd := &cobra.Command{
@@ -32,10 +32,28 @@ base did not have (a Service that selects nothing, a targetPort no container has
 Exits 0 when nothing would change, 1 when something would (like flux diff), 2 on trouble,
 including invalid manifests on either side (their findings are printed).
 
+A ConfigMap or Secret change lists the Deployments that use it and whose instances it
+replaces ("→ replaces Deployment/default/web (3 instances)"), and such a Deployment is
+shown as an update naming the config ("(config: ConfigMap/app-config)") even when its own
+manifest did not change.
+
+A local repository (a path, relative ones too, or file://; any directory inside its work
+tree) is read where it is, and REV is anything git rev-parse reads: HEAD, HEAD~1, HEAD^,
+a branch, origin/main, a tag, a full or short SHA. A remote one is cloned under --state-dir
+and asked for branches, tags and full SHAs only.
+
 With --cluster FILE (or --cluster-from ADDR, an agent's address) it also shows where each
-replica of the new revision would run, and why a replica could not be placed.`,
+replica of the new revision would run, and why a replica could not be placed.
+
+-o json prints {from, to, changes, summary, warnings} for tools (placement is text only).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return &exitError{code: exitTrouble, err: fmt.Errorf("-o: want text or json, got %q", output)}
+			}
+			if output == "json" && (clusterFile != "" || clusterFrom != "") {
+				return &exitError{code: exitTrouble, err: fmt.Errorf("-o json shows no placement: leave out --cluster and --cluster-from")}
+			}
 			if src.url == "" {
 				return &exitError{code: exitTrouble, err: fmt.Errorf("plan needs --repo (and --to REV, or a DIR to compare against --from)")}
 			}
@@ -57,14 +75,29 @@ replica of the new revision would run, and why a replica could not be placed.`,
 			out := cmd.OutOrStdout()
 			for _, side := range []manifests{before, after} {
 				if side.diags.HasErrors() {
-					for _, d := range side.diags.Errors() {
-						fmt.Fprintln(out, d.String())
+					if output == "json" {
+						// The exit status says it failed whether or not the document could be written.
+						_ = writeJSON(out, planReport{From: planSideOf(before), To: planSideOf(after),
+							Changes: []planChange{}, Warnings: spec.Diagnostics{}, Errors: side.diags.Errors()})
+					} else {
+						for _, d := range side.diags.Errors() {
+							fmt.Fprintln(out, d.String())
+						}
 					}
 					return &exitError{code: exitTrouble, err: fmt.Errorf("%s: manifests are invalid", side.where)}
 				}
 			}
-			fmt.Fprintf(out, "plan: %s → %s\n", before.where, after.where)
 			changes := planner.Diff(before.set, after.set)
+			if output == "json" {
+				if err := writeJSON(out, newPlanReport(before, after, changes, newWarnings(before.diags, after.diags))); err != nil {
+					return &exitError{code: exitTrouble, err: err}
+				}
+				if len(changes) > 0 {
+					return &exitError{code: exitFindings}
+				}
+				return nil
+			}
+			fmt.Fprintf(out, "plan: %s → %s\n", before.where, after.where)
 			if err := planner.FormatDiff(out, changes); err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
@@ -85,8 +118,9 @@ replica of the new revision would run, and why a replica could not be placed.`,
 		},
 	}
 	src.register(cmd, false)
-	cmd.Flags().StringVar(&from, "from", "", "base revision: branch, tag or commit (default: the source's branch head)")
-	cmd.Flags().StringVar(&to, "to", "", "revision to compare with the base: branch, tag or commit")
+	cmd.Flags().StringVar(&from, "from", "", "base revision, as git rev-parse reads it for a local repository (default: HEAD, or a remote's default branch)")
+	cmd.Flags().StringVar(&to, "to", "", "revision to compare with the base (HEAD, HEAD~1, main, v1.2, a short SHA, …)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVar(&clusterFile, "cluster", "", "also show where each replica would run on the nodes of this YAML file (nodes: [{name, labels, cpu, memory}])")
 	cmd.Flags().StringVar(&clusterFrom, "cluster-from", "", "also show where each replica would run on the cluster as the agent at this address sees it")
 	cmd.Flags().StringVar(&podNetwork, "pod-network", "on", `as the agents' --pod-network: "off" makes every container port a node resource`)

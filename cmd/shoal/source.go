@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -41,11 +44,26 @@ func (f *repoFlags) register(cmd *cobra.Command, withBranch bool) {
 }
 
 // source turns the flags into a source.Source following branch (or the default branch).
+//
+// A local repository may be given as a relative path or as a directory inside its work
+// tree: it becomes the absolute top of the work tree, and the subdirectory goes in front
+// of --path, so that `shoal agent --repo .` means what it says even though the daemon
+// itself accepts only absolute paths (its working directory is an accident).
 func (f *repoFlags) source() source.Source {
+	url, manifestPath := f.url, f.path
+	if dir, ok := source.LocalPath(f.url); ok {
+		if top, sub, err := source.FindLocal(dir); err == nil {
+			if top != dir || sub != "." {
+				url, manifestPath = top, path.Join(sub, f.path)
+			}
+		} else if abs, err := filepath.Abs(dir); err == nil {
+			url = abs // not a repository yet: the source reports what is wrong with it
+		}
+	}
 	return source.Source{
-		URL:    f.url,
+		URL:    url,
 		Branch: f.branch,
-		Path:   f.path,
+		Path:   manifestPath,
 		Auth: source.Auth{
 			Username:       f.username,
 			Password:       os.Getenv("SHOAL_GIT_PASSWORD"),
@@ -73,10 +91,10 @@ type manifests struct {
 	diags    spec.Diagnostics
 }
 
-var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+var fullSHA = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
 
 // loadManifests reads the directory in args when there is one, else the repository's
-// revision rev (a branch, a tag or a full commit SHA; empty means the followed branch).
+// revision rev (empty means HEAD of a local repository, the followed branch of a remote).
 // Invalid manifests are not an error: they come back in diags. Errors are about reading.
 func loadManifests(ctx context.Context, args []string, f repoFlags, rev string) (manifests, error) {
 	if len(args) == 1 {
@@ -94,11 +112,50 @@ func loadManifests(ctx context.Context, args []string, f repoFlags, rev string) 
 	if f.url == "" {
 		return manifests{}, errors.New("give a directory or --repo URL")
 	}
+	if dir, ok := source.LocalPath(f.url); ok {
+		return loadLocal(ctx, dir, f, cmp.Or(rev, f.branch))
+	}
+	return loadRemote(ctx, f, rev)
+}
+
+// loadLocal reads revision rev of the repository on this machine that dir is in, where it
+// is: any revision git rev-parse reads (see source.Local.Resolve), with no clone.
+func loadLocal(ctx context.Context, dir string, f repoFlags, rev string) (manifests, error) {
+	repo, err := source.OpenLocal(dir, f.path, f.limits.repoOptions()...)
+	if err != nil {
+		return manifests{}, err
+	}
+	defer repo.Close()
+	r, err := repo.Resolve(rev)
+	if err != nil {
+		return manifests{}, err
+	}
+	where := short(r.Commit)
+	if name := cmp.Or(rev, "HEAD"); !strings.HasPrefix(r.Commit, strings.ToLower(name)) {
+		where = fmt.Sprintf("%s (%s)", name, where)
+	}
+	desired, diags, err := repo.Load(ctx, r)
+	if err != nil && !errors.Is(err, source.ErrRevisionRejected) {
+		return manifests{}, err
+	}
+	m := manifests{where: where, revision: &r, diags: diags}
+	if desired != nil {
+		m.set = desired.Objects
+	}
+	return m, nil
+}
+
+// loadRemote fetches revision rev of a remote repository into the clone under the state
+// directory and reads it. A remote is asked for refs only, as git fetch does, so rev is
+// a branch, a tag or a full commit SHA; expressions over history need a local clone.
+func loadRemote(ctx context.Context, f repoFlags, rev string) (manifests, error) {
 	src := f.source()
 	switch {
-	case rev == "":
+	case rev == "", rev == "HEAD": // the remote's HEAD: its default branch
 	case fullSHA.MatchString(rev):
 		src.Commit = rev
+	case strings.ContainsAny(rev, "~^:@{}"):
+		return manifests{}, fmt.Errorf("revision %q: a remote repository is asked for branches, tags and full commit SHAs only; for %s, give --repo a local clone (a path)", rev, rev)
 	default:
 		src.Branch = rev
 	}
@@ -106,6 +163,9 @@ func loadManifests(ctx context.Context, args []string, f repoFlags, rev string) 
 	if errors.Is(err, source.ErrRefNotFound) && rev != "" && src.Commit == "" {
 		src.Branch, src.Tag = "", rev // not a branch: try it as a tag
 		m, err = loadRevision(ctx, src, f.stateDir, f.limits.repoOptions()...)
+		if errors.Is(err, source.ErrRefNotFound) {
+			err = fmt.Errorf("%w (a remote is asked for branches and tags only: a short SHA needs a local clone)", source.RevisionNotFound(rev, f.url))
+		}
 	}
 	return m, err
 }

@@ -41,7 +41,7 @@ repository's sub-path at --rev when --repo is given. It prints each finding as
 		},
 	}
 	src.register(cmd, true)
-	cmd.Flags().StringVar(&src.rev, "rev", "", "revision to validate with --repo: branch, tag or commit (default: the source's branch)")
+	cmd.Flags().StringVar(&src.rev, "rev", "", "revision to validate with --repo: what git rev-parse reads for a local repository (HEAD~1, a tag, a short SHA), a branch, tag or full SHA for a remote (default: HEAD, or the remote's default branch)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
