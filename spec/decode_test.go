@@ -89,12 +89,12 @@ func TestDecodeDiagnostics(t *testing.T) {
 			},
 		},
 		{
-			name: "unknown fields are warnings with their full path",
+			name: "real Kubernetes fields Shoal does not honour are warnings with their full path",
 			yaml: minimalDeployment + "        stdin: true\n      serviceAccountName: web\n  paused: true\n",
 			want: []string{
-				`t.yaml:17: spec.template.spec.containers[0].stdin: warning: field not honoured by Shoal`,
-				`t.yaml:18: spec.template.spec.serviceAccountName: warning: field not honoured by Shoal`,
-				`t.yaml:19: spec.paused: warning: field not honoured by Shoal`,
+				`t.yaml:17: spec.template.spec.containers[0].stdin: warning: not honoured by Shoal`,
+				`t.yaml:18: spec.template.spec.serviceAccountName: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token`,
+				`t.yaml:19: spec.paused: warning: not honoured by Shoal`,
 			},
 		},
 		{
@@ -104,7 +104,7 @@ func TestDecodeDiagnostics(t *testing.T) {
 		{
 			name: "field names are case-sensitive",
 			yaml: strings.Replace(minimalDeployment, "image:", "Image: x\n        image:", 1),
-			want: []string{`t.yaml:16: spec.template.spec.containers[0].Image: warning: field not honoured by Shoal`},
+			want: []string{`t.yaml:16: spec.template.spec.containers[0].Image: unknown field "Image": did you mean "image"?`},
 		},
 		{
 			name: "duplicate field",
@@ -119,7 +119,7 @@ func TestDecodeDiagnostics(t *testing.T) {
 		{
 			name: "unsupported kind is skipped with a warning",
 			yaml: "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n",
-			want: []string{`t.yaml:1: warning: kind ServiceAccount "web" (v1) is not supported by Shoal: skipped`},
+			want: []string{`t.yaml:1: warning: kind ServiceAccount "web" (v1) is not supported by Shoal: skipped (Shoal gives instances no service account and no Kubernetes API token)`},
 		},
 		{
 			name: "custom resources are skipped with a warning",
@@ -129,12 +129,98 @@ func TestDecodeDiagnostics(t *testing.T) {
 		{
 			name: "supported kind with a wrong apiVersion",
 			yaml: strings.Replace(minimalDeployment, "apps/v1", "extensions/v1beta1", 1),
-			want: []string{`t.yaml:1: apiVersion: apiVersion "extensions/v1beta1" is not supported for kind Deployment: use apps/v1`},
+			want: []string{`t.yaml:1: apiVersion: no matches for kind "Deployment" in version "extensions/v1beta1": use apps/v1`},
 		},
 		{
 			name: "misspelt kind",
 			yaml: strings.Replace(minimalDeployment, "kind: Deployment", "kind: deployment", 1),
-			want: []string{`t.yaml:2: kind: unknown kind "deployment": did you mean Deployment?`},
+			want: []string{`t.yaml:2: kind: no matches for kind "deployment" in version "apps/v1": did you mean Deployment?`},
+		},
+		{
+			name: "misspelt kind of a built-in group is an error, as in Kubernetes",
+			yaml: strings.Replace(minimalDeployment, "kind: Deployment", "kind: Deploymnet", 1),
+			want: []string{`t.yaml:2: kind: no matches for kind "Deploymnet" in version "apps/v1": did you mean Deployment?`},
+		},
+		{
+			name: "kind in a version that no longer serves it",
+			yaml: "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata:\n  name: web\n",
+			want: []string{`t.yaml:1: apiVersion: no matches for kind "Ingress" in version "extensions/v1beta1": use networking.k8s.io/v1`},
+		},
+		{
+			name: "kind a built-in group lacks, far from any",
+			yaml: "apiVersion: apps/v1\nkind: Wombat\nmetadata:\n  name: web\n",
+			want: []string{`t.yaml:2: kind: no matches for kind "Wombat" in version "apps/v1"`},
+		},
+		{
+			name: "real kinds Shoal does not run are skipped with a warning",
+			yaml: "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\n---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: web\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n",
+			want: []string{
+				`t.yaml:1: warning: kind Ingress "web" (networking.k8s.io/v1) is not supported by Shoal: skipped`,
+				`t.yaml:6: warning: kind HorizontalPodAutoscaler "web" (autoscaling/v2) is not supported by Shoal: skipped`,
+				`t.yaml:11: warning: kind StatefulSet "db" (apps/v1) is not supported by Shoal: skipped`,
+			},
+		},
+		{
+			name: "a field Kubernetes lacks is an error with the field it likely meant",
+			yaml: strings.Replace(minimalDeployment, "spec:\n  selector:", "spec:\n  replica: 3\n  selector:", 1) +
+				"        env:\n        - name: A\n          valuefrom: {fieldRef: {fieldPath: metadata.name}}\n",
+			want: []string{
+				`t.yaml:6: spec.replica: unknown field "replica": did you mean "replicas"?`,
+				`t.yaml:20: spec.template.spec.containers[0].env[0].valuefrom: unknown field "valuefrom": did you mean "valueFrom"?`,
+			},
+		},
+		{
+			name: "a field Kubernetes lacks is an error even when empty, and without a hint when nothing is close",
+			yaml: minimalDeployment + "  frobnicate: {}\n",
+			want: []string{`t.yaml:17: spec.frobnicate: unknown field "frobnicate"`},
+		},
+		{
+			name: "typos inside a field Shoal does not honour are errors; the field warns once",
+			yaml: minimalDeployment + "      dnsConfig:\n        nameservers: [1.1.1.1]\n        serches: [a]\n        options:\n        - {name: ndots, valu: \"2\"}\n",
+			want: []string{
+				`t.yaml:17: spec.template.spec.dnsConfig: warning: not honoured by Shoal`,
+				`t.yaml:19: spec.template.spec.dnsConfig.serches: unknown field "serches": did you mean "searches"?`,
+				`t.yaml:21: spec.template.spec.dnsConfig.options[0].valu: unknown field "valu": did you mean "value"?`,
+			},
+		},
+		{
+			name: "values inside a field Shoal does not honour must have Kubernetes' types",
+			yaml: minimalDeployment + "      hostAliases:\n      - ip: 10.0.0.1\n        hostnames: localhost\n",
+			want: []string{
+				`t.yaml:17: spec.template.spec.hostAliases: warning: not honoured by Shoal`,
+				`t.yaml:19: spec.template.spec.hostAliases[0].hostnames: expected a list, got string "localhost"`,
+			},
+		},
+		{
+			name: "a restrictive field Shoal cannot enforce is still an error",
+			yaml: minimalDeployment + "      runtimeClassName: gvisor\n",
+			want: []string{`t.yaml:17: spec.template.spec.runtimeClassName: field not supported: Shoal runs every container with runc; it cannot give the sandbox a runtime class asks for, and running without it would fail open`},
+		},
+		{
+			name: "what Shoal does anyway loads without a warning; another value warns",
+			yaml: minimalDeployment + "      restartPolicy: Always\n      hostNetwork: true\n      dnsPolicy: Default\n",
+			want: []string{`t.yaml:19: spec.template.spec.dnsPolicy: warning: not honoured by Shoal: Shoal does "ClusterFirst"`},
+		},
+		{
+			name: "the service account fields are one feature",
+			yaml: minimalDeployment + "      serviceAccount: web\n      automountServiceAccountToken: false\n",
+			want: []string{
+				`t.yaml:17: spec.template.spec.serviceAccount: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token`,
+				`t.yaml:18: spec.template.spec.automountServiceAccountToken: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token`,
+			},
+		},
+		{
+			name: "YAML 1.1 booleans in string fields are errors, as in kubectl",
+			yaml: strings.Replace(minimalDeployment, "      app: web\n", "      app: web\n      debug: yes\n", 1) + "        env:\n        - {name: A, value: on}\n        - {name: B, value: \"no\"}\n",
+			want: []string{
+				`t.yaml:9: spec.selector.matchLabels.debug: expected a string, got "yes", which kubectl reads as a boolean (YAML 1.1 makes unquoted y, yes, on, n, no and off booleans): quote it`,
+				`t.yaml:19: spec.template.spec.containers[0].env[0].value: expected a string, got (value not shown: it may be secret), which kubectl reads as a boolean (YAML 1.1 makes unquoted y, yes, on, n, no and off booleans): quote it`,
+			},
+		},
+		{
+			name: "integral numbers fit integer fields, as kubectl reads them through JSON",
+			yaml: strings.Replace(minimalDeployment, "spec:\n  selector:", "spec:\n  replicas: 2.0\n  minReadySeconds: 1.5\n  progressDeadlineSeconds: 1e3\n  selector:", 1),
+			want: []string{`t.yaml:7: spec.minReadySeconds: expected an integer, got number "1.5"`},
 		},
 		{
 			name: "missing apiVersion",
