@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -436,5 +437,86 @@ func TestDecodeEveryPrefixExplainsItself(t *testing.T) {
 		if i == len(data) && (len(objs) != 1 || len(diags) != 0) {
 			t.Errorf("whole manifest: %d objects, %q", len(objs), diagStrings(diags))
 		}
+	}
+}
+
+// TestLoadKubectlGetOutput loads what `kubectl get -o yaml` prints: the fields the
+// API server sets (uid, resourceVersion, managedFields, status…) and the defaults
+// that ask for what Shoal does anyway load silently; defaults of features Shoal
+// lacks warn.
+func TestLoadKubectlGetOutput(t *testing.T) {
+	set, diags := Load(os.DirFS("testdata/kubectl-get"), LoadOptions{})
+	if diags.HasErrors() || set == nil || len(set.Deployments) != 1 || len(set.Services) != 1 {
+		t.Fatalf("errors:\n%s", diags.Error())
+	}
+	want := []string{
+		`web.yaml:27: spec.revisionHistoryLimit: warning: not honoured by Shoal`,
+		`web.yaml:50: spec.template.spec.containers[0].terminationMessagePath: warning: not honoured by Shoal`,
+		`web.yaml:51: spec.template.spec.containers[0].terminationMessagePolicy: warning: not honoured by Shoal`,
+		`web.yaml:81: spec.clusterIPs: warning: not honoured by Shoal`,
+		`web.yaml:84: spec.ipFamilies: warning: not honoured by Shoal`,
+		`web.yaml:86: spec.ipFamilyPolicy: warning: not honoured by Shoal`,
+	}
+	if got := diagStrings(diags); !slices.Equal(got, want) {
+		t.Errorf("diagnostics:\n got  %q\n want %q", got, want)
+	}
+}
+
+// TestYAML11Values checks that values decode as kubectl reads them (YAML 1.1,
+// through sigs.k8s.io/yaml's go-yaml v2): yes and on are true in a boolean
+// field, a leading zero is octal, a whole number written 2.0 is an integer.
+func TestYAML11Values(t *testing.T) {
+	doc := strings.Replace(minimalDeployment, "spec:\n  selector:", "spec:\n  replicas: 2.0\n  selector:", 1) +
+		"        volumeMounts:\n" +
+		"        - {name: a, mountPath: /a, readOnly: yes}\n" +
+		"        - {name: b, mountPath: /b, readOnly: On}\n" +
+		"        - {name: c, mountPath: /c, readOnly: n}\n" +
+		"      volumes:\n" +
+		"      - {name: a, emptyDir: {}}\n" +
+		"      - {name: b, configMap: {name: cfg, defaultMode: 0644, optional: y}}\n" +
+		"      - {name: c, secret: {secretName: s, defaultMode: 0o440, items: [{key: k, path: k, mode: 0x1ed}]}}\n"
+	objs, diags := Decode("t.yaml", []byte(doc), LoadOptions{})
+	if len(diags) != 0 || len(objs) != 1 {
+		t.Fatalf("diagnostics: %q", diagStrings(diags))
+	}
+	ps := objs[0].(*Deployment).Spec.Template.Spec
+	mounts := ps.Containers[0].VolumeMounts
+	if !mounts[0].ReadOnly || !mounts[1].ReadOnly || mounts[2].ReadOnly {
+		t.Errorf("readOnly yes, On, n decoded as %v, %v, %v", mounts[0].ReadOnly, mounts[1].ReadOnly, mounts[2].ReadOnly)
+	}
+	if *objs[0].(*Deployment).Spec.Replicas != 2 {
+		t.Errorf("replicas 2.0 decoded as %d", *objs[0].(*Deployment).Spec.Replicas)
+	}
+	cm, sec := ps.Volumes[1].ConfigMap, ps.Volumes[2].Secret
+	if *cm.DefaultMode != 0o644 || !*cm.Optional || *sec.DefaultMode != 0o440 || *sec.Items[0].Mode != 0o755 {
+		t.Errorf("defaultMode 0644 = %d, optional y = %v, defaultMode 0o440 = %d, mode 0x1ed = %d",
+			*cm.DefaultMode, *cm.Optional, *sec.DefaultMode, *sec.Items[0].Mode)
+	}
+}
+
+func TestGroupedWarnings(t *testing.T) {
+	ds := Diagnostics{
+		{Severity: SeverityWarning, File: "a.yaml", Line: 12, Path: "spec.template.spec.serviceAccountName", Message: "not honoured by Shoal", Feature: "serviceAccount"},
+		{Severity: SeverityError, File: "a.yaml", Line: 13, Path: "spec.replica", Message: `unknown field "replica"`},
+		{Severity: SeverityError, File: "a.yaml", Line: 14, Path: "spec.replica", Message: `unknown field "replica"`},
+		{Severity: SeverityWarning, File: "b.yaml", Line: 3, Path: "spec.template.spec.serviceAccount", Message: "not honoured by Shoal", Feature: "serviceAccount"},
+		{Severity: SeverityWarning, File: "b.yaml", Line: 9, Path: "spec.paused", Message: "not honoured by Shoal", Feature: "spec.paused"},
+		{Severity: SeverityWarning, File: "c.yaml", Line: 1, Message: "loose"},
+		{Severity: SeverityWarning, File: "c.yaml", Line: 2, Message: "loose"},
+	}
+	var got []string
+	for _, g := range ds.Grouped() {
+		got = append(got, g.String())
+	}
+	want := []string{
+		`serviceAccount: warning: not honoured by Shoal (×2, first at a.yaml:12)`,
+		`a.yaml:13: spec.replica: unknown field "replica"`,
+		`a.yaml:14: spec.replica: unknown field "replica"`,
+		`b.yaml:9: spec.paused: warning: not honoured by Shoal`,
+		`c.yaml:1: warning: loose`,
+		`c.yaml:2: warning: loose`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Grouped:\n got  %q\n want %q", got, want)
 	}
 }
