@@ -116,7 +116,13 @@ type decoder struct {
 	// env var's value — so that no diagnostic quotes it: diagnostics reach
 	// status, logs, validate and plan, which anyone watching the cluster reads.
 	secret bool
+	// hints counts the "did you mean" searches of this file, which stop at maxHints
+	// so that a file of misspelt names costs no more than one of right ones.
+	hints int
 }
+
+// maxHints bounds the hint searches of one file (see decoder.hints).
+const maxHints = 64
 
 func (d *decoder) push(s segment) { d.path = append(d.path, s) }
 func (d *decoder) pop()           { d.path = d.path[:len(d.path)-1] }
@@ -343,7 +349,7 @@ func (d *decoder) k8sField(key *yaml.Node, kt k8sTypeID) (k8sTypeID, bool) {
 	if ft, ok := kt.field(key.Value); ok {
 		return ft, true
 	}
-	hint := suggest(key.Value, func(yield func(string) bool) {
+	hint := d.suggest(key.Value, func(yield func(string) bool) {
 		for _, f := range kt.get().fields {
 			if !yield(f.name) {
 				return
@@ -356,6 +362,14 @@ func (d *decoder) k8sField(key *yaml.Node, kt k8sTypeID) (k8sTypeID, bool) {
 		d.errorf(key, "unknown field %q", key.Value)
 	}
 	return 0, false
+}
+
+// suggest is suggest within the file's budget of hint searches.
+func (d *decoder) suggest(word string, candidates func(yield func(string) bool)) string {
+	if d.hints++; d.hints > maxHints {
+		return ""
+	}
+	return suggest(word, candidates)
 }
 
 // unhonoured reports a field of the Kubernetes struct parent that Shoal's types

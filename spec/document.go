@@ -306,7 +306,7 @@ func (d *decoder) newObject(root *yaml.Node) (Object, k8sTypeID) {
 		return nil, 0
 	}
 	_, val := lookupKey(root, "kind")
-	if hint := suggest(tm.Kind, servedKindNames(tm.APIVersion)); hint != "" {
+	if hint := d.suggest(tm.Kind, servedKindNames(tm.APIVersion)); hint != "" {
 		d.fieldErrorf(val, "kind", "%s: did you mean %s?", noMatch, hint)
 	} else {
 		d.fieldErrorf(val, "kind", "%s", noMatch)

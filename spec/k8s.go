@@ -133,6 +133,9 @@ func servedVersions(kind string) []string {
 // it — equal but for case, or within an edit distance of about a third of its
 // length — or "" when none is.
 func suggest(word string, candidates func(yield func(string) bool)) string {
+	if len(word) > maxSuggestLen {
+		return "" // no Kubernetes name is this long, and comparing would cost its square
+	}
 	best, bestDist := "", len(word)/3+1
 	for c := range candidates {
 		if strings.EqualFold(c, word) {
@@ -144,6 +147,10 @@ func suggest(word string, candidates func(yield func(string) bool)) string {
 	}
 	return best
 }
+
+// maxSuggestLen is the longest word suggest compares; Kubernetes' longest field
+// name, requiredDuringSchedulingIgnoredDuringExecution, has 47 letters.
+const maxSuggestLen = 64
 
 // editDistance is the Levenshtein distance of a and b, or limit when it is limit or more.
 func editDistance(a, b string, limit int) int {

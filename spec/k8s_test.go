@@ -1,8 +1,10 @@
 package spec
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	yaml "sigs.k8s.io/yaml/goyaml.v3"
@@ -141,5 +143,49 @@ func TestSuggest(t *testing.T) {
 		if got := suggest(tc.word, words("replicas", "valueFrom", "Deployment", "imagePullPolicy", "image")); got != tc.want {
 			t.Errorf("suggest(%q) = %q, want %q", tc.word, got, tc.want)
 		}
+	}
+}
+
+// TestFieldPoliciesNameKubernetesFields keeps fieldPolicies and kindFeatures from
+// naming a type, field or kind that does not exist, which would never match.
+func TestFieldPoliciesNameKubernetesFields(t *testing.T) {
+	types := map[string]k8sTypeID{}
+	for i := range k8sTypes {
+		types[k8sTypes[i].name] = k8sTypeID(i)
+	}
+	for key := range fieldPolicies {
+		id, ok := types[key.typ]
+		if !ok {
+			t.Errorf("fieldPolicies: no Kubernetes type %s", key.typ)
+			continue
+		}
+		if _, ok := id.field(key.field); !ok {
+			t.Errorf("fieldPolicies: %s has no field %s", key.typ, key.field)
+		}
+	}
+	for kind := range kindFeatures {
+		if len(servedVersions(kind)) == 0 {
+			t.Errorf("kindFeatures: no served kind %s", kind)
+		}
+	}
+}
+
+// TestUnknownFieldsCostLittle: the "did you mean" searches of a file stop after
+// maxHints, so a file of misspelt names decodes as fast as one of right names.
+func TestUnknownFieldsCostLittle(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(minimalDeployment)
+	for i := range 2000 {
+		fmt.Fprintf(&b, "  x%060d: 1\n", i)
+	}
+	_, diags := Decode("t.yaml", []byte(b.String()), LoadOptions{})
+	hinted := 0
+	for _, d := range diags {
+		if strings.Contains(d.Message, "did you mean") {
+			hinted++
+		}
+	}
+	if len(diags) != 2000 || hinted > maxHints {
+		t.Errorf("%d diagnostics, %d with a hint; want 2000, at most %d", len(diags), hinted, maxHints)
 	}
 }
