@@ -15,7 +15,10 @@ import (
 // following their json tags the way Kubernetes decodes JSON (field names are
 // case-sensitive, null leaves a field unset, a string is never silently read as
 // a number or the reverse). Going straight from nodes keeps the line of every
-// field and avoids a second pass through encoding/json.
+// field and avoids a second pass through encoding/json. Beside each struct the
+// decoder walks the Kubernetes type it stands for (k8s_gen.go): that is what
+// tells a typo (an error) from a real field Shoal does not honour (a warning).
+// Scalars are read as kubectl reads them, through YAML 1.1 (scalarFits).
 
 // YAML tags as yaml.Node.ShortTag reports them.
 const (
