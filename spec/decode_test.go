@@ -509,7 +509,7 @@ func TestGroupedWarnings(t *testing.T) {
 		got = append(got, g.String())
 	}
 	want := []string{
-		`serviceAccount: warning: not honoured by Shoal (×2, first at a.yaml:12)`,
+		`serviceAccount: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token (×2, first at a.yaml:12)`,
 		`a.yaml:13: spec.replica: unknown field "replica"`,
 		`a.yaml:14: spec.replica: unknown field "replica"`,
 		`b.yaml:9: spec.paused: warning: not honoured by Shoal`,

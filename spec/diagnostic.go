@@ -109,7 +109,11 @@ func (g Group) String() string {
 	if g.First.Line > 0 {
 		at += ":" + itoa(g.First.Line)
 	}
-	return fmt.Sprintf("%s: warning: %s (×%d, first at %s)", g.First.Feature, g.First.Message, g.Count, at)
+	msg := g.First.Message
+	if s, ok := featureSummaries[g.First.Feature]; ok {
+		msg = s
+	}
+	return fmt.Sprintf("%s: warning: %s (×%d, first at %s)", g.First.Feature, msg, g.Count, at)
 }
 
 // Grouped folds the warnings that share a Feature into one Group each, kept where

@@ -56,9 +56,16 @@ var fieldPolicies = map[k8sFieldKey]fieldPolicy{
 	{"core/v1.PodSpec", "schedulerName"}:                 {shoalDoes: "default-scheduler"},
 	{"core/v1.ServiceSpec", "sessionAffinity"}:           {shoalDoes: "None"},
 	{"core/v1.ServiceSpec", "internalTrafficPolicy"}:     {shoalDoes: "Cluster"},
+	{"core/v1.ObjectFieldSelector", "apiVersion"}:        {shoalDoes: "v1"},
 	{"core/v1.PodSpec", "serviceAccountName"}:            {feature: serviceAcct, why: noSATokens},
 	{"core/v1.PodSpec", "serviceAccount"}:                {feature: serviceAcct, why: noSATokens},
 	{"core/v1.PodSpec", "automountServiceAccountToken"}:  {feature: serviceAcct, why: noSATokens},
+}
+
+// featureSummaries is what one line about several warnings of a named feature
+// says (Group.String), whether they came from fields or from skipped kinds.
+var featureSummaries = map[string]string{
+	serviceAcct: "not honoured by Shoal: " + noSATokens,
 }
 
 // kindFeatures groups a skipped kind with the fields of the same feature.
