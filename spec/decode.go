@@ -3,6 +3,7 @@ package spec
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -14,7 +15,10 @@ import (
 // following their json tags the way Kubernetes decodes JSON (field names are
 // case-sensitive, null leaves a field unset, a string is never silently read as
 // a number or the reverse). Going straight from nodes keeps the line of every
-// field and avoids a second pass through encoding/json.
+// field and avoids a second pass through encoding/json. Beside each struct the
+// decoder walks the Kubernetes type it stands for (k8s_gen.go): that is what
+// tells a typo (an error) from a real field Shoal does not honour (a warning).
+// Scalars are read as kubectl reads them, through YAML 1.1 (scalarFits).
 
 // YAML tags as yaml.Node.ShortTag reports them.
 const (
@@ -115,7 +119,13 @@ type decoder struct {
 	// env var's value — so that no diagnostic quotes it: diagnostics reach
 	// status, logs, validate and plan, which anyone watching the cluster reads.
 	secret bool
+	// hints counts the "did you mean" searches of this file, which stop at maxHints
+	// so that a file of misspelt names costs no more than one of right ones.
+	hints int
 }
+
+// maxHints bounds the hint searches of one file (see decoder.hints).
+const maxHints = 64
 
 func (d *decoder) push(s segment) { d.path = append(d.path, s) }
 func (d *decoder) pop()           { d.path = d.path[:len(d.path)-1] }
@@ -125,24 +135,25 @@ func (d *decoder) add(sev Severity, n *yaml.Node, msg string) {
 	d.diags = append(d.diags, Diagnostic{Severity: sev, File: d.file, Line: n.Line, Path: renderPath(d.path), Message: msg})
 }
 
+// warn reports a warning about feature at n's line and the current path.
+func (d *decoder) warn(n *yaml.Node, feature, msg string) {
+	d.add(SeverityWarning, n, msg)
+	d.diags[len(d.diags)-1].Feature = feature
+}
+
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	d.add(SeverityError, n, fmt.Sprintf(format, args...))
 }
 
-func (d *decoder) warnf(n *yaml.Node, format string, args ...any) {
-	d.add(SeverityWarning, n, fmt.Sprintf(format, args...))
-}
-
-// value decodes n into v, which must be settable.
-func (d *decoder) value(n *yaml.Node, v reflect.Value) {
+// value decodes n into v, which must be settable, and whose Kubernetes type is kt.
+func (d *decoder) value(n *yaml.Node, v reflect.Value, kt k8sTypeID) {
 	n = resolveAlias(n)
 	if isNull(n) {
 		return // as in encoding/json, null leaves the field unset
 	}
 	switch v.Type() {
 	case quantityType:
-		if n.Kind != yaml.ScalarNode || !oneOf(n.ShortTag(), tagStr, tagInt, tagFloat) {
-			d.mismatch(n, "a quantity")
+		if !d.scalarFits(n, k8sQuantity) {
 			return
 		}
 		// A malformed quantity is kept and reported by validation with the other rules.
@@ -153,8 +164,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value) {
 		d.intOrString(n, v)
 		return
 	case bytesType:
-		if n.Kind != yaml.ScalarNode || !oneOf(n.ShortTag(), tagStr, tagBinary) {
-			d.mismatch(n, "a base64 string")
+		if !d.scalarFits(n, k8sBytes) {
 			return
 		}
 		b, err := base64.StdEncoding.DecodeString(n.Value)
@@ -168,33 +178,39 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		elem := reflect.New(v.Type().Elem())
-		d.value(n, elem.Elem())
+		d.value(n, elem.Elem(), kt)
 		v.Set(elem)
 	case reflect.Struct:
-		d.structValue(n, v)
+		d.structValue(n, v, kt)
 	case reflect.Map:
-		d.mapValue(n, v)
+		d.mapValue(n, v, kt.get().elem)
 	case reflect.Slice:
-		d.sliceValue(n, v)
+		d.sliceValue(n, v, kt.get().elem)
 	case reflect.String:
-		// Kubernetes reads 8080 or true in a string field as an error, not as text.
-		if n.Kind != yaml.ScalarNode || !oneOf(n.ShortTag(), tagStr, tagTimestamp) {
-			d.mismatch(n, "a string")
-			return
+		if d.scalarFits(n, k8sString) {
+			v.SetString(n.Value)
 		}
-		v.SetString(n.Value)
 	case reflect.Bool:
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != tagBool {
-			d.mismatch(n, "a boolean")
-			return
+		if d.scalarFits(n, k8sBool) {
+			v.SetBool(yaml11True[n.Value])
 		}
-		v.SetBool(strings.EqualFold(n.Value, "true"))
 	case reflect.Int32, reflect.Int64:
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != tagInt {
-			d.mismatch(n, "an integer")
+		if !d.scalarFits(n, k8sInt) {
 			return
 		}
 		i, err := parseInt(n.Value, v.Type().Bits())
+		if n.ShortTag() == tagFloat {
+			// kubectl turns YAML into JSON, where 3.0 is 3: a whole number fits.
+			f, _ := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
+			if f != math.Trunc(f) {
+				d.mismatch(n, "an integer")
+				return
+			}
+			i, err = int64(f), nil
+			if math.Abs(f) >= math.Ldexp(1, v.Type().Bits()-1) {
+				err = strconv.ErrRange
+			}
+		}
 		if err != nil {
 			d.errorf(n, "integer%s out of range for %d bits", d.shown(n, false), v.Type().Bits())
 			return
@@ -206,30 +222,95 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value) {
 }
 
 // parseInt parses a YAML integer: decimal, 0x, 0o, 0b or leading-zero octal, with _ separators.
+// YAML 1.1, which kubectl reads, agrees: defaultMode: 0644 is 420.
 func parseInt(s string, bits int) (int64, error) {
 	return strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 0, bits)
 }
 
-func (d *decoder) intOrString(n *yaml.Node, v reflect.Value) {
-	if n.Kind == yaml.ScalarNode {
-		switch n.ShortTag() {
-		case tagStr:
-			v.Set(reflect.ValueOf(FromString(n.Value)))
-			return
-		case tagInt:
-			i, err := parseInt(n.Value, 32)
-			if err != nil {
-				d.errorf(n, "integer%s out of range for 32 bits", d.shown(n, false))
-				return
-			}
-			v.Set(reflect.ValueOf(FromInt(int32(i))))
-			return
-		}
-	}
-	d.mismatch(n, "an integer or a string")
+// YAML 1.1 booleans, which kubectl reads YAML as (sigs.k8s.io/yaml's go-yaml v2
+// resolves them before the JSON decoder sees them): the value each word stands for.
+var yaml11True = map[string]bool{
+	"y": true, "Y": true, "yes": true, "Yes": true, "YES": true,
+	"on": true, "On": true, "ON": true, "true": true, "True": true, "TRUE": true,
+	"n": false, "N": false, "no": false, "No": false, "NO": false,
+	"off": false, "Off": false, "OFF": false, "false": false, "False": false, "FALSE": false,
 }
 
-func (d *decoder) structValue(n *yaml.Node, v reflect.Value) {
+// isYAML11Bool reports whether n is a plain (unquoted, untagged) word that YAML 1.1
+// reads as a boolean, although YAML 1.2 reads y, yes, on, n, no and off as strings.
+func isYAML11Bool(n *yaml.Node) bool {
+	if n.Kind != yaml.ScalarNode || n.Style != 0 {
+		return false
+	}
+	_, ok := yaml11True[n.Value]
+	return ok
+}
+
+// classWants names what a value of each scalar class must be, for messages.
+var classWants = [...]string{
+	k8sStruct: "a mapping", k8sList: "a list", k8sMap: "a mapping",
+	k8sString: "a string", k8sBool: "a boolean", k8sInt: "an integer", k8sFloat: "a number",
+	k8sBytes: "a base64 string", k8sQuantity: "a quantity", k8sIntOrString: "an integer or a string",
+	k8sTime: "a timestamp string", k8sAny: "a value",
+}
+
+// scalarFits reports whether n may be decoded as a value of the scalar class, and
+// reports why not otherwise. It reads YAML as kubectl does: a string field refuses
+// 8080, true and (YAML 1.1) yes; an integer field takes 3.0 but not 3.5 (that is
+// checked when parsing); a boolean field takes yes and on.
+func (d *decoder) scalarFits(n *yaml.Node, class k8sClass) bool {
+	if class == k8sAny {
+		return true
+	}
+	tag := ""
+	if n.Kind == yaml.ScalarNode {
+		tag = n.ShortTag()
+	}
+	var ok bool
+	switch class {
+	case k8sString, k8sTime, k8sIntOrString:
+		if tag == tagStr && isYAML11Bool(n) {
+			d.errorf(n, "expected %s, got%s, which kubectl reads as a boolean (YAML 1.1 makes unquoted y, yes, on, n, no and off booleans): quote it", classWants[class], d.shown(n, true))
+			return false
+		}
+		ok = oneOf(tag, tagStr, tagTimestamp) || class == k8sIntOrString && tag == tagInt
+	case k8sBool:
+		ok = tag == tagBool || tag == tagStr && isYAML11Bool(n)
+	case k8sInt:
+		ok = tag == tagInt || tag == tagFloat
+	case k8sFloat:
+		ok = oneOf(tag, tagInt, tagFloat)
+	case k8sBytes:
+		ok = oneOf(tag, tagStr, tagBinary)
+	case k8sQuantity:
+		ok = oneOf(tag, tagStr, tagInt, tagFloat)
+	}
+	if !ok {
+		d.mismatch(n, classWants[class])
+	}
+	return ok
+}
+
+func (d *decoder) intOrString(n *yaml.Node, v reflect.Value) {
+	if !d.scalarFits(n, k8sIntOrString) {
+		return
+	}
+	if n.ShortTag() == tagInt {
+		i, err := parseInt(n.Value, 32)
+		if err != nil {
+			d.errorf(n, "integer%s out of range for 32 bits", d.shown(n, false))
+			return
+		}
+		v.Set(reflect.ValueOf(FromInt(int32(i))))
+		return
+	}
+	v.Set(reflect.ValueOf(FromString(n.Value)))
+}
+
+// structValue decodes mapping n into the struct v, walking kt, the Kubernetes
+// type v stands for, beside it: a key kt lacks is an error, a key kt has and v
+// lacks is a field Shoal does not honour.
+func (d *decoder) structValue(n *yaml.Node, v reflect.Value, kt k8sTypeID) {
 	if n.Kind != yaml.MappingNode {
 		d.mismatch(n, "a mapping")
 		return
@@ -241,21 +322,16 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value) {
 	}
 	var seen uint64 // fields set so far, by index; every struct here has fewer than 64
 	d.eachPair(n, func(key, val *yaml.Node, merged bool) {
-		i, known := info.byName[key.Value]
 		d.push(segment{name: key.Value, kind: segmentField})
 		defer d.pop()
+		ft, known := d.k8sField(key, kt)
+		if !known {
+			return
+		}
+		i, honoured := info.byName[key.Value]
 		switch {
-		case !known:
-			// An empty value (status: {}, creationTimestamp: null) asks for
-			// nothing, so there is nothing to warn about not honouring.
-			if isEmpty(val) {
-				break
-			}
-			if why, refused := refusedField(v.Type(), key.Value); refused {
-				d.errorf(key, "field not supported: %s, and running without it would fail open", why)
-			} else {
-				d.warnf(key, "field not honoured by Shoal")
-			}
+		case !honoured:
+			d.unhonoured(key, val, kt, ft)
 		case seen&(1<<i) != 0 && !merged:
 			d.errorf(key, "duplicate field %q", key.Value)
 		case seen&(1<<i) == 0:
@@ -263,13 +339,131 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value) {
 			secret := d.secret
 			// An env var's value is where a password goes when it is not in a Secret.
 			d.secret = secret || v.Type() == envVarType && key.Value == "value"
-			d.value(val, v.FieldByIndex(info.fields[i].index))
+			d.value(val, v.FieldByIndex(info.fields[i].index), ft)
 			d.secret = secret
 		}
 	})
 }
 
-func (d *decoder) mapValue(n *yaml.Node, v reflect.Value) {
+// k8sField returns the type of the field key names in the Kubernetes struct kt,
+// or reports that Kubernetes has no such field, as kubectl's strict field
+// validation does, with the field it likely meant.
+func (d *decoder) k8sField(key *yaml.Node, kt k8sTypeID) (k8sTypeID, bool) {
+	if ft, ok := kt.field(key.Value); ok {
+		return ft, true
+	}
+	hint := d.suggest(key.Value, func(yield func(string) bool) {
+		for _, f := range kt.get().fields {
+			if !yield(f.name) {
+				return
+			}
+		}
+	})
+	if hint != "" {
+		d.errorf(key, "unknown field %q: did you mean %q?", key.Value, hint)
+	} else {
+		d.errorf(key, "unknown field %q", key.Value)
+	}
+	return 0, false
+}
+
+// suggest is suggest within the file's budget of hint searches.
+func (d *decoder) suggest(word string, candidates func(yield func(string) bool)) string {
+	if d.hints++; d.hints > maxHints {
+		return ""
+	}
+	return suggest(word, candidates)
+}
+
+// unhonoured reports a field of the Kubernetes struct parent that Shoal's types
+// lack, as fieldPolicies says, and checks its value against Kubernetes' type ft so
+// that a typo inside is still an error. The field warns once, not once per part.
+func (d *decoder) unhonoured(key, val *yaml.Node, parent, ft k8sTypeID) {
+	policy := fieldPolicies[k8sFieldKey{parent.get().name, key.Value}]
+	// An empty value (status: {}, creationTimestamp: null) asks for nothing, so
+	// there is nothing to refuse or to warn about not honouring.
+	switch v := resolveAlias(val); {
+	case isEmpty(v) || policy.serverSet:
+	case policy.refused != "":
+		d.errorf(key, "field not supported: %s, and running without it would fail open", policy.refused)
+	case policy.shoalDoes != "" && v.Kind == yaml.ScalarNode && v.Value == policy.shoalDoes:
+	case policy.shoalDoes != "":
+		d.warn(key, genericPath(d.path), fmt.Sprintf("not honoured by Shoal: Shoal does %q", policy.shoalDoes))
+	case policy.feature != "":
+		d.warn(key, policy.feature, "not honoured by Shoal: "+policy.why)
+	default:
+		d.warn(key, genericPath(d.path), "not honoured by Shoal")
+	}
+	d.conforms(val, ft)
+}
+
+// conforms checks n against the Kubernetes type kt alone, for what Shoal does not
+// decode: unknown fields and values of the wrong type are errors, as in kubectl.
+func (d *decoder) conforms(n *yaml.Node, kt k8sTypeID) {
+	n = resolveAlias(n)
+	t := kt.get()
+	if isNull(n) || t.class == k8sAny {
+		return
+	}
+	switch t.class {
+	case k8sStruct:
+		if n.Kind != yaml.MappingNode {
+			d.mismatch(n, "a mapping")
+			return
+		}
+		d.eachPair(n, func(key, val *yaml.Node, _ bool) {
+			d.push(segment{name: key.Value, kind: segmentField})
+			if ft, ok := d.k8sField(key, kt); ok {
+				d.conforms(val, ft)
+			}
+			d.pop()
+		})
+	case k8sMap:
+		if n.Kind != yaml.MappingNode {
+			d.mismatch(n, "a mapping")
+			return
+		}
+		d.eachPair(n, func(key, val *yaml.Node, _ bool) {
+			d.push(segment{name: key.Value, kind: segmentKey})
+			d.conforms(val, t.elem)
+			d.pop()
+		})
+	case k8sList:
+		if n.Kind != yaml.SequenceNode {
+			d.mismatch(n, "a list")
+			return
+		}
+		for i, item := range n.Content {
+			d.push(segment{index: i, kind: segmentIndex})
+			d.conforms(item, t.elem)
+			d.pop()
+		}
+	default:
+		d.scalarFits(n, t.class)
+	}
+}
+
+// genericPath renders path without its list indexes and map keys, naming a field
+// of every object alike: spec.template.spec.containers[].stdin.
+func genericPath(path []segment) string {
+	var b strings.Builder
+	for _, s := range path {
+		switch s.kind {
+		case segmentIndex:
+			b.WriteString("[]")
+		case segmentKey:
+			b.WriteString("[*]")
+		default:
+			if b.Len() > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(s.name)
+		}
+	}
+	return b.String()
+}
+
+func (d *decoder) mapValue(n *yaml.Node, v reflect.Value, elemKT k8sTypeID) {
 	if n.Kind != yaml.MappingNode {
 		d.mismatch(n, "a mapping")
 		return
@@ -289,12 +483,12 @@ func (d *decoder) mapValue(n *yaml.Node, v reflect.Value) {
 			return
 		}
 		elem := reflect.New(elemType).Elem()
-		d.value(val, elem)
+		d.value(val, elem, elemKT)
 		v.SetMapIndex(k, elem)
 	})
 }
 
-func (d *decoder) sliceValue(n *yaml.Node, v reflect.Value) {
+func (d *decoder) sliceValue(n *yaml.Node, v reflect.Value, elemKT k8sTypeID) {
 	if n.Kind != yaml.SequenceNode {
 		d.mismatch(n, "a list")
 		return
@@ -302,7 +496,7 @@ func (d *decoder) sliceValue(n *yaml.Node, v reflect.Value) {
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 	for i, item := range n.Content {
 		d.push(segment{index: i, kind: segmentIndex})
-		d.value(item, s.Index(i))
+		d.value(item, s.Index(i), elemKT)
 		d.pop()
 	}
 	v.Set(s)

@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -89,12 +90,12 @@ func TestDecodeDiagnostics(t *testing.T) {
 			},
 		},
 		{
-			name: "unknown fields are warnings with their full path",
+			name: "real Kubernetes fields Shoal does not honour are warnings with their full path",
 			yaml: minimalDeployment + "        stdin: true\n      serviceAccountName: web\n  paused: true\n",
 			want: []string{
-				`t.yaml:17: spec.template.spec.containers[0].stdin: warning: field not honoured by Shoal`,
-				`t.yaml:18: spec.template.spec.serviceAccountName: warning: field not honoured by Shoal`,
-				`t.yaml:19: spec.paused: warning: field not honoured by Shoal`,
+				`t.yaml:17: spec.template.spec.containers[0].stdin: warning: not honoured by Shoal`,
+				`t.yaml:18: spec.template.spec.serviceAccountName: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token`,
+				`t.yaml:19: spec.paused: warning: not honoured by Shoal`,
 			},
 		},
 		{
@@ -104,7 +105,7 @@ func TestDecodeDiagnostics(t *testing.T) {
 		{
 			name: "field names are case-sensitive",
 			yaml: strings.Replace(minimalDeployment, "image:", "Image: x\n        image:", 1),
-			want: []string{`t.yaml:16: spec.template.spec.containers[0].Image: warning: field not honoured by Shoal`},
+			want: []string{`t.yaml:16: spec.template.spec.containers[0].Image: unknown field "Image": did you mean "image"?`},
 		},
 		{
 			name: "duplicate field",
@@ -119,7 +120,7 @@ func TestDecodeDiagnostics(t *testing.T) {
 		{
 			name: "unsupported kind is skipped with a warning",
 			yaml: "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n",
-			want: []string{`t.yaml:1: warning: kind ServiceAccount "web" (v1) is not supported by Shoal: skipped`},
+			want: []string{`t.yaml:1: warning: kind ServiceAccount "web" (v1) is not supported by Shoal: skipped (Shoal gives instances no service account and no Kubernetes API token)`},
 		},
 		{
 			name: "custom resources are skipped with a warning",
@@ -129,12 +130,98 @@ func TestDecodeDiagnostics(t *testing.T) {
 		{
 			name: "supported kind with a wrong apiVersion",
 			yaml: strings.Replace(minimalDeployment, "apps/v1", "extensions/v1beta1", 1),
-			want: []string{`t.yaml:1: apiVersion: apiVersion "extensions/v1beta1" is not supported for kind Deployment: use apps/v1`},
+			want: []string{`t.yaml:1: apiVersion: no matches for kind "Deployment" in version "extensions/v1beta1": use apps/v1`},
 		},
 		{
 			name: "misspelt kind",
 			yaml: strings.Replace(minimalDeployment, "kind: Deployment", "kind: deployment", 1),
-			want: []string{`t.yaml:2: kind: unknown kind "deployment": did you mean Deployment?`},
+			want: []string{`t.yaml:2: kind: no matches for kind "deployment" in version "apps/v1": did you mean Deployment?`},
+		},
+		{
+			name: "misspelt kind of a built-in group is an error, as in Kubernetes",
+			yaml: strings.Replace(minimalDeployment, "kind: Deployment", "kind: Deploymnet", 1),
+			want: []string{`t.yaml:2: kind: no matches for kind "Deploymnet" in version "apps/v1": did you mean Deployment?`},
+		},
+		{
+			name: "kind in a version that no longer serves it",
+			yaml: "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata:\n  name: web\n",
+			want: []string{`t.yaml:1: apiVersion: no matches for kind "Ingress" in version "extensions/v1beta1": use networking.k8s.io/v1`},
+		},
+		{
+			name: "kind a built-in group lacks, far from any",
+			yaml: "apiVersion: apps/v1\nkind: Wombat\nmetadata:\n  name: web\n",
+			want: []string{`t.yaml:2: kind: no matches for kind "Wombat" in version "apps/v1"`},
+		},
+		{
+			name: "real kinds Shoal does not run are skipped with a warning",
+			yaml: "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: web\n---\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: web\n---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: db\n",
+			want: []string{
+				`t.yaml:1: warning: kind Ingress "web" (networking.k8s.io/v1) is not supported by Shoal: skipped`,
+				`t.yaml:6: warning: kind HorizontalPodAutoscaler "web" (autoscaling/v2) is not supported by Shoal: skipped`,
+				`t.yaml:11: warning: kind StatefulSet "db" (apps/v1) is not supported by Shoal: skipped`,
+			},
+		},
+		{
+			name: "a field Kubernetes lacks is an error with the field it likely meant",
+			yaml: strings.Replace(minimalDeployment, "spec:\n  selector:", "spec:\n  replica: 3\n  selector:", 1) +
+				"        env:\n        - name: A\n          valuefrom: {fieldRef: {fieldPath: metadata.name}}\n",
+			want: []string{
+				`t.yaml:6: spec.replica: unknown field "replica": did you mean "replicas"?`,
+				`t.yaml:20: spec.template.spec.containers[0].env[0].valuefrom: unknown field "valuefrom": did you mean "valueFrom"?`,
+			},
+		},
+		{
+			name: "a field Kubernetes lacks is an error even when empty, and without a hint when nothing is close",
+			yaml: minimalDeployment + "  frobnicate: {}\n",
+			want: []string{`t.yaml:17: spec.frobnicate: unknown field "frobnicate"`},
+		},
+		{
+			name: "typos inside a field Shoal does not honour are errors; the field warns once",
+			yaml: minimalDeployment + "      dnsConfig:\n        nameservers: [1.1.1.1]\n        serches: [a]\n        options:\n        - {name: ndots, valu: \"2\"}\n",
+			want: []string{
+				`t.yaml:17: spec.template.spec.dnsConfig: warning: not honoured by Shoal`,
+				`t.yaml:19: spec.template.spec.dnsConfig.serches: unknown field "serches": did you mean "searches"?`,
+				`t.yaml:21: spec.template.spec.dnsConfig.options[0].valu: unknown field "valu": did you mean "value"?`,
+			},
+		},
+		{
+			name: "values inside a field Shoal does not honour must have Kubernetes' types",
+			yaml: minimalDeployment + "      hostAliases:\n      - ip: 10.0.0.1\n        hostnames: localhost\n",
+			want: []string{
+				`t.yaml:17: spec.template.spec.hostAliases: warning: not honoured by Shoal`,
+				`t.yaml:19: spec.template.spec.hostAliases[0].hostnames: expected a list, got string "localhost"`,
+			},
+		},
+		{
+			name: "a restrictive field Shoal cannot enforce is still an error",
+			yaml: minimalDeployment + "      runtimeClassName: gvisor\n",
+			want: []string{`t.yaml:17: spec.template.spec.runtimeClassName: field not supported: Shoal runs every container with runc; it cannot give the sandbox a runtime class asks for, and running without it would fail open`},
+		},
+		{
+			name: "what Shoal does anyway loads without a warning; another value warns",
+			yaml: minimalDeployment + "      restartPolicy: Always\n      hostNetwork: true\n      dnsPolicy: Default\n",
+			want: []string{`t.yaml:19: spec.template.spec.dnsPolicy: warning: not honoured by Shoal: Shoal does "ClusterFirst"`},
+		},
+		{
+			name: "the service account fields are one feature",
+			yaml: minimalDeployment + "      serviceAccount: web\n      automountServiceAccountToken: false\n",
+			want: []string{
+				`t.yaml:17: spec.template.spec.serviceAccount: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token`,
+				`t.yaml:18: spec.template.spec.automountServiceAccountToken: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token`,
+			},
+		},
+		{
+			name: "YAML 1.1 booleans in string fields are errors, as in kubectl",
+			yaml: strings.Replace(minimalDeployment, "      app: web\n", "      app: web\n      debug: yes\n", 1) + "        env:\n        - {name: A, value: on}\n        - {name: B, value: \"no\"}\n",
+			want: []string{
+				`t.yaml:9: spec.selector.matchLabels.debug: expected a string, got "yes", which kubectl reads as a boolean (YAML 1.1 makes unquoted y, yes, on, n, no and off booleans): quote it`,
+				`t.yaml:19: spec.template.spec.containers[0].env[0].value: expected a string, got (value not shown: it may be secret), which kubectl reads as a boolean (YAML 1.1 makes unquoted y, yes, on, n, no and off booleans): quote it`,
+			},
+		},
+		{
+			name: "integral numbers fit integer fields, as kubectl reads them through JSON",
+			yaml: strings.Replace(minimalDeployment, "spec:\n  selector:", "spec:\n  replicas: 2.0\n  minReadySeconds: 1.5\n  progressDeadlineSeconds: 1e3\n  selector:", 1),
+			want: []string{`t.yaml:7: spec.minReadySeconds: expected an integer, got number "1.5"`},
 		},
 		{
 			name: "missing apiVersion",
@@ -350,5 +437,86 @@ func TestDecodeEveryPrefixExplainsItself(t *testing.T) {
 		if i == len(data) && (len(objs) != 1 || len(diags) != 0) {
 			t.Errorf("whole manifest: %d objects, %q", len(objs), diagStrings(diags))
 		}
+	}
+}
+
+// TestLoadKubectlGetOutput loads what `kubectl get -o yaml` prints: the fields the
+// API server sets (uid, resourceVersion, managedFields, status…) and the defaults
+// that ask for what Shoal does anyway load silently; defaults of features Shoal
+// lacks warn.
+func TestLoadKubectlGetOutput(t *testing.T) {
+	set, diags := Load(os.DirFS("testdata/kubectl-get"), LoadOptions{})
+	if diags.HasErrors() || set == nil || len(set.Deployments) != 1 || len(set.Services) != 1 {
+		t.Fatalf("errors:\n%s", diags.Error())
+	}
+	want := []string{
+		`web.yaml:27: spec.revisionHistoryLimit: warning: not honoured by Shoal`,
+		`web.yaml:50: spec.template.spec.containers[0].terminationMessagePath: warning: not honoured by Shoal`,
+		`web.yaml:51: spec.template.spec.containers[0].terminationMessagePolicy: warning: not honoured by Shoal`,
+		`web.yaml:81: spec.clusterIPs: warning: not honoured by Shoal`,
+		`web.yaml:84: spec.ipFamilies: warning: not honoured by Shoal`,
+		`web.yaml:86: spec.ipFamilyPolicy: warning: not honoured by Shoal`,
+	}
+	if got := diagStrings(diags); !slices.Equal(got, want) {
+		t.Errorf("diagnostics:\n got  %q\n want %q", got, want)
+	}
+}
+
+// TestYAML11Values checks that values decode as kubectl reads them (YAML 1.1,
+// through sigs.k8s.io/yaml's go-yaml v2): yes and on are true in a boolean
+// field, a leading zero is octal, a whole number written 2.0 is an integer.
+func TestYAML11Values(t *testing.T) {
+	doc := strings.Replace(minimalDeployment, "spec:\n  selector:", "spec:\n  replicas: 2.0\n  selector:", 1) +
+		"        volumeMounts:\n" +
+		"        - {name: a, mountPath: /a, readOnly: yes}\n" +
+		"        - {name: b, mountPath: /b, readOnly: On}\n" +
+		"        - {name: c, mountPath: /c, readOnly: n}\n" +
+		"      volumes:\n" +
+		"      - {name: a, emptyDir: {}}\n" +
+		"      - {name: b, configMap: {name: cfg, defaultMode: 0644, optional: y}}\n" +
+		"      - {name: c, secret: {secretName: s, defaultMode: 0o440, items: [{key: k, path: k, mode: 0x1ed}]}}\n"
+	objs, diags := Decode("t.yaml", []byte(doc), LoadOptions{})
+	if len(diags) != 0 || len(objs) != 1 {
+		t.Fatalf("diagnostics: %q", diagStrings(diags))
+	}
+	ps := objs[0].(*Deployment).Spec.Template.Spec
+	mounts := ps.Containers[0].VolumeMounts
+	if !mounts[0].ReadOnly || !mounts[1].ReadOnly || mounts[2].ReadOnly {
+		t.Errorf("readOnly yes, On, n decoded as %v, %v, %v", mounts[0].ReadOnly, mounts[1].ReadOnly, mounts[2].ReadOnly)
+	}
+	if *objs[0].(*Deployment).Spec.Replicas != 2 {
+		t.Errorf("replicas 2.0 decoded as %d", *objs[0].(*Deployment).Spec.Replicas)
+	}
+	cm, sec := ps.Volumes[1].ConfigMap, ps.Volumes[2].Secret
+	if *cm.DefaultMode != 0o644 || !*cm.Optional || *sec.DefaultMode != 0o440 || *sec.Items[0].Mode != 0o755 {
+		t.Errorf("defaultMode 0644 = %d, optional y = %v, defaultMode 0o440 = %d, mode 0x1ed = %d",
+			*cm.DefaultMode, *cm.Optional, *sec.DefaultMode, *sec.Items[0].Mode)
+	}
+}
+
+func TestGroupedWarnings(t *testing.T) {
+	ds := Diagnostics{
+		{Severity: SeverityWarning, File: "a.yaml", Line: 12, Path: "spec.template.spec.serviceAccountName", Message: "not honoured by Shoal", Feature: "serviceAccount"},
+		{Severity: SeverityError, File: "a.yaml", Line: 13, Path: "spec.replica", Message: `unknown field "replica"`},
+		{Severity: SeverityError, File: "a.yaml", Line: 14, Path: "spec.replica", Message: `unknown field "replica"`},
+		{Severity: SeverityWarning, File: "b.yaml", Line: 3, Path: "spec.template.spec.serviceAccount", Message: "not honoured by Shoal", Feature: "serviceAccount"},
+		{Severity: SeverityWarning, File: "b.yaml", Line: 9, Path: "spec.paused", Message: "not honoured by Shoal", Feature: "spec.paused"},
+		{Severity: SeverityWarning, File: "c.yaml", Line: 1, Message: "loose"},
+		{Severity: SeverityWarning, File: "c.yaml", Line: 2, Message: "loose"},
+	}
+	var got []string
+	for _, g := range ds.Grouped() {
+		got = append(got, g.String())
+	}
+	want := []string{
+		`serviceAccount: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token (×2, first at a.yaml:12)`,
+		`a.yaml:13: spec.replica: unknown field "replica"`,
+		`a.yaml:14: spec.replica: unknown field "replica"`,
+		`b.yaml:9: spec.paused: warning: not honoured by Shoal`,
+		`c.yaml:1: warning: loose`,
+		`c.yaml:2: warning: loose`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Grouped:\n got  %q\n want %q", got, want)
 	}
 }

@@ -26,6 +26,12 @@ type Diagnostic struct {
 	// Path is the field path, e.g. spec.template.spec.containers[0].image; empty for whole documents.
 	Path    string `json:"path,omitempty"`
 	Message string `json:"message"`
+	// Feature names what a warning is about, stably, so that warnings about one
+	// thing group as one (Grouped): a named feature such as "serviceAccount", a
+	// field path without list indexes such as
+	// "spec.template.spec.containers[].stdin", or "kind Ingress". Empty for
+	// findings that do not group.
+	Feature string `json:"feature,omitempty"`
 }
 
 // String renders "file:line: path: message", leaving out what is unknown.
@@ -83,4 +89,48 @@ func (ds Diagnostics) Error() string {
 		lines = append(lines, d.String())
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Group is one finding, or several warnings about the same feature, for people to read.
+type Group struct {
+	// First is the first finding of the group, in file and line order.
+	First Diagnostic
+	// Count is how many findings the group holds; 1 for every error.
+	Count int
+}
+
+// String renders a single finding as Diagnostic.String does and a group of
+// several as "feature: warning: message (×N, first at file:line)".
+func (g Group) String() string {
+	if g.Count == 1 {
+		return g.First.String()
+	}
+	at := g.First.File
+	if g.First.Line > 0 {
+		at += ":" + itoa(g.First.Line)
+	}
+	msg := g.First.Message
+	if s, ok := featureSummaries[g.First.Feature]; ok {
+		msg = s
+	}
+	return fmt.Sprintf("%s: warning: %s (×%d, first at %s)", g.First.Feature, msg, g.Count, at)
+}
+
+// Grouped folds the warnings that share a Feature into one Group each, kept where
+// the first of them is; errors and warnings without a Feature stay one a Group.
+// People read the groups; tools read every Diagnostic.
+func (ds Diagnostics) Grouped() []Group {
+	var out []Group
+	byFeature := map[string]int{}
+	for _, d := range ds {
+		if d.Severity == SeverityWarning && d.Feature != "" {
+			if i, ok := byFeature[d.Feature]; ok {
+				out[i].Count++
+				continue
+			}
+			byFeature[d.Feature] = len(out)
+		}
+		out = append(out, Group{First: d, Count: 1})
+	}
+	return out
 }

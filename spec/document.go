@@ -197,14 +197,14 @@ func (d *decoder) document(root *yaml.Node, opts LoadOptions) (Object, []referen
 		d.errorf(root, "a manifest must be a mapping with apiVersion and kind, got %s", d.describe(root))
 		return nil, nil, usage{}, nil
 	}
-	obj := d.newObject(root)
+	obj, kt := d.newObject(root)
 	if obj == nil {
 		return nil, nil, usage{}, nil
 	}
 	setSource(obj, Source{File: d.file, Line: root.Line})
 	errorsBefore := d.errorCount()
 	_, d.secret = obj.(*Secret)
-	d.value(root, reflect.ValueOf(obj).Elem())
+	d.value(root, reflect.ValueOf(obj).Elem(), kt)
 	d.secret = false
 	if d.errorCount() > errorsBefore {
 		// Validating a half-decoded object would repeat each error as a missing
@@ -248,9 +248,12 @@ func (d *decoder) fieldErrorf(n *yaml.Node, field, format string, args ...any) {
 
 var metadataNamespacePath = (*fieldPath)(nil).child("metadata").child("namespace")
 
-// newObject checks apiVersion and kind and returns an empty object of that kind,
-// or nil after reporting why the document is not one Shoal loads.
-func (d *decoder) newObject(root *yaml.Node) Object {
+// newObject checks apiVersion and kind and returns an empty object of that kind
+// with its Kubernetes type, or nil after reporting why the document is not one
+// Shoal loads. As in Kubernetes, a kind a built-in API group does not serve in
+// that version is an error ("no matches for kind"); a real kind Shoal does not
+// run, and any kind of another group (a custom resource), is skipped with a warning.
+func (d *decoder) newObject(root *yaml.Node) (Object, k8sTypeID) {
 	var tm TypeMeta
 	for _, f := range []struct {
 		name string
@@ -259,58 +262,70 @@ func (d *decoder) newObject(root *yaml.Node) Object {
 		key, val := lookupKey(root, f.name)
 		if key == nil || isEmpty(val) {
 			d.fieldErrorf(root, f.name, "required: every manifest needs apiVersion and kind")
-			return nil
+			return nil, 0
 		}
 		if val = resolveAlias(val); val.Kind != yaml.ScalarNode || val.ShortTag() != tagStr {
 			d.fieldErrorf(val, f.name, "expected a string, got %s", d.describe(val))
-			return nil
+			return nil, 0
 		}
 		*f.dst = val.Value
 	}
-	want, supported := supportedKinds[tm.Kind]
-	switch {
-	case supported && tm.APIVersion != want:
-		_, val := lookupKey(root, "apiVersion")
-		d.fieldErrorf(val, "apiVersion", "apiVersion %q is not supported for kind %s: use %s", tm.APIVersion, tm.Kind, want)
-		return nil
-	case !supported:
-		for k := range supportedKinds {
-			if strings.EqualFold(k, tm.Kind) {
-				_, val := lookupKey(root, "kind")
-				d.fieldErrorf(val, "kind", "unknown kind %q: did you mean %s?", tm.Kind, k)
-				return nil
-			}
+	if kt, ok := k8sObjectType(tm.APIVersion, tm.Kind); ok {
+		switch tm.Kind {
+		case KindDeployment:
+			return &Deployment{}, kt
+		case KindService:
+			return &Service{}, kt
+		case KindConfigMap:
+			return &ConfigMap{}, kt
+		case KindSecret:
+			return &Secret{}, kt
+		case KindNamespace:
+			return &Namespace{}, kt
 		}
+	}
+	if !builtinGroup(tm.APIVersion) || servedKind(tm.APIVersion, tm.Kind) {
 		name := ""
 		if _, meta := lookupKey(root, "metadata"); meta != nil && resolveAlias(meta).Kind == yaml.MappingNode {
 			if _, n := lookupKey(resolveAlias(meta), "name"); n != nil && n.Kind == yaml.ScalarNode {
 				name = " " + strconv.Quote(n.Value)
 			}
 		}
-		d.warnf(root, "kind %s%s (%s) is not supported by Shoal: skipped", tm.Kind, name, tm.APIVersion)
-		return nil
+		msg := fmt.Sprintf("kind %s%s (%s) is not supported by Shoal: skipped", tm.Kind, name, tm.APIVersion)
+		feature := "kind " + tm.Kind
+		if f, ok := kindFeatures[tm.Kind]; ok {
+			msg, feature = msg+" ("+f.why+")", f.feature
+		}
+		d.warn(root, feature, msg)
+		return nil, 0
 	}
-	switch tm.Kind {
-	case KindDeployment:
-		return &Deployment{}
-	case KindService:
-		return &Service{}
-	case KindConfigMap:
-		return &ConfigMap{}
-	case KindSecret:
-		return &Secret{}
-	default:
-		return &Namespace{}
+	noMatch := fmt.Sprintf("no matches for kind %q in version %q", tm.Kind, tm.APIVersion)
+	if versions := servedVersions(tm.Kind); len(versions) > 0 {
+		_, val := lookupKey(root, "apiVersion")
+		d.fieldErrorf(val, "apiVersion", "%s: use %s", noMatch, strings.Join(versions, " or "))
+		return nil, 0
 	}
+	_, val := lookupKey(root, "kind")
+	if hint := d.suggest(tm.Kind, servedKindNames(tm.APIVersion)); hint != "" {
+		d.fieldErrorf(val, "kind", "%s: did you mean %s?", noMatch, hint)
+	} else {
+		d.fieldErrorf(val, "kind", "%s", noMatch)
+	}
+	return nil, 0
 }
 
-// supportedKinds maps each kind Shoal loads to the apiVersion it must be written in.
-var supportedKinds = map[string]string{
-	KindDeployment: APIVersionApps,
-	KindService:    APIVersionCore,
-	KindConfigMap:  APIVersionCore,
-	KindSecret:     APIVersionCore,
-	KindNamespace:  APIVersionCore,
+// servedKindNames yields the kinds apiVersion serves, then those of every other
+// built-in version, for suggest.
+func servedKindNames(apiVersion string) func(yield func(string) bool) {
+	return func(yield func(string) bool) {
+		for _, same := range []bool{true, false} {
+			for _, k := range k8sKinds {
+				if !k.removed && (k.apiVersion == apiVersion) == same && !yield(k.kind) {
+					return
+				}
+			}
+		}
+	}
 }
 
 func setSource(o Object, s Source) {

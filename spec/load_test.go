@@ -60,12 +60,12 @@ func TestLoadShop(t *testing.T) {
 	}
 	warnings := diagStrings(diags)
 	for _, want := range []string{
-		`frontend.yaml:1: warning: kind ServiceAccount "frontend" (v1) is not supported by Shoal: skipped`,
-		`frontend.yaml:33: spec.template.spec.serviceAccountName: warning: field not honoured by Shoal`,
+		`frontend.yaml:1: warning: kind ServiceAccount "frontend" (v1) is not supported by Shoal: skipped (Shoal gives instances no service account and no Kubernetes API token)`,
+		`frontend.yaml:33: spec.template.spec.serviceAccountName: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token`,
 		`frontend.yaml:141: spec.type: warning: type LoadBalancer: Shoal has no load balancer to provision; served as NodePort on every node`,
 		`cartservice.yaml:57: spec.template.spec.containers[0].readinessProbe: warning: no handler that Shoal honours (grpc): the probe is ignored`,
-		`cartservice.yaml:59: spec.template.spec.containers[0].readinessProbe.grpc: warning: field not honoured by Shoal`,
-		`loadgenerator.yaml:34: spec.template.spec.initContainers: warning: field not honoured by Shoal`,
+		`cartservice.yaml:59: spec.template.spec.containers[0].readinessProbe.grpc: warning: not honoured by Shoal`,
+		`loadgenerator.yaml:34: spec.template.spec.initContainers: warning: not honoured by Shoal`,
 	} {
 		if !slices.Contains(warnings, want) {
 			t.Errorf("missing warning %q", want)

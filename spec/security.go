@@ -3,7 +3,6 @@ package spec
 import (
 	"maps"
 	"path"
-	"reflect"
 	"slices"
 	"strings"
 )
@@ -104,32 +103,6 @@ var capabilityNames = []string{
 
 // CapabilityAll, in capabilities.add or drop, stands for every capability.
 const CapabilityAll = "ALL"
-
-// refusedFields are Kubernetes fields that restrict what a container may do and that
-// Shoal cannot enforce. Running the workload without them would fail open, so, unlike
-// other fields Shoal does not honour, they are errors, not warnings.
-var refusedFields = map[reflect.Type]map[string]string{
-	reflect.TypeFor[PodSpec](): {
-		"runtimeClassName": "Shoal runs every container with runc; it cannot give the sandbox a runtime class asks for",
-	},
-	reflect.TypeFor[PodSecurityContext](): {
-		"seLinuxOptions":  "Shoal does not apply SELinux labels",
-		"appArmorProfile": "Shoal does not apply AppArmor profiles",
-		"windowsOptions":  "Shoal runs Linux containers only",
-		"sysctls":         "Shoal does not set sysctls",
-	},
-	reflect.TypeFor[SecurityContext](): {
-		"seLinuxOptions":  "Shoal does not apply SELinux labels",
-		"appArmorProfile": "Shoal does not apply AppArmor profiles",
-		"windowsOptions":  "Shoal runs Linux containers only",
-	},
-}
-
-// refusedField returns why the field named key of a struct of type t is refused, if it is.
-func refusedField(t reflect.Type, key string) (string, bool) {
-	why, ok := refusedFields[t][key]
-	return why, ok
-}
 
 // EffectiveSecurity is a container's security settings with the pod's defaults applied.
 type EffectiveSecurity struct {

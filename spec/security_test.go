@@ -40,7 +40,7 @@ func TestSecurityContextFailsClosed(t *testing.T) {
 		{"unmasked proc is only a warning", withContainer("securityContext:", "  procMount: Unmasked"), []string{
 			`t.yaml:18: ` + sc + `.procMount: warning: Unmasked is not honoured by Shoal: /proc stays masked`}},
 		{"harmless unhonoured field is a warning", withPodSpec("securityContext:", "  fsGroupChangePolicy: OnRootMismatch"), []string{
-			`t.yaml:18: ` + psc + `.fsGroupChangePolicy: warning: field not honoured by Shoal`}},
+			`t.yaml:18: ` + psc + `.fsGroupChangePolicy: warning: not honoured by Shoal`}},
 		{"misspelt and prefixed capabilities", withContainer("securityContext:", "  capabilities:", "    drop: [NET_RAWW, CAP_NET_RAW]", "    add: [all]"), []string{
 			`t.yaml:19: ` + sc + `.capabilities.drop[0]: unknown capability "NET_RAWW": expected ALL or a Linux capability such as NET_BIND_SERVICE`,
 			`t.yaml:19: ` + sc + `.capabilities.drop[1]: invalid capability "CAP_NET_RAW": write NET_RAW, without the CAP_ prefix, as Kubernetes expects`}},

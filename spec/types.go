@@ -2,7 +2,8 @@ package spec
 
 import "time"
 
-// The API versions and kinds Shoal honours. Anything else is warned about and skipped.
+// The API versions and kinds Shoal honours. Other real Kubernetes kinds, and kinds of
+// other API groups, are skipped with a warning; a kind a built-in group lacks is an error.
 const (
 	KindDeployment = "Deployment"
 	KindService    = "Service"

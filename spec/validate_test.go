@@ -88,7 +88,7 @@ func TestValidateDeployment(t *testing.T) {
 			`t.yaml:18: ` + container + `.readinessProbe.exec.command: required`}},
 		{"grpc-only probe is dropped with a warning", withContainer("readinessProbe:", "  grpc: {port: 9000}"), []string{
 			`t.yaml:17: ` + container + `.readinessProbe: warning: no handler that Shoal honours (grpc): the probe is ignored`,
-			`t.yaml:18: ` + container + `.readinessProbe.grpc: warning: field not honoured by Shoal`}},
+			`t.yaml:18: ` + container + `.readinessProbe.grpc: warning: not honoured by Shoal`}},
 		{"mount of an undeclared volume", withContainer("volumeMounts:", "- name: data", "  mountPath: /data"), []string{
 			`t.yaml:18: ` + container + `.volumeMounts[0].name: volume "data" is not declared in the instance's volumes`}},
 		{"relative and duplicate mount paths", withContainer("volumeMounts:", "- {name: tmp, mountPath: data}", "- {name: tmp, mountPath: /tmp}", "- name: tmp", "  mountPath: /tmp/", "  subPath: ../x") + indent(6, []string{"volumes:", "- {name: tmp, emptyDir: {}}"}), []string{
@@ -99,7 +99,7 @@ func TestValidateDeployment(t *testing.T) {
 			`t.yaml:18: ` + podSpec + `.volumes[0]: must have exactly one source of configMap, secret, emptyDir and hostPath (Shoal supports no others), has 2`}},
 		{"volume with an unsupported source", withPodSpec("volumes:", "- name: data", "  nfs: {server: x, path: /srv}"), []string{
 			`t.yaml:18: ` + podSpec + `.volumes[0]: must have exactly one source of configMap, secret, emptyDir and hostPath (Shoal supports no others), has 0`,
-			`t.yaml:19: ` + podSpec + `.volumes[0].nfs: warning: field not honoured by Shoal`}},
+			`t.yaml:19: ` + podSpec + `.volumes[0].nfs: warning: not honoured by Shoal`}},
 		{"duplicate volume names and bad items", withPodSpec("volumes:", "- {name: data, emptyDir: {medium: HugePages}}", "- name: data", "  secret:", "    secretName: s", "    defaultMode: 0o1777", "    items: [{key: a/b, path: /abs}]"), []string{
 			`t.yaml:18: ` + podSpec + `.volumes[0].emptyDir.medium: unsupported value "HugePages": supported values are "" (disk) and Memory`,
 			`t.yaml:19: ` + podSpec + `.volumes[1].name: duplicate volume name "data"`,
@@ -132,7 +132,7 @@ func TestValidateDeployment(t *testing.T) {
 			`t.yaml:18: spec.progressDeadlineSeconds: must be greater than minReadySeconds (30), got 30`}},
 		{"node affinity operators", withPodSpec("affinity:", "  nodeAffinity:", "    requiredDuringSchedulingIgnoredDuringExecution:", "      nodeSelectorTerms:", "      - matchExpressions:",
 			"        - {key: zone, operator: In}",
-			"        - {key: ssd, operator: Exists, values: [yes]}",
+			"        - {key: ssd, operator: Exists, values: [\"yes\"]}",
 			"        - {key: cores, operator: Gt, values: [many]}",
 			"        - {key: cores, operator: Lt, values: [\"1\", \"2\"]}",
 			"        - {key: cores, operator: Near}",
@@ -212,12 +212,12 @@ func TestValidateOtherKinds(t *testing.T) {
 			`t.yaml:4: metadata.name: invalid value "7web": must be a lowercase RFC 1035 label: at most 63 characters of a-z, 0-9 and '-', starting with a letter and ending with a letter or digit`}},
 		{"Service without selector", "apiVersion: v1\nkind: Service\nmetadata:\n  name: ext\nspec:\n  ports: [{port: 80}]\n", []string{
 			`t.yaml:5: spec.selector: warning: not set: Shoal manages no endpoints for a Service without a selector`}},
-		{"ConfigMap keys", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a/b: x\n  ok.yaml: y\nbinaryData:\n  ok.yaml: eQ==\n", []string{
+		{"ConfigMap keys", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a/b: x\n  ok.yaml: \"y\"\nbinaryData:\n  ok.yaml: eQ==\n", []string{
 			`t.yaml:6: data[a/b]: invalid value "a/b": must be a key of at most 253 characters of A-Z, a-z, 0-9, '-', '_' and '.', and not '.', '..' or starting with '..'`,
 			`t.yaml:9: binaryData[ok.yaml]: key "ok.yaml" is also in data`}},
 		{"ConfigMap too large", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: " + big + "\n  b: " + big + "\n  c: x\n", []string{
 			`t.yaml:1: data totals 1048577 bytes, more than the limit of 1048576`}},
-		{"Secret keys written in stringData", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  good: x\n  bad key: y\n", []string{
+		{"Secret keys written in stringData", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\nstringData:\n  good: x\n  bad key: \"y\"\n", []string{
 			`t.yaml:7: stringData[bad key]: invalid value "bad key": must be a key of at most 253 characters of A-Z, a-z, 0-9, '-', '_' and '.', and not '.', '..' or starting with '..'`}},
 		{"Namespace name is a label", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop.example\n", []string{
 			`t.yaml:4: metadata.name: invalid value "shop.example": must be a lowercase RFC 1123 label: at most 63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit`}},

@@ -119,6 +119,30 @@ func TestValidateWarnsAboutWhatServicesSelect(t *testing.T) {
 	}
 }
 
+// TestValidateGroupsRepeatedWarnings: people read one line per feature, tools
+// read every warning in -o json.
+func TestValidateGroupsRepeatedWarnings(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a", "b", "c"} {
+		write(t, dir, name+".yaml", testsupport.Deployment{Name: name, Replicas: 1, Container: name, Image: "nginx:1.25",
+			ContainerYAML: "        stdin: true\n"}.YAML()+"      serviceAccountName: "+name+"\n")
+	}
+	code, out, _ := shoal(t, "validate", dir)
+	for _, want := range []string{
+		"serviceAccount: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token (×3, first at a.yaml:",
+		"spec.template.spec.containers[].stdin: warning: not honoured by Shoal (×3, first at a.yaml:",
+	} {
+		if code != 0 || !strings.Contains(out, want) || strings.Count(out, "\n") != 2 {
+			t.Errorf("validate: exit %d, want 0 and two lines, one with %q:\n%s", code, want, out)
+		}
+	}
+	code, out, _ = shoal(t, "validate", "-o", "json", dir)
+	var report validationReport
+	if err := json.Unmarshal([]byte(out), &report); err != nil || code != 0 || len(report.Warnings) != 6 {
+		t.Errorf("validate -o json: exit %d, %v, %d warnings, want 6: %s", code, err, len(report.Warnings), out)
+	}
+}
+
 func TestPlanShowsTheWarningsAChangeBrings(t *testing.T) {
 	repo := testsupport.NewRepo(t)
 	first := repo.Commit("good", map[string]string{"web.yaml": webWithPort, "svc.yaml": serviceYAML("web", "http")})

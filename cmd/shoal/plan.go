@@ -101,8 +101,8 @@ replica of the new revision would run, and why a replica could not be placed.
 			if err := planner.FormatDiff(out, changes); err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
-			for _, d := range newWarnings(before.diags, after.diags) {
-				fmt.Fprintln(out, d.String())
+			for _, g := range newWarnings(before.diags, after.diags).Grouped() {
+				fmt.Fprintln(out, g.String())
 			}
 			view, err := loadClusterView(ctx, clusterFile, clusterFrom, api)
 			if err != nil {

@@ -70,8 +70,9 @@ func reportValidation(w, summary io.Writer, output string, loaded manifests) err
 		enc.SetIndent("", "  ")
 		return enc.Encode(report)
 	}
-	for _, d := range loaded.diags {
-		fmt.Fprintln(w, d.String())
+	// People read repeated warnings as one line each; -o json keeps every one.
+	for _, g := range loaded.diags.Grouped() {
+		fmt.Fprintln(w, g.String())
 	}
 	verdict := "valid"
 	if !report.Valid {
