@@ -93,7 +93,7 @@ func TestDecodeDiagnostics(t *testing.T) {
 			yaml: minimalDeployment + "        stdin: true\n      serviceAccountName: web\n  paused: true\n",
 			want: []string{
 				`t.yaml:17: spec.template.spec.containers[0].stdin: warning: field not honoured by Shoal`,
-				`t.yaml:18: spec.template.spec.serviceAccountName: warning: field not honoured by Shoal`,
+				`t.yaml:18: spec.template.spec.serviceAccountName: warning: Shoal has no service accounts and grants nothing by this name; it is only reported to fieldRef spec.serviceAccountName`,
 				`t.yaml:19: spec.paused: warning: field not honoured by Shoal`,
 			},
 		},
