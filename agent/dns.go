@@ -101,10 +101,18 @@ func targetPort(p spec.ServicePort, matched []*compiled) int32 {
 }
 
 // resolveOptions are the node's settings that go into every instance it runs: the pod IP
-// (the node's address, under host networking) and, with DNS, a resolv.conf naming the
+// (the node's address, under host networking), the node's address and allocatable
+// resources (for the Downward API) and, with DNS, a resolv.conf naming the
 // node's DNS server with the Kubernetes search path of the instance's namespace.
 func (c *core) resolveOptions(in *instance) []executor.ResolveOption {
-	opts := []executor.ResolveOption{executor.WithPodIP(c.addrOf(in).String())}
+	opts := []executor.ResolveOption{
+		executor.WithPodIP(c.addrOf(in).String()),
+		executor.WithHostIP(c.cfg.NodeAddr),
+		executor.WithNodeAllocatable(executor.NodeAllocatable{
+			MilliCPU: c.cfg.Allocatable.MilliCPU, MemoryBytes: c.cfg.Allocatable.MemoryBytes,
+			EphemeralStorage: c.cfg.EphemeralStorageBytes,
+		}),
+	}
 	if c.dnsOn && c.nameserver.IsValid() {
 		opts = append(opts, executor.WithResolvConf(dns.ContainerResolvConf(c.nameserver, in.namespace, c.domain, 5)))
 	}

@@ -259,6 +259,17 @@ func TestValidateOtherKinds(t *testing.T) {
 			`t.yaml:12: spec.template.spec.containers[0].ports[0].hostIP: set without hostPort`,
 			`t.yaml:12: spec.template.spec.containers[0].ports[1].hostPort: must be between 1 and 65535, inclusive, got 70000`,
 			`t.yaml:12: spec.template.spec.containers[0].ports[2].hostIP: invalid value "nope": must be an IPv4 address`}},
+		{"ExternalName Service needs no ports", "apiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n  type: ExternalName\n  externalName: db.example.com.\n", nil},
+		{"ExternalName Service ignores its selector", serviceHead + "  type: ExternalName\n  externalName: db.example.com\n  ports: [{port: 5432, protocol: SCTP}]\n", []string{
+			`t.yaml:6: spec.selector: warning: ignored: an ExternalName Service is a DNS alias to "db.example.com" and has no endpoints`}},
+		{"ExternalName errors", "apiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n  type: ExternalName\n  externalName: Db_.example.com\n  clusterIP: 10.96.0.5\n", []string{
+			`t.yaml:7: spec.externalName: invalid value "Db_.example.com": must be a lowercase RFC 1123 subdomain: at most 253 characters of a-z, 0-9, '-' and '.', each dot-separated part starting and ending with a letter or digit`,
+			`t.yaml:8: spec.clusterIP: must not be set when type is ExternalName (got "10.96.0.5")`}},
+		{"ExternalName without a name", "apiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n  type: ExternalName\n", []string{
+			`t.yaml:5: spec.externalName: required`}},
+		{"externalName on a ClusterIP Service", serviceHead + "  externalName: db.example.com\n  ports: [{port: 80}]\n", []string{
+			`t.yaml:8: spec.externalName: must not be set unless type is ExternalName`}},
+		{"SCTP Service port", serviceHead + "  ports: [{port: 9999, protocol: SCTP}]\n", nil},
 		{"unknown Service type", serviceHead + "  type: Mesh\n  ports: [{port: 80}]\n", []string{
 			`t.yaml:8: spec.type: unsupported value "Mesh": supported values are ClusterIP, NodePort, LoadBalancer, ExternalName`}},
 		{"Service name must start with a letter", strings.Replace(serviceHead, "name: web", "name: 7web", 1) + "  ports: [{port: 80}]\n", []string{
