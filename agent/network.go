@@ -181,7 +181,7 @@ func (c *core) assignServices(set *spec.Set) {
 	var vipReqs []network.VIPRequest
 	var portReqs []network.NodePortRequest
 	for _, svc := range set.Services {
-		if svc.Spec.ClusterIP == spec.ClusterIPNone || svc.Spec.Type == "ExternalName" {
+		if svc.Spec.ClusterIP == spec.ClusterIPNone || svc.IsExternalName() {
 			continue
 		}
 		key := network.ServiceKey{Namespace: svc.Metadata.Namespace, Name: svc.Metadata.Name}
