@@ -741,6 +741,9 @@ func validateServiceSpec(r *report, p *fieldPath, s *ServiceSpec) {
 		names[port.Name] = true
 		r.port(ip.child("port"), port.Port)
 		r.oneOf(ip.child("protocol"), port.Protocol, protocols...)
+		if port.Protocol == ProtocolSCTP {
+			r.warnf(ip.child("protocol"), "SCTP Service ports are not proxied by Shoal: the virtual IP and node ports carry TCP and UDP only (DNS still names the port)")
+		}
 		if port.NodePort != 0 {
 			if !nodePorts {
 				r.errorf(ip.child("nodePort"), "set on a Service of type %s: only NodePort and LoadBalancer Services have node ports", cmp.Or(s.Type, serviceTypeClusterIP))

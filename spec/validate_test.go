@@ -269,7 +269,8 @@ func TestValidateOtherKinds(t *testing.T) {
 			`t.yaml:5: spec.externalName: required`}},
 		{"externalName on a ClusterIP Service", serviceHead + "  externalName: db.example.com\n  ports: [{port: 80}]\n", []string{
 			`t.yaml:8: spec.externalName: must not be set unless type is ExternalName`}},
-		{"SCTP Service port", serviceHead + "  ports: [{port: 9999, protocol: SCTP}]\n", nil},
+		{"SCTP Service port", serviceHead + "  ports: [{port: 9999, protocol: SCTP}]\n", []string{
+			`t.yaml:8: spec.ports[0].protocol: warning: SCTP Service ports are not proxied by Shoal: the virtual IP and node ports carry TCP and UDP only (DNS still names the port)`}},
 		{"unknown Service type", serviceHead + "  type: Mesh\n  ports: [{port: 80}]\n", []string{
 			`t.yaml:8: spec.type: unsupported value "Mesh": supported values are ClusterIP, NodePort, LoadBalancer, ExternalName`}},
 		{"Service name must start with a letter", strings.Replace(serviceHead, "name: web", "name: 7web", 1) + "  ports: [{port: 80}]\n", []string{
