@@ -116,7 +116,7 @@ func (s *Server) fromCache(w dns.ResponseWriter, r *dns.Msg) (dns.ResponseWriter
 // client's own question and ID.
 type aliasWriter struct {
 	dns.ResponseWriter
-	query *dns.Msg  // the client's question
+	query *dns.Msg // the client's question
 	alias []dns.RR // the CNAME chain from the question's name to the target
 }
 
