@@ -2,6 +2,7 @@ package dns
 
 import (
 	"errors"
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
@@ -14,6 +15,15 @@ import (
 // snapshot; an outside target's records follow from the upstream, as CoreDNS answers.
 func TestServerExternalName(t *testing.T) {
 	up := startUpstream(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		if r.Question[0].Name == "big.example.com." { // just fits in 512 bytes by itself
+			m := new(dns.Msg).SetReply(r)
+			m.Compress = true
+			for i := range 28 {
+				m.Answer = append(m.Answer, &dns.A{Hdr: header(r.Question[0].Name, dns.TypeA, 60), A: net.IPv4(192, 0, 2, byte(i))})
+			}
+			w.WriteMsg(m)
+			return
+		}
 		if r.Question[0].Name != "db.example.com." {
 			w.WriteMsg(new(dns.Msg).SetRcode(r, dns.RcodeNameError))
 			return
@@ -29,6 +39,7 @@ func TestServerExternalName(t *testing.T) {
 		{Namespace: "shop", Name: "loop1", ExternalName: "loop2.shop.svc.cluster.local"},
 		{Namespace: "shop", Name: "loop2", ExternalName: "loop1.shop.svc.cluster.local"},
 		{Namespace: "shop", Name: "gone", ExternalName: "nope.shop.svc.cluster.local"},
+		{Namespace: "shop", Name: "big", ExternalName: "big.example.com"},
 	}
 	s := newTestServer(t, cfg, services)
 	serve(t, s)
@@ -56,8 +67,17 @@ func TestServerExternalName(t *testing.T) {
 			}
 		}
 	}
+	// The alias makes an answer that fitted 512 bytes longer: it is truncated again.
+	r := exchange(t, "udp", query("big.shop.svc.cluster.local.", dns.TypeA, 0), s.Addr())
+	r.Compress = true // as it came on the wire
+	if !r.Truncated || r.Len() > dns.MinMsgSize {
+		t.Errorf("aliased big answer over UDP: TC %t, %d bytes; want TC within %d bytes: %v", r.Truncated, r.Len(), dns.MinMsgSize, r)
+	}
+	if r = exchange(t, "tcp", query("big.shop.svc.cluster.local.", dns.TypeA, 0), s.Addr()); r.Truncated || len(r.Answer) != 29 {
+		t.Errorf("aliased big answer over TCP: TC %t, %d records; want all 29", r.Truncated, len(r.Answer))
+	}
 	// A loop of aliases ends after maxCNAMEChain+1 records, never spins.
-	r := exchange(t, "udp", query("loop1.shop.svc.cluster.local.", dns.TypeA, 0), s.Addr())
+	r = exchange(t, "udp", query("loop1.shop.svc.cluster.local.", dns.TypeA, 0), s.Addr())
 	if len(r.Answer) != maxCNAMEChain+1 {
 		t.Errorf("alias loop: %d records, want %d", len(r.Answer), maxCNAMEChain+1)
 	}

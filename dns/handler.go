@@ -125,6 +125,7 @@ func (w *aliasWriter) WriteMsg(m *dns.Msg) error {
 	out := m.Copy() // m may be the cache's
 	out.Id, out.Question = w.query.Id, w.query.Question
 	out.Answer = append(append([]dns.RR{}, w.alias...), m.Answer...)
+	out.Truncate(replySize(w, w.query)) // the alias made the answer longer
 	return w.ResponseWriter.WriteMsg(out)
 }
 
@@ -190,26 +191,29 @@ func (s *Server) replyServFail(w dns.ResponseWriter, r *dns.Msg) {
 // reply completes m for the client that sent req — EDNS0 OPT when req had one, truncation
 // to the client's UDP buffer — and writes it.
 func (s *Server) reply(w dns.ResponseWriter, req, m *dns.Msg) {
-	size := dns.MaxMsgSize
-	if isUDP(w) {
-		size = dns.MinMsgSize
-	}
-	if opt := req.IsEdns0(); opt != nil {
-		if m.IsEdns0() == nil { // a forwarded answer brings its upstream's OPT
-			m.SetEdns0(advertisedUDPSize, opt.Do())
-		}
-		if isUDP(w) {
-			size = max(int(opt.UDPSize()), dns.MinMsgSize)
-		}
+	if opt := req.IsEdns0(); opt != nil && m.IsEdns0() == nil { // a forwarded answer brings its upstream's OPT
+		m.SetEdns0(advertisedUDPSize, opt.Do())
 	}
 	truncated := m.Truncated
-	m.Truncate(size)
+	m.Truncate(replySize(w, req))
 	if m.Truncated && !truncated {
 		s.stats.truncated.Add(1)
 	}
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("dns: write reply", "client", w.RemoteAddr(), "err", err)
 	}
+}
+
+// replySize is the largest answer the client that sent req over w takes: its EDNS0 buffer
+// or 512 bytes over UDP, 64 KiB over TCP.
+func replySize(w dns.ResponseWriter, req *dns.Msg) int {
+	if !isUDP(w) {
+		return dns.MaxMsgSize
+	}
+	if opt := req.IsEdns0(); opt != nil {
+		return max(int(opt.UDPSize()), dns.MinMsgSize)
+	}
+	return dns.MinMsgSize
 }
 
 // allowed reports whether a client at addr may use the server.
