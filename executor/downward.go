@@ -31,7 +31,7 @@ func WithHostIP(ip string) ResolveOption { return func(r *resolveContext) { r.ho
 // WithNodeAllocatable gives what a resourceFieldRef reports for a limit the container
 // does not set.
 func WithNodeAllocatable(a NodeAllocatable) ResolveOption {
-	return func(r *resolveContext) { r.node0 = a }
+	return func(r *resolveContext) { r.allocatable = a }
 }
 
 // defaultServiceAccount is the service account a Kubernetes pod runs as when it names none.
@@ -150,14 +150,14 @@ func (r *resolveContext) resource(f *spec.ResourceFieldSelector, self spec.Conta
 	case side == "requests":
 		value = 0
 	case cpu:
-		value = r.node0.MilliCPU
+		value = r.allocatable.MilliCPU
 	case name == spec.ResourceMemory:
-		value = r.node0.MemoryBytes
+		value = r.allocatable.MemoryBytes
 	default:
-		if r.node0.EphemeralStorage <= 0 {
+		if r.allocatable.EphemeralStorage <= 0 {
 			return "", fmt.Errorf("%w: resourceFieldRef %s: the container sets no limit and the node's allocatable ephemeral storage is unknown", ErrConfig, f.Resource)
 		}
-		value = r.node0.EphemeralStorage
+		value = r.allocatable.EphemeralStorage
 	}
 	var divisor int64 = 1
 	if cpu {

@@ -45,14 +45,14 @@ func WithResolvConf(content []byte) ResolveOption {
 
 // resolveContext is what one Resolve call reads references from.
 type resolveContext struct {
-	set        *spec.Set
-	namespace  string
-	instanceID string
-	node       string
-	podIP      string
-	hostIP     string
-	node0      NodeAllocatable
-	resolvConf []byte
+	set         *spec.Set
+	namespace   string
+	instanceID  string
+	node        string
+	podIP       string
+	hostIP      string
+	allocatable NodeAllocatable
+	resolvConf  []byte
 	// template is the pod template being resolved, for the Downward API.
 	template *spec.PodTemplate
 }

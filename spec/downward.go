@@ -41,10 +41,12 @@ var ContainerResources = []string{
 // schedules nor limits by it; a resourceFieldRef can report it.
 const ResourceEphemeralStorage = "ephemeral-storage"
 
-// Divisors Kubernetes accepts for a resourceFieldRef, by resource.
+// Divisors Kubernetes accepts for a resourceFieldRef, by resource, compared by value as
+// Kubernetes compares them (1024Ki is 1Mi). Kubernetes also takes 1E and 1Ei, which are
+// beyond what a Shoal quantity holds (every limit is far below them).
 var (
 	cpuDivisors  = []string{"1m", "1"}
-	byteDivisors = []string{"1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei"}
+	byteDivisors = []string{"1", "1k", "1M", "1G", "1T", "1P", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi"}
 )
 
 // SplitFieldPath splits metadata.labels['key'] into metadata.labels and key; subscripted
@@ -112,7 +114,7 @@ func validateResourceField(r *report, p *fieldPath, f *ResourceFieldSelector, co
 	switch d := f.Divisor; {
 	case d.Err() != nil:
 		r.errorf(dp, "invalid quantity %q", d.String())
-	case !slices.Contains(divisors, d.String()):
+	case !slices.ContainsFunc(divisors, func(s string) bool { return MustQuantity(s).MilliValue() == d.MilliValue() }):
 		r.errorf(dp, "unsupported value %q for %s: supported values are %s", d.String(), f.Resource, strings.Join(divisors, ", "))
 	}
 }

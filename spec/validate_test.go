@@ -159,12 +159,14 @@ func TestValidateDeployment(t *testing.T) {
 			"- {name: E, valueFrom: {fieldRef: {fieldPath: spec.serviceAccountName}}}",
 			"- {name: F, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}",
 			"- {name: G, valueFrom: {resourceFieldRef: {containerName: web, resource: requests.cpu, divisor: 1m}}}",
-			"- {name: H, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage, divisor: 1Gi}}}"), nil},
+			"- {name: H, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage, divisor: 1Gi}}}",
+			"- {name: I, valueFrom: {resourceFieldRef: {resource: requests.memory, divisor: 1024Ki}}}",
+			"- {name: J, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: \"0.001\"}}}"), nil},
 		{"env resourceFieldRef errors", withContainer("env:",
 			"- {name: A, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 3Mi}}}",
 			"- {name: B, valueFrom: {resourceFieldRef: {containerName: sidecar, resource: requests.cpu}}}",
 			"- {name: C, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['bad key']\"}}}"), []string{
-			`t.yaml:18: ` + container + `.env[0].valueFrom.resourceFieldRef.divisor: unsupported value "3Mi" for limits.memory: supported values are 1, 1k, 1M, 1G, 1T, 1P, 1E, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi, 1Ei`,
+			`t.yaml:18: ` + container + `.env[0].valueFrom.resourceFieldRef.divisor: unsupported value "3Mi" for limits.memory: supported values are 1, 1k, 1M, 1G, 1T, 1P, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi`,
 			`t.yaml:19: ` + container + `.env[1].valueFrom.resourceFieldRef.containerName: container "sidecar" is not one of the instance's containers`,
 			`t.yaml:20: ` + container + `.env[2].valueFrom.fieldRef.fieldPath: invalid key "bad key" in metadata.labels['bad key']: must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 characters of A-Z, a-z, 0-9, '-', '_' and '.', starting and ending with a letter or digit`}},
 		{"env key selector without key", withContainer("env:", "- name: A", "  valueFrom:", "    secretKeyRef: {name: s}"), []string{
