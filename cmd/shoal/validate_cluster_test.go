@@ -95,3 +95,11 @@ func TestValidateClusterWarnsAboutLabelsNoNodeCarries(t *testing.T) {
 		t.Errorf("without --cluster: exit %d, findings %q", code, out)
 	}
 }
+
+// diskSize finds the filesystem a state directory will be on before it exists.
+func TestDiskSizeOfADirectoryNotYetMade(t *testing.T) {
+	dir := t.TempDir()
+	if got, want := diskSize(filepath.Join(dir, "not", "yet")), diskSize(dir); got <= 0 || got != want {
+		t.Errorf("diskSize = %d, want %d (that of the nearest existing parent), > 0", got, want)
+	}
+}
