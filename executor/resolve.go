@@ -160,7 +160,8 @@ func (r *resolveContext) container(c spec.Container, inst *InstanceSpec) (Contai
 			Volume:  m.Name,
 			Path:    path.Clean(m.MountPath),
 			SubPath: m.SubPath,
-			// Kubernetes mounts configMap and secret volumes read-only whatever the mount says.
+			// Kubernetes mounts the volumes it writes (configMap, secret, downwardAPI, projected)
+			// read-only whatever the mount says.
 			ReadOnly: m.ReadOnly || vol.Kind.written(),
 		})
 	}
