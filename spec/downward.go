@@ -119,12 +119,30 @@ func validateResourceField(r *report, p *fieldPath, f *ResourceFieldSelector, co
 	}
 }
 
+// paths finds two files of one volume at the same path, as Kubernetes refuses them. Only
+// paths the manifest names are known here; a whole ConfigMap or Secret projected without
+// items is checked when the instance is resolved.
+type paths map[string]bool
+
+func (ps paths) check(r *report, p *fieldPath, path string) {
+	if path == "" {
+		return
+	}
+	clean := strings.TrimPrefix(strings.TrimSuffix(path, "/"), "./")
+	if ps[clean] {
+		r.errorf(p, "duplicate path %q in the volume", path)
+	}
+	ps[clean] = true
+}
+
 // validateDownwardFiles checks the items of a downwardAPI volume or projection.
-func validateDownwardFiles(r *report, p *fieldPath, items []DownwardAPIVolumeFile, containers []Container) {
+func validateDownwardFiles(r *report, p *fieldPath, items []DownwardAPIVolumeFile, containers []Container, seen paths) {
 	for i := range items {
 		it := &items[i]
 		ip := p.at(i)
-		r.name(ip.child("path"), it.Path, relativePath, true)
+		if r.name(ip.child("path"), it.Path, relativePath, true) {
+			seen.check(r, ip.child("path"), it.Path)
+		}
 		r.fileMode(ip.child("mode"), it.Mode)
 		if n := count(it.FieldRef != nil, it.ResourceFieldRef != nil); n != 1 {
 			r.errorf(ip, "must have exactly one of fieldRef and resourceFieldRef, has %d", n)
@@ -142,6 +160,12 @@ func validateDownwardFiles(r *report, p *fieldPath, items []DownwardAPIVolumeFil
 // Shoal cannot fill (a service account token, a cluster trust bundle) warned about.
 func validateProjected(r *report, p *fieldPath, v *ProjectedVolumeSource, containers []Container) {
 	r.fileMode(p.child("defaultMode"), v.DefaultMode)
+	seen := paths{}
+	items := func(p *fieldPath, items []KeyToPath) {
+		for i, it := range items {
+			seen.check(r, p.at(i).child("path"), it.Path)
+		}
+	}
 	for i := range v.Sources {
 		s := &v.Sources[i]
 		sp := p.child("sources").at(i)
@@ -152,14 +176,16 @@ func validateProjected(r *report, p *fieldPath, v *ProjectedVolumeSource, contai
 			cp := sp.child("configMap")
 			r.name(cp.child("name"), cm.Name, dns1123Subdomain, true)
 			validateKeyToPaths(r, cp.child("items"), cm.Items)
+			items(cp.child("items"), cm.Items)
 		}
 		if sec := s.Secret; sec != nil {
 			cp := sp.child("secret")
 			r.name(cp.child("name"), sec.Name, dns1123Subdomain, true)
 			validateKeyToPaths(r, cp.child("items"), sec.Items)
+			items(cp.child("items"), sec.Items)
 		}
 		if d := s.DownwardAPI; d != nil {
-			validateDownwardFiles(r, sp.child("downwardAPI").child("items"), d.Items, containers)
+			validateDownwardFiles(r, sp.child("downwardAPI").child("items"), d.Items, containers, seen)
 		}
 		// Kubernetes mounts a token for its own API (and kubectl exports it as the
 		// kube-api-access volume); Shoal has no such API, so the token could only fail.

@@ -562,7 +562,7 @@ func validateVolumes(r *report, p *fieldPath, volumes []Volume, containers []Con
 		if d := v.DownwardAPI; d != nil {
 			dp := vp.child("downwardAPI")
 			r.fileMode(dp.child("defaultMode"), d.DefaultMode)
-			validateDownwardFiles(r, dp.child("items"), d.Items, containers)
+			validateDownwardFiles(r, dp.child("items"), d.Items, containers, paths{})
 		}
 		if pr := v.Projected; pr != nil {
 			validateProjected(r, vp.child("projected"), pr, containers)

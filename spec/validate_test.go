@@ -132,11 +132,13 @@ func TestValidateDeployment(t *testing.T) {
 			"    - downwardAPI: {items: [{path: ns, fieldRef: {fieldPath: metadata.namespace}}]}",
 			"    - serviceAccountToken: {path: token, audience: vault}",
 			"    - clusterTrustBundle: {path: ca.pem, signerName: example.com/ca}",
-			"    - {}"), []string{
+			"    - {}",
+			"    - downwardAPI: {items: [{path: a, fieldRef: {fieldPath: metadata.name}}]}"), []string{
 			`t.yaml:20: ` + podSpec + `.volumes[0].projected.defaultMode: must be a file mode between 0 and 0777 (octal), got 01000`,
 			`t.yaml:25: ` + podSpec + `.volumes[0].projected.sources[3].serviceAccountToken: warning: not honoured: Shoal has no Kubernetes API to issue a service account token for; file "token" is not written`,
 			`t.yaml:26: ` + podSpec + `.volumes[0].projected.sources[4].clusterTrustBundle: warning: not honoured: Shoal has no ClusterTrustBundle objects; file "ca.pem" is not written`,
-			`t.yaml:27: ` + podSpec + `.volumes[0].projected.sources[5]: must have exactly one of configMap, secret, downwardAPI, serviceAccountToken and clusterTrustBundle, has 0`}},
+			`t.yaml:27: ` + podSpec + `.volumes[0].projected.sources[5]: must have exactly one of configMap, secret, downwardAPI, serviceAccountToken and clusterTrustBundle, has 0`,
+			`t.yaml:28: ` + podSpec + `.volumes[0].projected.sources[6].downwardAPI.items[0].path: duplicate path "a" in the volume`}},
 		{"duplicate volume names and bad items", withPodSpec("volumes:", "- {name: data, emptyDir: {medium: HugePages}}", "- name: data", "  secret:", "    secretName: s", "    defaultMode: 0o1777", "    items: [{key: a/b, path: /abs}]"), []string{
 			`t.yaml:18: ` + podSpec + `.volumes[0].emptyDir.medium: unsupported value "HugePages": supported values are "" (disk) and Memory`,
 			`t.yaml:19: ` + podSpec + `.volumes[1].name: duplicate volume name "data"`,
