@@ -22,6 +22,10 @@ type Config struct {
 	Labels map[string]string
 	// Allocatable is what instances on this node may reserve by their requests.
 	Allocatable planner.Resources
+	// EphemeralStorageBytes is the node's local disk for instances, reported to a
+	// resourceFieldRef on an ephemeral-storage limit a container does not set; 0: unknown.
+	// Shoal neither reserves nor limits it.
+	EphemeralStorageBytes int64
 	// MaxInstances is how many instances this node may run (the kubelet's maxPods). It
 	// travels in the node's gossip metadata, so every node plans with each node's own value.
 	MaxInstances int

@@ -45,7 +45,8 @@ func matchServices(set *spec.Set, workloads map[workloadKey]*compiled) []service
 		s := service{svc: svc}
 		for _, d := range set.Deployments {
 			w := workloads[workloadKey{d.Metadata.Namespace, d.Metadata.Name}]
-			if w.key.namespace == svc.Metadata.Namespace && len(svc.Spec.Selector) > 0 &&
+			// An ExternalName Service is only an alias: its selector is ignored, as in Kubernetes.
+			if w.key.namespace == svc.Metadata.Namespace && len(svc.Spec.Selector) > 0 && !svc.IsExternalName() &&
 				(&spec.LabelSelector{MatchLabels: svc.Spec.Selector}).Matches(w.labels) {
 				s.matched = append(s.matched, w)
 			}
@@ -58,6 +59,9 @@ func matchServices(set *spec.Set, workloads map[workloadKey]*compiled) []service
 // dnsService is what DNS serves of one desired Service, from the endpoints of the
 // workloads it selects (eps, by matched workload). Only ready instances are answered.
 func (c *core) dnsService(s service, eps [][]endpoint) dns.Service {
+	if s.svc.IsExternalName() {
+		return dns.Service{Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name, ExternalName: s.svc.Spec.ExternalName}
+	}
 	ds := dns.Service{
 		Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name,
 		Headless: s.svc.Spec.ClusterIP == spec.ClusterIPNone,
@@ -101,10 +105,18 @@ func targetPort(p spec.ServicePort, matched []*compiled) int32 {
 }
 
 // resolveOptions are the node's settings that go into every instance it runs: the pod IP
-// (the node's address, under host networking) and, with DNS, a resolv.conf naming the
+// (the node's address, under host networking), the node's address and allocatable
+// resources (for the Downward API) and, with DNS, a resolv.conf naming the
 // node's DNS server with the Kubernetes search path of the instance's namespace.
 func (c *core) resolveOptions(in *instance) []executor.ResolveOption {
-	opts := []executor.ResolveOption{executor.WithPodIP(c.addrOf(in).String())}
+	opts := []executor.ResolveOption{
+		executor.WithPodIP(c.addrOf(in).String()),
+		executor.WithHostIP(c.cfg.NodeAddr),
+		executor.WithNodeAllocatable(executor.NodeAllocatable{
+			MilliCPU: c.cfg.Allocatable.MilliCPU, MemoryBytes: c.cfg.Allocatable.MemoryBytes,
+			EphemeralStorage: c.cfg.EphemeralStorageBytes,
+		}),
+	}
 	if c.dnsOn && c.nameserver.IsValid() {
 		opts = append(opts, executor.WithResolvConf(dns.ContainerResolvConf(c.nameserver, in.namespace, c.domain, 5)))
 	}

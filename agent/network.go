@@ -181,7 +181,7 @@ func (c *core) assignServices(set *spec.Set) {
 	var vipReqs []network.VIPRequest
 	var portReqs []network.NodePortRequest
 	for _, svc := range set.Services {
-		if svc.Spec.ClusterIP == spec.ClusterIPNone || svc.Spec.Type == "ExternalName" {
+		if svc.Spec.ClusterIP == spec.ClusterIPNone || svc.IsExternalName() {
 			continue
 		}
 		key := network.ServiceKey{Namespace: svc.Metadata.Namespace, Name: svc.Metadata.Name}
@@ -222,7 +222,8 @@ func portKey(p spec.ServicePort) string { return cmp.Or(p.Name, strconv.Itoa(int
 
 // proxyService is what the Service proxy programs of one desired Service, from the
 // endpoints of the workloads it selects (eps, by matched workload): each port to the ready
-// instances' address and target port. ok is false for a Service without a virtual IP.
+// instances' address and target port, SCTP ports left out (see network.Proxied). ok is
+// false for a Service without a virtual IP.
 func (c *core) proxyService(s service, eps [][]endpoint) (ns network.Service, ok bool) {
 	key := network.ServiceKey{Namespace: s.svc.Metadata.Namespace, Name: s.svc.Metadata.Name}
 	vip, ok := c.net.vips[key]
@@ -231,6 +232,9 @@ func (c *core) proxyService(s service, eps [][]endpoint) (ns network.Service, ok
 	}
 	ns = network.Service{Namespace: key.Namespace, Name: key.Name, VIP: vip}
 	for _, p := range s.svc.Spec.Ports {
+		if !network.Proxied(network.Protocol(cmp.Or(p.Protocol, spec.ProtocolTCP))) {
+			continue // SCTP: validation warned that the proxy does not carry it
+		}
 		sp := network.ServicePort{
 			Name: p.Name, Protocol: network.Protocol(cmp.Or(p.Protocol, spec.ProtocolTCP)), Port: uint16(p.Port),
 			NodePort: c.net.nodePorts[network.NodePortKey{Service: key, Port: portKey(p)}],

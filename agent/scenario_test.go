@@ -518,6 +518,10 @@ func (s *scenario) ready() string {
 		out = append(out, "gossip meta revision="+rd.meta.Revision)
 	}
 	for _, svc := range rd.services {
+		if svc.ExternalName != "" {
+			out = append(out, fmt.Sprintf("dns %s alias %s", svc.Name, svc.ExternalName))
+			continue
+		}
 		var eps []string
 		for _, e := range svc.Endpoints {
 			state := "unready"

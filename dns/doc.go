@@ -39,6 +39,11 @@
 //   - PTR for a virtual IP: the Service name. PTR for a ready endpoint address: the
 //     instance name for headless Services, the Service name otherwise. Under host networking one address serves many names; the answer is
 //     the first in name order, one record, as CoreDNS gives one.
+//   - SERVICE.NAMESPACE.svc.DOMAIN of an ExternalName Service, any type: a CNAME to its
+//     external name, then (but for a CNAME question) the target's records: from the
+//     snapshot when the target is in DOMAIN (at most maxCNAMEChain aliases), else from the
+//     upstreams through the cache, as CoreDNS's kubernetes plugin answers (stub resolvers do
+//     not chase a CNAME); the CNAME alone without upstreams.
 //   - DOMAIN SOA and NS. Any other name in DOMAIN: NXDOMAIN with the SOA; a name that exists
 //     without the asked type (or only has names below it): NOERROR/NODATA with the SOA.
 //

@@ -19,6 +19,8 @@ func FuzzServeDNS(f *testing.F) {
 		query("1.1.0.10.in-addr.arpa.", dns.TypePTR, 0),
 		query("cluster.local.", dns.TypeSOA, 4096),
 		query("example.org.", dns.TypeA, 0),
+		query("ext.shop.svc.cluster.local.", dns.TypeA, 0),
+		query("alias.shop.svc.cluster.local.", dns.TypeSRV, 0),
 	} {
 		wire, err := q.Pack()
 		if err != nil {
@@ -28,10 +30,14 @@ func FuzzServeDNS(f *testing.F) {
 	}
 	// One server answers alone; the other forwards what is not its own to a loopback
 	// upstream, and so also caches.
-	alone := newTestServer(f, testConfig(), fixture())
+	// ExternalName aliases: one outside (asked upstream), one to a cluster name.
+	services := append(fixture(),
+		Service{Namespace: "shop", Name: "ext", ExternalName: "db.example.org"},
+		Service{Namespace: "shop", Name: "alias", ExternalName: "web.default.svc.cluster.local"})
+	alone := newTestServer(f, testConfig(), services)
 	cfg := testConfig()
 	cfg.Upstreams = []string{startUpstream(f, answerA("192.0.2.1"))}
-	forwarding := newTestServer(f, cfg, fixture())
+	forwarding := newTestServer(f, cfg, services)
 
 	f.Fuzz(func(t *testing.T, wire []byte) {
 		r := new(dns.Msg)

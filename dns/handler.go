@@ -19,35 +19,36 @@ const advertisedUDPSize = 1232
 // upstreams. It is exported so that tests can drive it with a recording
 // dns.ResponseWriter; the Server's TCP listener calls it too.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	if s.answer(w, r) {
-		s.forward(w, r)
+	if fw, fr := s.answer(w, r); fr != nil {
+		s.forward(fw, fr)
 	}
 }
 
 // answer answers r in place — from the snapshot, from the cache, or with an error rcode —
-// unless the name is somebody else's and must be asked upstream: then it writes nothing,
-// holds a forward slot for the client, and reports that r must be forwarded. It never
-// waits.
-func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) (forward bool) {
+// unless a name is somebody else's and must be asked upstream: then it writes nothing,
+// holds a forward slot for the client, and returns the query to forward (r, or the
+// outside target of an ExternalName alias) and the writer its answer goes through. It
+// never waits.
+func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) (dns.ResponseWriter, *dns.Msg) {
 	s.stats.queries.Add(1)
 	if r.Response {
-		return false // never answer an answer: that is how reflection loops start
+		return nil, nil // never answer an answer: that is how reflection loops start
 	}
 	m := new(dns.Msg)
 	switch opt := r.IsEdns0(); {
 	case !s.allowed(w.RemoteAddr()):
 		s.stats.refused.Add(1)
 		s.reply(w, r, m.SetRcode(r, dns.RcodeRefused))
-		return false
+		return nil, nil
 	case r.Opcode != dns.OpcodeQuery:
 		s.reply(w, r, m.SetRcode(r, dns.RcodeNotImplemented))
-		return false
+		return nil, nil
 	case len(r.Question) != 1:
 		s.reply(w, r, m.SetRcode(r, dns.RcodeFormatError))
-		return false
+		return nil, nil
 	case opt != nil && opt.Version() != 0:
 		s.reply(w, r, m.SetRcode(r, dns.RcodeBadVers)) // RFC 6891 6.1.3
-		return false
+		return nil, nil
 	}
 
 	snap := s.snapshot.Load()
@@ -58,7 +59,16 @@ func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) (forward bool) {
 	if !ours {
 		s.stats.refused.Add(1)
 		s.reply(w, r, m.SetRcode(r, dns.RcodeRefused))
-		return false
+		return nil, nil
+	}
+	if res.external != "" && s.forwarder != nil {
+		// An ExternalName alias to an outside name: CoreDNS resolves the target upstream
+		// and answers the CNAME followed by the target's records, since stub resolvers
+		// (glibc, musl, Go) do not chase a CNAME themselves.
+		s.stats.answered.Add(1)
+		target := r.Copy()
+		target.Question[0].Name = res.external
+		return s.fromCache(&aliasWriter{ResponseWriter: w, query: r, alias: res.answer}, target)
 	}
 	m.SetReply(r)
 	m.Authoritative = true
@@ -77,28 +87,54 @@ func (s *Server) answer(w dns.ResponseWriter, r *dns.Msg) (forward bool) {
 		s.stats.refused.Add(1)
 	}
 	s.reply(w, r, m)
-	return false
+	return nil, nil
 }
 
 // fromCache answers r, a name to forward, with a fresh answer from the cache if there is
 // one. Otherwise it takes a forward slot for the client and reports true; when the
 // client's slots or everyone's are taken, it answers stale or SERVFAIL at once instead.
-func (s *Server) fromCache(w dns.ResponseWriter, r *dns.Msg) (forward bool) {
+func (s *Server) fromCache(w dns.ResponseWriter, r *dns.Msg) (dns.ResponseWriter, *dns.Msg) {
 	if s.cache != nil {
 		if m, fresh := s.cache.get(r, time.Now()); fresh {
 			s.stats.cached.Add(1)
 			s.reply(w, r, m)
-			return false
+			return nil, nil
 		}
 	}
 	if s.forwarder.acquire(clientIP(w.RemoteAddr())) {
-		return true
+		return w, r
 	}
 	s.stats.forwardOverCap.Add(1)
 	if !s.replyStale(w, r) {
 		s.replyServFail(w, r)
 	}
-	return false
+	return nil, nil
+}
+
+// aliasWriter answers a question about an ExternalName Service with the answer to its
+// outside target: the alias's CNAME records first, then the target's answer, under the
+// client's own question and ID.
+type aliasWriter struct {
+	dns.ResponseWriter
+	query *dns.Msg // the client's question
+	alias []dns.RR // the CNAME chain from the question's name to the target
+}
+
+// WriteMsg writes m, the answer for the target, as the answer to the client's question.
+func (w *aliasWriter) WriteMsg(m *dns.Msg) error {
+	out := m.Copy() // m may be the cache's
+	out.Id, out.Question = w.query.Id, w.query.Question
+	out.Answer = append(append([]dns.RR{}, w.alias...), m.Answer...)
+	out.Truncate(replySize(w, w.query)) // the alias made the answer longer
+	return w.ResponseWriter.WriteMsg(out)
+}
+
+// rebind returns fw writing to inner in place of the writer it was made for.
+func rebind(fw, inner dns.ResponseWriter) dns.ResponseWriter {
+	if a, ok := fw.(*aliasWriter); ok {
+		return &aliasWriter{ResponseWriter: inner, query: a.query, alias: a.alias}
+	}
+	return inner
 }
 
 // forward relays r to the upstreams, caches their answer and writes it. When none answers
@@ -155,26 +191,29 @@ func (s *Server) replyServFail(w dns.ResponseWriter, r *dns.Msg) {
 // reply completes m for the client that sent req — EDNS0 OPT when req had one, truncation
 // to the client's UDP buffer — and writes it.
 func (s *Server) reply(w dns.ResponseWriter, req, m *dns.Msg) {
-	size := dns.MaxMsgSize
-	if isUDP(w) {
-		size = dns.MinMsgSize
-	}
-	if opt := req.IsEdns0(); opt != nil {
-		if m.IsEdns0() == nil { // a forwarded answer brings its upstream's OPT
-			m.SetEdns0(advertisedUDPSize, opt.Do())
-		}
-		if isUDP(w) {
-			size = max(int(opt.UDPSize()), dns.MinMsgSize)
-		}
+	if opt := req.IsEdns0(); opt != nil && m.IsEdns0() == nil { // a forwarded answer brings its upstream's OPT
+		m.SetEdns0(advertisedUDPSize, opt.Do())
 	}
 	truncated := m.Truncated
-	m.Truncate(size)
+	m.Truncate(replySize(w, req))
 	if m.Truncated && !truncated {
 		s.stats.truncated.Add(1)
 	}
 	if err := w.WriteMsg(m); err != nil {
 		s.log.Debug("dns: write reply", "client", w.RemoteAddr(), "err", err)
 	}
+}
+
+// replySize is the largest answer the client that sent req over w takes: its EDNS0 buffer
+// or 512 bytes over UDP, 64 KiB over TCP.
+func replySize(w dns.ResponseWriter, req *dns.Msg) int {
+	if !isUDP(w) {
+		return dns.MaxMsgSize
+	}
+	if opt := req.IsEdns0(); opt != nil {
+		return max(int(opt.UDPSize()), dns.MinMsgSize)
+	}
+	return dns.MinMsgSize
 }
 
 // allowed reports whether a client at addr may use the server.

@@ -34,6 +34,10 @@ type Service struct {
 	Ports []Port
 	// Endpoints are the instances the selector matches, ready or not.
 	Endpoints []Endpoint
+	// ExternalName, when set, makes the Service a DNS alias (Kubernetes' type
+	// ExternalName): its name answers a CNAME to this domain name, and nothing else is
+	// indexed for it (no VIP, ports or endpoints may be given).
+	ExternalName string
 }
 
 // Port is one port of a Service.
@@ -76,7 +80,13 @@ type node struct {
 	a, aaaa []net.IP // distinct, sorted; shared read-only by every answer
 	srv     []srvTarget
 	apex    bool
+	// cname is the canonical target of an ExternalName Service's name; such a node has no
+	// other data.
+	cname string
 }
+
+// maxCNAMEChain bounds how many in-cluster aliases an answer follows, as CoreDNS does (8).
+const maxCNAMEChain = 8
 
 type srvTarget struct {
 	target string // canonical name; its addresses go in the additional section
@@ -111,7 +121,7 @@ func NewSnapshot(domain string, services []Service) (*Snapshot, error) {
 			return nil, fmt.Errorf("dns: service %s/%s: %w: listed twice", svc.Namespace, svc.Name, ErrInvalidService)
 		}
 		s.addService(svc)
-		fmt.Fprintf(hash, "%s/%s %t %v %v %v\n", svc.Namespace, svc.Name, svc.Headless, svc.VIP, svc.Ports, readyAddrs(svc.Endpoints))
+		fmt.Fprintf(hash, "%s/%s %t %v %v %v %s\n", svc.Namespace, svc.Name, svc.Headless, svc.VIP, svc.Ports, readyAddrs(svc.Endpoints), svc.ExternalName)
 	}
 	s.serial = hash.Sum32()
 	return s, nil
@@ -122,6 +132,10 @@ func (s *Snapshot) Domain() string { return s.domain }
 
 // addService indexes one validated Service.
 func (s *Snapshot) addService(svc Service) {
+	if svc.ExternalName != "" {
+		s.addName(svc.Name + "." + svc.Namespace + ".svc." + s.domain).cname = dns.CanonicalName(svc.ExternalName)
+		return
+	}
 	ready := readyEndpoints(svc.Endpoints)
 	vip := svc.VIP.IsValid() && !svc.Headless
 	if !vip && len(ready) == 0 && svc.Headless {
@@ -281,6 +295,14 @@ func checkService(svc Service) error {
 	if svc.VIP.IsValid() && svc.Headless {
 		return invalid("a headless Service has no virtual IP")
 	}
+	if svc.ExternalName != "" {
+		if _, ok := dns.IsDomainName(svc.ExternalName); !ok || len(dns.CanonicalName(svc.ExternalName)) > 254 {
+			return invalid("external name %q is not a domain name", svc.ExternalName)
+		}
+		if svc.VIP.IsValid() || svc.Headless || len(svc.Ports) > 0 || len(svc.Endpoints) > 0 {
+			return invalid("an ExternalName Service has no virtual IP, ports or endpoints")
+		}
+	}
 	for _, ep := range svc.Endpoints {
 		if !isLabel(ep.Hostname) {
 			return invalid("endpoint hostname %q is not a lowercase DNS label", ep.Hostname)
@@ -312,6 +334,9 @@ type result struct {
 	rcode         int
 	answer, extra []dns.RR
 	soa           bool // put the SOA in the authority section (negative answers)
+	// external is the target of the answer's last CNAME when it is outside the cluster
+	// domain: the handler asks the upstreams for it, as CoreDNS does.
+	external string
 }
 
 // lookup answers q from the snapshot. ours is false when the name is neither in the cluster
@@ -339,7 +364,32 @@ func (s *Snapshot) lookup(q dns.Question, ttl uint32, turn uint64) (res result, 
 	if !ok {
 		return result{rcode: dns.RcodeNameError, soa: true}, true
 	}
-	res.answer, res.extra = s.records(q.Name, n, q.Qtype, ttl, turn)
+	owner := q.Name
+	// An ExternalName Service answers a CNAME to its target for every type, then the
+	// target's records when the target is in the cluster domain (following at most
+	// maxCNAMEChain aliases); an outside target is left to the handler.
+	for range maxCNAMEChain {
+		if n.cname == "" || q.Qtype == dns.TypeCNAME {
+			break
+		}
+		res.answer = append(res.answer, &dns.CNAME{Hdr: header(owner, dns.TypeCNAME, ttl), Target: n.cname})
+		owner = n.cname
+		if owner != s.domain && !strings.HasSuffix(owner, s.dotDomain) {
+			res.external = owner
+			return res, true
+		}
+		if n, ok = s.names[owner]; !ok {
+			res.rcode, res.soa = dns.RcodeNameError, true
+			return res, true
+		}
+	}
+	if n.cname != "" {
+		// A CNAME question, or a chain longer than the bound: the alias itself.
+		res.answer = append(res.answer, &dns.CNAME{Hdr: header(owner, dns.TypeCNAME, ttl), Target: n.cname})
+		return res, true
+	}
+	more, extra := s.records(owner, n, q.Qtype, ttl, turn)
+	res.answer, res.extra = append(res.answer, more...), extra
 	res.soa = len(res.answer) == 0
 	return res, true
 }

@@ -48,8 +48,9 @@ func (s *Server) readUDP(conn *net.UDPConn, forwards *sync.WaitGroup) error {
 			continue
 		}
 		w := &udpWriter{conn: conn, remote: net.UDPAddrFromAddrPort(from), buf: out}
-		if s.answer(w, r) {
-			forwards.Go(func() { s.forward(&udpWriter{conn: conn, remote: w.remote}, r) })
+		if fw, fr := s.answer(w, r); fr != nil {
+			// The forward outlives this read: it writes from its own buffer.
+			forwards.Go(func() { s.forward(rebind(fw, &udpWriter{conn: conn, remote: w.remote}), fr) })
 		}
 	}
 }

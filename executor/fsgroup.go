@@ -7,11 +7,12 @@ import (
 	"path/filepath"
 )
 
-// applyFSGroup gives the instance's emptyDir, configMap and secret volumes to its fsGroup
+// applyFSGroup gives the instance's emptyDir and written (configMap, secret, downwardAPI,
+// projected) volumes to its fsGroup
 // as the kubelet does: group ownership, group read (and write, for an emptyDir), and the
 // setgid bit on directories so that what containers create there stays in the group. It
 // touches only what Shoal made: an emptyDir's root and the files and directories it wrote
-// for a configMap or secret, never what a container put in a volume, and never through a
+// for a written volume, never what a container put in a volume, and never through a
 // symlink.
 func applyFSGroup(instanceDir string, s *InstanceSpec) error {
 	if s.FSGroup == nil {
@@ -25,7 +26,7 @@ func applyFSGroup(instanceDir string, s *InstanceSpec) error {
 			if err := setGroup(root, gid, 0o660); err != nil {
 				return err
 			}
-		case VolumeConfigMap, VolumeSecret:
+		case VolumeConfigMap, VolumeSecret, VolumeDownwardAPI, VolumeProjected:
 			dirs := map[string]bool{".": true}
 			for _, f := range v.Files {
 				for d := path.Dir(f.Path); d != "."; d = path.Dir(d) {

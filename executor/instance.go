@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -125,13 +126,31 @@ const (
 	VolumeEmptyDir VolumeKind = "emptyDir"
 	// VolumeHostPath is a file or directory of the node, bound in as it is.
 	VolumeHostPath VolumeKind = "hostPath"
+	// VolumeDownwardAPI holds fields of the instance and resources of its containers as
+	// read-only files.
+	VolumeDownwardAPI VolumeKind = "downwardAPI"
+	// VolumeProjected holds the files of several ConfigMaps, Secrets and Downward API
+	// sources, read-only; on a tmpfs when any is a Secret's.
+	VolumeProjected VolumeKind = "projected"
 )
+
+// written reports whether Shoal writes the volume's files (Volume.Files): such volumes are
+// mounted read-only, as Kubernetes mounts them.
+func (k VolumeKind) written() bool {
+	return k == VolumeConfigMap || k == VolumeSecret || k == VolumeDownwardAPI || k == VolumeProjected
+}
+
+// onTmpfs reports whether the volume lives on a tmpfs: an emptyDir of medium Memory, and
+// every volume that holds a Secret's content, which must never reach a disk.
+func (v *Volume) onTmpfs() bool {
+	return v.Memory || v.Kind == VolumeSecret || slices.ContainsFunc(v.Files, func(f File) bool { return f.Secret })
+}
 
 // Volume is a named source of files mounted into the instance's containers.
 type Volume struct {
 	Name string
 	Kind VolumeKind
-	// Files is the content of configMap and secret volumes.
+	// Files is the content of configMap, secret, downwardAPI and projected volumes.
 	Files []File
 	// Memory puts an emptyDir on a tmpfs. Secret volumes are always on a tmpfs.
 	Memory bool

@@ -45,12 +45,16 @@ func WithResolvConf(content []byte) ResolveOption {
 
 // resolveContext is what one Resolve call reads references from.
 type resolveContext struct {
-	set        *spec.Set
-	namespace  string
-	instanceID string
-	node       string
-	podIP      string
-	resolvConf []byte
+	set         *spec.Set
+	namespace   string
+	instanceID  string
+	node        string
+	podIP       string
+	hostIP      string
+	allocatable NodeAllocatable
+	resolvConf  []byte
+	// template is the pod template being resolved, for the Downward API.
+	template *spec.PodTemplate
 }
 
 // Resolve builds the InstanceSpec of one replica of d, reading the ConfigMaps and Secrets
@@ -65,7 +69,7 @@ func Resolve(set *spec.Set, d *spec.Deployment, instanceID, node, revision strin
 	if ns == "" {
 		ns = spec.DefaultNamespace
 	}
-	r := &resolveContext{set: set, namespace: ns, instanceID: instanceID, node: node}
+	r := &resolveContext{set: set, namespace: ns, instanceID: instanceID, node: node, template: &d.Spec.Template}
 	for _, o := range opts {
 		o(r)
 	}
@@ -156,8 +160,9 @@ func (r *resolveContext) container(c spec.Container, inst *InstanceSpec) (Contai
 			Volume:  m.Name,
 			Path:    path.Clean(m.MountPath),
 			SubPath: m.SubPath,
-			// Kubernetes mounts configMap and secret volumes read-only whatever the mount says.
-			ReadOnly: m.ReadOnly || vol.Kind == VolumeConfigMap || vol.Kind == VolumeSecret,
+			// Kubernetes mounts the volumes it writes (configMap, secret, downwardAPI, projected)
+			// read-only whatever the mount says.
+			ReadOnly: m.ReadOnly || vol.Kind.written(),
 		})
 	}
 	for _, p := range c.Ports {
@@ -292,7 +297,7 @@ func (r *resolveContext) env(c spec.Container) (*envBuilder, error) {
 			b.set(e.Name, Expand(e.Value, b.lookup), false)
 			continue
 		}
-		value, secret, found, err := r.envValueFrom(e.ValueFrom)
+		value, secret, found, err := r.envValueFrom(e.ValueFrom, c)
 		if err != nil {
 			return nil, fmt.Errorf("env %s: %w", e.Name, err)
 		}
@@ -308,13 +313,13 @@ func (r *resolveContext) envFromData(src spec.EnvFromSource) (data map[string]st
 	case src.ConfigMapRef != nil:
 		cm := r.set.ConfigMap(r.namespace, src.ConfigMapRef.Name)
 		if cm == nil {
-			return nil, false, r.missing("envFrom ConfigMap "+src.ConfigMapRef.Name, src.ConfigMapRef.Optional)
+			return nil, false, r.missing(spec.KindConfigMap, src.ConfigMapRef.Name, "", src.ConfigMapRef.Optional)
 		}
 		return configMapData(cm), false, nil
 	case src.SecretRef != nil:
 		s := r.set.Secret(r.namespace, src.SecretRef.Name)
 		if s == nil {
-			return nil, true, r.missing("envFrom Secret "+src.SecretRef.Name, src.SecretRef.Optional)
+			return nil, true, r.missing(spec.KindSecret, src.SecretRef.Name, "", src.SecretRef.Optional)
 		}
 		data := make(map[string]string, len(s.Data))
 		for k, v := range secretData(s) {
@@ -326,97 +331,66 @@ func (r *resolveContext) envFromData(src spec.EnvFromSource) (data map[string]st
 }
 
 // envValueFrom resolves one valueFrom; found is false for an optional reference that is missing.
-func (r *resolveContext) envValueFrom(src *spec.EnvVarSource) (value string, secret, found bool, err error) {
+func (r *resolveContext) envValueFrom(src *spec.EnvVarSource, c spec.Container) (value string, secret, found bool, err error) {
 	switch {
 	case src.ConfigMapKeyRef != nil:
 		ref := src.ConfigMapKeyRef
 		cm := r.set.ConfigMap(r.namespace, ref.Name)
 		if cm == nil {
-			return "", false, false, r.missing("ConfigMap "+ref.Name, ref.Optional)
+			return "", false, false, r.missing(spec.KindConfigMap, ref.Name, "", ref.Optional)
 		}
 		v, ok := configMapData(cm)[ref.Key]
 		if !ok {
-			return "", false, false, r.missing("key "+ref.Key+" of ConfigMap "+ref.Name, ref.Optional)
+			return "", false, false, r.missing(spec.KindConfigMap, ref.Name, ref.Key, ref.Optional)
 		}
 		return v, false, true, nil
 	case src.SecretKeyRef != nil:
 		ref := src.SecretKeyRef
 		s := r.set.Secret(r.namespace, ref.Name)
 		if s == nil {
-			return "", true, false, r.missing("Secret "+ref.Name, ref.Optional)
+			return "", true, false, r.missing(spec.KindSecret, ref.Name, "", ref.Optional)
 		}
 		v, ok := secretData(s)[ref.Key]
 		if !ok {
-			return "", true, false, r.missing("key "+ref.Key+" of Secret "+ref.Name, ref.Optional)
+			return "", true, false, r.missing(spec.KindSecret, ref.Name, ref.Key, ref.Optional)
 		}
 		return string(v), true, true, nil
 	case src.FieldRef != nil:
-		v, err := r.field(src.FieldRef.FieldPath)
+		v, err := r.field(src.FieldRef.FieldPath, spec.EnvFieldPaths)
+		return v, false, err == nil, err
+	case src.ResourceFieldRef != nil:
+		v, err := r.resource(src.ResourceFieldRef, c)
 		return v, false, err == nil, err
 	}
 	return "", false, false, fmt.Errorf("%w: valueFrom names no source", ErrConfig)
 }
 
-func (r *resolveContext) field(fieldPath string) (string, error) {
-	switch fieldPath {
-	case "metadata.name":
-		return r.instanceID, nil
-	case "metadata.namespace":
-		return r.namespace, nil
-	case "spec.nodeName":
-		return r.node, nil
-	case "status.podIP":
-		if r.podIP == "" {
-			return "", fmt.Errorf("%w: fieldRef status.podIP needs the node's address (WithPodIP)", ErrConfig)
-		}
-		return r.podIP, nil
-	}
-	return "", fmt.Errorf("%w: fieldRef %q is not supported", ErrConfig, fieldPath)
-}
-
-// missing is the error for an absent reference, or nil when the reference is optional.
-func (r *resolveContext) missing(what string, optional *bool) error {
+// missing is the error for an absent ConfigMap or Secret (kind, name), or one key of it,
+// saying how to fix it; nil when the reference is optional.
+func (r *resolveContext) missing(kind, name, key string, optional *bool) error {
 	if optional != nil && *optional {
 		return nil
 	}
-	return fmt.Errorf("%w: %s not found in namespace %s", ErrConfig, what, r.namespace)
+	return fmt.Errorf("%w: %s", ErrConfig, spec.MissingReference(kind, name, r.namespace, key))
 }
 
 func (r *resolveContext) volume(v spec.Volume) (Volume, error) {
 	switch {
 	case v.ConfigMap != nil:
 		src := v.ConfigMap
-		vol := Volume{Name: v.Name, Kind: VolumeConfigMap}
-		cm := r.set.ConfigMap(r.namespace, src.Name)
-		if cm == nil {
-			return vol, r.missing("ConfigMap "+src.Name, src.Optional)
-		}
-		data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
-		for k, s := range configMapData(cm) {
-			data[k] = []byte(s)
-		}
-		for k, b := range cm.BinaryData {
-			data[k] = b
-		}
-		files, err := r.files(projection{
-			source: "ConfigMap " + src.Name, data: data, items: src.Items,
-			mode: fileMode(src.DefaultMode, defaultConfigMapMode), optional: src.Optional,
-		})
-		vol.Files = files
-		return vol, err
+		files, err := r.configMapFiles(src.Name, src.Items, src.Optional, fileMode(src.DefaultMode, defaultConfigMapMode))
+		return Volume{Name: v.Name, Kind: VolumeConfigMap, Files: files}, err
 	case v.Secret != nil:
 		src := v.Secret
-		vol := Volume{Name: v.Name, Kind: VolumeSecret}
-		s := r.set.Secret(r.namespace, src.SecretName)
-		if s == nil {
-			return vol, r.missing("Secret "+src.SecretName, src.Optional)
-		}
-		files, err := r.files(projection{
-			source: "Secret " + src.SecretName, data: secretData(s), items: src.Items,
-			mode: fileMode(src.DefaultMode, defaultSecretMode), optional: src.Optional, secret: true,
-		})
-		vol.Files = files
-		return vol, err
+		files, err := r.secretFiles(src.SecretName, src.Items, src.Optional, fileMode(src.DefaultMode, defaultSecretMode))
+		return Volume{Name: v.Name, Kind: VolumeSecret, Files: files}, err
+	case v.DownwardAPI != nil:
+		src := v.DownwardAPI
+		files, err := r.downwardFiles(src.Items, fileMode(src.DefaultMode, defaultConfigMapMode))
+		return Volume{Name: v.Name, Kind: VolumeDownwardAPI, Files: files}, err
+	case v.Projected != nil:
+		files, err := r.projectedFiles(v.Projected)
+		return Volume{Name: v.Name, Kind: VolumeProjected, Files: files}, err
 	case v.EmptyDir != nil:
 		vol := Volume{Name: v.Name, Kind: VolumeEmptyDir, Memory: v.EmptyDir.Medium == "Memory"}
 		if v.EmptyDir.SizeLimit != nil {
@@ -430,17 +404,43 @@ func (r *resolveContext) volume(v spec.Volume) (Volume, error) {
 		}
 		return vol, nil
 	}
-	return Volume{}, fmt.Errorf("%w: volume has no configMap, secret, emptyDir or hostPath source", ErrConfig)
+	return Volume{}, fmt.Errorf("%w: volume has no configMap, secret, downwardAPI, projected, emptyDir or hostPath source", ErrConfig)
+}
+
+// configMapFiles are the files of a ConfigMap as a volume or a projection: every key, or
+// only items; none when the ConfigMap is missing and optional.
+func (r *resolveContext) configMapFiles(name string, items []spec.KeyToPath, optional *bool, mode fs.FileMode) ([]File, error) {
+	cm := r.set.ConfigMap(r.namespace, name)
+	if cm == nil {
+		return nil, r.missing(spec.KindConfigMap, name, "", optional)
+	}
+	data := make(map[string][]byte, len(cm.Data)+len(cm.BinaryData))
+	for k, s := range configMapData(cm) {
+		data[k] = []byte(s)
+	}
+	for k, b := range cm.BinaryData {
+		data[k] = b
+	}
+	return r.files(projection{kind: spec.KindConfigMap, name: name, data: data, items: items, mode: mode, optional: optional})
+}
+
+// secretFiles are the files of a Secret as a volume or a projection, marked secret.
+func (r *resolveContext) secretFiles(name string, items []spec.KeyToPath, optional *bool, mode fs.FileMode) ([]File, error) {
+	s := r.set.Secret(r.namespace, name)
+	if s == nil {
+		return nil, r.missing(spec.KindSecret, name, "", optional)
+	}
+	return r.files(projection{kind: spec.KindSecret, name: name, data: secretData(s), items: items, mode: mode, optional: optional, secret: true})
 }
 
 // projection is a ConfigMap or Secret about to become the files of a volume.
 type projection struct {
-	source   string // "ConfigMap name", for messages
-	data     map[string][]byte
-	items    []spec.KeyToPath
-	mode     fs.FileMode
-	optional *bool
-	secret   bool
+	kind, name string // for messages
+	data       map[string][]byte
+	items      []spec.KeyToPath
+	mode       fs.FileMode
+	optional   *bool
+	secret     bool
 }
 
 // files projects every key of p as a file, or only p.items with their own paths and modes.
@@ -448,7 +448,7 @@ func (r *resolveContext) files(p projection) ([]File, error) {
 	var files []File
 	add := func(key, rel string, mode fs.FileMode) error {
 		if !isLocalPath(rel) {
-			return fmt.Errorf("%w: %s: path %q leaves the volume", ErrConfig, p.source, rel)
+			return fmt.Errorf("%w: %s %s: path %q leaves the volume", ErrConfig, p.kind, p.name, rel)
 		}
 		files = append(files, File{Path: path.Clean(rel), Mode: mode, Data: p.data[key], Secret: p.secret})
 		return nil
@@ -463,7 +463,7 @@ func (r *resolveContext) files(p projection) ([]File, error) {
 	}
 	for _, it := range p.items {
 		if _, ok := p.data[it.Key]; !ok {
-			if err := r.missing("key "+it.Key+" of "+p.source, p.optional); err != nil {
+			if err := r.missing(p.kind, p.name, it.Key, p.optional); err != nil {
 				return nil, err
 			}
 			continue

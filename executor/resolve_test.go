@@ -424,7 +424,7 @@ func TestResolveErrorNamesWhatIsMissing(t *testing.T) {
 	d.Spec.Template.Spec.Containers[0].Env = []spec.EnvVar{
 		{Name: "X", ValueFrom: &spec.EnvVarSource{SecretKeyRef: &spec.KeySelector{Name: "creds", Key: "token"}}}}
 	_, err := Resolve(set, d, "i", "n", "r")
-	want := "shop/web: container app: env X: instance config cannot be resolved: key token of Secret creds not found in namespace shop"
+	want := `shop/web: container app: env X: instance config cannot be resolved: key "token" of secret "creds" not found in namespace "shop" of this commit: add the key to the Secret or mark the reference optional: true`
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v\nwant %s", err, want)
 	}

@@ -14,8 +14,9 @@ import (
 )
 
 // Volumes live on the host under <state dir>/instances/<id>/volumes/<name> and are bound
-// into the containers. Secret volumes, and emptyDirs with medium Memory, are tmpfs mounts,
-// so secret content is never written to a persistent disk.
+// into the containers. Volumes holding a Secret's content (secret volumes, projected
+// volumes with a secret source), and emptyDirs with medium Memory, are tmpfs mounts, so
+// secret content is never written to a persistent disk.
 
 const (
 	// secretTmpfsSlack is room on a secret tmpfs beyond its files (inodes, a later rewrite).
@@ -50,20 +51,17 @@ func prepareVolume(dir string, v Volume) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	switch {
-	case v.Kind == VolumeSecret:
+	if v.onTmpfs() {
 		size := v.SizeLimitBytes
-		if size == 0 {
+		if size == 0 && !v.Memory {
+			// A volume of files: room for them and a little more; an emptyDir with no
+			// limit gets the kernel's default.
 			size = secretTmpfsSlack
 			for _, f := range v.Files {
 				size += int64(len(f.Data))
 			}
 		}
 		if err := mountTmpfs(dir, size); err != nil {
-			return err
-		}
-	case v.Memory:
-		if err := mountTmpfs(dir, v.SizeLimitBytes); err != nil {
 			return err
 		}
 	}

@@ -17,11 +17,18 @@ import (
 // Protocol is a Service port's transport protocol, spelled as in Kubernetes manifests.
 type Protocol string
 
-// The protocols the proxy forwards.
+// Transport protocols of Service ports.
 const (
 	ProtocolTCP Protocol = "TCP"
 	ProtocolUDP Protocol = "UDP"
+	// ProtocolSCTP is accepted in Services, as Kubernetes accepts it, but not proxied.
+	ProtocolSCTP Protocol = "SCTP"
 )
+
+// Proxied reports whether the proxy forwards p: TCP and UDP. SCTP is not: its NAT needs
+// the kernel's sctp support, which the machines Shoal is tested on lack (no sctp module,
+// socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP) fails), so rules for it would go untested.
+func Proxied(p Protocol) bool { return p == ProtocolTCP || p == ProtocolUDP }
 
 // Endpoint is one ready instance behind a Service port: the instance's address and the
 // container port the Service's targetPort resolves to there.
@@ -39,7 +46,7 @@ type ServicePort struct {
 	// unnamed port). namespace/name/protocol/name is the port's ID, in refusals and as the
 	// comment of its elements in the table.
 	Name string
-	// Protocol is ProtocolTCP or ProtocolUDP.
+	// Protocol is ProtocolTCP or ProtocolUDP (see Proxied).
 	Protocol Protocol
 	// Port is the Service's port: clients connect to VIP:Port.
 	Port uint16

@@ -214,6 +214,26 @@ func TestFilters(t *testing.T) {
 			workload: "web", want: "a",
 		},
 		{
+			name:  "same port over SCTP does not conflict with TCP or UDP",
+			nodes: []Node{node("a", "z0")},
+			deps: []*spec.Deployment{dep("api", 1, func(d *spec.Deployment) {
+				d.Spec.Template.Spec.Containers[0].Ports = []spec.ContainerPort{{ContainerPort: 3868, Protocol: spec.ProtocolTCP}, {ContainerPort: 3868, Protocol: spec.ProtocolUDP}}
+			}), dep("web", 1, func(d *spec.Deployment) {
+				d.Spec.Template.Spec.Containers[0].Ports = []spec.ContainerPort{{ContainerPort: 3868, Protocol: spec.ProtocolSCTP}}
+			})},
+			workload: "web", want: "a",
+		},
+		{
+			name:  "same SCTP port conflicts",
+			nodes: []Node{node("a", "z0")},
+			deps: []*spec.Deployment{dep("api", 1, func(d *spec.Deployment) {
+				d.Spec.Template.Spec.Containers[0].Ports = []spec.ContainerPort{{ContainerPort: 3868, Protocol: spec.ProtocolSCTP}}
+			}), dep("web", 1, func(d *spec.Deployment) {
+				d.Spec.Template.Spec.Containers[0].Ports = []spec.ContainerPort{{ContainerPort: 3868, Protocol: spec.ProtocolSCTP}}
+			})},
+			workload: "web", want: "unplaced: 0/1 nodes are available: 1 node(s) didn't have free ports for the requested ports.",
+		},
+		{
 			name:  "anti-affinity by hostname",
 			nodes: []Node{node("a", "z0"), node("b", "z0")},
 			deps:  []*spec.Deployment{dep("web", 3, antiAffinity("web", LabelHostname))}, workload: "web", slot: 2,

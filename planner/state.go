@@ -626,14 +626,17 @@ func request(r spec.Resources, name string) spec.Quantity {
 }
 
 // podPorts is the sorted set of ports an instance holds on its node (spec.HostPorts),
-// encoded compactly for the per-node port lists: the number shifted left once, with the
-// low bit set for UDP.
+// encoded compactly for the per-node port lists: the number shifted left twice, with the
+// low bits 0 for TCP, 1 for UDP and 2 for SCTP (three protocols that do not collide).
 func podPorts(ps *spec.PodSpec, podNetwork bool) []uint32 {
 	var ports []uint32
 	for _, p := range ps.HostPorts(podNetwork) {
-		key := uint32(p.Port) << 1
-		if p.Protocol == spec.ProtocolUDP {
+		key := uint32(p.Port) << 2
+		switch p.Protocol {
+		case spec.ProtocolUDP:
 			key |= 1
+		case spec.ProtocolSCTP:
+			key |= 2
 		}
 		ports = append(ports, key)
 	}

@@ -246,6 +246,15 @@ func isYAML11Bool(n *yaml.Node) bool {
 	return ok
 }
 
+// scalarText is a scalar as kubectl reads it: a YAML 1.1 boolean word is "true" or
+// "false".
+func scalarText(n *yaml.Node) string {
+	if isYAML11Bool(n) {
+		return strconv.FormatBool(yaml11True[n.Value])
+	}
+	return n.Value
+}
+
 // classWants names what a value of each scalar class must be, for messages.
 var classWants = [...]string{
 	k8sStruct: "a mapping", k8sList: "a list", k8sMap: "a mapping",
@@ -379,14 +388,16 @@ func (d *decoder) suggest(word string, candidates func(yield func(string) bool))
 // lack, as fieldPolicies says, and checks its value against Kubernetes' type ft so
 // that a typo inside is still an error. The field warns once, not once per part.
 func (d *decoder) unhonoured(key, val *yaml.Node, parent, ft k8sTypeID) {
-	policy := fieldPolicies[k8sFieldKey{parent.get().name, key.Value}]
+	policy := policyFor(parent.get().name, key.Value)
 	// An empty value (status: {}, creationTimestamp: null) asks for nothing, so
 	// there is nothing to refuse or to warn about not honouring.
 	switch v := resolveAlias(val); {
 	case isEmpty(v) || policy.serverSet:
 	case policy.refused != "":
 		d.errorf(key, "field not supported: %s, and running without it would fail open", policy.refused)
-	case policy.shoalDoes != "" && v.Kind == yaml.ScalarNode && v.Value == policy.shoalDoes:
+	case policy.unsupported != "":
+		d.errorf(key, policy.unsupported, key.Value)
+	case policy.shoalDoes != "" && v.Kind == yaml.ScalarNode && scalarText(v) == policy.shoalDoes:
 	case policy.shoalDoes != "":
 		d.warn(key, genericPath(d.path), fmt.Sprintf("not honoured by Shoal: Shoal does %q", policy.shoalDoes))
 	case policy.feature != "":

@@ -94,7 +94,7 @@ func TestDecodeDiagnostics(t *testing.T) {
 			yaml: minimalDeployment + "        stdin: true\n      serviceAccountName: web\n  paused: true\n",
 			want: []string{
 				`t.yaml:17: spec.template.spec.containers[0].stdin: warning: not honoured by Shoal`,
-				`t.yaml:18: spec.template.spec.serviceAccountName: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token`,
+				`t.yaml:18: spec.template.spec.serviceAccountName: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token (the name is only reported to fieldRef spec.serviceAccountName)`,
 				`t.yaml:19: spec.paused: warning: not honoured by Shoal`,
 			},
 		},

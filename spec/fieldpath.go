@@ -186,6 +186,12 @@ func (r *report) warnf(p *fieldPath, format string, args ...any) {
 	r.add(SeverityWarning, p, fmt.Sprintf(format, args...))
 }
 
+// featureWarnf warns about a use of the named feature (see Diagnostic.Feature).
+func (r *report) featureWarnf(p *fieldPath, feature, format string, args ...any) {
+	r.warnf(p, format, args...)
+	r.diags[len(r.diags)-1].Feature = feature
+}
+
 // present reports whether the source declares the field at p; it is false for objects built in code.
 func (r *report) present(p *fieldPath) bool {
 	_, found := r.loc.line(p)

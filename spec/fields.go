@@ -12,6 +12,9 @@ type fieldPolicy struct {
 	// refused, when set, makes the field an error saying why: it restricts what a
 	// container may do and Shoal cannot enforce it, so running without it would fail open.
 	refused string
+	// unsupported, when set, makes the field an error with this message (%s is the
+	// field's name): the workload cannot run as written without it.
+	unsupported string
 	// serverSet fields are written by the API server, not by users; `kubectl get -o
 	// yaml` output carries them. They ask for nothing, so they load without a warning.
 	serverSet bool
@@ -53,13 +56,29 @@ var fieldPolicies = map[k8sFieldKey]fieldPolicy{
 	{"core/v1.Namespace", "status"}:                      {serverSet: true},
 	{"core/v1.PodSpec", "restartPolicy"}:                 {shoalDoes: "Always"},
 	{"core/v1.PodSpec", "dnsPolicy"}:                     {shoalDoes: "ClusterFirst"},
+	{"core/v1.PodSpec", "enableServiceLinks"}:            {shoalDoes: "false"},
 	{"core/v1.PodSpec", "schedulerName"}:                 {shoalDoes: "default-scheduler"},
 	{"core/v1.ServiceSpec", "sessionAffinity"}:           {shoalDoes: "None"},
 	{"core/v1.ServiceSpec", "internalTrafficPolicy"}:     {shoalDoes: "Cluster"},
 	{"core/v1.ObjectFieldSelector", "apiVersion"}:        {shoalDoes: "v1"},
-	{"core/v1.PodSpec", "serviceAccountName"}:            {feature: serviceAcct, why: noSATokens},
 	{"core/v1.PodSpec", "serviceAccount"}:                {feature: serviceAcct, why: noSATokens},
 	{"core/v1.PodSpec", "automountServiceAccountToken"}:  {feature: serviceAcct, why: noSATokens},
+}
+
+// typePolicies applies to every field of a Kubernetes type that Shoal's structs lack,
+// where fieldPolicies names none.
+var typePolicies = map[string]fieldPolicy{
+	// The other fields of a Volume are its other sources (persistentVolumeClaim, nfs,
+	// csi, ...): a volume Shoal cannot provide, so the workload cannot run as written.
+	"core/v1.Volume": {unsupported: "volume source %s is not supported by Shoal: use one of " + supportedVolumeSources},
+}
+
+// policyFor returns how the unhonoured field of Kubernetes type typ is reported.
+func policyFor(typ, field string) fieldPolicy {
+	if p, ok := fieldPolicies[k8sFieldKey{typ, field}]; ok {
+		return p
+	}
+	return typePolicies[typ]
 }
 
 // featureSummaries is what one line about several warnings of a named feature

@@ -7,11 +7,11 @@ import (
 )
 
 // HostPort is a port an instance holds on its node: two instances on one node must not
-// hold the same number with the same protocol, while TCP and UDP of one number do not
-// collide.
+// hold the same number with the same protocol, while TCP, UDP and SCTP of one number do
+// not collide.
 type HostPort struct {
 	Port int32
-	// Protocol is ProtocolTCP or ProtocolUDP, never empty.
+	// Protocol is ProtocolTCP, ProtocolUDP or ProtocolSCTP, never empty.
 	Protocol string
 }
 

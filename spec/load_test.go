@@ -61,7 +61,7 @@ func TestLoadShop(t *testing.T) {
 	warnings := diagStrings(diags)
 	for _, want := range []string{
 		`frontend.yaml:1: warning: kind ServiceAccount "frontend" (v1) is not supported by Shoal: skipped (Shoal gives instances no service account and no Kubernetes API token)`,
-		`frontend.yaml:33: spec.template.spec.serviceAccountName: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token`,
+		`frontend.yaml:33: spec.template.spec.serviceAccountName: warning: not honoured by Shoal: Shoal gives instances no service account and no Kubernetes API token (the name is only reported to fieldRef spec.serviceAccountName)`,
 		`frontend.yaml:141: spec.type: warning: type LoadBalancer: Shoal has no load balancer to provision; served as NodePort on every node`,
 		`cartservice.yaml:57: spec.template.spec.containers[0].readinessProbe: warning: no handler that Shoal honours (grpc): the probe is ignored`,
 		`cartservice.yaml:59: spec.template.spec.containers[0].readinessProbe.grpc: warning: not honoured by Shoal`,
@@ -116,11 +116,11 @@ func TestLoadAcrossFiles(t *testing.T) {
 			m["app/copy.yaml"] = &fstest.MapFile{Data: append([]byte("---\n"), m["app/config.yaml"].Data...)}
 		}, []string{`app/copy.yaml:2: ConfigMap/shop/cfg is declared twice: at app/config.yaml:1 and at app/copy.yaml:2`}},
 		{"missing ConfigMap", func(m fstest.MapFS) { delete(m, "app/config.yaml") }, []string{
-			`app/web.yaml:20: spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef.name: ConfigMap "cfg" not found in namespace "shop"`,
-			`app/web.yaml:25: spec.template.spec.volumes[0].configMap.name: ConfigMap "cfg" not found in namespace "shop"`,
+			`app/web.yaml:20: spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef.name: configmap "cfg" not found in namespace "shop" of this commit: add it to the repository or mark the reference optional: true`,
+			`app/web.yaml:25: spec.template.spec.volumes[0].configMap.name: configmap "cfg" not found in namespace "shop" of this commit: add it to the repository or mark the reference optional: true`,
 		}},
 		{"missing Secret", func(m fstest.MapFS) { delete(m, "app/secret.yml") }, []string{
-			`app/web.yaml:22: spec.template.spec.containers[0].envFrom[0].secretRef.name: Secret "creds" not found in namespace "shop"`,
+			`app/web.yaml:22: spec.template.spec.containers[0].envFrom[0].secretRef.name: secret "creds" not found in namespace "shop" of this commit: add it to the repository (encrypted secrets are a coming feature) or mark the reference optional: true`,
 		}},
 		{"optional references may be missing", func(m fstest.MapFS) {
 			delete(m, "app/secret.yml")
@@ -129,8 +129,8 @@ func TestLoadAcrossFiles(t *testing.T) {
 		{"missing key", func(m fstest.MapFS) {
 			m["app/config.yaml"].Data = []byte(strings.Replace(string(m["app/config.yaml"].Data), "level:", "verbosity:", 1))
 		}, []string{
-			`app/web.yaml:20: spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef.key: key "level" not found in ConfigMap "cfg"`,
-			`app/web.yaml:25: spec.template.spec.volumes[0].configMap.items[0].key: key "level" not found in ConfigMap "cfg"`,
+			`app/web.yaml:20: spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef.key: key "level" of configmap "cfg" not found in namespace "shop" of this commit: add the key to the ConfigMap or mark the reference optional: true`,
+			`app/web.yaml:25: spec.template.spec.volumes[0].configMap.items[0].key: key "level" of configmap "cfg" not found in namespace "shop" of this commit: add the key to the ConfigMap or mark the reference optional: true`,
 		}},
 		{"undeclared namespace", func(m fstest.MapFS) { delete(m, "ns.yaml") }, []string{
 			`app/config.yaml:5: metadata.namespace: namespace "shop" is not declared: add a Namespace object for it or use "default"`,
@@ -143,9 +143,9 @@ func TestLoadAcrossFiles(t *testing.T) {
 			m["app/web.yaml"].Data = []byte(strings.Replace(string(m["app/web.yaml"].Data), "{name: creds}", "{name: Creds}", 1))
 		}, []string{
 			`app/config.yaml:5: metadata.namespace: invalid value "Shop": must be a lowercase RFC 1123 label: at most 63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit`,
-			`app/web.yaml:20: spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef.name: ConfigMap "cfg" not found in namespace "shop"`,
+			`app/web.yaml:20: spec.template.spec.containers[0].env[0].valueFrom.configMapKeyRef.name: configmap "cfg" not found in namespace "shop" of this commit: add it to the repository or mark the reference optional: true`,
 			`app/web.yaml:22: spec.template.spec.containers[0].envFrom[0].secretRef.name: invalid value "Creds": must be a lowercase RFC 1123 subdomain: at most 253 characters of a-z, 0-9, '-' and '.', each dot-separated part starting and ending with a letter or digit`,
-			`app/web.yaml:25: spec.template.spec.volumes[0].configMap.name: ConfigMap "cfg" not found in namespace "shop"`,
+			`app/web.yaml:25: spec.template.spec.volumes[0].configMap.name: configmap "cfg" not found in namespace "shop" of this commit: add it to the repository or mark the reference optional: true`,
 		}},
 		{"one bad file among good ones rejects all and lists every error", func(m fstest.MapFS) {
 			m["app/bad.yaml"] = &fstest.MapFile{Data: []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: Bad\nspec:\n  replicas: -2\n  selector: {matchLabels: {app: x}}\n  template:\n    metadata: {labels: {app: x}}\n    spec:\n      containers: [{name: x}]\n")}
@@ -307,7 +307,7 @@ func TestValidateBuiltSet(t *testing.T) {
 	}
 	SetDefaults(d)
 	set := &Set{Deployments: []*Deployment{d}}
-	want := []string{`gen/web.yaml:3: spec.template.spec.containers[0].envFrom[0].configMapRef.name: ConfigMap "cfg" not found in namespace "default"`}
+	want := []string{`gen/web.yaml:3: spec.template.spec.containers[0].envFrom[0].configMapRef.name: configmap "cfg" not found in namespace "default" of this commit: add it to the repository or mark the reference optional: true`}
 	if got := diagStrings(Validate(set)); !slices.Equal(got, want) {
 		t.Fatalf("Validate = %q, want %q", got, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Checks across the objects of one revision: duplicates, and every reference
@@ -64,8 +65,9 @@ type podReference struct {
 }
 
 // eachPodReference calls fn for every ConfigMap and Secret a pod spec (at p) uses:
-// env valueFrom, envFrom and volumes. It serves both validation and ConfigReferences
-// (InstanceHash, and what `shoal plan` says a config change replaces),
+// env valueFrom, envFrom, volumes and projected volumes' sources. It serves both
+// validation and ConfigReferences (InstanceHash, and what `shoal plan` says a config
+// change replaces),
 // so that what is checked to exist is exactly what changes the hash.
 func eachPodReference(p *fieldPath, ps *PodSpec, namespace string, fn func(podReference)) {
 	configMap := func(name string) Key { return Key{Kind: KindConfigMap, Namespace: namespace, Name: name} }
@@ -111,6 +113,17 @@ func eachPodReference(p *fieldPath, ps *PodSpec, namespace string, fn func(podRe
 		}
 		if s := v.Secret; s != nil {
 			volume(vp.child("secret"), secret(s.SecretName), "secretName", s.Items, s.Optional)
+		}
+		if pr := v.Projected; pr != nil {
+			for j, src := range pr.Sources {
+				sp := vp.child("projected").child("sources").at(j)
+				if cm := src.ConfigMap; cm != nil {
+					volume(sp.child("configMap"), configMap(cm.Name), "name", cm.Items, cm.Optional)
+				}
+				if s := src.Secret; s != nil {
+					volume(sp.child("secret"), secret(s.Name), "name", s.Items, s.Optional)
+				}
+			}
 		}
 	}
 }
@@ -165,13 +178,29 @@ func checkSet(set *Set, refs []reference) Diagnostics {
 		case !found:
 			if !missingReported[ref.at] {
 				missingReported[ref.at] = true
-				errorAt(ref.at, "%s %q not found in namespace %q", ref.target.Kind, ref.target.Name, ref.target.Namespace)
+				errorAt(ref.at, "%s", MissingReference(ref.target.Kind, ref.target.Name, ref.target.Namespace, ""))
 			}
 		case ref.key != "" && !hasKey(target, ref.key):
-			errorAt(ref.keyAt, "key %q not found in %s %q", ref.key, ref.target.Kind, ref.target.Name)
+			errorAt(ref.keyAt, "%s", MissingReference(ref.target.Kind, ref.target.Name, ref.target.Namespace, ref.key))
 		}
 	}
 	return diags
+}
+
+// MissingReference is the message for a ConfigMap or Secret (kind), or one key of it, that
+// a workload needs and the commit does not hold, saying how to fix it: the commit is the
+// only source of both, so the fix is in the repository or in the reference.
+func MissingReference(kind, name, namespace, key string) string {
+	what := fmt.Sprintf("%s %q", strings.ToLower(kind), name)
+	fix := "add it to the repository"
+	if kind == KindSecret {
+		fix += " (encrypted secrets are a coming feature)"
+	}
+	if key != "" {
+		what = fmt.Sprintf("key %q of %s", key, what)
+		fix = "add the key to the " + kind
+	}
+	return fmt.Sprintf("%s not found in namespace %q of this commit: %s or mark the reference optional: true", what, namespace, fix)
 }
 
 func hasKey(o Object, key string) bool {

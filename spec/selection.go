@@ -31,7 +31,7 @@ type namedTarget struct {
 // through r; nil otherwise.
 func objectSelection(r *report, o Object) *selection {
 	s, ok := o.(*Service)
-	if !ok || len(s.Spec.Selector) == 0 {
+	if !ok || len(s.Spec.Selector) == 0 || s.IsExternalName() {
 		return nil
 	}
 	sp := root.child("spec")

@@ -158,6 +158,9 @@ type PodSpec struct {
 	HostNetwork bool `json:"hostNetwork,omitempty"`
 	HostPID     bool `json:"hostPID,omitempty"`
 	HostIPC     bool `json:"hostIPC,omitempty"`
+	// ServiceAccountName is reported to fieldRef spec.serviceAccountName; it defaults to
+	// "default". Shoal has no service accounts: it grants nothing.
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// HostUsers false (user namespaces) is refused.
 	HostUsers *bool `json:"hostUsers,omitempty"`
 }
@@ -202,6 +205,8 @@ type EnvVarSource struct {
 	ConfigMapKeyRef *KeySelector         `json:"configMapKeyRef,omitempty"`
 	SecretKeyRef    *KeySelector         `json:"secretKeyRef,omitempty"`
 	FieldRef        *ObjectFieldSelector `json:"fieldRef,omitempty"`
+	// ResourceFieldRef takes a container's resource request or limit.
+	ResourceFieldRef *ResourceFieldSelector `json:"resourceFieldRef,omitempty"`
 }
 
 // KeySelector picks one key of a ConfigMap or Secret in the workload's namespace.
@@ -211,10 +216,23 @@ type KeySelector struct {
 	Optional *bool  `json:"optional,omitempty"`
 }
 
-// ObjectFieldSelector takes a value from the instance itself. Supported paths:
-// metadata.name, metadata.namespace, spec.nodeName, status.podIP.
+// ObjectFieldSelector takes a value from the instance itself (the Downward API). The
+// paths an env var may name are EnvFieldPaths; a downwardAPI volume file, VolumeFieldPaths.
+// Both accept metadata.labels['key'] and metadata.annotations['key'].
 type ObjectFieldSelector struct {
-	FieldPath string `json:"fieldPath"`
+	// APIVersion is the version FieldPath is read in; only v1 exists, and it is the default.
+	APIVersion string `json:"apiVersion,omitempty"`
+	FieldPath  string `json:"fieldPath"`
+}
+
+// ResourceFieldSelector takes a resource request or limit of a container (the Downward
+// API): one of ContainerResources, in units of Divisor, rounded up.
+type ResourceFieldSelector struct {
+	// ContainerName defaults to the container itself in env; a volume must name one.
+	ContainerName string `json:"containerName,omitempty"`
+	Resource      string `json:"resource"`
+	// Divisor defaults to 1.
+	Divisor *Quantity `json:"divisor,omitempty"`
 }
 
 // EnvFromSource imports every key of a ConfigMap or Secret as environment variables.
@@ -232,8 +250,9 @@ type LocalObjRef struct {
 
 // Protocols of ports.
 const (
-	ProtocolTCP = "TCP"
-	ProtocolUDP = "UDP"
+	ProtocolTCP  = "TCP"
+	ProtocolUDP  = "UDP"
+	ProtocolSCTP = "SCTP"
 )
 
 // ContainerPort is a port the container listens on. With host networking it is a node resource.
@@ -308,6 +327,81 @@ type Volume struct {
 	Secret    *SecretVolumeSource    `json:"secret,omitempty"`
 	EmptyDir  *EmptyDirVolumeSource  `json:"emptyDir,omitempty"`
 	HostPath  *HostPathVolumeSource  `json:"hostPath,omitempty"`
+	// DownwardAPI writes fields of the instance and resources of its containers as files.
+	DownwardAPI *DownwardAPIVolumeSource `json:"downwardAPI,omitempty"`
+	// Projected gathers ConfigMap, Secret and Downward API files in one directory.
+	Projected *ProjectedVolumeSource `json:"projected,omitempty"`
+}
+
+// DownwardAPIVolumeSource writes one file per item. Kubernetes rewrites the label and
+// annotation files when a pod's labels change; a Shoal instance's labels come from the
+// commit, and changing them changes its spec hash, so a new instance gets new files.
+type DownwardAPIVolumeSource struct {
+	Items       []DownwardAPIVolumeFile `json:"items,omitempty"`
+	DefaultMode *int32                  `json:"defaultMode,omitempty"`
+}
+
+// DownwardAPIVolumeFile is one file of a downwardAPI volume or projection: exactly one of
+// FieldRef and ResourceFieldRef.
+type DownwardAPIVolumeFile struct {
+	Path             string                 `json:"path"`
+	FieldRef         *ObjectFieldSelector   `json:"fieldRef,omitempty"`
+	ResourceFieldRef *ResourceFieldSelector `json:"resourceFieldRef,omitempty"`
+	Mode             *int32                 `json:"mode,omitempty"`
+}
+
+// ProjectedVolumeSource writes the files of several sources into one volume.
+type ProjectedVolumeSource struct {
+	Sources     []VolumeProjection `json:"sources"`
+	DefaultMode *int32             `json:"defaultMode,omitempty"`
+}
+
+// VolumeProjection is one source of a projected volume: exactly one field is set.
+// Shoal honours ConfigMap, Secret and DownwardAPI; ServiceAccountToken and
+// ClusterTrustBundle are read so that validation can warn that their files are not written.
+type VolumeProjection struct {
+	ConfigMap           *ConfigMapProjection           `json:"configMap,omitempty"`
+	Secret              *SecretProjection              `json:"secret,omitempty"`
+	DownwardAPI         *DownwardAPIProjection         `json:"downwardAPI,omitempty"`
+	ServiceAccountToken *ServiceAccountTokenProjection `json:"serviceAccountToken,omitempty"`
+	ClusterTrustBundle  *ClusterTrustBundleProjection  `json:"clusterTrustBundle,omitempty"`
+}
+
+// ConfigMapProjection projects a ConfigMap's keys into a projected volume.
+type ConfigMapProjection struct {
+	Name     string      `json:"name"`
+	Items    []KeyToPath `json:"items,omitempty"`
+	Optional *bool       `json:"optional,omitempty"`
+}
+
+// SecretProjection projects a Secret's keys into a projected volume.
+type SecretProjection struct {
+	Name     string      `json:"name"`
+	Items    []KeyToPath `json:"items,omitempty"`
+	Optional *bool       `json:"optional,omitempty"`
+}
+
+// DownwardAPIProjection projects Downward API files into a projected volume.
+type DownwardAPIProjection struct {
+	Items []DownwardAPIVolumeFile `json:"items,omitempty"`
+}
+
+// ServiceAccountTokenProjection asks for a Kubernetes service account token. Shoal has no
+// Kubernetes API to issue one for: the file is not written (validation warns).
+type ServiceAccountTokenProjection struct {
+	Audience          string `json:"audience,omitempty"`
+	ExpirationSeconds *int64 `json:"expirationSeconds,omitempty"`
+	Path              string `json:"path"`
+}
+
+// ClusterTrustBundleProjection asks for a Kubernetes ClusterTrustBundle. Shoal has no such
+// objects: the file is not written (validation warns).
+type ClusterTrustBundleProjection struct {
+	Name          *string        `json:"name,omitempty"`
+	SignerName    *string        `json:"signerName,omitempty"`
+	LabelSelector *LabelSelector `json:"labelSelector,omitempty"`
+	Optional      *bool          `json:"optional,omitempty"`
+	Path          string         `json:"path"`
 }
 
 // ConfigMapVolumeSource projects a ConfigMap's keys as files.
@@ -431,10 +525,18 @@ type ServiceSpec struct {
 	// service range), None for a headless Service, or empty: allocated.
 	ClusterIP string `json:"clusterIP,omitempty"`
 	// Type defaults to ClusterIP. NodePort also exposes every port on each node's
-	// addresses; LoadBalancer is served as NodePort (with a warning); ExternalName is
-	// not served.
+	// addresses; LoadBalancer is served as NodePort (with a warning); ExternalName is a
+	// DNS alias (CNAME) to ExternalName, with no virtual IP, ports or endpoints.
 	Type string `json:"type,omitempty"`
+	// ExternalName is the DNS name an ExternalName Service is an alias for.
+	ExternalName string `json:"externalName,omitempty"`
 }
+
+// ServiceTypeExternalName is the type of a Service that is only a DNS alias.
+const ServiceTypeExternalName = "ExternalName"
+
+// IsExternalName reports whether s is only a DNS alias: no virtual IP, no endpoints.
+func (s *Service) IsExternalName() bool { return s.Spec.Type == ServiceTypeExternalName }
 
 // ServicePort is one port of a Service.
 type ServicePort struct {

@@ -27,16 +27,15 @@ const (
 	mediumMemory         = "Memory"
 )
 
-// Service types: Shoal serves every Service as ClusterIP.
+// Service types besides ServiceTypeExternalName.
 const (
 	serviceTypeClusterIP    = "ClusterIP"
 	serviceTypeNodePort     = "NodePort"
 	serviceTypeLoadBalancer = "LoadBalancer"
-	serviceTypeExternalName = "ExternalName"
 )
 
-// supportedFieldPaths are the fieldRef paths an instance can provide.
-var supportedFieldPaths = []string{"metadata.name", "metadata.namespace", "spec.nodeName", "status.podIP"}
+// protocols are the port protocols Kubernetes accepts, on container and Service ports.
+var protocols = []string{ProtocolTCP, ProtocolUDP, ProtocolSCTP}
 
 // root is the path of an object itself.
 var root *fieldPath
@@ -268,7 +267,7 @@ type portKey struct {
 }
 
 func validatePodSpec(r *report, p *fieldPath, ps *PodSpec) {
-	volumes := validateVolumes(r, p.child("volumes"), ps.Volumes)
+	volumes := validateVolumes(r, p.child("volumes"), ps.Volumes, ps.Containers)
 	validatePodSecurity(r, p, ps)
 	cp := p.child("containers")
 	if len(ps.Containers) == 0 {
@@ -281,7 +280,7 @@ func validatePodSpec(r *report, p *fieldPath, ps *PodSpec) {
 		c := &ps.Containers[i]
 		validateContainerSecurity(r, p, cp.at(i), ps.SecurityContext, c)
 		p := cp.at(i)
-		validateContainer(r, p, c, volumes)
+		validateContainer(r, p, c, volumes, ps.Containers)
 		if c.Name != "" && containerNames[c.Name] {
 			r.errorf(p.child("name"), "duplicate container name %q", c.Name)
 		}
@@ -300,6 +299,10 @@ func validatePodSpec(r *report, p *fieldPath, ps *PodSpec) {
 			portNames[port.Name] = true
 		}
 	}
+	// The name "default" asks for nothing beyond what every instance gets.
+	if ps.ServiceAccountName != "" && ps.ServiceAccountName != "default" {
+		r.featureWarnf(p.child("serviceAccountName"), serviceAcct, "not honoured by Shoal: %s (the name is only reported to fieldRef spec.serviceAccountName)", noSATokens)
+	}
 	validateLabels(r, p.child("nodeSelector"), ps.NodeSelector)
 	if ps.Affinity != nil {
 		validateAffinity(r, p.child("affinity"), ps.Affinity)
@@ -310,7 +313,7 @@ func validatePodSpec(r *report, p *fieldPath, ps *PodSpec) {
 	}
 }
 
-func validateContainer(r *report, p *fieldPath, c *Container, volumes map[string]bool) {
+func validateContainer(r *report, p *fieldPath, c *Container, volumes map[string]bool, containers []Container) {
 	r.name(p.child("name"), c.Name, dns1123Label, true)
 	switch ip := p.child("image"); {
 	case c.Image == "":
@@ -322,7 +325,7 @@ func validateContainer(r *report, p *fieldPath, c *Container, volumes map[string
 	for j, port := range c.Ports {
 		pp := p.child("ports").at(j)
 		r.port(pp.child("containerPort"), port.ContainerPort)
-		r.oneOf(pp.child("protocol"), port.Protocol, ProtocolTCP, ProtocolUDP)
+		r.oneOf(pp.child("protocol"), port.Protocol, protocols...)
 		r.name(pp.child("name"), port.Name, ianaSvcName, false)
 		if port.HostPort != 0 {
 			r.port(pp.child("hostPort"), port.HostPort)
@@ -335,7 +338,7 @@ func validateContainer(r *report, p *fieldPath, c *Container, volumes map[string
 			}
 		}
 	}
-	validateEnv(r, p.child("env"), c.Env)
+	validateEnv(r, p.child("env"), c.Env, containers)
 	validateEnvFrom(r, p.child("envFrom"), c.EnvFrom)
 	validateResources(r, p.child("resources"), &c.Resources)
 	for _, pr := range containerProbes(c) {
@@ -456,7 +459,7 @@ func validateProbePort(r *report, p *fieldPath, port IntOrString, ports []Contai
 	}
 }
 
-func validateEnv(r *report, p *fieldPath, env []EnvVar) {
+func validateEnv(r *report, p *fieldPath, env []EnvVar, containers []Container) {
 	for i, e := range env {
 		ep := p.at(i)
 		r.name(ep.child("name"), e.Name, envVarName, true)
@@ -468,8 +471,8 @@ func validateEnv(r *report, p *fieldPath, env []EnvVar) {
 		if e.Value != "" {
 			r.errorf(vp, "must not be set when value is set")
 		}
-		if n := count(vf.ConfigMapKeyRef != nil, vf.SecretKeyRef != nil, vf.FieldRef != nil); n != 1 {
-			r.errorf(vp, "must have exactly one of configMapKeyRef, secretKeyRef and fieldRef, has %d", n)
+		if n := count(vf.ConfigMapKeyRef != nil, vf.SecretKeyRef != nil, vf.FieldRef != nil, vf.ResourceFieldRef != nil); n != 1 {
+			r.errorf(vp, "must have exactly one of configMapKeyRef, secretKeyRef, fieldRef and resourceFieldRef, has %d", n)
 		}
 		if ks := vf.ConfigMapKeyRef; ks != nil {
 			validateKeySelector(r, vp.child("configMapKeyRef"), ks)
@@ -478,7 +481,10 @@ func validateEnv(r *report, p *fieldPath, env []EnvVar) {
 			validateKeySelector(r, vp.child("secretKeyRef"), ks)
 		}
 		if f := vf.FieldRef; f != nil {
-			r.oneOf(vp.child("fieldRef").child("fieldPath"), f.FieldPath, supportedFieldPaths...)
+			validateObjectField(r, vp.child("fieldRef"), f, EnvFieldPaths)
+		}
+		if f := vf.ResourceFieldRef; f != nil {
+			validateResourceField(r, vp.child("resourceFieldRef"), f, containers, false)
 		}
 	}
 }
@@ -544,7 +550,7 @@ func (r *report) bounded(p *fieldPath, resource string, q Quantity) {
 	}
 }
 
-func validateVolumes(r *report, p *fieldPath, volumes []Volume) map[string]bool {
+func validateVolumes(r *report, p *fieldPath, volumes []Volume, containers []Container) map[string]bool {
 	names := map[string]bool{}
 	for i := range volumes {
 		v := &volumes[i]
@@ -553,8 +559,14 @@ func validateVolumes(r *report, p *fieldPath, volumes []Volume) map[string]bool 
 			r.errorf(vp.child("name"), "duplicate volume name %q", v.Name)
 		}
 		names[v.Name] = true
-		if n := count(v.ConfigMap != nil, v.Secret != nil, v.EmptyDir != nil, v.HostPath != nil); n != 1 {
-			r.errorf(vp, "must have exactly one source of configMap, secret, emptyDir and hostPath (Shoal supports no others), has %d", n)
+		validateVolumeSource(r, vp, v)
+		if d := v.DownwardAPI; d != nil {
+			dp := vp.child("downwardAPI")
+			r.fileMode(dp.child("defaultMode"), d.DefaultMode)
+			validateDownwardFiles(r, dp.child("items"), d.Items, containers, paths{})
+		}
+		if pr := v.Projected; pr != nil {
+			validateProjected(r, vp.child("projected"), pr, containers)
 		}
 		if h := v.HostPath; h != nil {
 			validateHostPath(r, vp.child("hostPath"), h)
@@ -584,6 +596,21 @@ func validateVolumes(r *report, p *fieldPath, volumes []Volume) map[string]bool 
 		}
 	}
 	return names
+}
+
+// validateVolumeSource checks that a volume has exactly one source. A Kubernetes
+// source Shoal does not honour (persistentVolumeClaim, nfs, ...) counts as one: the
+// decoder has already named it as the error.
+func validateVolumeSource(r *report, vp *fieldPath, v *Volume) {
+	n := count(v.ConfigMap != nil, v.Secret != nil, v.EmptyDir != nil, v.HostPath != nil, v.DownwardAPI != nil, v.Projected != nil)
+	for _, name := range unsupportedVolumeSources {
+		if r.present(vp.child(name)) {
+			n++
+		}
+	}
+	if n != 1 {
+		r.errorf(vp, "must have exactly one source (Shoal supports %s), has %d", supportedVolumeSources, n)
+	}
 }
 
 func validateKeyToPaths(r *report, p *fieldPath, items []KeyToPath) {
@@ -673,10 +700,14 @@ func validateServiceSpec(r *report, p *fieldPath, s *ServiceSpec) {
 	case serviceTypeClusterIP, serviceTypeNodePort:
 	case serviceTypeLoadBalancer:
 		r.warnf(p.child("type"), "type LoadBalancer: Shoal has no load balancer to provision; served as NodePort on every node")
-	case serviceTypeExternalName:
-		r.warnf(p.child("type"), "type ExternalName is not served by Shoal: DNS has no answer for this Service")
+	case ServiceTypeExternalName:
+		validateExternalName(r, p, s)
+		return
 	default:
-		r.oneOf(p.child("type"), s.Type, serviceTypeClusterIP, serviceTypeNodePort, serviceTypeLoadBalancer, serviceTypeExternalName)
+		r.oneOf(p.child("type"), s.Type, serviceTypeClusterIP, serviceTypeNodePort, serviceTypeLoadBalancer, ServiceTypeExternalName)
+	}
+	if s.ExternalName != "" {
+		r.errorf(p.child("externalName"), "must not be set unless type is ExternalName")
 	}
 	headless := s.ClusterIP == ClusterIPNone
 	if s.ClusterIP != "" && !headless {
@@ -707,7 +738,10 @@ func validateServiceSpec(r *report, p *fieldPath, s *ServiceSpec) {
 		}
 		names[port.Name] = true
 		r.port(ip.child("port"), port.Port)
-		r.oneOf(ip.child("protocol"), port.Protocol, ProtocolTCP, ProtocolUDP)
+		r.oneOf(ip.child("protocol"), port.Protocol, protocols...)
+		if port.Protocol == ProtocolSCTP {
+			r.warnf(ip.child("protocol"), "SCTP Service ports are not proxied by Shoal: the virtual IP and node ports carry TCP and UDP only (DNS still names the port)")
+		}
 		if port.NodePort != 0 {
 			if !nodePorts {
 				r.errorf(ip.child("nodePort"), "set on a Service of type %s: only NodePort and LoadBalancer Services have node ports", cmp.Or(s.Type, serviceTypeClusterIP))
@@ -728,6 +762,24 @@ func validateServiceSpec(r *report, p *fieldPath, s *ServiceSpec) {
 		default:
 			r.port(ip.child("targetPort"), tp.Int)
 		}
+	}
+}
+
+// validateExternalName checks a Service that is only a DNS alias, as Kubernetes does: a
+// target that is a DNS-1123 subdomain (a trailing dot allowed), no cluster IP. Its ports
+// and selector are allowed and unused.
+func validateExternalName(r *report, p *fieldPath, s *ServiceSpec) {
+	ep := p.child("externalName")
+	r.name(ep, strings.TrimSuffix(s.ExternalName, "."), dns1123Subdomain, true)
+	if s.ClusterIP != "" {
+		r.errorf(p.child("clusterIP"), "must not be set when type is ExternalName (got %q)", s.ClusterIP)
+	}
+	if len(s.Selector) > 0 {
+		r.warnf(p.child("selector"), "ignored: an ExternalName Service is a DNS alias to %q and has no endpoints", s.ExternalName)
+	}
+	for i, port := range s.Ports {
+		r.port(p.child("ports").at(i).child("port"), port.Port)
+		r.oneOf(p.child("ports").at(i).child("protocol"), port.Protocol, protocols...)
 	}
 }
 

@@ -64,8 +64,9 @@ func TestValidateDeployment(t *testing.T) {
 			`t.yaml:17: ` + podSpec + `.containers[1].name: duplicate container name "web"`}},
 		{"port out of range", withContainer("ports:", "- containerPort: 70000"), []string{
 			`t.yaml:18: ` + container + `.ports[0].containerPort: must be between 1 and 65535, inclusive, got 70000`}},
-		{"unsupported protocol", withContainer("ports:", "- containerPort: 80", "  protocol: SCTP"), []string{
-			`t.yaml:19: ` + container + `.ports[0].protocol: unsupported value "SCTP": supported values are TCP, UDP`}},
+		{"unsupported protocol", withContainer("ports:", "- containerPort: 80", "  protocol: ICMP"), []string{
+			`t.yaml:19: ` + container + `.ports[0].protocol: unsupported value "ICMP": supported values are TCP, UDP, SCTP`}},
+		{"SCTP container port", withContainer("ports:", "- containerPort: 80", "  protocol: SCTP"), nil},
 		{"duplicate ports and port names", withContainer("ports:", "- {name: http, containerPort: 80}", "- {name: http, containerPort: 80}", "- {containerPort: 80, protocol: UDP}"), []string{
 			`t.yaml:19: ` + container + `.ports[1].containerPort: duplicate port 80/TCP in the instance`,
 			`t.yaml:19: ` + container + `.ports[1].name: duplicate port name "http" in the instance`}},
@@ -96,10 +97,46 @@ func TestValidateDeployment(t *testing.T) {
 			`t.yaml:21: ` + container + `.volumeMounts[2].mountPath: duplicate mountPath "/tmp/"`,
 			`t.yaml:22: ` + container + `.volumeMounts[2].subPath: invalid value "../x": must be a relative path without '..'`}},
 		{"volume with two sources", withPodSpec("volumes:", "- name: data", "  emptyDir: {}", "  configMap: {name: cfg}"), []string{
-			`t.yaml:18: ` + podSpec + `.volumes[0]: must have exactly one source of configMap, secret, emptyDir and hostPath (Shoal supports no others), has 2`}},
+			`t.yaml:18: ` + podSpec + `.volumes[0]: must have exactly one source (Shoal supports configMap, secret, emptyDir, hostPath, downwardAPI and projected), has 2`}},
 		{"volume with an unsupported source", withPodSpec("volumes:", "- name: data", "  nfs: {server: x, path: /srv}"), []string{
-			`t.yaml:18: ` + podSpec + `.volumes[0]: must have exactly one source of configMap, secret, emptyDir and hostPath (Shoal supports no others), has 0`,
-			`t.yaml:19: ` + podSpec + `.volumes[0].nfs: warning: not honoured by Shoal`}},
+			`t.yaml:19: ` + podSpec + `.volumes[0].nfs: volume source nfs is not supported by Shoal: use one of configMap, secret, emptyDir, hostPath, downwardAPI and projected`}},
+		{"volume with a persistentVolumeClaim", withPodSpec("volumes:", "- name: data", "  persistentVolumeClaim: {claimName: db}"), []string{
+			`t.yaml:19: ` + podSpec + `.volumes[0].persistentVolumeClaim: volume source persistentVolumeClaim is not supported by Shoal: use one of configMap, secret, emptyDir, hostPath, downwardAPI and projected`}},
+		{"volume with no source", withPodSpec("volumes:", "- name: data"), []string{
+			`t.yaml:18: ` + podSpec + `.volumes[0]: must have exactly one source (Shoal supports configMap, secret, emptyDir, hostPath, downwardAPI and projected), has 0`}},
+		{"downwardAPI volume", withContainer("volumeMounts:", "- {name: info, mountPath: /info}") + indent(6, []string{"volumes:", "- name: info", "  downwardAPI:", "    defaultMode: 0o440", "    items:",
+			"    - {path: labels, fieldRef: {fieldPath: metadata.labels}}",
+			"    - {path: app, fieldRef: {apiVersion: v1, fieldPath: \"metadata.labels['app']\"}}",
+			"    - {path: uid, mode: 0o400, fieldRef: {fieldPath: metadata.uid}}",
+			"    - {path: mem, resourceFieldRef: {containerName: web, resource: limits.memory, divisor: 1Mi}}"}), nil},
+		{"downwardAPI volume errors", withPodSpec("volumes:", "- name: info", "  downwardAPI:", "    items:",
+			"    - {path: ip, fieldRef: {fieldPath: status.podIP}}",
+			"    - {path: ../x, fieldRef: {apiVersion: v2, fieldPath: \"spec.nodeName['a']\"}}",
+			"    - {path: mem, resourceFieldRef: {resource: limits.memory}}",
+			"    - {path: cpu, resourceFieldRef: {containerName: nope, resource: limits.cpu, divisor: 1Mi}}",
+			"    - {path: both, fieldRef: {fieldPath: metadata.name}, resourceFieldRef: {containerName: web, resource: limits.gpu}}"), []string{
+			`t.yaml:21: ` + podSpec + `.volumes[0].downwardAPI.items[0].fieldRef.fieldPath: unsupported value "status.podIP" (status.podIP is for env only): supported values are metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations, metadata.labels['key'] and metadata.annotations['key']`,
+			`t.yaml:22: ` + podSpec + `.volumes[0].downwardAPI.items[1].path: invalid value "../x": must be a relative path without '..'`,
+			`t.yaml:22: ` + podSpec + `.volumes[0].downwardAPI.items[1].fieldRef.apiVersion: unsupported value "v2": supported values are v1`,
+			`t.yaml:22: ` + podSpec + `.volumes[0].downwardAPI.items[1].fieldRef.fieldPath: unsupported value "spec.nodeName['a']": only metadata.labels and metadata.annotations take a ['key'] subscript`,
+			`t.yaml:23: ` + podSpec + `.volumes[0].downwardAPI.items[2].resourceFieldRef.containerName: required in a volume: the container whose resources to report`,
+			`t.yaml:24: ` + podSpec + `.volumes[0].downwardAPI.items[3].resourceFieldRef.containerName: container "nope" is not one of the instance's containers`,
+			`t.yaml:24: ` + podSpec + `.volumes[0].downwardAPI.items[3].resourceFieldRef.divisor: unsupported value "1Mi" for limits.cpu: supported values are 1m, 1`,
+			`t.yaml:25: ` + podSpec + `.volumes[0].downwardAPI.items[4]: must have exactly one of fieldRef and resourceFieldRef, has 2`,
+			`t.yaml:25: ` + podSpec + `.volumes[0].downwardAPI.items[4].resourceFieldRef.resource: unsupported value "limits.gpu": supported values are limits.cpu, limits.memory, limits.ephemeral-storage, requests.cpu, requests.memory, requests.ephemeral-storage`}},
+		{"projected volume", withPodSpec("volumes:", "- name: all", "  projected:", "    defaultMode: 0o1000", "    sources:",
+			"    - configMap: {name: cfg, items: [{key: a, path: a}]}",
+			"    - secret: {name: s, optional: true}",
+			"    - downwardAPI: {items: [{path: ns, fieldRef: {fieldPath: metadata.namespace}}]}",
+			"    - serviceAccountToken: {path: token, audience: vault}",
+			"    - clusterTrustBundle: {path: ca.pem, signerName: example.com/ca}",
+			"    - {}",
+			"    - downwardAPI: {items: [{path: a, fieldRef: {fieldPath: metadata.name}}]}"), []string{
+			`t.yaml:20: ` + podSpec + `.volumes[0].projected.defaultMode: must be a file mode between 0 and 0777 (octal), got 01000`,
+			`t.yaml:25: ` + podSpec + `.volumes[0].projected.sources[3].serviceAccountToken: warning: not honoured: Shoal has no Kubernetes API to issue a service account token for; file "token" is not written`,
+			`t.yaml:26: ` + podSpec + `.volumes[0].projected.sources[4].clusterTrustBundle: warning: not honoured: Shoal has no ClusterTrustBundle objects; file "ca.pem" is not written`,
+			`t.yaml:27: ` + podSpec + `.volumes[0].projected.sources[5]: must have exactly one of configMap, secret, downwardAPI, serviceAccountToken and clusterTrustBundle, has 0`,
+			`t.yaml:28: ` + podSpec + `.volumes[0].projected.sources[6].downwardAPI.items[0].path: duplicate path "a" in the volume`}},
 		{"duplicate volume names and bad items", withPodSpec("volumes:", "- {name: data, emptyDir: {medium: HugePages}}", "- name: data", "  secret:", "    secretName: s", "    defaultMode: 0o1777", "    items: [{key: a/b, path: /abs}]"), []string{
 			`t.yaml:18: ` + podSpec + `.volumes[0].emptyDir.medium: unsupported value "HugePages": supported values are "" (disk) and Memory`,
 			`t.yaml:19: ` + podSpec + `.volumes[1].name: duplicate volume name "data"`,
@@ -111,9 +148,27 @@ func TestValidateDeployment(t *testing.T) {
 		{"env with value and valueFrom", withContainer("env:", "- name: A", "  value: x", "  valueFrom:", "    fieldRef: {fieldPath: metadata.name}"), []string{
 			`t.yaml:20: ` + container + `.env[0].valueFrom: must not be set when value is set`}},
 		{"env valueFrom with two sources", withContainer("env:", "- name: A", "  valueFrom:", "    configMapKeyRef: {name: cfg, key: a}", "    secretKeyRef: {name: s, key: a}"), []string{
-			`t.yaml:19: ` + container + `.env[0].valueFrom: must have exactly one of configMapKeyRef, secretKeyRef and fieldRef, has 2`}},
+			`t.yaml:19: ` + container + `.env[0].valueFrom: must have exactly one of configMapKeyRef, secretKeyRef, fieldRef and resourceFieldRef, has 2`}},
 		{"env valueFrom with an unsupported fieldRef", withContainer("env:", "- name: A", "  valueFrom:", "    fieldRef: {fieldPath: metadata.labels}"), []string{
-			`t.yaml:20: ` + container + `.env[0].valueFrom.fieldRef.fieldPath: unsupported value "metadata.labels": supported values are metadata.name, metadata.namespace, spec.nodeName, status.podIP`}},
+			`t.yaml:20: ` + container + `.env[0].valueFrom.fieldRef.fieldPath: unsupported value "metadata.labels" (metadata.labels is for downwardAPI volumes only; env takes one key: metadata.labels['key']): supported values are metadata.name, metadata.namespace, metadata.uid, spec.nodeName, spec.serviceAccountName, status.hostIP, status.hostIPs, status.podIP, status.podIPs, metadata.labels['key'] and metadata.annotations['key']`}},
+		{"env Downward API", withContainer("env:",
+			"- {name: A, valueFrom: {fieldRef: {fieldPath: metadata.uid}}}",
+			"- {name: B, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['app']\"}}}",
+			"- {name: C, valueFrom: {fieldRef: {fieldPath: \"metadata.annotations['example.com/Team']\"}}}",
+			"- {name: D, valueFrom: {fieldRef: {fieldPath: status.hostIPs}}}",
+			"- {name: E, valueFrom: {fieldRef: {fieldPath: spec.serviceAccountName}}}",
+			"- {name: F, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}",
+			"- {name: G, valueFrom: {resourceFieldRef: {containerName: web, resource: requests.cpu, divisor: 1m}}}",
+			"- {name: H, valueFrom: {resourceFieldRef: {resource: limits.ephemeral-storage, divisor: 1Gi}}}",
+			"- {name: I, valueFrom: {resourceFieldRef: {resource: requests.memory, divisor: 1024Ki}}}",
+			"- {name: J, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: \"0.001\"}}}"), nil},
+		{"env resourceFieldRef errors", withContainer("env:",
+			"- {name: A, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 3Mi}}}",
+			"- {name: B, valueFrom: {resourceFieldRef: {containerName: sidecar, resource: requests.cpu}}}",
+			"- {name: C, valueFrom: {fieldRef: {fieldPath: \"metadata.labels['bad key']\"}}}"), []string{
+			`t.yaml:18: ` + container + `.env[0].valueFrom.resourceFieldRef.divisor: unsupported value "3Mi" for limits.memory: supported values are 1, 1k, 1M, 1G, 1T, 1P, 1Ki, 1Mi, 1Gi, 1Ti, 1Pi`,
+			`t.yaml:19: ` + container + `.env[1].valueFrom.resourceFieldRef.containerName: container "sidecar" is not one of the instance's containers`,
+			`t.yaml:20: ` + container + `.env[2].valueFrom.fieldRef.fieldPath: invalid key "bad key" in metadata.labels['bad key']: must be a qualified name: an optional DNS subdomain prefix and '/', then at most 63 characters of A-Z, a-z, 0-9, '-', '_' and '.', starting and ending with a letter or digit`}},
 		{"env key selector without key", withContainer("env:", "- name: A", "  valueFrom:", "    secretKeyRef: {name: s}"), []string{
 			`t.yaml:20: ` + container + `.env[0].valueFrom.secretKeyRef.key: required`}},
 		{"envFrom with no source and a bad prefix", withContainer("envFrom:", `- prefix: "9_"`), []string{
@@ -206,6 +261,18 @@ func TestValidateOtherKinds(t *testing.T) {
 			`t.yaml:12: spec.template.spec.containers[0].ports[0].hostIP: set without hostPort`,
 			`t.yaml:12: spec.template.spec.containers[0].ports[1].hostPort: must be between 1 and 65535, inclusive, got 70000`,
 			`t.yaml:12: spec.template.spec.containers[0].ports[2].hostIP: invalid value "nope": must be an IPv4 address`}},
+		{"ExternalName Service needs no ports", "apiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n  type: ExternalName\n  externalName: db.example.com.\n", nil},
+		{"ExternalName Service ignores its selector", serviceHead + "  type: ExternalName\n  externalName: db.example.com\n  ports: [{port: 5432, protocol: SCTP}]\n", []string{
+			`t.yaml:6: spec.selector: warning: ignored: an ExternalName Service is a DNS alias to "db.example.com" and has no endpoints`}},
+		{"ExternalName errors", "apiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n  type: ExternalName\n  externalName: Db_.example.com\n  clusterIP: 10.96.0.5\n", []string{
+			`t.yaml:7: spec.externalName: invalid value "Db_.example.com": must be a lowercase RFC 1123 subdomain: at most 253 characters of a-z, 0-9, '-' and '.', each dot-separated part starting and ending with a letter or digit`,
+			`t.yaml:8: spec.clusterIP: must not be set when type is ExternalName (got "10.96.0.5")`}},
+		{"ExternalName without a name", "apiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n  type: ExternalName\n", []string{
+			`t.yaml:5: spec.externalName: required`}},
+		{"externalName on a ClusterIP Service", serviceHead + "  externalName: db.example.com\n  ports: [{port: 80}]\n", []string{
+			`t.yaml:8: spec.externalName: must not be set unless type is ExternalName`}},
+		{"SCTP Service port", serviceHead + "  ports: [{port: 9999, protocol: SCTP}]\n", []string{
+			`t.yaml:8: spec.ports[0].protocol: warning: SCTP Service ports are not proxied by Shoal: the virtual IP and node ports carry TCP and UDP only (DNS still names the port)`}},
 		{"unknown Service type", serviceHead + "  type: Mesh\n  ports: [{port: 80}]\n", []string{
 			`t.yaml:8: spec.type: unsupported value "Mesh": supported values are ClusterIP, NodePort, LoadBalancer, ExternalName`}},
 		{"Service name must start with a letter", strings.Replace(serviceHead, "name: web", "name: 7web", 1) + "  ports: [{port: 80}]\n", []string{

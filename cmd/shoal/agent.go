@@ -194,6 +194,7 @@ func runAgent(parent context.Context, f agentFlags) error {
 	if cfg.Allocatable, err = allocatable(f.cpu, f.memory); err != nil {
 		return &exitError{code: exitTrouble, err: err}
 	}
+	cfg.EphemeralStorageBytes = diskSize(f.src.stateDir)
 	if f.src.url == "" {
 		return &exitError{code: exitTrouble, err: errors.New("--repo is required")}
 	}
@@ -388,6 +389,20 @@ func allocatable(cpu, memory string) (planner.Resources, error) {
 		r.MemoryBytes = q.Value()
 	}
 	return r, nil
+}
+
+// diskSize is the size of the filesystem that holds dir, or will once dir is made (the
+// kubelet's nodefs); 0 when it cannot tell.
+func diskSize(dir string) int64 {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		var st syscall.Statfs_t
+		if syscall.Statfs(d, &st) == nil {
+			return int64(st.Blocks) * st.Bsize
+		}
+		if d == filepath.Dir(d) {
+			return 0
+		}
+	}
 }
 
 // machineMemory reads MemTotal from /proc/meminfo; 0 when it cannot.
