@@ -145,7 +145,7 @@ type PodTemplate struct {
 type PodSpec struct {
 	// InitContainers run before Containers, one at a time in order, each to completion;
 	// one with restartPolicy Always is a sidecar: it starts in its turn and runs alongside
-	// Containers until the instance stops (see docs/pod-features.md).
+	// Containers until the instance stops (see docs/init-containers.md).
 	InitContainers            []Container                `json:"initContainers,omitempty"`
 	Containers                []Container                `json:"containers"`
 	Volumes                   []Volume                   `json:"volumes,omitempty"`
