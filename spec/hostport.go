@@ -32,13 +32,15 @@ func (p ContainerPort) AsHostPort() HostPort {
 // count as Kubernetes counts them: held for the instance's life.
 func (ps *PodSpec) HostPorts(podNetwork bool) []HostPort {
 	var ports []HostPort
-	for _, c := range ps.AllContainers() {
-		for _, p := range c.Ports {
-			switch {
-			case !podNetwork || ps.HostNetwork:
-				ports = append(ports, p.AsHostPort())
-			case p.HostPort != 0:
-				ports = append(ports, HostPort{Port: p.HostPort, Protocol: cmp.Or(p.Protocol, ProtocolTCP)})
+	for _, list := range [2][]Container{ps.InitContainers, ps.Containers} {
+		for i := range list {
+			for _, p := range list[i].Ports {
+				switch {
+				case !podNetwork || ps.HostNetwork:
+					ports = append(ports, p.AsHostPort())
+				case p.HostPort != 0:
+					ports = append(ports, HostPort{Port: p.HostPort, Protocol: cmp.Or(p.Protocol, ProtocolTCP)})
+				}
 			}
 		}
 	}

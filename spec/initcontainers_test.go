@@ -123,3 +123,17 @@ func TestInitContainersInHash(t *testing.T) {
 		t.Errorf("hashes do not tell the specs apart: none %s, init %s, other image %s, sidecar %s", base, one, other, sidecar)
 	}
 }
+
+// TestHostPortsOfSidecars: a sidecar's ports are the instance's, on its node as well.
+func TestHostPortsOfSidecars(t *testing.T) {
+	ps := PodSpec{
+		InitContainers: []Container{{Name: "proxy", RestartPolicy: ptr(ContainerRestartAlways), Ports: []ContainerPort{{ContainerPort: 9901, HostPort: 19901}}}},
+		Containers:     []Container{{Name: "app", Ports: []ContainerPort{{ContainerPort: 8080}}}},
+	}
+	if got, want := ps.HostPorts(false), []HostPort{{8080, ProtocolTCP}, {9901, ProtocolTCP}}; !slices.Equal(got, want) {
+		t.Errorf("on the node's network: %v, want %v", got, want)
+	}
+	if got, want := ps.HostPorts(true), []HostPort{{19901, ProtocolTCP}}; !slices.Equal(got, want) {
+		t.Errorf("with a pod network: %v, want %v", got, want)
+	}
+}
