@@ -148,6 +148,9 @@ func (in *instance) phase(now time.Time) Phase {
 	case !in.created && in.busy:
 		return PhaseStarting
 	case !in.created && in.startErr != "":
+		if _, total := in.initProgress(); total > 0 {
+			return initPhase(string(in.startErr)) // its first init container could not start
+		}
 		return in.startErr
 	case !in.created:
 		return PhasePending

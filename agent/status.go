@@ -345,8 +345,8 @@ func instanceStatus(in *instance, node string, now time.Time) InstanceStatus {
 		switch {
 		case c.completed():
 			state = "completed"
-		case !c.created && in.created:
-			state = "waiting" // on the init containers before it
+		case !c.created:
+			state = "waiting" // to be started: on the init containers before it, or on the instance's start
 		}
 		is.Containers = append(is.Containers, ContainerStatus{
 			Name: c.name, Image: c.image, State: state, PID: c.pid, Restarts: c.restarts, LastExit: c.lastExit,
