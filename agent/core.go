@@ -444,6 +444,7 @@ func (c *core) onResult(r resultEvent) {
 		if in.allRunning() {
 			in.runningSince = c.now
 		}
+		c.sidecarsStarted(in) // a sidecar that crashed before it let the next init container start
 	}
 }
 
