@@ -26,14 +26,18 @@ func (c *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 	// Containers of a wave stop together, and the waves share one grace period: the
 	// instance takes one grace period, not one per container.
 	deadline := time.Now().Add(grace)
-	for _, wave := range stopWaves(cts) {
+	for n, wave := range stopWaves(cts) {
+		waveGrace := grace
+		if n > 0 {
+			waveGrace = remainingGrace(grace, deadline)
+		}
 		errs := make([]error, len(wave))
 		var wg sync.WaitGroup
 		for i, l := range wave {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs[i] = c.removeContainer(ctx, l.container, remainingGrace(grace, deadline))
+				errs[i] = c.removeContainer(ctx, l.container, waveGrace)
 			}()
 		}
 		wg.Wait()
@@ -75,8 +79,9 @@ func stopWaves(cts []labelled) [][]labelled {
 	return waves
 }
 
-// remainingGrace is what is left of a grace period that ends at deadline: at least a
-// moment when the period was not 0, so that a sidecar still gets its SIGTERM.
+// remainingGrace is what is left for a sidecar of a grace period that ends at deadline:
+// at least minSidecarGrace when the period was not 0, so that a sidecar reached late
+// still gets SIGTERM before SIGKILL.
 func remainingGrace(grace time.Duration, deadline time.Time) time.Duration {
 	if grace <= 0 {
 		return 0

@@ -354,9 +354,9 @@ func (f *Fake) Stop(ctx context.Context, id string, grace time.Duration) error {
 		waves = append(waves, []*fakeProcess{sc.proc})
 	}
 	deadline := time.Now().Add(grace)
-	for _, wave := range waves {
+	for n, wave := range waves {
 		left := grace
-		if grace > 0 {
+		if n > 0 && grace > 0 {
 			left = max(time.Until(deadline), time.Millisecond)
 		}
 		errs := make([]error, len(wave))
