@@ -98,6 +98,20 @@ func events(t *testing.T, dir string) []string {
 	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }
 
+// waitEvents waits until the events file of dir has n lines (a container writes its line
+// a moment after the runtime says it started) and returns them.
+func waitEvents(t *testing.T, dir string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := events(t, dir)
+		if len(got) >= n || time.Now().After(deadline) {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func allowHostPath(dir string) func(*agentProc) {
 	return func(a *agentProc) { a.args = append(a.args, "--allow-host-path", dir) }
 }
@@ -134,7 +148,7 @@ func TestInitContainers(t *testing.T) {
 		"writer wrote /work/greeting",
 		`app started and read "made by init"`,
 	}
-	if got := events(t, out); !slices.Equal(got, want) {
+	if got := waitEvents(t, out, len(want)); !slices.Equal(got, want) {
 		t.Errorf("the containers ran as\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 	in := workload(st, "initweb").Instances[0]
@@ -160,19 +174,25 @@ func TestSidecar(t *testing.T) {
 			stepContainer(image, "proxy", "[sidecar]", "restartPolicy: Always"),
 		stepContainer(image, "app", "[crashonce, /work/crashed]"))})
 	a := startAgent(t, repo, "e2e-sidecar", allowHostPath(out))
+	st := a.waitFor("the app's first run, beside the sidecar", func(st *agent.Status) bool {
+		w := workload(st, "sideweb")
+		return w != nil && len(w.Instances) == 1 && containerStatus(w.Instances[0], "app").State == "running" &&
+			containerStatus(w.Instances[0], "app").Restarts == 0 && containerStatus(w.Instances[0], "proxy").PID != 0
+	})
+	firstPID := containerStatus(workload(st, "sideweb").Instances[0], "proxy").PID
 	readyAfterCrash := func(st *agent.Status) bool {
 		w := workload(st, "sideweb")
 		return st.Converged && w != nil && w.Ready == 1 && containerStatus(w.Instances[0], "app").Restarts == 1 &&
 			containerStatus(w.Instances[0], "proxy").PID != 0
 	}
-	st := a.waitFor("ready after the app's crash", readyAfterCrash)
+	st = a.waitFor("ready after the app's crash", readyAfterCrash)
 	in := workload(st, "sideweb").Instances[0]
 	proxy := containerStatus(in, "proxy")
-	if proxy.Restarts != 0 || !proxy.Sidecar || proxy.State != "running" {
-		t.Errorf("sidecar: %+v, want running, never restarted", proxy)
+	if proxy.Restarts != 0 || !proxy.Sidecar || proxy.State != "running" || proxy.PID != firstPID {
+		t.Errorf("sidecar: %+v, want running, never restarted, PID %d as before the app crashed", proxy, firstPID)
 	}
 	want := []string{"setup wrote /work/setup", "proxy started", "app started and crashes", "app started"}
-	if got := events(t, out); !slices.Equal(got, want) {
+	if got := waitEvents(t, out, len(want)); !slices.Equal(got, want) {
 		t.Errorf("the containers ran as\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 
@@ -193,7 +213,7 @@ func TestSidecar(t *testing.T) {
 	a.webhook()
 	a.waitFor("removed", func(st *agent.Status) bool { return workload(st, "sideweb") == nil && st.Converged })
 	want = append(want, "app got SIGTERM", "app exits", "proxy got SIGTERM", "proxy exits")
-	if got := events(t, out); !slices.Equal(got, want) {
+	if got := waitEvents(t, out, len(want)); !slices.Equal(got, want) {
 		t.Errorf("the instance stopped as\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }

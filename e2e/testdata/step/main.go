@@ -5,8 +5,8 @@
 //	step failuntil COUNTER N  count this run in the file COUNTER; exit 1 until the Nth run, then 0
 //	step write PATH TEXT      write TEXT to PATH and exit 0
 //	step app PATH             log the content of PATH, then run until SIGTERM
-//	step crashonce FLAG       the first run (FLAG absent): create FLAG and exit 1 at once;
-//	                          later runs: run until SIGTERM
+//	step crashonce FLAG       the first run (FLAG absent): create FLAG and exit 1 two seconds
+//	                          later; later runs: run until SIGTERM
 //	step sidecar              run until SIGTERM
 //
 // A process that runs until SIGTERM logs "NAME got SIGTERM", takes STOP_DELAY (a Go
@@ -72,6 +72,7 @@ func run(args []string) int {
 				return 2
 			}
 			logf("%s started and crashes", name)
+			time.Sleep(2 * time.Second) // long enough for the test to see it run
 			return 1
 		}
 		logf("%s started", name)
