@@ -221,10 +221,11 @@ func (in *instance) stage() int {
 	return len(in.order)
 }
 
-// allCreated reports whether every container the stage asks for exists.
+// allCreated reports whether every container the stage asks for was started. An init
+// container that completed counts whatever became of its task: it never runs again.
 func (in *instance) allCreated() bool {
 	for _, name := range in.order[:in.stage()] {
-		if !in.containers[name].created {
+		if c := in.containers[name]; !c.created && !c.completed() {
 			return false
 		}
 	}
@@ -301,7 +302,7 @@ func fromState(s executor.InstanceState, now time.Time, crash executor.Backoff) 
 		podNetwork: s.Addr.IsValid(), addr: s.Addr,
 	}
 	for _, cs := range s.Containers {
-		in.containers[cs.Name] = &container{name: cs.Name, image: cs.Image, init: cs.Init, sidecar: cs.Sidecar, backoff: crash, ready: true, created: true}
+		in.containers[cs.Name] = &container{name: cs.Name, image: cs.Image, init: cs.Init, sidecar: cs.Sidecar, backoff: crash, ready: true}
 		in.order = append(in.order, cs.Name)
 	}
 	// Init containers first, in order; then the app containers, sorted by name.
@@ -361,7 +362,9 @@ func (in *instance) apply(s executor.InstanceState, now time.Time) (exited []exe
 		if c.startedAt.IsZero() {
 			c.startedAt = now
 		}
-		c.created = true
+		// A container without a task was created but never started (a Start cut short):
+		// advance starts it with its stage, as Start starts what has no task.
+		c.created = c.created || cs.Status != executor.StatusNoTask
 		switch {
 		case cs.Status != executor.StatusExited || !c.restartAt.IsZero() || c.completed():
 		case c.completes() && cs.ExitCode == 0 && !cs.OOMKilled:

@@ -151,7 +151,7 @@ type scenario struct {
 //	new [node=N] [cluster] [dns] [crash=D]  a core for node N (node-a, address 127.0.0.1) at 2026-01-01 00:00
 //	revision [bad]                          the input is a revision's manifests (bad: fails to load)
 //	runtime                                 what the fake runtime holds, a line per instance:
-//	                                        "web@1/0 [exited=CODE] [exited:C=CODE] [only=C1,C2]"
+//	                                        "web@1/0 [exited=CODE] [exited:C=CODE] [notask:C] [only=C1,C2]"
 //	done [ID...]                            the actions in flight (on ID) succeed; a listing lists the runtime
 //	fail ID err=pull|config|forbidden|other the start in flight of ID fails
 //	exit ID [code=N] [oom] [container=C]    the runtime reports the container main (or C) of ID exited
@@ -194,6 +194,13 @@ func (s *scenario) do(d *directive) (string, error) {
 					st.Containers[i].Status = executor.StatusExited
 					st.Containers[i].ExitCode, _ = strconv.Atoi(code)
 					st.Containers[i].ExitedAt = s.now
+				}
+				if name, ok := strings.CutPrefix(a, "notask:"); ok {
+					i := slices.IndexFunc(st.Containers, func(c executor.ContainerState) bool { return c.Name == name })
+					if i < 0 {
+						return "", fmt.Errorf("%s: no container %s", f[0], name)
+					}
+					st.Containers[i].Status, st.Containers[i].PID = executor.StatusNoTask, 0
 				}
 				if names, ok := strings.CutPrefix(a, "only="); ok {
 					st.Containers = slices.DeleteFunc(st.Containers, func(c executor.ContainerState) bool {
@@ -383,8 +390,12 @@ func (s *scenario) done(only []string) error {
 					st = executor.InstanceState{ID: id, Namespace: sp.Namespace, Workload: sp.Workload, SpecHash: sp.SpecHash, Revision: sp.Revision, Node: sp.Node, GracePeriod: sp.GracePeriod, Addr: sp.Addr}
 				}
 				for _, c := range sp.StageContainers() {
-					if !slices.ContainsFunc(st.Containers, func(cs executor.ContainerState) bool { return cs.Name == c.Name }) {
+					i := slices.IndexFunc(st.Containers, func(cs executor.ContainerState) bool { return cs.Name == c.Name })
+					switch {
+					case i < 0:
 						st.Containers = append(st.Containers, executor.ContainerState{Name: c.Name, Image: c.Image, Status: executor.StatusRunning, PID: 100, Init: c.Init, Sidecar: c.Sidecar})
+					case st.Containers[i].Status == executor.StatusNoTask:
+						st.Containers[i].Status, st.Containers[i].PID = executor.StatusRunning, 100
 					}
 				}
 				s.runtime[id] = st
