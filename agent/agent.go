@@ -260,9 +260,10 @@ func (a *Agent) publish(rd ready) {
 	}
 }
 
-// start pulls the images of an instance and starts it.
+// start pulls the images of an instance's stage and starts it: an image is pulled when
+// its container is about to start, not while the init containers before it run.
 func (a *Agent) start(ctx context.Context, s executor.InstanceSpec) event {
-	for _, c := range s.Containers {
+	for _, c := range s.StageContainers() {
 		if err := a.rt.EnsureImage(ctx, c.Image, c.PullPolicy); err != nil {
 			return resultEvent{kind: actionStart, id: s.ID, err: err}
 		}

@@ -373,11 +373,23 @@ func (c *core) onRuntime(ev executor.Event) {
 		if ct == nil || in.busy || !ev.Time.IsZero() && ev.Time.Before(ct.startedAt) {
 			return // ours (a restart in flight), or the end of a task already replaced
 		}
+		if ct.completes() && ev.ExitCode == 0 && !ev.OOMKilled {
+			c.initCompleted(in, ct)
+			return
+		}
 		c.crashed(in, ct, ev.ExitCode, ev.OOMKilled, ev.Time)
 		if c.copiedElsewhere(in) {
 			c.planDue = true // no longer ready: the copy elsewhere may be the one kept
 		}
 	}
+}
+
+// initCompleted records an init container that ran to completion: the next Ready starts
+// what comes after it (advance).
+func (c *core) initCompleted(in *instance, ct *container) {
+	ct.status, ct.initDone, ct.restartAt = executor.StatusExited, true, time.Time{}
+	in.changed = c.now
+	c.log.Info("init container completed", "instance", in.id, "container", ct.name)
 }
 
 // crashed records a container's exit and schedules its restart on the crash backoff.
@@ -432,24 +444,37 @@ func (c *core) onResult(r resultEvent) {
 		if in.allRunning() {
 			in.runningSince = c.now
 		}
+		c.sidecarsStarted(in) // a sidecar that crashed before it let the next init container start
 	}
 }
 
 // onStarted records the outcome of a start.
 func (c *core) onStarted(in *instance, err error, pulled time.Time) {
 	if err == nil {
+		first := !in.created
 		in.created, in.startErr, in.message = true, "", ""
 		in.startBackoff.Reset()
-		for _, ct := range in.containers {
-			ct.status, ct.startedAt = executor.StatusRunning, c.now
+		for _, name := range in.order[:min(in.starting, len(in.order))] {
+			ct := in.containers[name]
+			if ct.created {
+				continue // an earlier stage's
+			}
+			ct.created, ct.status, ct.startedAt = true, executor.StatusRunning, c.now
+			if in.probing {
+				ct.ready = !ct.hasReadiness && !ct.hasStartup
+				c.rd.probes = append(c.rd.probes, probeOp{id: in.id, container: ct.name}) // its probes count from now
+			}
 		}
-		in.runningSince = c.now
+		if in.allRunning() {
+			in.runningSince = c.now
+		}
 		if c.desired != nil && in.revision == c.desired.Revision.Commit {
 			c.stage("pulled", pulled)
 		}
-		if in.spec != nil {
+		if first && in.spec != nil {
 			c.startProbes(in)
 		}
+		c.sidecarsStarted(in)
 		c.requestList() // learn the PIDs
 		return
 	}
@@ -465,6 +490,12 @@ func (c *core) onStarted(in *instance, err error, pulled time.Time) {
 	in.message = err.Error()
 	delay := in.startBackoff.Next(0)
 	in.retryAt = c.now.Add(delay)
+	if in.created {
+		// A later stage (the next init container, or the app containers) failed: the
+		// instance runs what it ran, and advance tries again after the backoff.
+		c.log.Warn("start of the next containers failed", "instance", in.id, "phase", in.startErr, "err", err, "retry_in", delay)
+		return
+	}
 	c.planDue = true // it no longer runs: the plan's view changed
 	c.log.Warn("start failed", "instance", in.id, "phase", in.startErr, "err", err, "retry_in", delay)
 }

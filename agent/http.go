@@ -260,7 +260,7 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 			if in.Node != st.Node {
 				continue
 			}
-			count[in.Phase]++
+			count[in.Phase.kind()]++ // "Init:1/2" counts as Init
 			restarts += in.Restarts
 		}
 		for p, n := range count {

@@ -1,8 +1,12 @@
 package agent
 
 import (
+	"cmp"
 	"fmt"
+	"math"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/shoalhq/shoal/executor"
@@ -35,12 +39,29 @@ const (
 	PhaseStartError Phase = "StartError"
 	// PhaseTerminating is an instance being stopped.
 	PhaseTerminating Phase = "Terminating"
+	// PhaseInit is an instance whose init containers have not all completed (or, for
+	// sidecars, started). Status shows it as kubectl does: "Init:1/2" (one of two done),
+	// "Init:CrashLoopBackOff" (an init container waits out its crash backoff), or
+	// "Init:" and the start error; metrics count them all as Init.
+	PhaseInit Phase = "Init"
 )
+
+// initPhase is the status phase of an instance waiting on its init containers: detail
+// is "k/n" or a reason.
+func initPhase(detail string) Phase { return PhaseInit + ":" + Phase(detail) }
+
+// kind is the phase without its detail: PhaseInit for every "Init:…" phase.
+func (p Phase) kind() Phase {
+	if strings.HasPrefix(string(p), string(PhaseInit)+":") {
+		return PhaseInit
+	}
+	return p
+}
 
 // phases lists every Phase, for metrics that export each one, at 0 when empty.
 var phases = []Phase{
 	PhasePending, PhaseStarting, PhaseRunning, PhaseReady, PhaseCrashLoop, PhaseImagePullBackOff,
-	PhaseConfigError, PhaseForbidden, PhaseStartError, PhaseTerminating,
+	PhaseConfigError, PhaseForbidden, PhaseStartError, PhaseTerminating, PhaseInit,
 }
 
 // instance is the core's record of one instance on this node.
@@ -67,6 +88,11 @@ type instance struct {
 	// that is stale for this record.
 	changed    time.Time
 	containers map[string]*container
+	// order names the containers in the order they start: init containers, then app
+	// containers. For an adopted instance it is complete once spec is known.
+	order []string
+	// starting is how many containers of order the start in flight starts (its Stage).
+	starting int
 	// spec is what the instance was started from (or, once adopted, resolved again);
 	// nil until known. The prober needs it.
 	spec *executor.InstanceSpec
@@ -95,7 +121,24 @@ type container struct {
 	readyChanged time.Time
 	// hasReadiness and hasStartup say which gating probes the container has.
 	hasReadiness, hasStartup bool
+	// init is the container's place (from 1) among the init containers, 0 for an app
+	// container; sidecar marks an init container that keeps running.
+	init    int
+	sidecar bool
+	// created is true once the runtime holds the container: it started at least once.
+	created bool
+	// initDone is true once an init container let the next one start: a regular one
+	// exited 0, a sidecar started (and passed its startup probe). It never goes back:
+	// init containers do not run again for an instance that exists, as in Kubernetes.
+	initDone bool
 }
+
+// completes reports whether the container runs to completion: an init container that
+// is not a sidecar.
+func (c *container) completes() bool { return c.init > 0 && !c.sidecar }
+
+// completed reports whether the container ran to completion and stays exited.
+func (c *container) completed() bool { return c.completes() && c.initDone }
 
 // phase derives the status phase from the record at time now.
 func (in *instance) phase(now time.Time) Phase {
@@ -105,14 +148,31 @@ func (in *instance) phase(now time.Time) Phase {
 	case !in.created && in.busy:
 		return PhaseStarting
 	case !in.created && in.startErr != "":
+		if _, total := in.initProgress(); total > 0 {
+			return initPhase(string(in.startErr)) // its first init container could not start
+		}
 		return in.startErr
 	case !in.created:
 		return PhasePending
+	}
+	if done, total := in.initProgress(); done < total {
+		for _, c := range in.containers {
+			if c.init > 0 && !c.restartAt.IsZero() && c.restartAt.After(now) {
+				return initPhase(string(PhaseCrashLoop))
+			}
+		}
+		if in.startErr != "" {
+			return initPhase(string(in.startErr))
+		}
+		return initPhase(fmt.Sprintf("%d/%d", done, total))
 	}
 	for _, c := range in.containers {
 		if !c.restartAt.IsZero() && c.restartAt.After(now) {
 			return PhaseCrashLoop
 		}
+	}
+	if in.startErr != "" && !in.allCreated() {
+		return in.startErr // an app container that could not be created
 	}
 	if !in.allRunning() {
 		return PhaseRunning
@@ -123,13 +183,53 @@ func (in *instance) phase(now time.Time) Phase {
 	return PhaseReady
 }
 
+// allRunning reports whether every container runs but the init containers that completed.
 func (in *instance) allRunning() bool {
 	for _, c := range in.containers {
-		if c.status != executor.StatusRunning {
+		if c.status != executor.StatusRunning && !c.completed() {
 			return false
 		}
 	}
 	return len(in.containers) > 0
+}
+
+// initProgress is how many of the instance's init containers are done, counted in their
+// order, and how many it has.
+func (in *instance) initProgress() (done, total int) {
+	counting := true
+	for _, name := range in.order {
+		c := in.containers[name]
+		if c.init == 0 {
+			break
+		}
+		total++
+		if counting && c.initDone {
+			done++
+		} else {
+			counting = false
+		}
+	}
+	return done, total
+}
+
+// stage is how many containers of order should exist now: the init containers done and
+// the next one, or every container once the init containers are done.
+func (in *instance) stage() int {
+	if done, total := in.initProgress(); done < total {
+		return done + 1
+	}
+	return len(in.order)
+}
+
+// allCreated reports whether every container the stage asks for was started. An init
+// container that completed counts whatever became of its task: it never runs again.
+func (in *instance) allCreated() bool {
+	for _, name := range in.order[:in.stage()] {
+		if c := in.containers[name]; !c.created && !c.completed() {
+			return false
+		}
+	}
+	return true
 }
 
 // probesReady reports whether every container's readiness (and startup) probe passes.
@@ -167,8 +267,8 @@ func (in *instance) nextWake(now time.Time) time.Time {
 			at = t
 		}
 	}
-	if !in.created && !in.busy && !in.stopping {
-		earliest(in.retryAt)
+	if !in.busy && !in.stopping && (!in.created || !in.allCreated()) {
+		earliest(in.retryAt) // a start, or the start of a later stage, to try again
 	}
 	if !in.busy { // a restart in flight reports back on its own
 		for _, c := range in.containers {
@@ -202,10 +302,49 @@ func fromState(s executor.InstanceState, now time.Time, crash executor.Backoff) 
 		podNetwork: s.Addr.IsValid(), addr: s.Addr,
 	}
 	for _, cs := range s.Containers {
-		in.containers[cs.Name] = &container{name: cs.Name, image: cs.Image, backoff: crash, ready: true}
+		in.containers[cs.Name] = &container{name: cs.Name, image: cs.Image, init: cs.Init, sidecar: cs.Sidecar, backoff: crash, ready: true}
+		in.order = append(in.order, cs.Name)
 	}
+	// Init containers first, in order; then the app containers, sorted by name.
+	slices.SortStableFunc(in.order, func(a, b string) int {
+		ia, ib := in.containers[a].init, in.containers[b].init
+		return cmp.Compare(cmp.Or(ia, math.MaxInt), cmp.Or(ib, math.MaxInt))
+	})
 	in.apply(s, now)
+	for _, c := range in.containers {
+		if c.sidecar && c.status == executor.StatusRunning {
+			c.initDone = true // it started before the agent did; its startup probe is not asked again
+		}
+	}
+	in.markInitDone()
 	return in
+}
+
+// completeOrder adds the containers of s that the record lacks (an adopted instance
+// whose later containers were not created yet) and takes s's order.
+func (in *instance) completeOrder(s *executor.InstanceSpec, crash executor.Backoff) {
+	in.order = in.order[:0]
+	for _, cs := range s.Containers {
+		if in.containers[cs.Name] == nil {
+			in.containers[cs.Name] = &container{name: cs.Name, image: cs.Image, init: cs.Init, sidecar: cs.Sidecar, backoff: crash, ready: true}
+		}
+		in.order = append(in.order, cs.Name)
+	}
+	in.markInitDone()
+}
+
+// markInitDone marks as done the init containers of an instance found in the runtime
+// that a later container proves were done: one that exists started after them. A
+// restarted agent so never runs an init container again.
+func (in *instance) markInitDone() {
+	later := false
+	for i := len(in.order) - 1; i >= 0; i-- {
+		c := in.containers[in.order[i]]
+		if c.init > 0 && later {
+			c.initDone = true
+		}
+		later = later || c.created
+	}
 }
 
 // apply merges what the runtime reports into the record and reports the containers
@@ -223,7 +362,14 @@ func (in *instance) apply(s executor.InstanceState, now time.Time) (exited []exe
 		if c.startedAt.IsZero() {
 			c.startedAt = now
 		}
-		if cs.Status == executor.StatusExited && c.restartAt.IsZero() {
+		// A container without a task was created but never started (a Start cut short):
+		// advance starts it with its stage, as Start starts what has no task.
+		c.created = c.created || cs.Status != executor.StatusNoTask
+		switch {
+		case cs.Status != executor.StatusExited || !c.restartAt.IsZero() || c.completed():
+		case c.completes() && cs.ExitCode == 0 && !cs.OOMKilled:
+			c.initDone = true // an init container ran to completion, and no event said so
+		default:
 			exited = append(exited, cs)
 		}
 	}

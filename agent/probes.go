@@ -27,7 +27,18 @@ func (c *core) ensureProbes(in *instance) {
 	}
 	s.GracePeriod = in.grace // as adopted
 	in.spec = &s
+	in.completeOrder(&s, c.cfg.CrashBackoff)
 	c.startProbes(in)
+}
+
+// sidecarsStarted marks as done the sidecars that run and have no startup probe to
+// pass: the next init container may start.
+func (c *core) sidecarsStarted(in *instance) {
+	for _, ct := range in.containers {
+		if ct.sidecar && ct.created && !ct.hasStartup && ct.status == executor.StatusRunning {
+			ct.initDone = true
+		}
+	}
 }
 
 // stopProbes asks for the instance's prober to end.
@@ -48,8 +59,8 @@ func (c *core) onProbe(r executor.ProbeResult) {
 		return
 	}
 	ct := in.containers[r.Container]
-	if ct == nil {
-		return
+	if ct == nil || !ct.created {
+		return // not started yet (it waits on init containers): its probes start over when it does
 	}
 	in.changed = c.now
 	if c.copiedElsewhere(in) {
@@ -64,6 +75,9 @@ func (c *core) onProbe(r executor.ProbeResult) {
 	case executor.ProbeStartup:
 		if r.Healthy {
 			ct.ready = !ct.hasReadiness // the readiness probe, if any, decides from now on
+			if ct.sidecar && !ct.initDone {
+				ct.initDone = true // the next init container may start
+			}
 			return
 		}
 		fallthrough

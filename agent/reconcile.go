@@ -49,6 +49,7 @@ func (c *core) reconcile() {
 		}
 		c.restartDue(in)
 		c.ensureProbes(in)
+		c.advance(in)
 	}
 	c.trackConvergence()
 }
@@ -328,7 +329,26 @@ func (c *core) start(in *instance, w *compiled) {
 		return
 	}
 	in.spec = &s
+	c.startStage(in)
+}
+
+// startStage asks for a Start of the instance's current stage: its first init container,
+// the next one once those before it are done, then the app containers. The executor
+// leaves what exists alone, so init containers that completed are not run again.
+func (c *core) startStage(in *instance) {
+	s := *in.spec
+	s.Stage = in.stage()
+	in.busy, in.changed, in.starting = true, c.now, s.Stage
 	c.rd.starts = append(c.rd.starts, s)
+}
+
+// advance starts the next stage of an instance whose init containers moved on: one
+// completed, or a sidecar started. A stage that failed is tried again after its backoff.
+func (c *core) advance(in *instance) {
+	if !in.created || in.busy || in.stopping || in.spec == nil || in.retryAt.After(c.now) || in.allCreated() {
+		return
+	}
+	c.startStage(in)
 }
 
 // resolve is the executor's spec of an instance of w.
@@ -364,7 +384,8 @@ func (c *core) restartDue(in *instance) {
 	if !in.created || in.busy || in.stopping {
 		return
 	}
-	for _, ct := range in.containers {
+	for _, name := range in.order {
+		ct := in.containers[name]
 		if ct.restartAt.IsZero() || ct.restartAt.After(c.now) {
 			continue
 		}

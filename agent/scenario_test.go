@@ -150,11 +150,12 @@ type scenario struct {
 //
 //	new [node=N] [cluster] [dns] [crash=D]  a core for node N (node-a, address 127.0.0.1) at 2026-01-01 00:00
 //	revision [bad]                          the input is a revision's manifests (bad: fails to load)
-//	runtime                                 what the fake runtime holds: "web@1/0 [exited=CODE]" a line
+//	runtime                                 what the fake runtime holds, a line per instance:
+//	                                        "web@1/0 [exited=CODE] [exited:C=CODE] [notask:C] [only=C1,C2]"
 //	done [ID...]                            the actions in flight (on ID) succeed; a listing lists the runtime
 //	fail ID err=pull|config|forbidden|other the start in flight of ID fails
-//	exit ID [code=N] [oom]                  the runtime reports the container main of ID exited
-//	probe ID kind=healthy                   a verdict, e.g. readiness=false
+//	exit ID [code=N] [oom] [container=C]    the runtime reports the container main (or C) of ID exited
+//	probe ID kind=healthy [container=C]     a verdict, e.g. readiness=false, of main (or C)
 //	view                                    a gossip view: "node NAME [dead]" and "instance ID node=N [ready] [running]" lines;
 //	                                        as gossip does, it shares each owner's list that did not change with the last view
 //	join [why...]                           the node is part of its cluster, or not and why
@@ -182,9 +183,29 @@ func (s *scenario) do(d *directive) (string, error) {
 			}
 			for _, a := range f[1:] {
 				if code, ok := strings.CutPrefix(a, "exited="); ok {
-					st.Containers[0].Status = executor.StatusExited
-					st.Containers[0].ExitCode, _ = strconv.Atoi(code)
-					st.Containers[0].ExitedAt = s.now
+					a = "exited:" + st.Containers[0].Name + "=" + code
+				}
+				if nameCode, ok := strings.CutPrefix(a, "exited:"); ok {
+					name, code, _ := strings.Cut(nameCode, "=")
+					i := slices.IndexFunc(st.Containers, func(c executor.ContainerState) bool { return c.Name == name })
+					if i < 0 {
+						return "", fmt.Errorf("%s: no container %s", f[0], name)
+					}
+					st.Containers[i].Status = executor.StatusExited
+					st.Containers[i].ExitCode, _ = strconv.Atoi(code)
+					st.Containers[i].ExitedAt = s.now
+				}
+				if name, ok := strings.CutPrefix(a, "notask:"); ok {
+					i := slices.IndexFunc(st.Containers, func(c executor.ContainerState) bool { return c.Name == name })
+					if i < 0 {
+						return "", fmt.Errorf("%s: no container %s", f[0], name)
+					}
+					st.Containers[i].Status, st.Containers[i].PID = executor.StatusNoTask, 0
+				}
+				if names, ok := strings.CutPrefix(a, "only="); ok {
+					st.Containers = slices.DeleteFunc(st.Containers, func(c executor.ContainerState) bool {
+						return !slices.Contains(strings.Split(names, ","), c.Name)
+					})
 				}
 			}
 			s.runtime[st.ID] = st
@@ -194,18 +215,25 @@ func (s *scenario) do(d *directive) (string, error) {
 	case "fail":
 		return "", s.fail(args)
 	case "exit":
-		ev := executor.Event{Kind: executor.EventExit, InstanceID: s.id(args[0]), Container: "main", Time: s.now}
+		ev := executor.Event{Kind: executor.EventExit, InstanceID: s.id(args[0]), Container: containerArg(args), Time: s.now}
 		for _, a := range args[1:] {
 			if code, ok := strings.CutPrefix(a, "code="); ok {
 				ev.ExitCode, _ = strconv.Atoi(code)
 			}
 			ev.OOMKilled = ev.OOMKilled || a == "oom"
 		}
+		if st, ok := s.runtime[ev.InstanceID]; ok {
+			for i := range st.Containers {
+				if st.Containers[i].Name == ev.Container {
+					st.Containers[i].Status, st.Containers[i].ExitCode, st.Containers[i].ExitedAt = executor.StatusExited, ev.ExitCode, s.now
+				}
+			}
+		}
 		s.c.Step(runtimeEvent{ev}, s.now)
 	case "probe":
 		kind, verdict, _ := strings.Cut(args[1], "=")
 		s.c.Step(probeEvent{executor.ProbeResult{
-			InstanceID: s.id(args[0]), Container: "main", Kind: executor.ProbeKind(kind),
+			InstanceID: s.id(args[0]), Container: containerArg(args), Kind: executor.ProbeKind(kind),
 			Healthy: verdict == "true", Message: "probe said so", Time: s.now,
 		}}, s.now)
 	case "view":
@@ -321,10 +349,25 @@ func (s *scenario) state(alias string) (executor.InstanceState, error) {
 		ID: s.id(alias), Namespace: dep.Metadata.Namespace, Workload: name, SpecHash: spec.InstanceHash(set, dep),
 		Revision: s.revs[i-1].Revision.Commit, Node: s.c.cfg.NodeName, GracePeriod: time.Second,
 	}
-	for _, c := range dep.Spec.Template.Spec.Containers {
-		st.Containers = append(st.Containers, executor.ContainerState{Name: c.Name, Image: c.Image, Status: executor.StatusRunning, PID: 100})
+	ps := &dep.Spec.Template.Spec
+	for i, c := range ps.AllContainers() {
+		cs := executor.ContainerState{Name: c.Name, Image: c.Image, Status: executor.StatusRunning, PID: 100}
+		if i < len(ps.InitContainers) {
+			cs.Init, cs.Sidecar = i+1, c.IsSidecar()
+		}
+		st.Containers = append(st.Containers, cs)
 	}
 	return st, nil
+}
+
+// containerArg is the container a command names with container=NAME, main by default.
+func containerArg(args []string) string {
+	for _, a := range args {
+		if name, ok := strings.CutPrefix(a, "container="); ok {
+			return name
+		}
+	}
+	return "main"
 }
 
 func (s *scenario) done(only []string) error {
@@ -339,10 +382,21 @@ func (s *scenario) done(only []string) error {
 		for _, kind := range s.pending[id] {
 			switch {
 			case kind == "start":
+				// As the runtime does: the containers of the stage that do not exist are
+				// created and started; those that exist are left as they are.
 				sp := s.specs[id]
-				st := executor.InstanceState{ID: id, Namespace: sp.Namespace, Workload: sp.Workload, SpecHash: sp.SpecHash, Revision: sp.Revision, Node: sp.Node, GracePeriod: sp.GracePeriod, Addr: sp.Addr}
-				for _, c := range sp.Containers {
-					st.Containers = append(st.Containers, executor.ContainerState{Name: c.Name, Image: c.Image, Status: executor.StatusRunning, PID: 100})
+				st, ok := s.runtime[id]
+				if !ok {
+					st = executor.InstanceState{ID: id, Namespace: sp.Namespace, Workload: sp.Workload, SpecHash: sp.SpecHash, Revision: sp.Revision, Node: sp.Node, GracePeriod: sp.GracePeriod, Addr: sp.Addr}
+				}
+				for _, c := range sp.StageContainers() {
+					i := slices.IndexFunc(st.Containers, func(cs executor.ContainerState) bool { return cs.Name == c.Name })
+					switch {
+					case i < 0:
+						st.Containers = append(st.Containers, executor.ContainerState{Name: c.Name, Image: c.Image, Status: executor.StatusRunning, PID: 100, Init: c.Init, Sidecar: c.Sidecar})
+					case st.Containers[i].Status == executor.StatusNoTask:
+						st.Containers[i].Status, st.Containers[i].PID = executor.StatusRunning, 100
+					}
 				}
 				s.runtime[id] = st
 				s.c.Step(resultEvent{kind: actionStart, id: id, pulled: s.now}, s.now)
@@ -491,6 +545,13 @@ func (s *scenario) ready() string {
 		if sp.Addr.IsValid() {
 			line += " addr=" + sp.Addr.String()
 		}
+		if slices.ContainsFunc(sp.Containers, func(c executor.ContainerSpec) bool { return c.Init > 0 }) {
+			var names []string
+			for _, c := range sp.StageContainers() {
+				names = append(names, c.Name)
+			}
+			line += " [" + strings.Join(names, " ") + "]" // the stage: what must exist once it is done
+		}
 		out = append(out, line)
 		s.pending[sp.ID] = append(s.pending[sp.ID], "start")
 		s.specs[sp.ID] = sp
@@ -584,6 +645,13 @@ func (s *scenario) status() string {
 				line += fmt.Sprintf(" last-exit=%q", in.LastExit)
 			}
 			out = append(out, line)
+			if slices.ContainsFunc(in.Containers, func(c ContainerStatus) bool { return c.Init }) {
+				var cs []string
+				for _, c := range in.Containers {
+					cs = append(cs, c.Name+"="+c.State)
+				}
+				out = append(out, "    "+strings.Join(cs, " "))
+			}
 		}
 	}
 	out = append(out, fmt.Sprintf("converged=%v adopted=%v", st.Converged, st.Adopted))

@@ -2,8 +2,8 @@ package agent
 
 import (
 	"cmp"
+	"maps"
 	"slices"
-	"sort"
 	"time"
 
 	"github.com/shoalhq/shoal/planner"
@@ -92,6 +92,10 @@ type ContainerStatus struct {
 	PID      uint32 `json:"pid,omitempty"`
 	Restarts int    `json:"restarts"`
 	LastExit string `json:"lastExit,omitempty"`
+	// Init is set for an init container, Sidecar for one that keeps running beside the
+	// app containers (restartPolicy Always).
+	Init    bool `json:"init,omitempty"`
+	Sidecar bool `json:"sidecar,omitempty"`
 }
 
 // stage records when the desired revision reached a stage; the latest time wins, so that
@@ -330,15 +334,23 @@ func instanceStatus(in *instance, node string, now time.Time) InstanceStatus {
 		ID: in.id, Node: node, Phase: in.phase(now), SpecHash: in.specHash, Revision: in.revision,
 		Restarts: in.restarts(), Message: in.message,
 	}
-	names := make([]string, 0, len(in.containers))
-	for name := range in.containers {
-		names = append(names, name)
+	// In the order they start: init containers first.
+	names := slices.Clone(in.order)
+	if len(names) != len(in.containers) {
+		names = slices.Sorted(maps.Keys(in.containers))
 	}
-	sort.Strings(names)
 	for _, name := range names {
 		c := in.containers[name]
+		state := string(c.status)
+		switch {
+		case c.completed():
+			state = "completed"
+		case !c.created:
+			state = "waiting" // to be started: on the init containers before it, or on the instance's start
+		}
 		is.Containers = append(is.Containers, ContainerStatus{
-			Name: c.name, Image: c.image, State: string(c.status), PID: c.pid, Restarts: c.restarts, LastExit: c.lastExit,
+			Name: c.name, Image: c.image, State: state, PID: c.pid, Restarts: c.restarts, LastExit: c.lastExit,
+			Init: c.init > 0, Sidecar: c.sidecar,
 		})
 		if c.lastExit != "" {
 			is.LastExit = c.lastExit

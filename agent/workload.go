@@ -31,13 +31,20 @@ type compiled struct {
 	grace time.Duration
 	// minReady is how long an instance runs before it counts as ready.
 	minReady time.Duration
-	// containers are the names and images of its containers, in manifest order.
+	// containers are the names and images of its init containers, then its app
+	// containers, in manifest order: the order they start in.
 	containers []containerImage
 	// labels are the pod template's labels, which Services select on.
 	labels map[string]string
 }
 
-type containerImage struct{ name, image string }
+type containerImage struct {
+	name, image string
+	// init is the container's place (from 1) among the init containers, 0 for an app
+	// container; sidecar marks an init container that keeps running (restartPolicy Always).
+	init    int
+	sidecar bool
+}
 
 // compile compiles every Deployment of a revision, for a cluster with or without a pod network.
 func compile(set *spec.Set, podNetwork bool) map[workloadKey]*compiled {
@@ -54,8 +61,13 @@ func compile(set *spec.Set, podNetwork bool) map[workloadKey]*compiled {
 			w.grace = time.Duration(*g) * time.Second
 		}
 		w.hostPorts = d.Spec.Template.Spec.HostPorts(podNetwork)
-		for _, c := range d.Spec.Template.Spec.Containers {
-			w.containers = append(w.containers, containerImage{c.Name, c.Image})
+		ps := &d.Spec.Template.Spec
+		for i, c := range ps.AllContainers() {
+			ci := containerImage{name: c.Name, image: c.Image}
+			if i < len(ps.InitContainers) {
+				ci.init, ci.sidecar = i+1, c.IsSidecar()
+			}
+			w.containers = append(w.containers, ci)
 			for _, p := range c.Ports {
 				hp := p.AsHostPort()
 				w.ports = append(w.ports, gossip.Port{Name: p.Name, Port: hp.Port, Protocol: hp.Protocol})
@@ -81,7 +93,8 @@ func (w *compiled) newRecord(id, revision string, cfg *Config) *instance {
 		startBackoff: cfg.StartBackoff, containers: map[string]*container{},
 	}
 	for _, c := range w.containers {
-		in.containers[c.name] = &container{name: c.name, image: c.image, backoff: cfg.CrashBackoff, ready: true}
+		in.containers[c.name] = &container{name: c.name, image: c.image, init: c.init, sidecar: c.sidecar, backoff: cfg.CrashBackoff, ready: true}
+		in.order = append(in.order, c.name)
 	}
 	return in
 }

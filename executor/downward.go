@@ -124,11 +124,12 @@ func formatMap(m map[string]string) string {
 func (r *resolveContext) resource(f *spec.ResourceFieldSelector, self spec.Container) (string, error) {
 	c := self
 	if f.ContainerName != "" {
-		i := slices.IndexFunc(r.template.Spec.Containers, func(c spec.Container) bool { return c.Name == f.ContainerName })
+		all := r.template.Spec.AllContainers()
+		i := slices.IndexFunc(all, func(c *spec.Container) bool { return c.Name == f.ContainerName })
 		if i < 0 {
 			return "", fmt.Errorf("%w: resourceFieldRef: container %q is not one of the instance's containers", ErrConfig, f.ContainerName)
 		}
-		c = r.template.Spec.Containers[i]
+		c = *all[i]
 	}
 	side, name, _ := strings.Cut(f.Resource, ".")
 	if !slices.Contains(spec.ContainerResources, f.Resource) {

@@ -32,8 +32,13 @@ type InstanceSpec struct {
 	Node string
 	// GracePeriod is how long Stop waits after SIGTERM before SIGKILL.
 	GracePeriod time.Duration
-	// Containers run together; their names are unique within the instance.
+	// Containers are the instance's init containers (Init > 0), in their order, then its
+	// app containers; names are unique within the instance.
 	Containers []ContainerSpec
+	// Stage, when not 0, is how many of Containers Start creates and starts: the agent
+	// starts init containers one at a time and the app containers after them, each step a
+	// Start of the next stage. 0 starts every container.
+	Stage int
 	// Volumes are shared by the instance's containers and live as long as the instance.
 	Volumes []Volume
 	// ResolvConf, when not empty, is the /etc/resolv.conf of every container of the
@@ -91,6 +96,23 @@ type ContainerSpec struct {
 	Probes []ProbeSpec
 	// Security is how the container is confined; the zero value is the default sandbox.
 	Security Security
+	// Init is the container's place (from 1) among the instance's init containers; 0 for
+	// an app container. Sidecar marks an init container that keeps running beside the
+	// app containers (restartPolicy Always): Stop stops sidecars last.
+	Init    int
+	Sidecar bool
+}
+
+// Completes reports whether the container is meant to run to completion: an init
+// container that is not a sidecar.
+func (c *ContainerSpec) Completes() bool { return c.Init > 0 && !c.Sidecar }
+
+// StageContainers are the containers Start creates and starts for s's Stage.
+func (s *InstanceSpec) StageContainers() []ContainerSpec {
+	if s.Stage <= 0 || s.Stage > len(s.Containers) {
+		return s.Containers
+	}
+	return s.Containers[:s.Stage]
 }
 
 // EnvVar is one resolved environment variable.
@@ -262,8 +284,8 @@ func (s InstanceSpec) LogValue() slog.Value {
 	)
 }
 
-// Validate checks what every Runtime relies on: an ID, at least one container, unique
-// container names, an image per container, mounts that name a volume of the instance, and
+// Validate checks what every Runtime relies on: an ID, at least one container, init
+// containers first and in order, unique container names, an image per container, mounts that name a volume of the instance, and
 // names and paths that stay inside the directories they name on the host (ID, container
 // and volume names become path components; file paths and subPaths are joined to volume
 // directories), whoever built the spec; and probes that a Prober can run: one handler,
@@ -292,8 +314,14 @@ func (s *InstanceSpec) Validate() error {
 		}
 	}
 	seen := make(map[string]bool, len(s.Containers))
-	for _, c := range s.Containers {
+	for i, c := range s.Containers {
 		switch {
+		case c.Init != 0 && c.Init != i+1:
+			return invalid("container %s is init container %d at place %d: init containers come first, in order", c.Name, c.Init, i+1)
+		case c.Sidecar && c.Init == 0:
+			return invalid("container %s is a sidecar but not an init container", c.Name)
+		case c.Completes() && len(c.Probes) > 0:
+			return invalid("init container %s runs to completion: it has no probes", c.Name)
 		case !isPathComponent(c.Name):
 			return invalid("container name %q is not a name", c.Name)
 		case seen[c.Name]:

@@ -107,6 +107,19 @@ func TestInstanceSpecValidate(t *testing.T) {
 			p.FailureThreshold = 0
 			s.Containers[0].Probes = []ProbeSpec{p}
 		}, false},
+		{"init containers first", func(s *InstanceSpec) {
+			s.Containers = append([]ContainerSpec{{Name: "i1", Image: "img", Init: 1}, {Name: "i2", Image: "img", Init: 2, Sidecar: true}}, s.Containers...)
+		}, true},
+		{"init container after an app container", func(s *InstanceSpec) {
+			s.Containers = append(s.Containers, ContainerSpec{Name: "i1", Image: "img", Init: 1})
+		}, false},
+		{"init containers out of order", func(s *InstanceSpec) {
+			s.Containers = append([]ContainerSpec{{Name: "i2", Image: "img", Init: 2}, {Name: "i1", Image: "img", Init: 1}}, s.Containers...)
+		}, false},
+		{"sidecar that is not an init container", func(s *InstanceSpec) { s.Containers[0].Sidecar = true }, false},
+		{"init container with a probe", func(s *InstanceSpec) {
+			s.Containers = append([]ContainerSpec{{Name: "i1", Image: "img", Init: 1, Probes: []ProbeSpec{validProbe(ProbeReadiness)}}}, s.Containers...)
+		}, false},
 		{"known volume", func(s *InstanceSpec) {
 			s.Volumes = []Volume{{Name: "v", Kind: VolumeEmptyDir}}
 			s.Containers[0].Mounts = []Mount{{Volume: "v", Path: "/v"}}

@@ -28,6 +28,12 @@ const (
 	// LabelAddr is the instance's address in its own network namespace; absent with
 	// host networking. A restarted agent reads it back without asking the pod network.
 	LabelAddr = LabelPrefix + "addr"
+	// LabelInit is an init container's place (from 1) among the instance's init
+	// containers; absent on app containers. LabelSidecar is "true" on a sidecar. Stop
+	// reads them to stop sidecars last, and a restarted agent to know what ran to
+	// completion (an init container is never run again for an instance that exists).
+	LabelInit    = LabelPrefix + "init"
+	LabelSidecar = LabelPrefix + "sidecar"
 )
 
 // instanceLabels are the labels of one container of s; addr is the instance's address,
@@ -47,7 +53,23 @@ func instanceLabels(s *InstanceSpec, container string, addr netip.Addr) map[stri
 	if addr.IsValid() {
 		l[LabelAddr] = addr.String()
 	}
+	if cs, ok := s.Container(container); ok && cs.Init > 0 {
+		l[LabelInit] = strconv.Itoa(cs.Init)
+		if cs.Sidecar {
+			l[LabelSidecar] = "true"
+		}
+	}
 	return l
+}
+
+// roleFromLabels reads LabelInit and LabelSidecar back; a mangled LabelInit reads as an
+// app container.
+func roleFromLabels(l map[string]string) (init int, sidecar bool) {
+	n, err := strconv.Atoi(l[LabelInit])
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, n > 0 && l[LabelSidecar] == "true"
 }
 
 // instanceFromLabels reads the instance part of InstanceState back from a container's labels.

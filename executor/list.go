@@ -52,6 +52,7 @@ func (c *Containerd) containerState(l labelled, t *tasktypes.Process) ContainerS
 		Status:    StatusNoTask,
 		Restarts:  restartsFromLabels(l.labels),
 	}
+	cs.Init, cs.Sidecar = roleFromLabels(l.labels)
 	if t == nil {
 		return cs
 	}

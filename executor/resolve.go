@@ -100,12 +100,16 @@ func Resolve(set *spec.Set, d *spec.Deployment, instanceID, node, revision strin
 		}
 		out.Volumes = append(out.Volumes, vol)
 	}
-	for _, c := range pod.Containers {
-		cs, err := r.container(c, &out)
+	// Init containers first, in order: the agent starts them one at a time.
+	for i, c := range pod.AllContainers() {
+		cs, err := r.container(*c, &out)
 		if err != nil {
 			return InstanceSpec{}, fmt.Errorf("%s/%s: container %s: %w", ns, d.Metadata.Name, c.Name, err)
 		}
 		cs.Security = securityOf(pod.SecurityContext, c.SecurityContext)
+		if i < len(pod.InitContainers) {
+			cs.Init, cs.Sidecar = i+1, c.IsSidecar()
+		}
 		out.Containers = append(out.Containers, cs)
 	}
 	if err := out.Validate(); err != nil {

@@ -2,9 +2,11 @@ package executor
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -444,5 +446,31 @@ func TestIsEnvVarName(t *testing.T) {
 func TestFileModesAreMasked(t *testing.T) {
 	if got := fileMode(ptr(int32(0o104755)), 0o644); got != fs.FileMode(0o755) {
 		t.Errorf("fileMode kept bits beyond the permissions: %v", got)
+	}
+}
+
+// TestResolveInitContainers: init containers come first, in their order, with their place
+// and whether each is a sidecar; they are resolved as app containers are.
+func TestResolveInitContainers(t *testing.T) {
+	set, d := resolveFixture()
+	always := spec.ContainerRestartAlways
+	d.Spec.Template.Spec.InitContainers = []spec.Container{
+		{Name: "setup", Image: "tools:1", Env: []spec.EnvVar{{Name: "X", ValueFrom: &spec.EnvVarSource{ConfigMapKeyRef: &spec.KeySelector{Name: "cfg", Key: "color"}}}}},
+		{Name: "proxy", Image: "proxy:1", RestartPolicy: &always},
+	}
+	s, err := Resolve(set, d, "i", "n", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range s.Containers {
+		got = append(got, fmt.Sprintf("%s init=%d sidecar=%v", c.Name, c.Init, c.Sidecar))
+	}
+	want := []string{"setup init=1 sidecar=false", "proxy init=2 sidecar=true", "app init=0 sidecar=false"}
+	if !slices.Equal(got, want) {
+		t.Errorf("containers %q, want %q", got, want)
+	}
+	if e := s.Containers[0].Env; len(e) != 1 || e[0].Value == "" {
+		t.Errorf("the init container's env from a ConfigMap: %v", e)
 	}
 }

@@ -15,13 +15,15 @@ type Runtime interface {
 	// EnsureImage makes ref present according to policy: Always fetches it, IfNotPresent
 	// fetches it when missing, Never only checks. A failure wraps ErrImagePull and its cause.
 	EnsureImage(ctx context.Context, ref string, policy PullPolicy) error
-	// Start creates and starts every container of the instance. An instance that exists
-	// with the same SpecHash is left as it is (nil); one with another hash is ErrConflict.
+	// Start creates and starts every container of the instance (of its Stage, when set:
+	// the agent starts init containers one at a time). Containers that exist with the same
+	// SpecHash are left as they are, exited or not; one with another hash is ErrConflict.
 	// A missing image is fetched unless the container's policy is Never. Start either
 	// leaves every container started or removes what it created.
 	Start(ctx context.Context, spec InstanceSpec) error
 	// Stop sends SIGTERM to every container of the instance, SIGKILL to what still runs
-	// after grace (at once when grace <= 0), then deletes the containers, their snapshots,
+	// after grace (at once when grace <= 0); sidecars are stopped after the other
+	// containers have exited, one at a time in reverse order, within the same grace. It then deletes the containers, their snapshots,
 	// volumes and logs. Stopping an instance that does not exist is not an error.
 	Stop(ctx context.Context, id string, grace time.Duration) error
 	// Restart runs a container of the instance again in place, with a new task and the same
@@ -113,12 +115,20 @@ type ContainerState struct {
 	OOMKilled bool
 	// Restarts counts Restart calls since the instance started.
 	Restarts int
+	// Init and Sidecar are the container's ContainerSpec fields, read back.
+	Init    int
+	Sidecar bool
 }
 
-// Running reports whether every container of the instance runs.
+// Completes reports whether the container is meant to run to completion: an init
+// container that is not a sidecar.
+func (c ContainerState) Completes() bool { return c.Init > 0 && !c.Sidecar }
+
+// Running reports whether every container of the instance runs, except init containers
+// that completed (exited 0).
 func (s InstanceState) Running() bool {
 	for _, c := range s.Containers {
-		if c.Status != StatusRunning {
+		if c.Status != StatusRunning && !(c.Completes() && c.Status == StatusExited && c.ExitCode == 0) {
 			return false
 		}
 	}

@@ -41,8 +41,9 @@ func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
 		have[l.labels[LabelContainer]] = l.container
 	}
 	var missing []*ContainerSpec
-	for i := range s.Containers {
-		cs := &s.Containers[i]
+	staged := s.StageContainers()
+	for i := range staged {
+		cs := &staged[i]
 		ct, ok := have[cs.Name]
 		if !ok {
 			missing = append(missing, cs)

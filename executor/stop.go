@@ -1,10 +1,12 @@
 package executor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -21,19 +23,27 @@ func (c *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 	if err != nil {
 		return fmt.Errorf("executor: stop %s: %w", id, err)
 	}
-	// Containers stop together, so the instance takes one grace period, not one per container.
-	errs := make([]error, len(cts))
-	var wg sync.WaitGroup
-	for i, l := range cts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = c.removeContainer(ctx, l.container, grace)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("executor: stop %s: %w", id, err)
+	// Containers of a wave stop together, and the waves share one grace period: the
+	// instance takes one grace period, not one per container.
+	deadline := time.Now().Add(grace)
+	for n, wave := range stopWaves(cts) {
+		waveGrace := grace
+		if n > 0 {
+			waveGrace = remainingGrace(grace, deadline)
+		}
+		errs := make([]error, len(wave))
+		var wg sync.WaitGroup
+		for i, l := range wave {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = c.removeContainer(ctx, l.container, waveGrace)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("executor: stop %s: %w", id, err)
+		}
 	}
 	if err := c.removeInstanceFiles(id); err != nil {
 		return fmt.Errorf("executor: stop %s: %w", id, err)
@@ -44,6 +54,44 @@ func (c *Containerd) Stop(ctx context.Context, id string, grace time.Duration) e
 	}
 	return nil
 }
+
+// stopWaves orders an instance's containers for Stop, as the kubelet does: first every
+// container but the sidecars, together; then the sidecars one at a time, the last
+// started first, so that they serve the app containers until those have exited.
+func stopWaves(cts []labelled) [][]labelled {
+	var first, sidecars []labelled
+	for _, l := range cts {
+		if _, sidecar := roleFromLabels(l.labels); sidecar {
+			sidecars = append(sidecars, l)
+		} else {
+			first = append(first, l)
+		}
+	}
+	waves := [][]labelled{first}
+	slices.SortStableFunc(sidecars, func(a, b labelled) int {
+		na, _ := roleFromLabels(a.labels)
+		nb, _ := roleFromLabels(b.labels)
+		return cmp.Compare(nb, na)
+	})
+	for _, l := range sidecars {
+		waves = append(waves, []labelled{l})
+	}
+	return waves
+}
+
+// remainingGrace is what is left for a sidecar of a grace period that ends at deadline:
+// at least minSidecarGrace when the period was not 0, so that a sidecar reached late
+// still gets SIGTERM before SIGKILL.
+func remainingGrace(grace time.Duration, deadline time.Time) time.Duration {
+	if grace <= 0 {
+		return 0
+	}
+	return max(time.Until(deadline), minSidecarGrace)
+}
+
+// minSidecarGrace is the least time a sidecar has between SIGTERM and SIGKILL when the
+// containers before it took the whole grace period (Kubernetes gives 2 s).
+const minSidecarGrace = 2 * time.Second
 
 // removeInstanceFiles removes an instance's volumes and logs.
 func (c *Containerd) removeInstanceFiles(id string) error {

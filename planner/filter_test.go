@@ -146,6 +146,21 @@ func TestFilters(t *testing.T) {
 			want: "unplaced: 0/1 nodes are available: 1 insufficient cpu.",
 		},
 		{
+			// The init container runs alone, before the app: the instance reserves the
+			// larger of the two, as Kubernetes does, not their sum.
+			name:     "an init container larger than the app reserves its own request",
+			nodes:    []Node{node("a", "z0")},
+			deps:     []*spec.Deployment{dep("web", 1, requests("1", ""), withInit("3500m", false))},
+			workload: "web", want: "a",
+		},
+		{
+			// A sidecar runs beside the app: 600m + 600m is more than the small node has.
+			name:     "a sidecar adds to the app",
+			nodes:    []Node{small("a", "z0")},
+			deps:     []*spec.Deployment{dep("web", 1, requests("600m", ""), withInit("600m", true))},
+			workload: "web", want: "unplaced: 0/1 nodes are available: 1 insufficient cpu.",
+		},
+		{
 			name:  "a limit stands in for a missing request",
 			nodes: []Node{small("a", "z0")},
 			deps: []*spec.Deployment{dep("web", 1, func(d *spec.Deployment) {
@@ -321,5 +336,18 @@ func TestSelfAffinityKeepsGroupTogether(t *testing.T) {
 		if len(p.Assignments) != 5 || len(zones) != 1 {
 			t.Fatalf("%s: placed %d replicas over zones %v, want 5 in one zone", name, len(p.Assignments), zones)
 		}
+	}
+}
+
+// withInit adds an init container (a sidecar when sidecar) requesting cpu.
+func withInit(cpu string, sidecar bool) func(*spec.Deployment) {
+	return func(d *spec.Deployment) {
+		c := spec.Container{Name: "init", Image: "registry.local/init:1",
+			Resources: spec.Resources{Requests: map[string]spec.Quantity{spec.ResourceCPU: spec.MustQuantity(cpu)}}}
+		if sidecar {
+			always := spec.ContainerRestartAlways
+			c.RestartPolicy = &always
+		}
+		d.Spec.Template.Spec.InitContainers = append(d.Spec.Template.Spec.InitContainers, c)
 	}
 }

@@ -607,22 +607,11 @@ func replicasOf(d *spec.Deployment) int {
 	return max(int(*d.Spec.Replicas), 0)
 }
 
-// podRequests sums the requests of an instance's containers. A container that gives only
-// a limit requests its limit, as Kubernetes defaults it.
+// podRequests is what an instance reserves on its node: spec.PodSpec.PodRequests, the
+// Kubernetes rule for init containers and sidecars.
 func podRequests(ps *spec.PodSpec) Resources {
-	var r Resources
-	for _, c := range ps.Containers {
-		r.MilliCPU += request(c.Resources, spec.ResourceCPU).MilliValue()
-		r.MemoryBytes += request(c.Resources, spec.ResourceMemory).Value()
-	}
-	return r
-}
-
-func request(r spec.Resources, name string) spec.Quantity {
-	if q, ok := r.Requests[name]; ok {
-		return q
-	}
-	return r.Limits[name]
+	cpu, mem := ps.PodRequests()
+	return Resources{MilliCPU: cpu, MemoryBytes: mem}
 }
 
 // podPorts is the sorted set of ports an instance holds on its node (spec.HostPorts),

@@ -65,6 +65,9 @@ func defaultPodSpec(ps *PodSpec) {
 	if ps.TerminationGracePeriodSeconds == nil {
 		ps.TerminationGracePeriodSeconds = ptr[int64](defaultTerminationGracePeriodSeconds)
 	}
+	for i := range ps.InitContainers {
+		defaultContainer(&ps.InitContainers[i])
+	}
 	for i := range ps.Containers {
 		defaultContainer(&ps.Containers[i])
 	}

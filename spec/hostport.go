@@ -28,16 +28,19 @@ func (p ContainerPort) AsHostPort() HostPort {
 // HostPorts is the set of ports an instance of the pod holds on its node, sorted by
 // number then protocol. An instance on the node's network (hostNetwork, or every instance
 // when the cluster has no pod network) holds every container port; an instance with a
-// network of its own holds only the hostPorts it asks for.
+// network of its own holds only the hostPorts it asks for. Ports of init containers
+// count as Kubernetes counts them: held for the instance's life.
 func (ps *PodSpec) HostPorts(podNetwork bool) []HostPort {
 	var ports []HostPort
-	for _, c := range ps.Containers {
-		for _, p := range c.Ports {
-			switch {
-			case !podNetwork || ps.HostNetwork:
-				ports = append(ports, p.AsHostPort())
-			case p.HostPort != 0:
-				ports = append(ports, HostPort{Port: p.HostPort, Protocol: cmp.Or(p.Protocol, ProtocolTCP)})
+	for _, list := range [2][]Container{ps.InitContainers, ps.Containers} {
+		for i := range list {
+			for _, p := range list[i].Ports {
+				switch {
+				case !podNetwork || ps.HostNetwork:
+					ports = append(ports, p.AsHostPort())
+				case p.HostPort != 0:
+					ports = append(ports, HostPort{Port: p.HostPort, Protocol: cmp.Or(p.Protocol, ProtocolTCP)})
+				}
 			}
 		}
 	}
@@ -56,4 +59,17 @@ func NamedPort(ports []ContainerPort, name string) (int32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// AllContainers returns the pod's init containers, in order, then its app containers:
+// the order they start in. Each is a pointer into the spec.
+func (ps *PodSpec) AllContainers() []*Container {
+	out := make([]*Container, 0, len(ps.InitContainers)+len(ps.Containers))
+	for i := range ps.InitContainers {
+		out = append(out, &ps.InitContainers[i])
+	}
+	for i := range ps.Containers {
+		out = append(out, &ps.Containers[i])
+	}
+	return out
 }

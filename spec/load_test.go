@@ -65,7 +65,6 @@ func TestLoadShop(t *testing.T) {
 		`frontend.yaml:141: spec.type: warning: type LoadBalancer: Shoal has no load balancer to provision; served as NodePort on every node`,
 		`cartservice.yaml:57: spec.template.spec.containers[0].readinessProbe: warning: no handler that Shoal honours (grpc): the probe is ignored`,
 		`cartservice.yaml:59: spec.template.spec.containers[0].readinessProbe.grpc: warning: not honoured by Shoal`,
-		`loadgenerator.yaml:34: spec.template.spec.initContainers: warning: not honoured by Shoal`,
 	} {
 		if !slices.Contains(warnings, want) {
 			t.Errorf("missing warning %q", want)

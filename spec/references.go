@@ -65,9 +65,9 @@ type podReference struct {
 }
 
 // eachPodReference calls fn for every ConfigMap and Secret a pod spec (at p) uses:
-// env valueFrom, envFrom, volumes and projected volumes' sources. It serves both
-// validation and ConfigReferences (InstanceHash, and what `shoal plan` says a config
-// change replaces),
+// env valueFrom and envFrom of init and app containers, volumes and projected volumes'
+// sources. It serves both validation and ConfigReferences (InstanceHash, and what
+// `shoal plan` says a config change replaces),
 // so that what is checked to exist is exactly what changes the hash.
 func eachPodReference(p *fieldPath, ps *PodSpec, namespace string, fn func(podReference)) {
 	configMap := func(name string) Key { return Key{Kind: KindConfigMap, Namespace: namespace, Name: name} }
@@ -75,9 +75,11 @@ func eachPodReference(p *fieldPath, ps *PodSpec, namespace string, fn func(podRe
 	keyRef := func(p *fieldPath, target Key, ks *KeySelector) {
 		fn(podReference{target: target, key: ks.Key, optional: ks.Optional, at: p.child("name"), keyAt: p.child("key")})
 	}
-	for i := range ps.Containers {
-		c := &ps.Containers[i]
-		cp := p.child("containers").at(i)
+	for i, c := range ps.AllContainers() {
+		cp := p.child("initContainers").at(i)
+		if i >= len(ps.InitContainers) {
+			cp = p.child("containers").at(i - len(ps.InitContainers))
+		}
 		for j, e := range c.Env {
 			if e.ValueFrom == nil {
 				continue

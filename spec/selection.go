@@ -68,7 +68,7 @@ func checkSelections(set *Set, sels []selection) Diagnostics {
 			byLabel[l] = append(byLabel[l], d)
 		}
 		ports := map[string]string{}
-		for _, c := range d.Spec.Template.Spec.Containers {
+		for _, c := range d.Spec.Template.Spec.AllContainers() {
 			for _, p := range c.Ports {
 				if p.Name != "" {
 					ports[p.Name] = p.Protocol

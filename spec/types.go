@@ -144,6 +144,10 @@ type PodTemplate struct {
 
 // PodSpec is the subset of a Kubernetes PodSpec that Shoal honours.
 type PodSpec struct {
+	// InitContainers run before Containers, one at a time in order, each to completion;
+	// one with restartPolicy Always is a sidecar: it starts in its turn and runs alongside
+	// Containers until the instance stops (see docs/init-containers.md).
+	InitContainers            []Container                `json:"initContainers,omitempty"`
 	Containers                []Container                `json:"containers"`
 	Volumes                   []Volume                   `json:"volumes,omitempty"`
 	NodeSelector              map[string]string          `json:"nodeSelector,omitempty"`
@@ -191,6 +195,17 @@ type Container struct {
 	VolumeMounts    []VolumeMount `json:"volumeMounts,omitempty"`
 	// SecurityContext overrides the pod's securityContext field by field.
 	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
+	// RestartPolicy is for init containers only: Always makes one a sidecar.
+	RestartPolicy *string `json:"restartPolicy,omitempty"`
+}
+
+// ContainerRestartAlways is the one restartPolicy a container may have: set on an init
+// container, it makes it a sidecar.
+const ContainerRestartAlways = "Always"
+
+// IsSidecar reports whether c, an init container, is a sidecar (restartPolicy Always).
+func (c *Container) IsSidecar() bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == ContainerRestartAlways
 }
 
 // EnvVar is one environment variable, given literally or taken from a ConfigMap, Secret or field.

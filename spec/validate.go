@@ -267,36 +267,45 @@ type portKey struct {
 }
 
 func validatePodSpec(r *report, p *fieldPath, ps *PodSpec) {
-	volumes := validateVolumes(r, p.child("volumes"), ps.Volumes, ps.Containers)
+	// A resourceFieldRef may name any of the instance's containers.
+	all := slices.Concat(ps.InitContainers, ps.Containers)
+	volumes := validateVolumes(r, p.child("volumes"), ps.Volumes, all)
 	validatePodSecurity(r, p, ps)
-	cp := p.child("containers")
 	if len(ps.Containers) == 0 {
-		r.errorf(cp, "required: at least one container")
+		r.errorf(p.child("containers"), "required: at least one container")
 	}
+	// Names and ports are unique across init and app containers: they share the
+	// instance's network namespace, and a container is found by its name alone.
 	containerNames := map[string]bool{}
 	ports := map[portKey]bool{}
 	portNames := map[string]bool{}
-	for i := range ps.Containers {
-		c := &ps.Containers[i]
-		validateContainerSecurity(r, p, cp.at(i), ps.SecurityContext, c)
-		p := cp.at(i)
-		validateContainer(r, p, c, volumes, ps.Containers)
-		if c.Name != "" && containerNames[c.Name] {
-			r.errorf(p.child("name"), "duplicate container name %q", c.Name)
-		}
-		containerNames[c.Name] = true
-		// Containers of an instance share its network namespace, so ports are unique across them.
-		for j, port := range c.Ports {
-			pp := p.child("ports").at(j)
-			k := portKey{port.ContainerPort, port.Protocol}
-			if ports[k] {
-				r.errorf(pp.child("containerPort"), "duplicate port %d/%s in the instance", k.port, k.protocol)
+	for _, list := range []struct {
+		field      string
+		containers []Container
+	}{{"initContainers", ps.InitContainers}, {"containers", ps.Containers}} {
+		init := list.field == "initContainers"
+		for i := range list.containers {
+			c := &list.containers[i]
+			cp := p.child(list.field).at(i)
+			validateContainerSecurity(r, p, cp, ps.SecurityContext, c)
+			validateContainer(r, cp, c, volumes, all)
+			validateContainerRole(r, cp, c, init)
+			if c.Name != "" && containerNames[c.Name] {
+				r.errorf(cp.child("name"), "duplicate container name %q", c.Name)
 			}
-			ports[k] = true
-			if port.Name != "" && portNames[port.Name] {
-				r.errorf(pp.child("name"), "duplicate port name %q in the instance", port.Name)
+			containerNames[c.Name] = true
+			for j, port := range c.Ports {
+				pp := cp.child("ports").at(j)
+				k := portKey{port.ContainerPort, port.Protocol}
+				if ports[k] {
+					r.errorf(pp.child("containerPort"), "duplicate port %d/%s in the instance", k.port, k.protocol)
+				}
+				ports[k] = true
+				if port.Name != "" && portNames[port.Name] {
+					r.errorf(pp.child("name"), "duplicate port name %q in the instance", port.Name)
+				}
+				portNames[port.Name] = true
 			}
-			portNames[port.Name] = true
 		}
 	}
 	// The name "default" asks for nothing beyond what every instance gets.
@@ -310,6 +319,26 @@ func validatePodSpec(r *report, p *fieldPath, ps *PodSpec) {
 	validateTopologySpread(r, p.child("topologySpreadConstraints"), ps.TopologySpreadConstraints)
 	if t := ps.TerminationGracePeriodSeconds; t != nil {
 		r.notNegative(p.child("terminationGracePeriodSeconds"), *t)
+	}
+}
+
+// validateContainerRole checks what depends on a container being an init container, as
+// the Kubernetes API server does: only an init container has a restartPolicy, and only
+// Always (a sidecar); an init container that is not a sidecar runs to completion, so it
+// has no probes.
+func validateContainerRole(r *report, p *fieldPath, c *Container, init bool) {
+	rp := p.child("restartPolicy")
+	switch {
+	case c.RestartPolicy != nil && !init:
+		r.errorf(rp, "may not be set for non-init containers (only an init container may be a sidecar, with restartPolicy Always)")
+	case c.RestartPolicy != nil && *c.RestartPolicy != ContainerRestartAlways:
+		r.errorf(rp, "unsupported value %q: supported values are %s", *c.RestartPolicy, ContainerRestartAlways)
+	case init && !c.IsSidecar():
+		for _, pr := range containerProbes(c) {
+			if *pr.probe != nil {
+				r.errorf(p.child(pr.field), "may not be set for init containers without restartPolicy Always: an init container runs to completion")
+			}
+		}
 	}
 }
 

@@ -37,7 +37,8 @@ const waitFor = 30 * time.Second
 // RunConformance checks that a Runtime keeps the executor.Runtime contract: image pulls
 // and their errors, idempotent Start and Stop, graceful and forced stops, exit and OOM
 // events (and no OOM for a plain SIGKILL), restarts in place, adoption by a second
-// Runtime, several containers per instance, logs, commands run in containers (Exec)
+// Runtime, several containers per instance, init containers started stage by stage and
+// sidecars stopped last, logs, commands run in containers (Exec)
 // with their exit codes, deadlines and errors, and the refusal of what a runtime with
 // the default executor.Permissions forbids.
 func RunConformance(t *testing.T, h Harness) {
@@ -59,6 +60,7 @@ func RunConformance(t *testing.T, h Harness) {
 		{"EventsEndWithContext", testEventsEnd},
 		{"Exec", testExec},
 		{"StartRefusesWhatTheNodeForbids", testStartForbidden},
+		{"InitContainersAndSidecars", testInitContainers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, h) })
@@ -611,5 +613,58 @@ func testStartForbidden(t *testing.T, h Harness) {
 	}
 	if got := list(t, rt); len(got) != 0 {
 		t.Errorf("refused starts left %+v", got)
+	}
+}
+
+// testInitContainers starts an instance stage by stage, as the agent does: an init
+// container that exits 0, then a sidecar, then the app. Start creates only the stage's
+// containers and leaves those that exist alone (the init container is not run again);
+// List reads each container's role back; Stop stops the sidecar after the app exited.
+func testInitContainers(t *testing.T, h Harness) {
+	rt := h.New(t)
+	events := rt.Events(context.Background())
+	spec := hello(t, h, "staged-0")
+	app := spec.Containers[0]
+	initc := hello(t, h, "unused", env("EXIT_AFTER", "10ms"), env("EXIT_CODE", "0")).Containers[0]
+	initc.Name, initc.Init = "init", 1
+	sidecar := hello(t, h, "unused").Containers[0]
+	sidecar.Name, sidecar.Init, sidecar.Sidecar = "proxy", 2, true
+	spec.Containers = []executor.ContainerSpec{initc, sidecar, app}
+
+	spec.Stage = 1
+	start(t, rt, spec)
+	if got := list(t, rt); len(got) != 1 || len(got[0].Containers) != 1 || got[0].Containers[0].Name != "init" {
+		t.Fatalf("List after Start of stage 1 = %+v, want the init container alone", got)
+	}
+	if ev := nextEvent(t, events, spec.ID, executor.EventExit); ev.Container != "init" || ev.ExitCode != 0 {
+		t.Fatalf("exit %+v, want init's with code 0", ev)
+	}
+	spec.Stage = 2
+	start(t, rt, spec)
+	spec.Stage = 0
+	start(t, rt, spec)
+	got := list(t, rt)
+	if len(got) != 1 || len(got[0].Containers) != 3 || !got[0].Running() {
+		t.Fatalf("List = %+v, want one instance running its three containers, init completed", got)
+	}
+	for _, c := range got[0].Containers {
+		want := map[string][2]any{"init": {1, false}, "proxy": {2, true}, "app": {0, false}}[c.Name]
+		if c.Init != want[0] || c.Sidecar != want[1] {
+			t.Errorf("container %s: Init %d Sidecar %v, want %v", c.Name, c.Init, c.Sidecar, want)
+		}
+		if c.Name == "init" && (c.Status != executor.StatusExited || c.ExitCode != 0 || c.Restarts != 0) {
+			t.Errorf("init container %+v, want exited 0 once: Start must not run it again", c)
+		}
+	}
+	waitLog(t, rt, spec.ID, "app", "hello: listening")
+	waitLog(t, rt, spec.ID, "proxy", "hello: listening")
+	stop(t, rt, spec.ID, waitFor)
+	exits := map[string]executor.Event{}
+	for len(exits) < 2 {
+		ev := nextEvent(t, events, spec.ID, executor.EventExit)
+		exits[ev.Container] = ev
+	}
+	if app, proxy := exits["app"], exits["proxy"]; !proxy.Time.After(app.Time) {
+		t.Errorf("the sidecar exited at %v, not after the app (%v)", proxy.Time, app.Time)
 	}
 }

@@ -221,7 +221,7 @@ func (s *fakeState) start(spec *executor.InstanceSpec) error {
 		}
 	}
 	var missing []executor.ContainerSpec
-	for _, cs := range spec.Containers {
+	for _, cs := range spec.StageContainers() {
 		if _, ok := s.containers[executor.RuntimeID(spec.ID, cs.Name)]; !ok {
 			missing = append(missing, cs)
 		}
@@ -327,28 +327,51 @@ func (s *fakeState) instance(id string) []*fakeContainer {
 
 // Stop implements executor.Runtime.
 func (f *Fake) Stop(ctx context.Context, id string, grace time.Duration) error {
-	var procs []*fakeProcess
+	// As containerd's: the containers but the sidecars together, then the sidecars one at
+	// a time, the last started first, all within one grace period.
+	type sidecar struct {
+		proc  *fakeProcess
+		order int
+	}
+	var first []*fakeProcess
+	var sidecars []sidecar
 	if err := f.host.do(ctx, func(s *fakeState) {
 		for _, c := range s.instance(id) {
-			if c.proc != nil {
-				procs = append(procs, c.proc)
+			switch {
+			case c.proc == nil:
+			case c.spec.Sidecar:
+				sidecars = append(sidecars, sidecar{c.proc, c.spec.Init})
+			default:
+				first = append(first, c.proc)
 			}
 		}
 	}); err != nil {
 		return err
 	}
-	errs := make([]error, len(procs))
-	var wg sync.WaitGroup
-	for i, p := range procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = f.stopProcess(ctx, p, grace)
-		}()
+	sort.Slice(sidecars, func(i, j int) bool { return sidecars[i].order > sidecars[j].order })
+	waves := [][]*fakeProcess{first}
+	for _, sc := range sidecars {
+		waves = append(waves, []*fakeProcess{sc.proc})
 	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("stop %s: %w", id, err)
+	deadline := time.Now().Add(grace)
+	for n, wave := range waves {
+		left := grace
+		if n > 0 && grace > 0 {
+			left = max(time.Until(deadline), time.Millisecond)
+		}
+		errs := make([]error, len(wave))
+		var wg sync.WaitGroup
+		for i, p := range wave {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = f.stopProcess(ctx, p, left)
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("stop %s: %w", id, err)
+		}
 	}
 	if err := f.host.do(ctx, func(s *fakeState) {
 		for _, c := range s.instance(id) {
@@ -494,6 +517,7 @@ func (f *Fake) List(ctx context.Context) ([]executor.InstanceState, error) {
 			inst.Containers = append(inst.Containers, executor.ContainerState{
 				Name: c.spec.Name, Image: c.spec.Image, RuntimeID: c.rid, Status: p.status, PID: p.pid,
 				ExitCode: p.exitCode, ExitedAt: p.exitedAt, OOMKilled: p.oom, Restarts: c.restarts,
+				Init: c.spec.Init, Sidecar: c.spec.Sidecar,
 			})
 		}
 		for _, inst := range byID {
