@@ -66,7 +66,13 @@ func (h *Hook) validate() error {
 	if h == nil {
 		return nil
 	}
-	if n := count(h.HTTPGet != nil, h.Exec != nil, h.Sleep != nil); n != 1 {
+	n := 0
+	for _, set := range []bool{h.HTTPGet != nil, h.Exec != nil, h.Sleep != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
 		return fmt.Errorf("has %d actions, want exactly one of httpGet, exec and sleep", n)
 	}
 	switch {
@@ -81,16 +87,6 @@ func (h *Hook) validate() error {
 		return fmt.Errorf("sleep %v is negative", *h.Sleep)
 	}
 	return nil
-}
-
-func count(conds ...bool) int {
-	n := 0
-	for _, c := range conds {
-		if c {
-			n++
-		}
-	}
-	return n
 }
 
 // hookAnnotations are the annotations that keep a container's hooks with it.
