@@ -41,9 +41,9 @@ const (
 // after a preStop hook, however long the hook took (the kubelet's minimum, 2 s).
 const minGraceAfterPreStop = 2 * time.Second
 
-// postStartTimeout bounds a postStart hook. Kubernetes sets no bound; a hook that never
-// ended would hold one of the agent's workers for ever. A hook cut off fails.
-const postStartTimeout = 2 * time.Minute
+// defaultPostStartTimeout bounds a postStart hook. Kubernetes sets no bound; a hook that
+// never ended would hold one of the agent's workers for ever. A hook cut off fails.
+const defaultPostStartTimeout = 2 * time.Minute
 
 // ErrHookFailed is a postStart hook that failed (FailedPostStartHook in Kubernetes); the
 // container was killed. The error also says why the hook failed.
@@ -157,7 +157,7 @@ func (c *Containerd) postStart(ctx context.Context, ct containerd.Container, h *
 	if h == nil {
 		return nil
 	}
-	hctx, cancel := context.WithTimeout(ctx, postStartTimeout)
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.postStartTimeout)
 	err := c.runHook(hctx, h, id, container, addr)
 	cancel()
 	if err == nil {

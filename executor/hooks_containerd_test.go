@@ -201,6 +201,23 @@ func TestPostStartFailure(t *testing.T) {
 	}
 }
 
+// TestPostStartCutOff: a postStart hook that does not end is cut off by the runtime's
+// bound and fails the start.
+func TestPostStartCutOff(t *testing.T) {
+	_, hello := env(t)
+	rt := newRuntime(t, executor.WithPostStartTimeout(time.Second))
+	rec := newRecorder(t)
+	long := time.Hour
+	began := time.Now()
+	err := rt.Start(context.Background(), hookedHello("poststart-cut-0", hello[0], rec, 5*time.Second, &executor.Hook{Sleep: &long}, nil))
+	if !errors.Is(err, executor.ErrHookFailed) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Start with a postStart hook of an hour: %v, want ErrHookFailed after the deadline", err)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("Start took %v with a postStart bound of 1s", took)
+	}
+}
+
 // TestGRPCReadinessOnContainerd probes the gRPC health server in a container: not ready
 // while it reports NOT_SERVING (its first seconds), ready once it reports SERVING, not
 // ready again when it reports NOT_SERVING (SIGUSR1), saying so, and ready after SIGUSR2.
