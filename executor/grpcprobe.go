@@ -39,8 +39,10 @@ const (
 	grpcReceiveWindow = 64 << 10
 	// maxGRPCStatusMessage bounds the grpc-message text kept in a probe's failure.
 	maxGRPCStatusMessage = 200
-	// grpcCodeOK is the grpc-status of a call that succeeded.
-	grpcCodeOK = 0
+	// grpcCodeOK is the grpc-status of a call that succeeded, grpcCodeDeadlineExceeded
+	// that of one whose deadline (the grpc-timeout the probe sends) passed.
+	grpcCodeOK               = 0
+	grpcCodeDeadlineExceeded = 4
 )
 
 // grpcServingStatus names the values of grpc.health.v1.HealthCheckResponse.ServingStatus.
@@ -140,8 +142,13 @@ func grpcStatusError(header, trailer http.Header) error {
 	if err != nil {
 		return fmt.Errorf("grpc health: grpc-status %q is not a number", truncate(code, maxGRPCStatusMessage))
 	}
-	if n == grpcCodeOK {
+	switch n {
+	case grpcCodeOK:
 		return nil
+	case grpcCodeDeadlineExceeded:
+		// The server gave up at the probe's deadline, a moment before the probe would:
+		// a timeout, as the kubelet reports it.
+		return fmt.Errorf("grpc health: rpc error DeadlineExceeded: %w", context.DeadlineExceeded)
 	}
 	name := "code " + strconv.Itoa(n)
 	if n > 0 && n < len(grpcCodeNames) {

@@ -165,7 +165,7 @@ func Check(ctx context.Context, p ProbeSpec, addr string, rt Runtime, id, contai
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s probe: timed out after %v: %w", p.Kind, p.Timeout, err)
 	}
 	return fmt.Errorf("%s probe: %w", p.Kind, err)
