@@ -1,5 +1,5 @@
 // Package examples holds what the demo and the end-to-end tests deploy: the hello app
-// (examples/hello), the in-process image tooling that packages it (examples/imagebuild,
+// (examples/hello), a gRPC health server for gRPC probes (examples/grpchealth), the in-process image tooling that packages it (examples/imagebuild,
 // examples/cmd/build-images), Kubernetes-shaped manifests for it (examples/manifests), and
 // the demo (examples/demo) with the forwarder that lets its nodes reach its registry
 // (examples/cmd/forward).

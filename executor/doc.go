@@ -5,8 +5,10 @@
 // runs commands in containers (Exec), reports task exits and OOM kills as Events, keeps
 // per-instance log files with a size cap, and computes the CrashLoopBackOff schedule
 // (Backoff). It runs health probes: ProbeTracker is Kubernetes' probe state machine
-// (pure, time is an input), Check runs one httpGet, tcpSocket or exec check, and a Prober
-// runs an instance's probes and reports the changes of their verdicts to the agent.
+// (pure, time is an input), Check runs one httpGet, tcpSocket, exec or gRPC health check
+// (grpcprobe.go), and a Prober runs an instance's probes and reports the changes of their
+// verdicts to the agent. Containerd runs containers' postStart and preStop hooks around
+// their starts and stops (hooks.go); the in-memory fake does not run hooks.
 //
 // The executor never decides placement, never decides when to restart or what "ready"
 // does (the agent does, using Backoff and the Prober's reports), and never touches a

@@ -79,6 +79,28 @@ func env(t testing.TB) (*containerdtest.Daemon, []string) {
 	return shared.daemon, shared.hello
 }
 
+// grpcHealth is the image of examples/grpchealth, built on first use.
+var grpcHealth struct {
+	once sync.Once
+	ref  string
+	err  error
+}
+
+// grpcHealthImage returns the gRPC health server's image, building it on first use.
+func grpcHealthImage(t testing.TB) string {
+	t.Helper()
+	env(t)
+	grpcHealth.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		grpcHealth.ref, grpcHealth.err = imagebuild.BuildGRPCHealth(ctx, shared.imageDir, shared.registry.Addr)
+	})
+	if grpcHealth.err != nil {
+		t.Fatalf("grpchealth image: %v", grpcHealth.err)
+	}
+	return grpcHealth.ref
+}
+
 // newRuntime connects a Containerd runtime to the shared daemon in a namespace of its own.
 // When the test ends it stops whatever the test left running and closes the runtime.
 func newRuntime(t testing.TB, opts ...executor.Option) *executor.Containerd {

@@ -101,6 +101,10 @@ type ContainerSpec struct {
 	// app containers (restartPolicy Always): Stop stops sidecars last.
 	Init    int
 	Sidecar bool
+	// PostStart and PreStop are the container's lifecycle hooks, nil when it has none
+	// (see hooks.go for when they run).
+	PostStart *Hook
+	PreStop   *Hook
 }
 
 // Completes reports whether the container is meant to run to completion: an init
@@ -289,7 +293,8 @@ func (s InstanceSpec) LogValue() slog.Value {
 // names and paths that stay inside the directories they name on the host (ID, container
 // and volume names become path components; file paths and subPaths are joined to volume
 // directories), whoever built the spec; and probes that a Prober can run: one handler,
-// valid ports, positive timings, at most one probe of each kind per container.
+// valid ports, positive timings, at most one probe of each kind per container; and hooks
+// with one valid action each.
 func (s *InstanceSpec) Validate() error {
 	invalid := func(format string, args ...any) error {
 		return fmt.Errorf("%w: instance %s: %s", ErrInvalidSpec, s.ID, fmt.Sprintf(format, args...))
@@ -344,6 +349,11 @@ func (s *InstanceSpec) Validate() error {
 			}
 			if !path.IsAbs(m.Path) || m.SubPath != "" && !isLocalPath(m.SubPath) {
 				return invalid("container %s: mount %q (subPath %q) must be absolute and stay in its volume", c.Name, m.Path, m.SubPath)
+			}
+		}
+		for name, h := range map[string]*Hook{"postStart": c.PostStart, "preStop": c.PreStop} {
+			if err := h.validate(); err != nil {
+				return invalid("container %s: %s hook: %v", c.Name, name, err)
 			}
 		}
 		kinds := make(map[ProbeKind]bool, len(c.Probes))

@@ -97,6 +97,39 @@ func TestInstanceSpecValidate(t *testing.T) {
 			p.TCPSocket, p.Exec = nil, &ExecProbe{}
 			s.Containers[0].Probes = []ProbeSpec{p}
 		}, false},
+		{"gRPC probe", func(s *InstanceSpec) {
+			p := validProbe(ProbeReadiness)
+			p.TCPSocket, p.GRPC = nil, &GRPCProbe{Port: 50051, Service: "cart"}
+			s.Containers[0].Probes = []ProbeSpec{p}
+		}, true},
+		{"gRPC probe port 70000", func(s *InstanceSpec) {
+			p := validProbe(ProbeReadiness)
+			p.TCPSocket, p.GRPC = nil, &GRPCProbe{Port: 70000}
+			s.Containers[0].Probes = []ProbeSpec{p}
+		}, false},
+		{"gRPC probe with a second handler", func(s *InstanceSpec) {
+			p := validProbe(ProbeReadiness)
+			p.GRPC = &GRPCProbe{Port: 50051}
+			s.Containers[0].Probes = []ProbeSpec{p}
+		}, false},
+		{"valid hooks", func(s *InstanceSpec) {
+			zero := time.Duration(0)
+			s.Containers[0].PostStart = &Hook{Exec: &ExecProbe{Command: []string{"true"}}}
+			s.Containers[0].PreStop = &Hook{Sleep: &zero}
+		}, true},
+		{"hook without an action", func(s *InstanceSpec) { s.Containers[0].PreStop = &Hook{} }, false},
+		{"hook with two actions", func(s *InstanceSpec) {
+			d := time.Second
+			s.Containers[0].PreStop = &Hook{Sleep: &d, Exec: &ExecProbe{Command: []string{"true"}}}
+		}, false},
+		{"hook sleeping a negative time", func(s *InstanceSpec) {
+			d := -time.Second
+			s.Containers[0].PostStart = &Hook{Sleep: &d}
+		}, false},
+		{"HTTP hook to port 0", func(s *InstanceSpec) {
+			s.Containers[0].PostStart = &Hook{HTTPGet: &HTTPProbe{Scheme: "http"}}
+		}, false},
+		{"exec hook without command", func(s *InstanceSpec) { s.Containers[0].PreStop = &Hook{Exec: &ExecProbe{}} }, false},
 		{"probe with period 0", func(s *InstanceSpec) {
 			p := validProbe(ProbeLiveness)
 			p.Period = 0

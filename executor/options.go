@@ -52,7 +52,9 @@ type config struct {
 	// podNetwork gives instances without hostNetwork namespaces of their own; nil: every
 	// instance uses the node's network.
 	podNetwork PodNetwork
-	logger     *slog.Logger
+	// postStartTimeout bounds a postStart hook (see hooks.go).
+	postStartTimeout time.Duration
+	logger           *slog.Logger
 }
 
 func defaultConfig() config {
@@ -64,6 +66,7 @@ func defaultConfig() config {
 		logMaxBytes:       10 << 20,
 		logCheckEvery:     time.Second,
 		maxParallelStarts: runtime.NumCPU(),
+		postStartTimeout:  defaultPostStartTimeout,
 		logger:            slog.Default(),
 	}
 }
@@ -84,8 +87,8 @@ func (c *config) validate() error {
 	if c.netnsPath != "" && !filepath.IsAbs(c.netnsPath) {
 		errs = append(errs, fmt.Errorf("netns path %q is not absolute", c.netnsPath))
 	}
-	if c.logMaxBytes <= 0 || c.logCheckEvery <= 0 || c.maxParallelStarts <= 0 {
-		errs = append(errs, errors.New("log cap, log check interval and parallel starts must be positive"))
+	if c.logMaxBytes <= 0 || c.logCheckEvery <= 0 || c.maxParallelStarts <= 0 || c.postStartTimeout <= 0 {
+		errs = append(errs, errors.New("log cap, log check interval, parallel starts and postStart timeout must be positive"))
 	}
 	if err := c.permissions.Validate(); err != nil {
 		errs = append(errs, err)

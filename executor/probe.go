@@ -31,10 +31,11 @@ const (
 // ProbeSpec is one probe of a container, resolved: ports are numbers and timings durations.
 type ProbeSpec struct {
 	Kind ProbeKind
-	// Exactly one of HTTPGet, TCPSocket and Exec is set.
+	// Exactly one of HTTPGet, TCPSocket, Exec and GRPC is set.
 	HTTPGet   *HTTPProbe
 	TCPSocket *TCPProbe
 	Exec      *ExecProbe
+	GRPC      *GRPCProbe
 	// InitialDelay is how long after the container starts the first check comes.
 	InitialDelay time.Duration
 	// Timeout bounds one check: a slower check fails.
@@ -77,7 +78,7 @@ type ExecProbe struct {
 // validate checks what Check and ProbeTracker rely on.
 func (p *ProbeSpec) validate() error {
 	handlers := 0
-	for _, set := range []bool{p.HTTPGet != nil, p.TCPSocket != nil, p.Exec != nil} {
+	for _, set := range []bool{p.HTTPGet != nil, p.TCPSocket != nil, p.Exec != nil, p.GRPC != nil} {
 		if set {
 			handlers++
 		}
@@ -89,7 +90,7 @@ func (p *ProbeSpec) validate() error {
 		errs = append(errs, fmt.Errorf("kind %q is not liveness, readiness or startup", p.Kind))
 	}
 	if handlers != 1 {
-		errs = append(errs, fmt.Errorf("has %d handlers, want exactly one of httpGet, tcpSocket and exec", handlers))
+		errs = append(errs, fmt.Errorf("has %d handlers, want exactly one of httpGet, tcpSocket, exec and grpc", handlers))
 	}
 	if h := p.HTTPGet; h != nil {
 		if h.Scheme != "http" && h.Scheme != "https" {
@@ -102,6 +103,9 @@ func (p *ProbeSpec) validate() error {
 	}
 	if e := p.Exec; e != nil && len(e.Command) == 0 {
 		errs = append(errs, errors.New("exec command is empty"))
+	}
+	if g := p.GRPC; g != nil {
+		errs = append(errs, validPort(g.Port))
 	}
 	if p.InitialDelay < 0 || p.Timeout <= 0 || p.Period <= 0 || p.SuccessThreshold < 1 || p.FailureThreshold < 1 {
 		errs = append(errs, fmt.Errorf("timings (delay %v, timeout %v, period %v, thresholds %d/%d) must be positive",
@@ -136,7 +140,7 @@ const probeUserAgent = "shoal-probe/1"
 const maxProbeRedirects = 10
 
 // Check runs one check of p against the instance at addr (used when the probe names no
-// host); rt, id and container are for exec probes. It returns nil on success. A check
+// host; gRPC probes always use it); rt, id and container are for exec probes. It returns nil on success. A check
 // that takes longer than p.Timeout is stopped and fails with an error wrapping
 // context.DeadlineExceeded.
 func Check(ctx context.Context, p ProbeSpec, addr string, rt Runtime, id, container string) error {
@@ -153,22 +157,43 @@ func Check(ctx context.Context, p ProbeSpec, addr string, rt Runtime, id, contai
 		err = checkTCP(ctx, p.TCPSocket, addr)
 	case p.Exec != nil:
 		err = checkExec(ctx, p.Exec, rt, id, container)
+	case p.GRPC != nil:
+		err = checkGRPC(ctx, p.GRPC, addr)
 	default:
 		err = fmt.Errorf("%w: no handler", ErrInvalidSpec)
 	}
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s probe: timed out after %v: %w", p.Kind, p.Timeout, err)
 	}
 	return fmt.Errorf("%s probe: %w", p.Kind, err)
 }
 
 func checkHTTP(ctx context.Context, h *HTTPProbe, addr string) error {
+	target, status, err := httpGet(ctx, h, addr)
+	if err != nil {
+		return err
+	}
+	if status < 200 || status >= 400 {
+		return fmt.Errorf("GET %s: status %d %s", target, status, http.StatusText(status))
+	}
+	return nil
+}
+
+// checkHTTPAnswers is checkHTTP for hooks: any answer is success, whatever its status.
+func checkHTTPAnswers(ctx context.Context, h *HTTPProbe, addr string) error {
+	_, _, err := httpGet(ctx, h, addr)
+	return err
+}
+
+// httpGet sends the GET of an HTTP probe or hook and returns the URL and the status of
+// the answer, whose body is not read.
+func httpGet(ctx context.Context, h *HTTPProbe, addr string) (*url.URL, int, error) {
 	target, err := url.Parse(h.Path)
 	if err != nil {
-		return fmt.Errorf("path %q: %w", h.Path, err)
+		return nil, 0, fmt.Errorf("path %q: %w", h.Path, err)
 	}
 	target.Scheme = h.Scheme
 	target.Host = net.JoinHostPort(cmp.Or(h.Host, addr), strconv.Itoa(h.Port))
@@ -177,7 +202,7 @@ func checkHTTP(ctx context.Context, h *HTTPProbe, addr string) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	for name, values := range h.Headers {
 		for _, v := range values {
@@ -197,13 +222,10 @@ func checkHTTP(ctx context.Context, h *HTTPProbe, addr string) error {
 	client := &http.Client{Transport: probeTransport, CheckRedirect: sameHostRedirects}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err // a *url.Error: it names the method and URL
+		return nil, 0, err // a *url.Error: it names the method and URL
 	}
 	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode >= 400 {
-		return fmt.Errorf("GET %s: status %s", target, resp.Status)
-	}
-	return nil
+	return target, resp.StatusCode, nil
 }
 
 // sameHostRedirects follows redirects to the probed host only. A redirect elsewhere is

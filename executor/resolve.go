@@ -112,6 +112,7 @@ func Resolve(set *spec.Set, d *spec.Deployment, instanceID, node, revision strin
 		}
 		out.Containers = append(out.Containers, cs)
 	}
+	sizeMemoryVolumes(&out)
 	if err := out.Validate(); err != nil {
 		return InstanceSpec{}, err
 	}
@@ -178,6 +179,14 @@ func (r *resolveContext) container(c spec.Container, inst *InstanceSpec) (Contai
 		return ContainerSpec{}, err
 	}
 	out.Probes = probes
+	if l := c.Lifecycle; l != nil {
+		if out.PostStart, err = hookSpec(l.PostStart, c); err != nil {
+			return ContainerSpec{}, fmt.Errorf("lifecycle.postStart: %w", err)
+		}
+		if out.PreStop, err = hookSpec(l.PreStop, c); err != nil {
+			return ContainerSpec{}, fmt.Errorf("lifecycle.preStop: %w", err)
+		}
+	}
 	return out, nil
 }
 
@@ -210,40 +219,102 @@ func probeSpec(kind ProbeKind, p *spec.Probe, c spec.Container) (ProbeSpec, erro
 		SuccessThreshold: int(p.SuccessThreshold),
 		FailureThreshold: int(p.FailureThreshold),
 	}
+	var err error
 	switch {
 	case p.HTTPGet != nil:
-		h := p.HTTPGet
-		port, err := probePort(h.Port, c.Ports)
-		if err != nil {
-			return ProbeSpec{}, err
-		}
-		out.HTTPGet = &HTTPProbe{Scheme: strings.ToLower(cmp.Or(h.Scheme, "HTTP")), Host: h.Host, Port: port, Path: h.Path}
-		if len(h.HTTPHeaders) > 0 {
-			out.HTTPGet.Headers = http.Header{}
-			for _, hdr := range h.HTTPHeaders {
-				out.HTTPGet.Headers.Add(hdr.Name, hdr.Value)
-			}
-		}
+		out.HTTPGet, err = httpGetSpec(p.HTTPGet, c)
 	case p.TCPSocket != nil:
-		port, err := probePort(p.TCPSocket.Port, c.Ports)
-		if err != nil {
-			return ProbeSpec{}, err
+		var port int
+		if port, err = probePort(p.TCPSocket.Port, c.Ports); err == nil {
+			out.TCPSocket = &TCPProbe{Host: p.TCPSocket.Host, Port: port}
 		}
-		out.TCPSocket = &TCPProbe{Host: p.TCPSocket.Host, Port: port}
 	case p.Exec != nil:
-		// As the kubelet does, $(VAR) expands to the container's literal env values only:
-		// a value from a ConfigMap or Secret expands to nothing, so it cannot end up in a
-		// probe's command line (and its error messages).
-		literal := make(map[string]string, len(c.Env))
-		for _, e := range c.Env {
-			literal[e.Name] = e.Value
+		out.Exec = execSpec(p.Exec, c)
+	case p.GRPC != nil:
+		out.GRPC = &GRPCProbe{Port: int(p.GRPC.Port)}
+		if p.GRPC.Service != nil {
+			out.GRPC.Service = *p.GRPC.Service
 		}
-		out.Exec = &ExecProbe{Command: expandAll(p.Exec.Command, func(name string) (string, bool) {
-			v, ok := literal[name]
-			return v, ok
-		})}
+	}
+	if err != nil {
+		return ProbeSpec{}, err
 	}
 	return out, nil
+}
+
+// hookSpec resolves a lifecycle hook; nil stays nil.
+func hookSpec(h *spec.LifecycleHandler, c spec.Container) (*Hook, error) {
+	if h == nil {
+		return nil, nil
+	}
+	out := &Hook{}
+	switch {
+	case h.HTTPGet != nil:
+		hg, err := httpGetSpec(h.HTTPGet, c)
+		if err != nil {
+			return nil, err
+		}
+		out.HTTPGet = hg
+	case h.Exec != nil:
+		out.Exec = execSpec(h.Exec, c)
+	case h.Sleep != nil:
+		d := time.Duration(h.Sleep.Seconds) * time.Second
+		out.Sleep = &d
+	}
+	return out, nil
+}
+
+// httpGetSpec resolves the httpGet action of a probe or hook: a named port becomes its number.
+func httpGetSpec(h *spec.HTTPGetAction, c spec.Container) (*HTTPProbe, error) {
+	port, err := probePort(h.Port, c.Ports)
+	if err != nil {
+		return nil, err
+	}
+	out := &HTTPProbe{Scheme: strings.ToLower(cmp.Or(h.Scheme, "HTTP")), Host: h.Host, Port: port, Path: h.Path}
+	if len(h.HTTPHeaders) > 0 {
+		out.Headers = http.Header{}
+		for _, hdr := range h.HTTPHeaders {
+			out.Headers.Add(hdr.Name, hdr.Value)
+		}
+	}
+	return out, nil
+}
+
+// execSpec resolves the exec action of a probe or hook. As the kubelet does, $(VAR)
+// expands to the container's literal env values only: a value from a ConfigMap or Secret
+// expands to nothing, so it cannot end up in a command line (and its error messages).
+func execSpec(e *spec.ExecAction, c spec.Container) *ExecProbe {
+	literal := make(map[string]string, len(c.Env))
+	for _, e := range c.Env {
+		literal[e.Name] = e.Value
+	}
+	return &ExecProbe{Command: expandAll(e.Command, func(name string) (string, bool) {
+		v, ok := literal[name]
+		return v, ok
+	})}
+}
+
+// sizeMemoryVolumes sizes each memory-backed emptyDir as the kubelet does: its sizeLimit,
+// but no more than the instance's memory limit (the sum of its containers' limits, when
+// each has one), which is also its size when it gives no sizeLimit. With neither, the
+// tmpfs gets the kernel's default, half of the node's memory (where the kubelet uses the
+// node's allocatable memory). Whatever its size, what is written there is charged to the
+// writing container's memory limit.
+func sizeMemoryVolumes(s *InstanceSpec) {
+	var podLimit int64
+	for _, c := range s.Containers {
+		if c.MemoryLimitBytes <= 0 {
+			podLimit = 0
+			break
+		}
+		podLimit += c.MemoryLimitBytes
+	}
+	for i := range s.Volumes {
+		v := &s.Volumes[i]
+		if v.Kind == VolumeEmptyDir && v.Memory && podLimit > 0 && (v.SizeLimitBytes <= 0 || v.SizeLimitBytes > podLimit) {
+			v.SizeLimitBytes = podLimit
+		}
+	}
 }
 
 // probePort is a probe's port number, or the number of the container port it names.

@@ -38,6 +38,14 @@ func resolveFixture() (*spec.Set, *spec.Deployment) {
 
 func ptr[T any](v T) *T { return &v }
 
+func mustQuantity(s string) spec.Quantity {
+	q, err := spec.ParseQuantity(s)
+	if err != nil {
+		panic(err)
+	}
+	return q
+}
+
 func TestResolve(t *testing.T) {
 	env := func(s InstanceSpec) any { return s.Containers[0].Env }
 	tests := []struct {
@@ -301,6 +309,82 @@ func TestResolve(t *testing.T) {
 				{Kind: ProbeStartup, TCPSocket: &TCPProbe{Host: "10.0.0.9", Port: 9090},
 					InitialDelay: 2 * time.Second, Timeout: time.Second, Period: time.Second, SuccessThreshold: 1, FailureThreshold: 30},
 			},
+		},
+		{
+			name: "gRPC probe and hooks: named ports resolved, literal env expanded in exec",
+			edit: func(_ *spec.Set, d *spec.Deployment) {
+				c := &d.Spec.Template.Spec.Containers[0]
+				c.Ports = []spec.ContainerPort{{Name: "admin", ContainerPort: 9000}}
+				c.Env = []spec.EnvVar{{Name: "WHO", Value: "me"}}
+				c.ReadinessProbe = &spec.Probe{GRPC: &spec.GRPCAction{Port: 50051, Service: ptr("cart")},
+					TimeoutSeconds: 1, PeriodSeconds: 2, SuccessThreshold: 1, FailureThreshold: 3}
+				c.Lifecycle = &spec.Lifecycle{
+					PostStart: &spec.LifecycleHandler{Exec: &spec.ExecAction{Command: []string{"/warm", "$(WHO)"}}},
+					PreStop:   &spec.LifecycleHandler{HTTPGet: &spec.HTTPGetAction{Path: "/drain", Port: spec.FromString("admin"), Scheme: "HTTP"}},
+				}
+			},
+			got: func(s InstanceSpec) any {
+				c := s.Containers[0]
+				return []any{c.Probes[0].GRPC, c.PostStart, c.PreStop}
+			},
+			want: []any{&GRPCProbe{Port: 50051, Service: "cart"},
+				&Hook{Exec: &ExecProbe{Command: []string{"/warm", "me"}}},
+				&Hook{HTTPGet: &HTTPProbe{Scheme: "http", Port: 9000, Path: "/drain"}}},
+		},
+		{
+			name: "a sleep hook",
+			edit: func(_ *spec.Set, d *spec.Deployment) {
+				d.Spec.Template.Spec.Containers[0].Lifecycle = &spec.Lifecycle{PreStop: &spec.LifecycleHandler{Sleep: &spec.SleepAction{Seconds: 5}}}
+			},
+			got:  func(s InstanceSpec) any { return *s.Containers[0].PreStop.Sleep },
+			want: 5 * time.Second,
+		},
+		{
+			name: "a hook naming a port the container does not have",
+			edit: func(_ *spec.Set, d *spec.Deployment) {
+				d.Spec.Template.Spec.Containers[0].Lifecycle = &spec.Lifecycle{PostStart: &spec.LifecycleHandler{
+					HTTPGet: &spec.HTTPGetAction{Port: spec.FromString("admin"), Scheme: "HTTP"}}}
+			},
+			wantErr: ErrConfig,
+		},
+		{
+			name: "memory emptyDir sizes: sizeLimit, capped by the instance's memory limit",
+			edit: func(_ *spec.Set, d *spec.Deployment) {
+				ps := &d.Spec.Template.Spec
+				ps.Containers[0].Resources.Limits = map[string]spec.Quantity{spec.ResourceMemory: mustQuantity("48Mi")}
+				ps.Containers = append(ps.Containers, spec.Container{Name: "side", Image: "side:v1",
+					Resources: spec.Resources{Limits: map[string]spec.Quantity{spec.ResourceMemory: mustQuantity("16Mi")}}})
+				ps.Volumes = []spec.Volume{
+					{Name: "big", EmptyDir: &spec.EmptyDirVolumeSource{Medium: "Memory", SizeLimit: ptr(mustQuantity("1Gi"))}},
+					{Name: "small", EmptyDir: &spec.EmptyDirVolumeSource{Medium: "Memory", SizeLimit: ptr(mustQuantity("8Mi"))}},
+					{Name: "unsized", EmptyDir: &spec.EmptyDirVolumeSource{Medium: "Memory"}},
+					{Name: "disk", EmptyDir: &spec.EmptyDirVolumeSource{SizeLimit: ptr(mustQuantity("1Gi"))}},
+				}
+			},
+			got: func(s InstanceSpec) any {
+				var sizes []int64
+				for _, v := range s.Volumes {
+					sizes = append(sizes, v.SizeLimitBytes)
+				}
+				return sizes
+			},
+			want: []int64{64 << 20, 8 << 20, 64 << 20, 1 << 30},
+		},
+		{
+			name: "memory emptyDir without a memory limit on every container keeps its sizeLimit or the kernel's default",
+			edit: func(_ *spec.Set, d *spec.Deployment) {
+				ps := &d.Spec.Template.Spec
+				ps.Containers[0].Resources.Limits = map[string]spec.Quantity{spec.ResourceMemory: mustQuantity("48Mi")}
+				ps.Containers = append(ps.Containers, spec.Container{Name: "side", Image: "side:v1"})
+				ps.Volumes = []spec.Volume{
+					{Name: "big", EmptyDir: &spec.EmptyDirVolumeSource{Medium: "Memory", SizeLimit: ptr(mustQuantity("1Gi"))}},
+					{Name: "unsized", EmptyDir: &spec.EmptyDirVolumeSource{Medium: "Memory"}},
+				}
+			},
+			got: func(s InstanceSpec) any {
+				return []int64{s.Volumes[0].SizeLimitBytes, s.Volumes[1].SizeLimitBytes}
+			},
+			want: []int64{1 << 30, 0},
 		},
 		{
 			name: "a probe naming a port the container does not have",

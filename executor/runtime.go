@@ -19,15 +19,21 @@ type Runtime interface {
 	// the agent starts init containers one at a time). Containers that exist with the same
 	// SpecHash are left as they are, exited or not; one with another hash is ErrConflict.
 	// A missing image is fetched unless the container's policy is Never. Start either
-	// leaves every container started or removes what it created.
+	// leaves every container started or removes what it created. Each container's
+	// postStart hook runs before the next container starts and before Start returns; one
+	// that fails fails Start with ErrHookFailed.
 	Start(ctx context.Context, spec InstanceSpec) error
-	// Stop sends SIGTERM to every container of the instance, SIGKILL to what still runs
-	// after grace (at once when grace <= 0); sidecars are stopped after the other
-	// containers have exited, one at a time in reverse order, within the same grace. It then deletes the containers, their snapshots,
+	// Stop runs the preStop hook of every running container that has one, sends SIGTERM,
+	// and SIGKILL to what still runs once grace has passed since the hook began (at once
+	// when grace <= 0, without hooks; see hooks.go); sidecars are stopped so after the
+	// other containers have exited, one at a time in reverse order, within the same grace.
+	// It then deletes the containers, their snapshots,
 	// volumes and logs. Stopping an instance that does not exist is not an error.
 	Stop(ctx context.Context, id string, grace time.Duration) error
 	// Restart runs a container of the instance again in place, with a new task and the same
-	// log file: a running one is first stopped with the instance's grace period. The agent
+	// log file: a running one is first stopped as Stop stops it (preStop hook, SIGTERM,
+	// grace period), and its postStart hook runs after the start (ErrHookFailed leaves it
+	// stopped). The agent
 	// decides when (see Backoff). ErrNotFound if the instance or container does not exist.
 	Restart(ctx context.Context, id, container string) error
 	// List returns every instance on this node, Shoal-labelled containers only, sorted

@@ -33,31 +33,34 @@ func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
 	if err != nil {
 		return fmt.Errorf("executor: start %s: %w", s.ID, err)
 	}
-	have := make(map[string]containerd.Container, len(existing))
+	have := make(map[string]labelled, len(existing))
 	for _, l := range existing {
 		if h := l.labels[LabelSpecHash]; h != s.SpecHash {
 			return fmt.Errorf("executor: start %s: %w (runs hash %s, asked for %s)", s.ID, ErrConflict, h, s.SpecHash)
 		}
-		have[l.labels[LabelContainer]] = l.container
+		have[l.labels[LabelContainer]] = l
 	}
 	var missing []*ContainerSpec
 	staged := s.StageContainers()
 	for i := range staged {
 		cs := &staged[i]
-		ct, ok := have[cs.Name]
+		l, ok := have[cs.Name]
 		if !ok {
 			missing = append(missing, cs)
 			continue
 		}
 		// A container without a task was left by a Start that stopped between create and
 		// start; a task that exited is the agent's to restart, not ours.
-		if err := c.ensureTask(ctx, ct, s.ID, cs.Name); err != nil {
+		if err := c.ensureTask(ctx, l, cs); err != nil {
 			return fmt.Errorf("executor: start %s: container %s: %w", s.ID, cs.Name, err)
 		}
 	}
 	if len(missing) == 0 {
 		return nil // running as asked: volumes are left alone, not rewritten under the app
 	}
+	// Until its containers exist, only its files and the pod network know of the
+	// instance: CollectInstanceFiles and CollectNetworks must not take it for a leftover.
+	defer c.starting.begin(s.ID)()
 	if err := prepareVolumes(c.instanceDir(s.ID), &s); err != nil {
 		return fmt.Errorf("executor: start %s: %w", s.ID, err)
 	}
@@ -70,9 +73,6 @@ func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
 	if err := writeResolvConf(c.instanceDir(s.ID), s.ResolvConf); err != nil {
 		return fmt.Errorf("executor: start %s: %w", s.ID, err)
 	}
-	// Until its containers exist, only the pod network knows of the instance:
-	// CollectNetworks must not take it for a leftover.
-	defer c.starting.begin(s.ID)()
 	pn, err := c.attachNetwork(ctx, &s)
 	if err != nil {
 		c.undoStart(ctx, s.ID, nil, len(existing) == 0)
@@ -81,11 +81,15 @@ func (c *Containerd) Start(ctx context.Context, s InstanceSpec) error {
 	var created []containerd.Container
 	for _, cs := range missing {
 		ct, err := c.createAndStart(ctx, &s, cs, pn)
+		if err == nil {
+			created = append(created, ct)
+			// As the kubelet does, the next container starts once this one's postStart ended.
+			err = c.postStart(ctx, ct, cs.PostStart, s.ID, cs.Name, pn.addr)
+		}
 		if err != nil {
 			c.undoStart(ctx, s.ID, created, len(existing) == 0)
 			return fmt.Errorf("executor: start %s: container %s: %w", s.ID, cs.Name, err)
 		}
-		created = append(created, ct)
 	}
 	return nil
 }
@@ -173,10 +177,15 @@ func (c *Containerd) specOpts(ctx context.Context, img containerd.Image, s *Inst
 	for i, e := range cs.Env {
 		env[i] = e.Name + "=" + e.Value
 	}
+	hooks, err := hookAnnotations(cs)
+	if err != nil {
+		return nil, err
+	}
 	opts := []oci.SpecOpts{
 		oci.WithImageConfig(img),
 		oci.WithProcessArgs(argv...),
 		oci.WithEnv(env),
+		oci.WithAnnotations(hooks),
 	}
 	opts = append(opts, c.networkOpts(s, pn)...)
 	opts = append(opts,
@@ -241,13 +250,17 @@ func (c *Containerd) withRuncRoot(_ context.Context, _ *containerd.Client, ti *c
 	return nil
 }
 
-// ensureTask starts a task for a container that has none.
-func (c *Containerd) ensureTask(ctx context.Context, ct containerd.Container, id, name string) error {
-	_, err := ct.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return c.startTask(ctx, ct, id, name)
+// ensureTask starts a task for a container that has none, and runs its postStart hook.
+func (c *Containerd) ensureTask(ctx context.Context, l labelled, cs *ContainerSpec) error {
+	_, err := l.container.Task(ctx, nil)
+	if !errdefs.IsNotFound(err) {
+		return err
 	}
-	return err
+	st := instanceFromLabels(l.labels)
+	if err := c.startTask(ctx, l.container, st.ID, cs.Name); err != nil {
+		return err
+	}
+	return c.postStart(ctx, l.container, cs.PostStart, st.ID, cs.Name, st.Addr)
 }
 
 // startTask creates and starts a container's task with stdout and stderr appended to its

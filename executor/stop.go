@@ -101,7 +101,7 @@ func (c *Containerd) removeInstanceFiles(id string) error {
 	)
 }
 
-// removeContainer stops a container's task (see stopTask), deletes the task, then the
+// removeContainer stops a container's task (its preStop hook, then stopTask), deletes the task, then the
 // container with its snapshot. Parts already gone are skipped.
 func (c *Containerd) removeContainer(ctx context.Context, ct containerd.Container, grace time.Duration) error {
 	task, err := ct.Task(ctx, nil)
@@ -110,7 +110,7 @@ func (c *Containerd) removeContainer(ctx context.Context, ct containerd.Containe
 	case err != nil:
 		return fmt.Errorf("container %s: load task: %w", ct.ID(), err)
 	default:
-		if err := stopTask(ctx, task, grace); err != nil {
+		if err := stopTask(ctx, task, c.preStop(ctx, ct, task, grace)); err != nil {
 			return fmt.Errorf("container %s: %w", ct.ID(), err)
 		}
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
@@ -186,7 +186,7 @@ func (c *Containerd) restart(ctx context.Context, l labelled) error {
 		return fmt.Errorf("load task: %w", err)
 	default:
 		grace := instanceFromLabels(l.labels).GracePeriod
-		if err := stopTask(ctx, task, grace); err != nil {
+		if err := stopTask(ctx, task, c.preStop(ctx, l.container, task, grace)); err != nil {
 			return err
 		}
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
@@ -197,5 +197,8 @@ func (c *Containerd) restart(ctx context.Context, l labelled) error {
 	if _, err := l.container.SetLabels(ctx, map[string]string{LabelRestarts: restarts}); err != nil {
 		return fmt.Errorf("count restart: %w", err)
 	}
-	return c.startTask(ctx, l.container, l.labels[LabelInstance], l.labels[LabelContainer])
+	if err := c.startTask(ctx, l.container, l.labels[LabelInstance], l.labels[LabelContainer]); err != nil {
+		return err
+	}
+	return c.postStartOf(ctx, l)
 }

@@ -25,9 +25,11 @@ var corpusSets = []struct {
 	{"monitoring", true},
 	{"kubectl-get", true},
 	{"listjson", true},
-	{"sidecars", false},
-	{"services", false},
+	{"sidecars", true},
+	{"services", true},
 	{"volumes", false},
+	{"missing-refs", false},
+	{"mistakes", false},
 	{"typos", false},
 	{"yaml11", false},
 	{"kustomize", true},
@@ -77,9 +79,14 @@ func corpusReport(t *testing.T, dir string, ok bool) string {
 			fmt.Fprintf(&b, "%s %s/%s (%s:%d)\n", k.Kind, k.Namespace, k.Name, o.Origin().File, o.Origin().Line)
 		}
 	}
-	b.WriteString("# diagnostics\n")
+	b.WriteString("# diagnostics (as -o json lists them)\n")
 	for _, d := range diags {
 		b.WriteString(d.String())
+		b.WriteByte('\n')
+	}
+	b.WriteString("# grouped (as validate and plan print them)\n")
+	for _, g := range diags.Grouped() {
+		b.WriteString(g.String())
 		b.WriteByte('\n')
 	}
 	return b.String()

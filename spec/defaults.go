@@ -111,6 +111,13 @@ func defaultContainer(c *Container) {
 			defaultProbe(p)
 		}
 	}
+	if l := c.Lifecycle; l != nil {
+		for _, h := range []*LifecycleHandler{l.PostStart, l.PreStop} {
+			if h != nil {
+				defaultHTTPGet(h.HTTPGet)
+			}
+		}
+	}
 }
 
 // imageTag returns the tag of an image reference, "" when it has none. An image
@@ -136,13 +143,19 @@ func defaultProbe(p *Probe) {
 	setIfZero(&p.PeriodSeconds, defaultProbePeriodSeconds)
 	setIfZero(&p.SuccessThreshold, defaultProbeSuccessThreshold)
 	setIfZero(&p.FailureThreshold, defaultProbeFailureThreshold)
-	if h := p.HTTPGet; h != nil {
-		if h.Path == "" {
-			h.Path = "/"
-		}
-		if h.Scheme == "" {
-			h.Scheme = "HTTP"
-		}
+	defaultHTTPGet(p.HTTPGet)
+}
+
+// defaultHTTPGet defaults the httpGet handler of a probe or hook, if there is one.
+func defaultHTTPGet(h *HTTPGetAction) {
+	if h == nil {
+		return
+	}
+	if h.Path == "" {
+		h.Path = "/"
+	}
+	if h.Scheme == "" {
+		h.Scheme = "HTTP"
 	}
 }
 

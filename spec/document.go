@@ -213,14 +213,9 @@ func (d *decoder) document(root *yaml.Node, opts LoadOptions) (Object, []referen
 		return obj, nil, usage{object: position{file: d.file, line: root.Line}}, nil
 	}
 	r := &report{file: d.file, loc: nodeLocator{root: root}}
-	switch o := obj.(type) {
-	case *Namespace:
-		if o.Metadata.Namespace != "" {
-			r.warnf(metadataNamespacePath, "ignored: a Namespace does not belong to a namespace")
-			o.Metadata.Namespace = ""
-		}
-	case *Deployment:
-		dropUnhonouredProbes(r, o)
+	if o, ok := obj.(*Namespace); ok && o.Metadata.Namespace != "" {
+		r.warnf(metadataNamespacePath, "ignored: a Namespace does not belong to a namespace")
+		o.Metadata.Namespace = ""
 	}
 	SetDefaults(obj)
 	validateObject(r, obj)

@@ -197,6 +197,8 @@ type Container struct {
 	SecurityContext *SecurityContext `json:"securityContext,omitempty"`
 	// RestartPolicy is for init containers only: Always makes one a sidecar.
 	RestartPolicy *string `json:"restartPolicy,omitempty"`
+	// Lifecycle holds the hooks run right after the container starts and before it stops.
+	Lifecycle *Lifecycle `json:"lifecycle,omitempty"`
 }
 
 // ContainerRestartAlways is the one restartPolicy a container may have: set on an init
@@ -206,6 +208,28 @@ const ContainerRestartAlways = "Always"
 // IsSidecar reports whether c, an init container, is a sidecar (restartPolicy Always).
 func (c *Container) IsSidecar() bool {
 	return c.RestartPolicy != nil && *c.RestartPolicy == ContainerRestartAlways
+}
+
+// Lifecycle is a container's hooks, as in Kubernetes.
+type Lifecycle struct {
+	// PostStart runs right after the container starts; the container is not running (nor
+	// ready) until it ends, and a failure kills the container, which restarts with backoff.
+	PostStart *LifecycleHandler `json:"postStart,omitempty"`
+	// PreStop runs before the container is sent SIGTERM; it counts against the
+	// termination grace period, and is cut off when that ends.
+	PreStop *LifecycleHandler `json:"preStop,omitempty"`
+}
+
+// LifecycleHandler is one hook; exactly one action is set.
+type LifecycleHandler struct {
+	Exec    *ExecAction    `json:"exec,omitempty"`
+	HTTPGet *HTTPGetAction `json:"httpGet,omitempty"`
+	Sleep   *SleepAction   `json:"sleep,omitempty"`
+}
+
+// SleepAction waits (in Shoal, not in the container) for Seconds.
+type SleepAction struct {
+	Seconds int64 `json:"seconds"`
 }
 
 // EnvVar is one environment variable, given literally or taken from a ConfigMap, Secret or field.
@@ -300,6 +324,7 @@ type Probe struct {
 	HTTPGet   *HTTPGetAction   `json:"httpGet,omitempty"`
 	TCPSocket *TCPSocketAction `json:"tcpSocket,omitempty"`
 	Exec      *ExecAction      `json:"exec,omitempty"`
+	GRPC      *GRPCAction      `json:"grpc,omitempty"`
 	// Timings default as in Kubernetes: delay 0, timeout 1, period 10, success 1, failure 3.
 	InitialDelaySeconds int32 `json:"initialDelaySeconds,omitempty"`
 	TimeoutSeconds      int32 `json:"timeoutSeconds,omitempty"`
@@ -333,6 +358,15 @@ type TCPSocketAction struct {
 // ExecAction probes by running a command in the container; exit status 0 is success.
 type ExecAction struct {
 	Command []string `json:"command,omitempty"`
+}
+
+// GRPCAction probes with the standard gRPC health checking protocol
+// (grpc.health.v1.Health/Check) over plaintext HTTP/2: SERVING is success.
+type GRPCAction struct {
+	// Port is a number only, as in Kubernetes.
+	Port int32 `json:"port"`
+	// Service is the name sent in the request; empty asks about the server as a whole.
+	Service *string `json:"service,omitempty"`
 }
 
 // Volume is a named source of files that containers mount.

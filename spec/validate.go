@@ -290,6 +290,7 @@ func validatePodSpec(r *report, p *fieldPath, ps *PodSpec) {
 			validateContainerSecurity(r, p, cp, ps.SecurityContext, c)
 			validateContainer(r, cp, c, volumes, all)
 			validateContainerRole(r, cp, c, init)
+			validateLifecycle(r, cp.child("lifecycle"), c.Lifecycle, c.Ports, gracePeriod(ps))
 			if c.Name != "" && containerNames[c.Name] {
 				r.errorf(cp.child("name"), "duplicate container name %q", c.Name)
 			}
@@ -338,6 +339,9 @@ func validateContainerRole(r *report, p *fieldPath, c *Container, init bool) {
 			if *pr.probe != nil {
 				r.errorf(p.child(pr.field), "may not be set for init containers without restartPolicy Always: an init container runs to completion")
 			}
+		}
+		if c.Lifecycle != nil {
+			r.errorf(p.child("lifecycle"), "may not be set for init containers without restartPolicy Always: an init container runs to completion")
 		}
 	}
 }
@@ -416,25 +420,8 @@ func containerProbes(c *Container) []probeField {
 	}
 }
 
-// dropUnhonouredProbes removes the probes whose only handler is one Shoal does not
-// honour (grpc): running the container without the probe, and saying so, is
-// closer to what the author meant than refusing a manifest Kubernetes accepts.
-func dropUnhonouredProbes(r *report, d *Deployment) {
-	cp := root.child("spec").child("template").child("spec").child("containers")
-	for i := range d.Spec.Template.Spec.Containers {
-		c := &d.Spec.Template.Spec.Containers[i]
-		for _, pr := range containerProbes(c) {
-			p := cp.at(i).child(pr.field)
-			if pb := *pr.probe; pb != nil && probeHandlers(pb) == 0 && r.present(p.child("grpc")) {
-				r.warnf(p, "no handler that Shoal honours (grpc): the probe is ignored")
-				*pr.probe = nil
-			}
-		}
-	}
-}
-
 func probeHandlers(p *Probe) int {
-	return count(p.HTTPGet != nil, p.TCPSocket != nil, p.Exec != nil)
+	return count(p.HTTPGet != nil, p.TCPSocket != nil, p.Exec != nil, p.GRPC != nil)
 }
 
 func validateProbe(r *report, p *fieldPath, pr *Probe, ports []ContainerPort, once bool) {
@@ -442,23 +429,15 @@ func validateProbe(r *report, p *fieldPath, pr *Probe, ports []ContainerPort, on
 		return
 	}
 	if n := probeHandlers(pr); n != 1 {
-		r.errorf(p, "must have exactly one handler of httpGet, tcpSocket and exec, has %d", n)
+		r.errorf(p, "must have exactly one handler of httpGet, tcpSocket, exec and grpc, has %d", n)
 	}
-	if h := pr.HTTPGet; h != nil {
-		hp := p.child("httpGet")
-		validateProbePort(r, hp.child("port"), h.Port, ports)
-		r.oneOf(hp.child("scheme"), h.Scheme, "HTTP", "HTTPS")
-		for i, hdr := range h.HTTPHeaders {
-			if hdr.Name == "" {
-				r.errorf(hp.child("httpHeaders").at(i).child("name"), msgRequired)
-			}
-		}
-	}
+	validateHTTPGet(r, p, pr.HTTPGet, ports)
 	if t := pr.TCPSocket; t != nil {
 		validateProbePort(r, p.child("tcpSocket").child("port"), t.Port, ports)
 	}
-	if e := pr.Exec; e != nil && len(e.Command) == 0 {
-		r.errorf(p.child("exec").child("command"), msgRequired)
+	validateExec(r, p, pr.Exec)
+	if g := pr.GRPC; g != nil {
+		r.port(p.child("grpc").child("port"), g.Port)
 	}
 	r.notNegative(p.child("initialDelaySeconds"), int64(pr.InitialDelaySeconds))
 	for _, f := range []struct {
@@ -472,6 +451,61 @@ func validateProbe(r *report, p *fieldPath, pr *Probe, ports []ContainerPort, on
 	if once && pr.SuccessThreshold != 1 {
 		r.errorf(p.child("successThreshold"), "must be 1 for liveness and startup probes, got %d", pr.SuccessThreshold)
 	}
+}
+
+// validateHTTPGet checks the httpGet handler of a probe or hook at p, if it has one.
+func validateHTTPGet(r *report, p *fieldPath, h *HTTPGetAction, ports []ContainerPort) {
+	if h == nil {
+		return
+	}
+	hp := p.child("httpGet")
+	validateProbePort(r, hp.child("port"), h.Port, ports)
+	r.oneOf(hp.child("scheme"), h.Scheme, "HTTP", "HTTPS")
+	for i, hdr := range h.HTTPHeaders {
+		if hdr.Name == "" {
+			r.errorf(hp.child("httpHeaders").at(i).child("name"), msgRequired)
+		}
+	}
+}
+
+// validateExec checks the exec handler of a probe or hook at p, if it has one.
+func validateExec(r *report, p *fieldPath, e *ExecAction) {
+	if e != nil && len(e.Command) == 0 {
+		r.errorf(p.child("exec").child("command"), msgRequired)
+	}
+}
+
+// validateLifecycle checks a container's hooks: one action each, and a sleep that fits
+// in the grace period (it could never end otherwise), as the Kubernetes API server does.
+func validateLifecycle(r *report, p *fieldPath, l *Lifecycle, ports []ContainerPort, grace int64) {
+	if l == nil {
+		return
+	}
+	for _, h := range []struct {
+		field   string
+		handler *LifecycleHandler
+	}{{"postStart", l.PostStart}, {"preStop", l.PreStop}} {
+		if h.handler == nil {
+			continue
+		}
+		hp := p.child(h.field)
+		if n := count(h.handler.Exec != nil, h.handler.HTTPGet != nil, h.handler.Sleep != nil); n != 1 {
+			r.errorf(hp, "must have exactly one handler of exec, httpGet and sleep, has %d", n)
+		}
+		validateHTTPGet(r, hp, h.handler.HTTPGet, ports)
+		validateExec(r, hp, h.handler.Exec)
+		if s := h.handler.Sleep; s != nil && (s.Seconds < 0 || s.Seconds > grace) {
+			r.errorf(hp.child("sleep").child("seconds"), "must be between 0 and terminationGracePeriodSeconds (%d), got %d", grace, s.Seconds)
+		}
+	}
+}
+
+// gracePeriod is a pod's terminationGracePeriodSeconds, defaulted.
+func gracePeriod(ps *PodSpec) int64 {
+	if ps.TerminationGracePeriodSeconds == nil {
+		return defaultTerminationGracePeriodSeconds
+	}
+	return *ps.TerminationGracePeriodSeconds
 }
 
 // validateProbePort checks a port number, or a port name that must be one of the container's ports.
@@ -621,6 +655,11 @@ func validateVolumes(r *report, p *fieldPath, volumes []Volume, containers []Con
 				r.errorf(ep.child("sizeLimit"), "invalid quantity %q", e.SizeLimit.String())
 			} else if e.SizeLimit != nil {
 				r.bounded(ep.child("sizeLimit"), ResourceMemory, *e.SizeLimit)
+				if e.Medium != mediumMemory && e.SizeLimit.Value() <= MaxMemoryBytes {
+					// Kubernetes evicts the pod when the directory outgrows it; Shoal does not
+					// measure disk use, so saying so beats pretending.
+					r.warnf(ep.child("sizeLimit"), "not enforced by Shoal for a disk emptyDir (only medium Memory is limited)")
+				}
 			}
 		}
 	}

@@ -73,9 +73,9 @@ func TestValidateDeployment(t *testing.T) {
 		{"invalid port name", withContainer("ports:", "- {name: http_alt, containerPort: 80}"), []string{
 			`t.yaml:18: ` + container + `.ports[0].name: invalid value "http_alt": must be an IANA service name: at most 15 characters of a-z, 0-9 and '-', with at least one letter, no leading, trailing or double '-'`}},
 		{"probe with two handlers", withContainer("livenessProbe:", "  httpGet: {port: 80}", "  tcpSocket: {port: 80}"), []string{
-			`t.yaml:17: ` + container + `.livenessProbe: must have exactly one handler of httpGet, tcpSocket and exec, has 2`}},
+			`t.yaml:17: ` + container + `.livenessProbe: must have exactly one handler of httpGet, tcpSocket, exec and grpc, has 2`}},
 		{"probe without a handler", withContainer("readinessProbe:", "  periodSeconds: 5"), []string{
-			`t.yaml:17: ` + container + `.readinessProbe: must have exactly one handler of httpGet, tcpSocket and exec, has 0`}},
+			`t.yaml:17: ` + container + `.readinessProbe: must have exactly one handler of httpGet, tcpSocket, exec and grpc, has 0`}},
 		{"probe naming a missing port", withContainer("readinessProbe:", "  httpGet:", "    port: http"), []string{
 			`t.yaml:19: ` + container + `.readinessProbe.httpGet.port: port name "http" is not one of the container's ports`}},
 		{"probe port out of range", withContainer("startupProbe:", "  tcpSocket:", "    port: 0"), []string{
@@ -87,9 +87,25 @@ func TestValidateDeployment(t *testing.T) {
 			`t.yaml:20: ` + container + `.readinessProbe.periodSeconds: must be greater than or equal to 1, got -5`}},
 		{"exec probe without command", withContainer("readinessProbe:", "  exec: {command: []}"), []string{
 			`t.yaml:18: ` + container + `.readinessProbe.exec.command: required`}},
-		{"grpc-only probe is dropped with a warning", withContainer("readinessProbe:", "  grpc: {port: 9000}"), []string{
-			`t.yaml:17: ` + container + `.readinessProbe: warning: no handler that Shoal honours (grpc): the probe is ignored`,
-			`t.yaml:18: ` + container + `.readinessProbe.grpc: warning: not honoured by Shoal`}},
+		{"grpc probe port out of range", withContainer("readinessProbe:", "  grpc: {port: 70000}"), []string{
+			`t.yaml:18: ` + container + `.readinessProbe.grpc.port: must be between 1 and 65535, inclusive, got 70000`}},
+		{"grpc probe with a second handler", withContainer("livenessProbe:", "  grpc: {port: 9000, service: cart}", "  tcpSocket: {port: 9000}"), []string{
+			`t.yaml:17: ` + container + `.livenessProbe: must have exactly one handler of httpGet, tcpSocket, exec and grpc, has 2`}},
+		{"grpc probe port given by name", withContainer("startupProbe:", "  grpc: {port: grpc}"), []string{
+			`t.yaml:18: ` + container + `.startupProbe.grpc.port: expected an integer, got string "grpc"`}},
+		{"hook with two handlers", withContainer("lifecycle:", "  preStop:", "    exec: {command: [/bin/true]}", "    sleep: {seconds: 1}"), []string{
+			`t.yaml:18: ` + container + `.lifecycle.preStop: must have exactly one handler of exec, httpGet and sleep, has 2`}},
+		{"hook without a handler", withContainer("lifecycle:", "  postStart: {}"), []string{
+			`t.yaml:18: ` + container + `.lifecycle.postStart: must have exactly one handler of exec, httpGet and sleep, has 0`}},
+		{"hook sleep longer than the grace period", withContainer("lifecycle:", "  preStop:", "    sleep: {seconds: 31}"), []string{
+			`t.yaml:19: ` + container + `.lifecycle.preStop.sleep.seconds: must be between 0 and terminationGracePeriodSeconds (30), got 31`}},
+		{"hook sleep within a short grace period", withContainer("lifecycle:", "  preStop:", "    sleep: {seconds: 6}") + indent(6, []string{"terminationGracePeriodSeconds: 5"}), []string{
+			`t.yaml:19: ` + container + `.lifecycle.preStop.sleep.seconds: must be between 0 and terminationGracePeriodSeconds (5), got 6`}},
+		{"hook httpGet naming a missing port and exec without command", withContainer("lifecycle:", "  postStart:", "    httpGet: {port: admin, path: /started}", "  preStop:", "    exec: {command: []}"), []string{
+			`t.yaml:19: ` + container + `.lifecycle.postStart.httpGet.port: port name "admin" is not one of the container's ports`,
+			`t.yaml:21: ` + container + `.lifecycle.preStop.exec.command: required`}},
+		{"disk emptyDir sizeLimit is not enforced", withPodSpec("volumes:", "- name: scratch", "  emptyDir: {sizeLimit: 1Gi}"), []string{
+			`t.yaml:19: ` + podSpec + `.volumes[0].emptyDir.sizeLimit: warning: not enforced by Shoal for a disk emptyDir (only medium Memory is limited)`}},
 		{"mount of an undeclared volume", withContainer("volumeMounts:", "- name: data", "  mountPath: /data"), []string{
 			`t.yaml:18: ` + container + `.volumeMounts[0].name: volume "data" is not declared in the instance's volumes`}},
 		{"relative and duplicate mount paths", withContainer("volumeMounts:", "- {name: tmp, mountPath: data}", "- {name: tmp, mountPath: /tmp}", "- name: tmp", "  mountPath: /tmp/", "  subPath: ../x") + indent(6, []string{"volumes:", "- {name: tmp, emptyDir: {}}"}), []string{

@@ -255,6 +255,10 @@ func runAgent(parent context.Context, f agentFlags) error {
 		return err
 	}
 	defer rt.Close()
+	// Before anything starts: files of instances an earlier agent's crash left behind.
+	if err := rt.CollectInstanceFiles(ctx); err != nil {
+		log.Warn("removing the files of instances that no longer exist", "err", err)
+	}
 
 	// The configuration is completed in one order, each field set before anything reads
 	// it: the DNS server's address goes into the gossip metadata, and the address gossip

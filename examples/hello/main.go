@@ -11,6 +11,8 @@
 //	READY_FILE      /readyz answers 200 only while this file exists
 //	LOG_EVERY       write a log line this often (a Go duration)
 //	UPSTREAM        a URL that / also fetches and shows (the frontend of the two-tier example)
+//	SIGTERM_GET     a URL it GETs on SIGTERM before shutting down (lets a test see when
+//	                SIGTERM came, e.g. after a preStop hook)
 //
 // Endpoints: / answers "MESSAGE (version VERSION)"; /healthz is 200 until /fail is
 // requested (or SIGUSR1 received) and again after /recover (or SIGUSR2); /readyz is
@@ -54,6 +56,7 @@ type config struct {
 	readyFile     string
 	logEvery      time.Duration
 	upstream      string
+	sigtermGet    string
 }
 
 func main() {
@@ -79,6 +82,7 @@ func configFromEnv(getenv func(string) string) (config, error) {
 		ignoreSIGTERM: getenv("IGNORE_SIGTERM") == "1",
 		readyFile:     getenv("READY_FILE"),
 		upstream:      getenv("UPSTREAM"),
+		sigtermGet:    getenv("SIGTERM_GET"),
 	}
 	if cfg.listen == "" {
 		port := getenv("PORT")
@@ -182,6 +186,9 @@ func run(cfg config) int {
 				continue
 			}
 			log.Printf("hello: got %v, shutting down", s)
+			if cfg.sigtermGet != "" {
+				check(&http.Client{Timeout: 2 * time.Second}, cfg.sigtermGet)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := srv.Shutdown(ctx); err != nil {
@@ -235,7 +242,14 @@ func newHandler(cfg config, failing *atomic.Bool) http.Handler {
 		fmt.Fprint(w, v)
 	})
 	mux.HandleFunc("/file", func(w http.ResponseWriter, r *http.Request) {
-		http.ServeFile(w, r, r.URL.Query().Get("path"))
+		// Read, not served with http.ServeFile: the files of /proc (mounts, say) report a
+		// size of 0, and ServeFile would answer them empty.
+		b, err := os.ReadFile(r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
 	})
 	return mux
 }

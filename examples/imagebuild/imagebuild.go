@@ -27,6 +27,9 @@ import (
 // HelloPackage is the import path of the example app.
 const HelloPackage = "github.com/shoalhq/shoal/examples/hello"
 
+// GRPCHealthPackage is the import path of the gRPC health server used to test gRPC probes.
+const GRPCHealthPackage = "github.com/shoalhq/shoal/examples/grpchealth"
+
 // HelloVersions are the tags BuildHello pushes; each image bakes its tag in as VERSION, so
 // a rollout from one to the other shows in the app's answers.
 var HelloVersions = []string{"v1", "v2"}
@@ -153,4 +156,19 @@ func BuildHello(ctx context.Context, workDir, registry string) ([]string, error)
 		refs = append(refs, ref)
 	}
 	return refs, nil
+}
+
+// BuildGRPCHealth compiles the gRPC health server into workDir and pushes it to registry
+// ("host:port") as <registry>/grpchealth:v1, whose reference it returns.
+func BuildGRPCHealth(ctx context.Context, workDir, registry string) (string, error) {
+	binary := filepath.Join(workDir, "grpchealth")
+	if err := CompileStatic(ctx, GRPCHealthPackage, binary); err != nil {
+		return "", err
+	}
+	img, err := Image(binary, Config{})
+	if err != nil {
+		return "", err
+	}
+	ref := registry + "/grpchealth:v1"
+	return ref, Push(ctx, img, ref)
 }
