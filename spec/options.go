@@ -40,6 +40,9 @@ type LoadOptions struct {
 	MaxReplicasPerDeployment int64
 	// MaxReplicasPerRevision bounds the sum of spec.replicas over a revision's Deployments.
 	MaxReplicasPerRevision int64
+	// Kustomizer renders the directories that hold a kustomization file. When nil,
+	// they are skipped with a warning: nothing under them loads.
+	Kustomizer Kustomizer
 }
 
 // DefaultLoadOptions returns limits far above any real repository: 4 MiB per
