@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"strings"
 )
 
 // Kustomizer renders kustomizations for Load. Package spec/kustomize has the one Shoal
@@ -48,8 +49,10 @@ type RenderedObject struct {
 // order it looks for them.
 var kustomizationNames = []string{"kustomization.yaml", "kustomization.yml", "Kustomization"}
 
-// kustomizationIn returns the path of the kustomization file in directory dir of fsys, or "".
-func kustomizationIn(fsys fs.FS, dir string) string {
+// KustomizationIn returns the path of the kustomization file (kustomization.yaml,
+// kustomization.yml or Kustomization, the first kustomize finds) in directory dir of
+// fsys, or "" when it has none.
+func KustomizationIn(fsys fs.FS, dir string) string {
 	for _, name := range kustomizationNames {
 		p := path.Join(dir, name)
 		if info, err := fs.Stat(fsys, p); err == nil && !info.IsDir() {
@@ -87,7 +90,7 @@ func renderKustomizations(fsys fs.FS, files []string, total int64, opts LoadOpti
 	var results []fileResult
 	for _, r := range opts.Kustomizer.Render(fsys, files, limits) {
 		if r.Err != nil {
-			diags = append(diags, Diagnostic{Severity: SeverityError, File: r.File, Message: "kustomize build: " + r.Err.Error()})
+			diags = append(diags, Diagnostic{Severity: SeverityError, File: r.File, Message: "kustomize build: " + strings.Join(strings.Fields(r.Err.Error()), " ")})
 			continue
 		}
 		for _, o := range r.Objects {
@@ -106,13 +109,13 @@ func renderKustomizations(fsys fs.FS, files []string, total int64, opts LoadOpti
 
 // relocate places what a rendered object's decoding found at its kustomization file,
 // since lines of kustomize's output are not lines of any file in the repository: every
-// diagnostic and position gets file and line 0, and diagnostics name the object in
-// what (e.g. `Deployment "web" as rendered`).
+// diagnostic and position gets file and line 0, and diagnostics end by naming the
+// object: what (e.g. `Deployment "web" as rendered`).
 func relocate(res *fileResult, file, what string) {
 	at := func(p *position) { p.file, p.line = file, 0 }
 	for i := range res.diags {
 		res.diags[i].File, res.diags[i].Line = file, 0
-		res.diags[i].Message = what + ": " + res.diags[i].Message
+		res.diags[i].Message += " (" + what + ")"
 	}
 	for _, o := range res.objects {
 		setSource(o, Source{File: file})

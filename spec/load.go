@@ -98,7 +98,7 @@ func listManifests(fsys fs.FS, opts LoadOptions) (list listing, diags Diagnostic
 			return nil
 		}
 		if d.IsDir() {
-			if k := kustomizationIn(fsys, p); k != "" {
+			if k := KustomizationIn(fsys, p); k != "" {
 				list.kustomizations = append(list.kustomizations, k)
 				return fs.SkipDir
 			}

@@ -1,0 +1,400 @@
+// Package kustomize renders the kustomizations of a revision for spec.Load with
+// kustomize's Go API (sigs.k8s.io/kustomize/api/krusty), as Flux's kustomize-controller
+// does, but reading nothing except the commit: kustomize sees an in-memory file system
+// that holds the names of the commit's files and reads their contents, bounded, from the
+// fs.FS that Load was given. It must not reach the network, the host's file system or
+// other programs: remote bases and files (URLs, Git repositories) are refused before
+// kustomize runs, plugins are off except kustomize's built-in ones, and Helm charts and
+// KRM functions are off.
+//
+// It is its own package so that spec, which every room imports, does not depend on
+// kustomize.
+package kustomize
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	kyaml "sigs.k8s.io/kustomize/kyaml/yaml"
+
+	"github.com/shoalhq/shoal/spec"
+)
+
+// Renderer is the spec.Kustomizer Shoal uses.
+type Renderer struct{}
+
+var _ spec.Kustomizer = Renderer{}
+
+// maxReferenceDepth bounds how deeply kustomizations may use one another (overlays of
+// overlays): deeper is surely a mistake, and it bounds the pre-check's recursion.
+const maxReferenceDepth = 20
+
+// ErrRemote is returned for a reference to anything outside the commit.
+var ErrRemote = errors.New("remote bases and files are not supported: Shoal renders only the files of the commit")
+
+// Render renders each kustomization of files that no other of files uses as a
+// resource or component (spec.Kustomizer).
+func (Renderer) Render(fsys fs.FS, files []string, limits spec.RenderLimits) []spec.Rendering {
+	c := &checker{fsys: fsys, limits: limits, parsed: map[string]*parsed{}}
+	used := map[string]bool{}
+	for _, f := range files {
+		if p := c.parse(f); p.err == nil {
+			for _, dir := range p.kustomizationDirs {
+				used[dir] = true
+			}
+		}
+	}
+	// A kustomization that another uses is rendered as part of it, unless nothing
+	// that is rendered reaches it (a cycle, which kustomize then reports).
+	reached := map[string]bool{}
+	var reach func(f string)
+	reach = func(f string) {
+		if reached[f] {
+			return
+		}
+		reached[f] = true
+		for _, dir := range c.parse(f).kustomizationDirs {
+			reach(spec.KustomizationIn(fsys, dir))
+		}
+	}
+	for _, f := range files {
+		if !used[path.Dir(f)] {
+			reach(f)
+		}
+	}
+	var out []spec.Rendering
+	for _, f := range files {
+		if used[path.Dir(f)] && reached[f] {
+			continue // rendered by what uses it
+		}
+		objs, err := c.render(f)
+		out = append(out, spec.Rendering{File: f, Objects: objs, Err: err})
+	}
+	return out
+}
+
+// checker parses kustomization files once each and remembers what they reference.
+type checker struct {
+	fsys   fs.FS
+	limits spec.RenderLimits
+	parsed map[string]*parsed
+}
+
+// parsed is what one kustomization file says, as far as the pre-check needs it.
+type parsed struct {
+	err error
+	// kustomizationDirs are the directories of the commit it uses as resources or
+	// components, which hold a kustomization of their own.
+	kustomizationDirs []string
+}
+
+// parse reads and checks the kustomization file at file (a path in fsys).
+func (c *checker) parse(file string) *parsed {
+	if p, ok := c.parsed[file]; ok {
+		return p
+	}
+	p := &parsed{}
+	c.parsed[file] = p
+	data, err := readFile(c.fsys, file, c.limits.FileBytes)
+	if err != nil {
+		p.err = err
+		return p
+	}
+	var k types.Kustomization
+	if err := k.Unmarshal(data); err != nil {
+		p.err = err
+		return p
+	}
+	k.FixKustomization()
+	dir := path.Dir(file)
+	for _, r := range references(&k) {
+		local, err := localPath(dir, r.value)
+		if err != nil {
+			p.err = fmt.Errorf("%s: %s %q: %w", file, r.field, r.value, err)
+			return p
+		}
+		if !r.dirAllowed {
+			continue
+		}
+		if info, err := fs.Stat(c.fsys, local); err == nil && info.IsDir() {
+			if spec.KustomizationIn(c.fsys, local) == "" {
+				p.err = fmt.Errorf("%s: %s %q: directory has no kustomization file", file, r.field, r.value)
+				return p
+			}
+			p.kustomizationDirs = append(p.kustomizationDirs, local)
+		}
+	}
+	return p
+}
+
+// check checks file and every kustomization it uses, to depth.
+func (c *checker) check(file string, depth int, seen map[string]bool) error {
+	if depth > maxReferenceDepth {
+		return fmt.Errorf("%s: kustomizations use one another more than %d deep", file, maxReferenceDepth)
+	}
+	if seen[file] {
+		return nil
+	}
+	seen[file] = true
+	p := c.parse(file)
+	if p.err != nil {
+		return p.err
+	}
+	for _, dir := range p.kustomizationDirs {
+		if err := c.check(spec.KustomizationIn(c.fsys, dir), depth+1, seen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// render checks the kustomization at file and everything it uses, then builds it
+// with krusty over the commit's files.
+func (c *checker) render(file string) ([]spec.RenderedObject, error) {
+	seen := map[string]bool{}
+	if err := c.check(file, 0, seen); err != nil {
+		return nil, err
+	}
+	mem := &commitFS{FileSystem: filesys.MakeFsInMemory(), fsys: c.fsys, limits: c.limits}
+	// kustomize may read, with the default load restrictions, only files under the
+	// directory of each kustomization it builds: those trees are all it needs.
+	var dirs []string
+	for f := range seen {
+		dirs = append(dirs, path.Dir(f))
+	}
+	sort.Strings(dirs)
+	for _, dir := range dirs {
+		if err := mem.addTree(dir); err != nil {
+			return nil, err
+		}
+	}
+	opts := krusty.MakeDefaultOptions()
+	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
+	opts.PluginConfig = types.DisabledPluginConfig() // built-ins only: no exec, no containers, no Helm
+	m, err := krusty.MakeKustomizer(opts).Run(mem, path.Join("/", path.Dir(file)))
+	if err != nil {
+		if mem.err != nil {
+			return nil, mem.err // the limit kustomize ran into, rather than how it says so
+		}
+		return nil, err
+	}
+	var objs []spec.RenderedObject
+	var total int64
+	for _, r := range m.Resources() {
+		// Measured before it is written out, so that a small kustomization that copies
+		// a large value many times is refused without the copies being made.
+		if total += nodeBytes(r.YNode(), c.limits.OutputBytes-total); total > c.limits.OutputBytes {
+			return nil, fmt.Errorf("renders more than %d bytes (max-file-bytes, which bounds a kustomization's output as it bounds a file)", c.limits.OutputBytes)
+		}
+		y, err := r.AsYAML()
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", r.GetKind(), r.GetName(), err)
+		}
+		objs = append(objs, spec.RenderedObject{Kind: r.GetKind(), Name: r.GetName(), YAML: y})
+	}
+	return objs, nil
+}
+
+// nodeBytes adds up the lengths of n's scalars, a lower bound of its size in YAML,
+// stopping once that is over limit.
+func nodeBytes(n *kyaml.Node, limit int64) int64 {
+	var total int64
+	var walk func(n *kyaml.Node)
+	walk = func(n *kyaml.Node) {
+		if n == nil || total > limit {
+			return
+		}
+		total += int64(len(n.Value)) + 1
+		if n.Kind == kyaml.AliasNode {
+			walk(n.Alias)
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
+	return total
+}
+
+// reference is one place a kustomization names a file or directory.
+type reference struct {
+	field, value string
+	// dirAllowed is set for resources and components, which may be directories.
+	dirAllowed bool
+}
+
+// references lists every file and directory k names, from the fields kustomize
+// loads something from. Fields whose entries may be inline YAML instead of a path
+// (patchesStrategicMerge, generators, transformers, validators) are listed only for
+// entries on one line, which is all a path can be.
+func references(k *types.Kustomization) []reference {
+	var refs []reference
+	add := func(field string, dirAllowed bool, values ...string) {
+		for _, v := range values {
+			if v != "" {
+				refs = append(refs, reference{field: field, value: v, dirAllowed: dirAllowed})
+			}
+		}
+	}
+	oneLine := func(values []string) []string {
+		var out []string
+		for _, v := range values {
+			if !strings.Contains(strings.TrimSpace(v), "\n") {
+				out = append(out, strings.TrimSpace(v))
+			}
+		}
+		return out
+	}
+	add("resources", true, k.Resources...)
+	add("components", true, k.Components...)
+	add("crds", false, k.Crds...)
+	add("configurations", false, k.Configurations...)
+	add("generators", false, oneLine(k.Generators)...)
+	add("transformers", false, oneLine(k.Transformers)...)
+	add("validators", false, oneLine(k.Validators)...)
+	for _, p := range k.PatchesStrategicMerge {
+		add("patchesStrategicMerge", false, oneLine([]string{string(p)})...)
+	}
+	for _, p := range k.Patches {
+		add("patches.path", false, p.Path)
+	}
+	for _, p := range k.PatchesJson6902 {
+		add("patchesJson6902.path", false, p.Path)
+	}
+	for _, r := range k.Replacements {
+		add("replacements.path", false, r.Path)
+	}
+	for _, g := range k.ConfigMapGenerator {
+		add("configMapGenerator.files", false, fileSources(g.FileSources)...)
+		add("configMapGenerator.envs", false, g.EnvSources...)
+	}
+	for _, g := range k.SecretGenerator {
+		add("secretGenerator.files", false, fileSources(g.FileSources)...)
+		add("secretGenerator.envs", false, g.EnvSources...)
+	}
+	add("openapi.path", false, k.OpenAPI["path"])
+	return refs
+}
+
+// fileSources returns the paths of generator file sources, written "path" or "key=path".
+func fileSources(sources []string) []string {
+	out := make([]string, len(sources))
+	for i, s := range sources {
+		if _, p, ok := strings.Cut(s, "="); ok {
+			s = p
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// localPath resolves ref, named by a kustomization in dir, to a path in the commit,
+// refusing what kustomize would fetch (a URL, a Git repository: it recognises
+// github.com/… and user@host:… without a scheme) and what leaves the commit.
+func localPath(dir, ref string) (string, error) {
+	if remote(ref) {
+		return "", ErrRemote
+	}
+	if path.IsAbs(ref) {
+		return "", errors.New("absolute paths are not supported: name files relative to the kustomization")
+	}
+	p := path.Join(dir, ref)
+	if p == ".." || strings.HasPrefix(p, "../") {
+		return "", errors.New("leaves the repository")
+	}
+	return p, nil
+}
+
+// remote reports whether kustomize would fetch ref rather than read it from the file
+// system (its git.NewRepoSpecFromURL and loader.IsRemoteFile).
+func remote(ref string) bool {
+	ref = strings.TrimSpace(ref)
+	if strings.Contains(ref, "://") || strings.HasPrefix(ref, "git::") || strings.HasPrefix(ref, "github.com") {
+		return true
+	}
+	// scp-like: user@host:path
+	at, colon := strings.Index(ref, "@"), strings.Index(ref, ":")
+	return at > 0 && colon > at && !strings.Contains(ref[:at], "/")
+}
+
+// readFile reads name from fsys, refusing one of more than limit bytes.
+func readFile(fsys fs.FS, name string, limit int64) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: file is more than %d bytes (max-file-bytes)", name, limit)
+	}
+	return data, nil
+}
+
+// commitFS is the file system kustomize sees: the commit's directory trees that it may
+// read, as names in memory, whose contents ReadFile reads from fsys on demand, each
+// file within FileBytes and all of them together within ReadBytes.
+type commitFS struct {
+	filesys.FileSystem
+	fsys   fs.FS
+	limits spec.RenderLimits
+	read   int64
+	// err is the first limit a read ran into.
+	err error
+}
+
+// addTree adds the names of dir's regular files and directories, skipping .git.
+func (c *commitFS) addTree(dir string) error {
+	return fs.WalkDir(c.fsys, dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir() && d.Name() == ".git":
+			return fs.SkipDir
+		case d.IsDir():
+			return c.FileSystem.MkdirAll(path.Join("/", p))
+		case d.Type().IsRegular():
+			return c.FileSystem.WriteFile(path.Join("/", p), nil)
+		}
+		return nil // symlinks are not followed, as spec.Load does not follow them
+	})
+}
+
+// ReadFile reads a file of the commit, within the limits.
+func (c *commitFS) ReadFile(name string) ([]byte, error) {
+	if !c.FileSystem.Exists(name) || c.FileSystem.IsDir(name) {
+		return c.FileSystem.ReadFile(name) // kustomize's own error
+	}
+	fail := func(err error) ([]byte, error) {
+		if c.err == nil {
+			c.err = err
+		}
+		return nil, err
+	}
+	data, err := readFile(c.fsys, strings.TrimPrefix(path.Clean(name), "/"), c.limits.FileBytes)
+	if err != nil {
+		return fail(err)
+	}
+	if c.read += int64(len(data)); c.read > c.limits.ReadBytes {
+		return fail(fmt.Errorf("reads more than %d bytes of files, bases included (twice max-file-bytes): do overlays include the same bases many times?", c.limits.ReadBytes))
+	}
+	return bytes.Clone(data), nil
+}
+
+// WriteFile refuses: kustomize has nothing to write when it builds.
+func (c *commitFS) WriteFile(name string, _ []byte) error {
+	return fmt.Errorf("%s: the commit is read-only", name)
+}
