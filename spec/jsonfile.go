@@ -1,5 +1,7 @@
 package spec
 
+import "bytes"
+
 // A repository holds JSON files that are not manifests (package.json, tsconfig.json,
 // Grafana dashboards), so a *.json file loads only when it looks like a Kubernetes
 // object or List: when its top level is an object with an apiVersion and a kind key.
@@ -12,7 +14,7 @@ package spec
 // the scan with what was found before it. Keys are compared as written, so an escaped
 // spelling ("kin\u0064") does not count.
 func jsonManifestKeys(data []byte) (apiVersion, kind bool) {
-	s := jsonScanner{data: data}
+	s := jsonScanner{data: bytes.TrimPrefix(data, []byte("\uFEFF"))} // a byte order mark, as YAML allows
 	if s.skipSpace(); !s.eat('{') {
 		return false, false
 	}

@@ -23,6 +23,7 @@ func TestJSONManifestKeys(t *testing.T) {
 		{`// a comment
 {"apiVersion": "v1", "kind": "x"}`, false, false},
 		{``, false, false},
+		{"\uFEFF{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\"}", true, true},
 		{`{"kin\u0064": "x"}`, false, false},
 	} {
 		apiVersion, kind := jsonManifestKeys([]byte(tc.data))

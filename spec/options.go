@@ -23,7 +23,7 @@ type LoadOptions struct {
 	MaxFileBytes int64
 	// MaxTotalBytes bounds the sum of the sizes of a revision's manifest files, in bytes.
 	MaxTotalBytes int64
-	// MaxFiles bounds the number of manifest files (*.yaml, *.yml) of a revision.
+	// MaxFiles bounds the number of manifest files (*.yaml, *.yml, *.json) of a revision.
 	MaxFiles int
 	// MaxDocumentsPerFile bounds the YAML documents (separated by ---) in one file,
 	// counting empty ones.
