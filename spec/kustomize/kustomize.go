@@ -20,6 +20,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
@@ -41,8 +42,12 @@ const maxReferenceDepth = 20
 // ErrRemote is returned for a reference to anything outside the commit.
 var ErrRemote = errors.New("remote bases and files are not supported: Shoal renders only the files of the commit")
 
+// buildMu serializes builds: kustomize keeps the OpenAPI schema a build uses in
+// package-level state (as Flux's kustomize-controller also found, and serializes).
+var buildMu sync.Mutex
+
 // Render renders each kustomization of files that no other of files uses as a
-// resource or component (spec.Kustomizer).
+// resource or component (spec.Kustomizer). It is safe for concurrent use.
 func (Renderer) Render(fsys fs.FS, files []string, limits spec.RenderLimits) []spec.Rendering {
 	c := &checker{fsys: fsys, limits: limits, parsed: map[string]*parsed{}}
 	used := map[string]bool{}
@@ -97,7 +102,8 @@ type parsed struct {
 	kustomizationDirs []string
 }
 
-// parse reads and checks the kustomization file at file (a path in fsys).
+// parse reads and checks the kustomization file at file (a path in fsys); its error
+// does not name file.
 func (c *checker) parse(file string) *parsed {
 	if p, ok := c.parsed[file]; ok {
 		return p
@@ -119,7 +125,7 @@ func (c *checker) parse(file string) *parsed {
 	for _, r := range references(&k) {
 		local, err := localPath(dir, r.value)
 		if err != nil {
-			p.err = fmt.Errorf("%s: %s %q: %w", file, r.field, r.value, err)
+			p.err = fmt.Errorf("%s %q: %w", r.field, r.value, err)
 			return p
 		}
 		if !r.dirAllowed {
@@ -127,7 +133,7 @@ func (c *checker) parse(file string) *parsed {
 		}
 		if info, err := fs.Stat(c.fsys, local); err == nil && info.IsDir() {
 			if spec.KustomizationIn(c.fsys, local) == "" {
-				p.err = fmt.Errorf("%s: %s %q: directory has no kustomization file", file, r.field, r.value)
+				p.err = fmt.Errorf("%s %q: directory has no kustomization file", r.field, r.value)
 				return p
 			}
 			p.kustomizationDirs = append(p.kustomizationDirs, local)
@@ -146,6 +152,9 @@ func (c *checker) check(file string, depth int, seen map[string]bool) error {
 	}
 	seen[file] = true
 	p := c.parse(file)
+	if p.err != nil && depth > 0 {
+		return fmt.Errorf("in %s, which it uses: %w", file, p.err)
+	}
 	if p.err != nil {
 		return p.err
 	}
@@ -177,23 +186,36 @@ func (c *checker) render(file string) ([]spec.RenderedObject, error) {
 			return nil, err
 		}
 	}
+	return build(mem, path.Join("/", path.Dir(file)), c.limits.OutputBytes)
+}
+
+// build runs kustomize on the kustomization in dir of mem and returns its objects, at
+// most limit bytes of them. A panic in kustomize is an error of this kustomization, as
+// Flux also treats it, not the end of the process.
+func build(mem *commitFS, dir string, limit int64) (objs []spec.RenderedObject, err error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	defer func() {
+		if r := recover(); r != nil {
+			objs, err = nil, fmt.Errorf("kustomize failed: %v", r)
+		}
+	}()
 	opts := krusty.MakeDefaultOptions()
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	opts.PluginConfig = types.DisabledPluginConfig() // built-ins only: no exec, no containers, no Helm
-	m, err := krusty.MakeKustomizer(opts).Run(mem, path.Join("/", path.Dir(file)))
+	m, err := krusty.MakeKustomizer(opts).Run(mem, dir)
 	if err != nil {
 		if mem.err != nil {
 			return nil, mem.err // the limit kustomize ran into, rather than how it says so
 		}
 		return nil, err
 	}
-	var objs []spec.RenderedObject
 	var total int64
 	for _, r := range m.Resources() {
 		// Measured before it is written out, so that a small kustomization that copies
 		// a large value many times is refused without the copies being made.
-		if total += nodeBytes(r.YNode(), c.limits.OutputBytes-total); total > c.limits.OutputBytes {
-			return nil, fmt.Errorf("renders more than %d bytes (max-file-bytes, which bounds a kustomization's output as it bounds a file)", c.limits.OutputBytes)
+		if total += nodeBytes(r.YNode(), limit-total); total > limit {
+			return nil, fmt.Errorf("renders more than %d bytes (max-file-bytes, which bounds a kustomization's output as it bounds a file)", limit)
 		}
 		y, err := r.AsYAML()
 		if err != nil {

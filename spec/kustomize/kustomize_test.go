@@ -276,3 +276,14 @@ func TestRemote(t *testing.T) {
 		}
 	}
 }
+
+// A remote base in a base is found from the overlay that renders it, and named.
+func TestRenderRefusesRemoteInBase(t *testing.T) {
+	fsys := shopRepo()
+	fsys["base/kustomization.yaml"] = &fstest.MapFile{Data: []byte("resources:\n- deployment.yaml\n- https://example.com/service.yaml\n")}
+	set, diags := load(fsys, spec.LoadOptions{})
+	want := []string{`prod/kustomization.yaml: kustomize build: in base/kustomization.yaml, which it uses: resources "https://example.com/service.yaml": ` + ErrRemote.Error()}
+	if got := diagStrings(diags); set != nil || !slices.Equal(got, want) {
+		t.Errorf("diagnostics %q, want %q", got, want)
+	}
+}
