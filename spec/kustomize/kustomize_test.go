@@ -287,3 +287,15 @@ func TestRenderRefusesRemoteInBase(t *testing.T) {
 		t.Errorf("diagnostics %q, want %q", got, want)
 	}
 }
+
+// Two overlays of one base both render; when their objects collide, the error names
+// both kustomizations.
+func TestTwoOverlaysCollide(t *testing.T) {
+	fsys := shopRepo()
+	fsys["dev/kustomization.yaml"] = &fstest.MapFile{Data: []byte("namespace: shop\nresources: [../base]\nconfigMapGenerator:\n- name: settings\n  literals: [COLOR=red]\n")}
+	set, diags := load(fsys, spec.LoadOptions{})
+	want := "prod/kustomization.yaml: Deployment/shop/web is declared twice: at dev/kustomization.yaml and at prod/kustomization.yaml"
+	if got := diagStrings(diags.Errors()); set != nil || !slices.Contains(got, want) {
+		t.Errorf("errors %q, want %q", got, want)
+	}
+}
