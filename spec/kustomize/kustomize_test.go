@@ -2,6 +2,8 @@ package kustomize
 
 import (
 	"fmt"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -297,5 +299,36 @@ func TestTwoOverlaysCollide(t *testing.T) {
 	want := "prod/kustomization.yaml: Deployment/shop/web is declared twice: at dev/kustomization.yaml and at prod/kustomization.yaml"
 	if got := diagStrings(diags.Errors()); set != nil || !slices.Contains(got, want) {
 		t.Errorf("errors %q, want %q", got, want)
+	}
+}
+
+// testdata/mixed is a repository with everything that loads side by side: a base and an
+// overlay, a JSON Namespace, a List from kubectl, and JSON files that are not manifests.
+func TestLoadMixedRepository(t *testing.T) {
+	set, diags := spec.Load(os.DirFS("testdata/mixed"), spec.LoadOptions{Kustomizer: Renderer{}})
+	if set == nil || len(diags) != 0 {
+		t.Fatalf("diagnostics:\n%s", strings.Join(diagStrings(diags), "\n"))
+	}
+	var got []string
+	for _, o := range set.Objects() {
+		// kustomize names a generated ConfigMap with a hash of its contents.
+		key := regexp.MustCompile(`web-settings-[a-z0-9]{10}$`).ReplaceAllString(o.Key().String(), "web-settings-HASH")
+		got = append(got, fmt.Sprintf("%s %s", key, o.Origin()))
+	}
+	slices.Sort(got)
+	want := []string{
+		"ConfigMap/shop/web-settings-HASH app/prod/kustomization.yaml",
+		"ConfigMap/shop/worker-settings plain/worker-list.yaml:26",
+		"Deployment/shop/web app/prod/kustomization.yaml",
+		"Deployment/shop/worker plain/worker-list.yaml:7",
+		"Namespace/shop plain/namespace.json:1",
+		"Service/shop/web app/prod/kustomization.yaml",
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("objects\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if d := set.Deployment("shop", "web"); *d.Spec.Replicas != 3 {
+		t.Errorf("web has %d replicas, want the overlay's 3", *d.Spec.Replicas)
 	}
 }
