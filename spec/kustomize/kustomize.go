@@ -18,6 +18,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -97,8 +98,9 @@ type checker struct {
 // parsed is what one kustomization file says, as far as the pre-check needs it.
 type parsed struct {
 	err error
-	// kustomizationDirs are the directories of the commit it uses as resources or
-	// components, which hold a kustomization of their own.
+	// kustomizationDirs are the directories of the commit it uses as resources,
+	// components, generators, transformers or validators, which hold a kustomization
+	// of their own.
 	kustomizationDirs []string
 }
 
@@ -250,7 +252,8 @@ func nodeBytes(n *kyaml.Node, limit int64) int64 {
 // reference is one place a kustomization names a file or directory.
 type reference struct {
 	field, value string
-	// dirAllowed is set for resources and components, which may be directories.
+	// dirAllowed is set for the fields whose entries may be kustomization
+	// directories: resources, components, generators, transformers, validators.
 	dirAllowed bool
 }
 
@@ -280,9 +283,9 @@ func references(k *types.Kustomization) []reference {
 	add("components", true, k.Components...)
 	add("crds", false, k.Crds...)
 	add("configurations", false, k.Configurations...)
-	add("generators", false, oneLine(k.Generators)...)
-	add("transformers", false, oneLine(k.Transformers)...)
-	add("validators", false, oneLine(k.Validators)...)
+	add("generators", true, oneLine(k.Generators)...)
+	add("transformers", true, oneLine(k.Transformers)...)
+	add("validators", true, oneLine(k.Validators)...)
 	for _, p := range k.PatchesStrategicMerge {
 		add("patchesStrategicMerge", false, oneLine([]string{string(p)})...)
 	}
@@ -337,16 +340,19 @@ func localPath(dir, ref string) (string, error) {
 }
 
 // remote reports whether kustomize would fetch ref rather than read it from the file
-// system (its git.NewRepoSpecFromURL and loader.IsRemoteFile).
+// system. It follows kustomize's git.NewRepoSpecFromURL and loader.IsRemoteFile, which
+// ignore case: a scheme (https://, ssh://, file://, …), github.com/… or github.com:…,
+// and a user@ prefix (scp-like user@host:path) all mean a repository or a URL. The
+// git:: prefix kustomize strips first.
 func remote(ref string) bool {
-	ref = strings.TrimSpace(ref)
-	if strings.Contains(ref, "://") || strings.HasPrefix(ref, "git::") || strings.HasPrefix(ref, "github.com") {
-		return true
-	}
-	// scp-like: user@host:path
-	at, colon := strings.Index(ref, "@"), strings.Index(ref, ":")
-	return at > 0 && colon > at && !strings.Contains(ref[:at], "/")
+	ref = strings.ToLower(strings.TrimSpace(ref))
+	ref = strings.TrimPrefix(ref, "git::")
+	return strings.Contains(ref, "://") || strings.HasPrefix(ref, "github.com/") ||
+		strings.HasPrefix(ref, "github.com:") || scpUser.MatchString(ref)
 }
+
+// scpUser is kustomize's pattern for the user of an scp-like Git address.
+var scpUser = regexp.MustCompile(`^[a-z][a-z0-9-]*@`)
 
 // readFile reads name from fsys, refusing one of more than limit bytes.
 func readFile(fsys fs.FS, name string, limit int64) ([]byte, error) {

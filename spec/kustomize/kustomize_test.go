@@ -269,9 +269,11 @@ func TestRenderCycleIsReported(t *testing.T) {
 
 func TestRemote(t *testing.T) {
 	for ref, want := range map[string]bool{
-		"../base": false, "deployment.yaml": false, "overlays/prod": false, "a@b": false, "dir/x@y:z": false,
+		"../base": false, "deployment.yaml": false, "overlays/prod": false, "dir/x@y:z": false, "github.company/x": false,
 		"https://example.com/x.yaml": true, "http://x": true, "ssh://git@host/repo": true, "git::https://x": true,
 		"github.com/org/repo": true, "git@gitlab.com:org/repo.git": true, "file:///srv/repo": true,
+		"GitHub.com/org/repo": true, "HTTPS://example.com/x": true, "GIT::github.com/org/repo": true,
+		"user@host/repo": true, "a@b": true, " github.com:org/repo": true,
 	} {
 		if got := remote(ref); got != want {
 			t.Errorf("remote(%q) = %v, want %v", ref, got, want)
@@ -330,5 +332,20 @@ func TestLoadMixedRepository(t *testing.T) {
 	}
 	if d := set.Deployment("shop", "web"); *d.Spec.Replicas != 3 {
 		t.Errorf("web has %d replicas, want the overlay's 3", *d.Spec.Replicas)
+	}
+}
+
+// A transformer configuration may be a kustomization directory of its own: what it
+// references is checked too.
+func TestRenderRefusesRemoteInTransformerDirectory(t *testing.T) {
+	fsys := fstest.MapFS{
+		"app/kustomization.yaml":              {Data: []byte("resources: [deployment.yaml]\ntransformers: [transformers]\n")},
+		"app/deployment.yaml":                 {Data: []byte(baseDeployment)},
+		"app/transformers/kustomization.yaml": {Data: []byte("resources: [https://example.com/labels.yaml]\n")},
+	}
+	set, diags := load(fsys, spec.LoadOptions{})
+	got := diagStrings(diags.Errors())
+	if set != nil || len(got) != 1 || !strings.Contains(got[0], "in app/transformers/kustomization.yaml, which it uses: resources \"https://example.com/labels.yaml\": remote bases") {
+		t.Errorf("errors %q, want the remote reference of the transformer directory", got)
 	}
 }
