@@ -197,19 +197,78 @@ func TestRenderBoundsAmplification(t *testing.T) {
 	if set == nil || len(set.Deployments) != 16 {
 		t.Fatalf("diagnostics %q", diagStrings(diags))
 	}
-	// 2^9 and 100^9 copies: the reads stop both after twice max-file-bytes (here 64
-	// KiB: about 160 copies of the base).
+	// 2^9 and 100^9 copies (seconds and hours of kustomize's time): both stop at the
+	// 100th kustomization loaded.
 	for _, width := range []int{2, 100} {
-		set, diags = load(laughs(9, width), spec.LoadOptions{MaxFileBytes: 32 << 10})
+		set, diags = load(laughs(9, width), spec.LoadOptions{})
 		got := diagStrings(diags.Errors())
-		if set != nil || len(got) != 1 || !strings.HasPrefix(got[0], "l9/kustomization.yaml: kustomize build: reads more than 65536 bytes") {
-			t.Errorf("width %d: errors %q, want the read limit", width, got)
+		if set != nil || len(got) != 1 || !strings.HasPrefix(got[0], "l9/kustomization.yaml: kustomize build: loads more than 100 kustomizations") {
+			t.Errorf("width %d: errors %q, want the kustomization limit", width, got)
 		}
 	}
 	// Deeper than kustomizations may use one another.
 	set, diags = load(laughs(30, 1), spec.LoadOptions{})
 	if got := diagStrings(diags.Errors()); set != nil || len(got) != 1 || !strings.Contains(got[0], "kustomizations use one another more than 20 deep") {
 		t.Errorf("errors %q, want the depth limit", got)
+	}
+}
+
+// Each of the other limits on what one rendering reads.
+func TestRenderBoundsReads(t *testing.T) {
+	configMaps := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c%d}\n", i)
+		}
+		return b.String()
+	}
+	list := "apiVersion: v1\nkind: List\nitems:\n" + strings.Repeat("- {apiVersion: v1, kind: ConfigMap, metadata: {name: x}}\n", 501)
+	var patches strings.Builder
+	for i := range 51 {
+		fmt.Fprintf(&patches, "- target: {kind: ConfigMap}\n  patch: |\n    apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: x}\n    data: {k%d: v}\n", i)
+	}
+	var images, fieldPaths strings.Builder
+	for i := range 501 {
+		fmt.Fprintf(&images, "- {name: img%d, newTag: v2}\n", i)
+		fmt.Fprintf(&fieldPaths, "    - metadata.annotations.a%d\n", i)
+	}
+	big := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: NAME}\ndata:\n  a: " + strings.Repeat("x", 30<<10) + "\n"
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		opts  spec.LoadOptions
+		want  string
+	}{
+		{"documents", map[string]string{"all.yaml": configMaps(501)}, spec.LoadOptions{}, "reads more than 500 resources"},
+		{"List items", map[string]string{"all.yaml": list}, spec.LoadOptions{}, "reads more than 500 resources"},
+		{"patches times resources", map[string]string{"kustomization.yaml": "resources: [all.yaml]\npatches:\n" + patches.String(), "all.yaml": configMaps(100)}, spec.LoadOptions{},
+			"asks for 51 patches, replacement targets, images, replicas and vars over 100 resources: more than 5000 of one times the other"},
+		{"bytes", map[string]string{"a.yaml": strings.Replace(big, "NAME", "a", 1), "b.yaml": strings.Replace(big, "NAME", "b", 1), "c.yaml": strings.Replace(big, "NAME", "c", 1)},
+			spec.LoadOptions{MaxFileBytes: 32 << 10}, "reads more than 65536 bytes"},
+		{"images", map[string]string{"kustomization.yaml": "resources: [all.yaml]\nimages:\n" + images.String(), "all.yaml": configMaps(1)}, spec.LoadOptions{},
+			"asks for more than 500 patches, replacement targets, images"},
+		{"replacement file", map[string]string{
+			"kustomization.yaml": "resources: [all.yaml]\nreplacements:\n- path: r.yaml\n", "all.yaml": configMaps(1),
+			"r.yaml": "source: {kind: ConfigMap, fieldPath: metadata.name}\ntargets:\n- select: {kind: ConfigMap}\n  fieldPaths:\n" + fieldPaths.String()},
+			spec.LoadOptions{}, "asks for more than 500 patches, replacement targets, images"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := fstest.MapFS{}
+			var resources []string
+			for name, data := range tc.files {
+				fsys["app/"+name] = &fstest.MapFile{Data: []byte(data)}
+				resources = append(resources, name)
+			}
+			if _, ok := tc.files["kustomization.yaml"]; !ok {
+				slices.Sort(resources)
+				fsys["app/kustomization.yaml"] = &fstest.MapFile{Data: []byte("resources: [" + strings.Join(resources, ", ") + "]\n")}
+			}
+			set, diags := load(fsys, tc.opts)
+			got := diagStrings(diags.Errors())
+			if set != nil || len(got) != 1 || !strings.HasPrefix(got[0], "app/kustomization.yaml: kustomize build: "+tc.want) {
+				t.Errorf("errors %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
