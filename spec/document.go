@@ -96,14 +96,8 @@ func decodeDocuments(file string, data []byte, opts LoadOptions) fileResult {
 		if len(doc.Content) == 0 || isNull(doc.Content[0]) {
 			continue // an empty document, e.g. after a trailing ---
 		}
-		obj, refs, use, sel := d.document(doc.Content[0], opts)
-		if obj != nil {
-			res.objects = append(res.objects, obj)
-			res.refs = append(res.refs, refs...)
-			res.uses = append(res.uses, use)
-		}
-		if sel != nil {
-			res.selections = append(res.selections, *sel)
+		if !d.addDocument(&res, doc.Content[0], &count, opts) {
+			break
 		}
 	}
 	res.diags = append(res.diags, d.diags...)

@@ -10,9 +10,12 @@ import (
 	"sync"
 )
 
-// Load reads every manifest (*.yaml, *.yml) under fsys, in sorted path order,
-// skipping names that start with a dot (.git, .github, .gitlab-ci.yml) and not
-// following symlinks. It decodes, defaults and validates every object, then checks
+// Load reads every manifest (*.yaml, *.yml, and *.json files that are Kubernetes
+// objects: jsonManifestKeys) under fsys, in sorted path order, skipping names that start
+// with a dot (.git, .github, .gitlab-ci.yml) and not following symlinks. A directory with
+// a kustomization file is not read file by file: opts.Kustomizer renders it, or, without
+// one, it is skipped with a warning (renderKustomizations). A List's items load as
+// objects of their own (addDocument). It decodes, defaults and validates every object, then checks
 // duplicates and references across files and, when none of that found an error, what
 // each Service selects (checkSelections, warnings only). The revision loads all-or-nothing: when
 // any diagnostic is an error the Set is nil, and the diagnostics list every error
@@ -25,13 +28,16 @@ func Load(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
 		return nil, Diagnostics{{Severity: SeverityError, File: ".", Message: err.Error()}}
 	}
 	opts = opts.withDefaults()
-	files, complete, diags := listManifests(fsys, opts)
+	list, diags := listManifests(fsys, opts)
 	set := &Set{}
-	if complete {
+	if list.complete {
 		var refs []reference
 		var uses []usage
 		var sels []selection
-		for _, res := range decodeFiles(fsys, files, opts) {
+		results := decodeFiles(fsys, list.files, opts)
+		rendered, renderDiags := renderKustomizations(fsys, list.kustomizations, list.total, opts)
+		diags = append(diags, renderDiags...)
+		for _, res := range append(results, rendered...) {
 			diags = append(diags, res.diags...)
 			refs = append(refs, res.refs...)
 			uses = append(uses, res.uses...)
@@ -55,13 +61,25 @@ func Load(fsys fs.FS, opts LoadOptions) (*Set, Diagnostics) {
 	return set, diags
 }
 
+// listing is what listManifests finds: the manifest files, the kustomization files of
+// the directories that are rendered instead (none under another), the bytes of the
+// files, and whether the walk went through (complete) or a limit on the whole
+// revision stopped it.
+type listing struct {
+	files          []manifestFile
+	kustomizations []string
+	total          int64
+	complete       bool
+}
+
 // listManifests walks fsys for manifest files, enforcing the size and count
 // limits from the sizes the directory reports, before reading anything. It is
 // incomplete when a limit on the whole revision stopped it; a file that cannot be
-// read is reported and left out, so that the others are still checked.
-func listManifests(fsys fs.FS, opts LoadOptions) (files []manifestFile, complete bool, diags Diagnostics) {
-	var total int64
-	complete = true
+// read is reported and left out, so that the others are still checked. A directory
+// holding a kustomization file is not walked: its file is listed in kustomizations.
+func listManifests(fsys fs.FS, opts LoadOptions) (list listing, diags Diagnostics) {
+	files, total := list.files, list.total
+	complete := true
 	fail := func(file, format string, args ...any) {
 		diags = append(diags, Diagnostic{Severity: SeverityError, File: file, Message: fmt.Sprintf(format, args...)})
 	}
@@ -80,6 +98,10 @@ func listManifests(fsys fs.FS, opts LoadOptions) (files []manifestFile, complete
 			return nil
 		}
 		if d.IsDir() {
+			if k := KustomizationIn(fsys, p); k != "" {
+				list.kustomizations = append(list.kustomizations, k)
+				return fs.SkipDir
+			}
 			return nil
 		}
 		if !d.Type().IsRegular() {
@@ -104,6 +126,12 @@ func listManifests(fsys fs.FS, opts LoadOptions) (files []manifestFile, complete
 			complete = false
 			return fs.SkipAll
 		}
+		if info.Size() > opts.MaxFileBytes && path.Ext(p) == ".json" {
+			// Most large JSON files are not manifests (package-lock.json): one that is
+			// could not load anyway.
+			warn(p, fmt.Sprintf("JSON file of %d bytes, more than the limit of %d (%s): not read", info.Size(), opts.MaxFileBytes, limitFileBytes))
+			return nil
+		}
 		if info.Size() > opts.MaxFileBytes {
 			fail(p, "file is %d bytes, more than the limit of %d (%s)", info.Size(), opts.MaxFileBytes, limitFileBytes)
 			return nil
@@ -120,7 +148,8 @@ func listManifests(fsys fs.FS, opts LoadOptions) (files []manifestFile, complete
 		fail(".", "cannot list manifests: %v", err)
 		complete = false
 	}
-	return files, complete, diags
+	list.files, list.total, list.complete = files, total, complete
+	return list, diags
 }
 
 // manifestFile is a manifest as listed: its path and the size the directory reports.
@@ -129,9 +158,14 @@ type manifestFile struct {
 	size int64
 }
 
+// isManifestName reports whether a file's name is a manifest's: a .json one loads only
+// when its contents are an object's (decodeFiles).
 func isManifestName(name string) bool {
-	ext := path.Ext(name)
-	return ext == ".yaml" || ext == ".yml"
+	switch path.Ext(name) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
 }
 
 // decodeFiles reads files and decodes them on one worker per CPU, since parsing
@@ -171,6 +205,13 @@ func decodeFiles(fsys fs.FS, files []manifestFile, opts LoadOptions) []fileResul
 			budget.release(cost)
 			results[i].diags = Diagnostics{{Severity: SeverityError, File: f.name, Message: err.Error()}}
 			continue
+		}
+		if path.Ext(f.name) == ".json" {
+			if skip, diags := skipJSON(f.name, data); skip {
+				budget.release(cost)
+				results[i].diags = diags
+				continue
+			}
 		}
 		weight, diag := checkFile(f.name, data, opts)
 		if diag != nil {

@@ -23,7 +23,7 @@ type LoadOptions struct {
 	MaxFileBytes int64
 	// MaxTotalBytes bounds the sum of the sizes of a revision's manifest files, in bytes.
 	MaxTotalBytes int64
-	// MaxFiles bounds the number of manifest files (*.yaml, *.yml) of a revision.
+	// MaxFiles bounds the number of manifest files (*.yaml, *.yml, *.json) of a revision.
 	MaxFiles int
 	// MaxDocumentsPerFile bounds the YAML documents (separated by ---) in one file,
 	// counting empty ones.
@@ -40,6 +40,9 @@ type LoadOptions struct {
 	MaxReplicasPerDeployment int64
 	// MaxReplicasPerRevision bounds the sum of spec.replicas over a revision's Deployments.
 	MaxReplicasPerRevision int64
+	// Kustomizer renders the directories that hold a kustomization file. When nil,
+	// they are skipped with a warning: nothing under them loads.
+	Kustomizer Kustomizer
 }
 
 // DefaultLoadOptions returns limits far above any real repository: 4 MiB per

@@ -19,14 +19,20 @@ const (
 const DefaultNamespace = "default"
 
 // Source says where an object was declared: the file (relative to the
-// manifest root, slash-separated) and the 1-based line of its document start.
+// manifest root, slash-separated) and the 1-based line of its document start, or 0
+// for an object a kustomization rendered (File is then the kustomization file).
 type Source struct {
 	File string
 	Line int
 }
 
-// String renders a Source as "file:line".
-func (s Source) String() string { return s.File + ":" + itoa(s.Line) }
+// String renders a Source as "file:line", or "file" without a line.
+func (s Source) String() string {
+	if s.Line == 0 {
+		return s.File
+	}
+	return s.File + ":" + itoa(s.Line)
+}
 
 // TypeMeta is the apiVersion/kind header of every manifest document.
 type TypeMeta struct {

@@ -29,6 +29,15 @@ func TestValidateNginxFromTheKubernetesDocs(t *testing.T) {
 	}
 }
 
+// validate renders kustomizations (the options every command loads with carry the
+// Kustomizer), and loads JSON manifests and List items beside them.
+func TestValidateRendersKustomizations(t *testing.T) {
+	code, out, errOut := shoal(t, "validate", "../../spec/kustomize/testdata/mixed")
+	if code != 0 || out != "" || !strings.Contains(errOut, "valid, 6 objects, 0 errors, 0 warnings") {
+		t.Errorf("exit %d, stdout %q, stderr %q: want 6 objects and no findings", code, out, errOut)
+	}
+}
+
 func TestValidateRealApplicationLoadsWithOnlyWarnings(t *testing.T) {
 	code, out, errOut := shoal(t, "validate", "-o", "json", "../../spec/testdata/shop")
 	if code != 0 {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
+	"github.com/shoalhq/shoal/spec/kustomize"
 )
 
 // limitFlags bound what one revision may ask for. validate, plan and agent share them so
@@ -31,9 +32,11 @@ func (l *limitFlags) repoOptions() []source.Option {
 	return []source.Option{source.WithLoadOptions(l.options()), source.WithMaxBlobBytes(l.blobBytes)}
 }
 
-// options are the load options the flags ask for; spec.Load validates them.
+// options are the load options the flags ask for; spec.Load validates them. They render
+// kustomizations, as every command that loads a revision does.
 func (l *limitFlags) options() spec.LoadOptions {
 	o := spec.DefaultLoadOptions()
+	o.Kustomizer = kustomize.Renderer{}
 	o.MaxFileBytes, o.MaxTotalBytes, o.MaxObjects = l.fileBytes, l.revisionBytes, l.objects
 	o.MaxReplicasPerDeployment, o.MaxReplicasPerRevision = l.replicasPerDeployment, l.replicasPerRevision
 	return o
