@@ -580,3 +580,33 @@ func TestAttackUnverifiableAliveForKnownMember(t *testing.T) {
 		t.Fatalf("NotifyAlive of a new member's metadata before its certificate: %v, want it held", err)
 	}
 }
+
+// TestAttackEmptyStreams opens TCP streams to a node's gossip port that end before or
+// inside their first message: one with nothing, one with the encryption byte alone, one
+// with a truncated header. Memberlist reads such a stream again after the guard's first
+// read fails (an empty stream is not an error to it), which once found a nil reader and
+// crashed the node: anyone who could reach the port could take it down. The node must
+// refuse each and go on gossiping.
+func TestAttackEmptyStreams(t *testing.T) {
+	nodes := startCluster(t, 2, nil)
+	for _, payload := range [][]byte{nil, {mlEncrypt}, {mlEncrypt, 0, 0}} {
+		for range 3 {
+			conn, err := net.Dial("tcp", nodes[0].Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(payload) > 0 {
+				if _, err := conn.Write(payload); err != nil {
+					t.Fatal(err)
+				}
+			}
+			conn.Close()
+		}
+	}
+	// The node still works: a change of the other reaches it.
+	web := instances(1, "after")
+	if err := nodes[1].SetInstances(web); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, nodes[0], "node1's instance after the empty streams", func(v View) bool { return len(instancesOf(v, "node1")) == 1 })
+}

@@ -233,24 +233,28 @@ func (g *guardTransport) guard(conn net.Conn) net.Conn {
 }
 
 // guardedConn reads and checks the first message of a stream whole, then
-// replays it to memberlist; later reads pass through.
+// replays it to memberlist; later reads pass through. A stream whose first
+// message fails the check (or ends before it) is closed, and every later read
+// returns that error again: memberlist may read once more after an error.
 type guardedConn struct {
 	net.Conn
 	g       *guardTransport
 	checked bool
 	r       io.Reader
+	err     error
 }
 
 func (c *guardedConn) Read(p []byte) (int, error) {
 	if !c.checked {
 		c.checked = true
-		first, err := c.g.readFirst(c.Conn)
-		if err != nil {
-			c.g.reject("stream from "+c.RemoteAddr().String(), err)
+		c.r, c.err = c.g.readFirst(c.Conn)
+		if c.err != nil {
+			c.g.reject("stream from "+c.RemoteAddr().String(), c.err)
 			c.Conn.Close()
-			return 0, err
 		}
-		c.r = first
+	}
+	if c.err != nil {
+		return 0, c.err
 	}
 	return c.r.Read(p)
 }
