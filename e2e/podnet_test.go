@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/shoalhq/shoal/agent"
 	"github.com/shoalhq/shoal/internal/testsupport"
+	"github.com/shoalhq/shoal/network"
 )
 
 // clientEnv makes the test binary a one-shot HTTP client (see TestMain): tests run it
@@ -142,6 +144,7 @@ func testPodNetwork(t *testing.T, mode string, full bool) {
 		}
 		return len(st.Nodes) == 3
 	})
+	c.waitForRoutes(st)
 	subnets := map[string]bool{}
 	for _, n := range st.Nodes {
 		if n.PodSubnet == "" || subnets[n.PodSubnet] {
@@ -417,6 +420,33 @@ func proxiesTo(b *testing.B, ns string, addr [4]byte) bool {
 
 // waitForSubnets waits until every agent sees n alive members with pod subnets: a node
 // routes to another's instances only once it knows that node's claim.
+// waitForRoutes waits until every agent's node routes to every other node's pod subnet
+// in st (routes are set by a worker beside the agent, a moment after it learns a claim; a
+// peer it could not verify yet is offered again seconds later), so that instances reported
+// ready are also reachable from every node.
+func (c *cluster) waitForRoutes(st *agent.Status) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, a := range c.agents {
+		for {
+			out, err := exec.Command("nsenter", "--net=/var/run/netns/"+a.netns, "--", "ip", "-4", "route", "show", "proto", strconv.Itoa(int(network.RouteProtocol))).CombinedOutput()
+			missing := ""
+			for _, n := range st.Nodes {
+				if n.PodSubnet != "" && !strings.HasPrefix(a.addr, n.Addr+":") && !strings.Contains(string(out), n.PodSubnet+" ") {
+					missing = n.PodSubnet
+				}
+			}
+			if err == nil && missing == "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Fatalf("%s has no route to %s after 30 s: %v\n%s", a.netns, missing, err, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
 func (c *cluster) waitForSubnets(n int) {
 	c.t.Helper()
 	for _, a := range c.agents {
