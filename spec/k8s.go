@@ -118,15 +118,25 @@ func servedKind(apiVersion, kind string) bool {
 	return false
 }
 
-// servedVersions returns the apiVersions that serve kind, in table order.
+// servedVersions returns the apiVersions that serve kind, in table order, leaving out
+// alpha versions when there are others.
 func servedVersions(kind string) []string {
-	var out []string
+	var stable, alpha []string
 	for _, k := range k8sKinds {
-		if k.kind == kind && !k.removed {
-			out = append(out, k.apiVersion)
+		switch {
+		case k.kind != kind || k.removed:
+		case strings.Contains(k.apiVersion, "alpha"):
+			alpha = append(alpha, k.apiVersion)
+		default:
+			stable = append(stable, k.apiVersion)
 		}
 	}
-	return out
+	// Alpha versions are off unless a cluster turns them on: name them only when the
+	// kind has nothing else.
+	if len(stable) > 0 {
+		return stable
+	}
+	return alpha
 }
 
 // suggest returns the candidate closest to word that could be a misspelling of

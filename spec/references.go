@@ -32,12 +32,18 @@ func (r *report) position(p *fieldPath) position {
 	return position{file: r.file, line: line, path: p.String()}
 }
 
+// builtinNamespaces exist in every Kubernetes cluster without a Namespace object, so
+// manifests written for one (an add-on in kube-system, say) name them undeclared.
+var builtinNamespaces = map[string]bool{
+	DefaultNamespace: true, "kube-system": true, "kube-public": true, "kube-node-lease": true,
+}
+
 // objectReferences lists what o refers to, located through r. Names that are
 // invalid are left out: validation reported them, and "not found" would repeat it.
 func objectReferences(r *report, o Object) []reference {
 	var refs []reference
 	ns := o.Meta().Namespace
-	if _, isNamespace := o.(*Namespace); !isNamespace && ns != DefaultNamespace && dns1123Label(ns) == "" {
+	if _, isNamespace := o.(*Namespace); !isNamespace && !builtinNamespaces[ns] && dns1123Label(ns) == "" {
 		refs = append(refs, reference{target: Key{Kind: KindNamespace, Name: ns}, at: r.position(metadataNamespacePath)})
 	}
 	if d, ok := o.(*Deployment); ok {
