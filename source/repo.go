@@ -269,7 +269,12 @@ func (r *Repo) Load(ctx context.Context, rev spec.Revision) (*spec.Desired, spec
 	if err != nil {
 		return nil, nil, r.damaged(fmt.Errorf("tree of %s: %w", commit.Hash, err))
 	}
+	opts := r.loadOpts
+	sizer, _ := r.git.Storer.(blobSizer)
+	var whole *treeFS // the whole commit, for kustomizations under the path that reach out of it
 	if r.acc.path != "." {
+		whole = newTreeFS(tree, commit.Committer.When, sizer)
+		opts.Repository, opts.Path = whole, r.acc.path
 		tree, err = tree.Tree(r.acc.path)
 		if errors.Is(err, object.ErrDirectoryNotFound) {
 			return nil, nil, fmt.Errorf("%w: %s in %s", ErrPathNotFound, r.acc.path, commit.Hash)
@@ -278,14 +283,16 @@ func (r *Repo) Load(ctx context.Context, rev spec.Revision) (*spec.Desired, spec
 			return nil, nil, r.damaged(fmt.Errorf("%s in %s: %w", r.acc.path, commit.Hash, err))
 		}
 	}
-	sizer, _ := r.git.Storer.(blobSizer)
 	if diags, err := r.checkBlobSizes(tree, sizer); err != nil || len(diags) > 0 {
 		return nil, diags, cmp.Or(err, rejected(commit.Hash, diags))
 	}
 	fsys := newTreeFS(tree, commit.Committer.When, sizer)
-	set, diags := spec.Load(fsys, r.loadOpts)
+	set, diags := spec.Load(fsys, opts)
 	if fsys.storeErr != nil {
 		return nil, nil, r.damaged(fsys.storeErr)
+	}
+	if whole != nil && whole.storeErr != nil {
+		return nil, nil, r.damaged(whole.storeErr)
 	}
 	if set == nil || diags.HasErrors() {
 		return nil, diags, rejected(commit.Hash, diags)

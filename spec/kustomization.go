@@ -87,8 +87,19 @@ func renderKustomizations(fsys fs.FS, files []string, total int64, opts LoadOpti
 		return nil, diags
 	}
 	limits := RenderLimits{FileBytes: opts.MaxFileBytes, ReadBytes: kustomizeReadFactor * opts.MaxFileBytes, OutputBytes: opts.MaxFileBytes}
+	// From the whole commit when Load reads one directory of it, so that a base outside
+	// that directory can be reached; files are named relative to the directory again.
+	root, prefix := fsys, ""
+	if opts.Repository != nil && opts.Path != "" && opts.Path != "." {
+		root, prefix = opts.Repository, strings.Trim(opts.Path, "/")+"/"
+	}
+	in := make([]string, len(files))
+	for i, f := range files {
+		in[i] = prefix + f
+	}
 	var results []fileResult
-	for _, r := range opts.Kustomizer.Render(fsys, files, limits) {
+	for _, r := range opts.Kustomizer.Render(root, in, limits) {
+		r.File = strings.TrimPrefix(r.File, prefix)
 		if r.Err != nil {
 			diags = append(diags, Diagnostic{Severity: SeverityError, File: r.File, Message: "kustomize build: " + strings.Join(strings.Fields(r.Err.Error()), " ")})
 			continue

@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 )
 
 // LoadOptions bounds what Load and Decode accept, so that a hostile or broken
@@ -43,6 +44,12 @@ type LoadOptions struct {
 	// Kustomizer renders the directories that hold a kustomization file. When nil,
 	// they are skipped with a warning: nothing under them loads.
 	Kustomizer Kustomizer
+	// Repository, when set, is the whole commit, and Path (slash-separated) the
+	// directory of it that Load reads manifests from. Kustomizations are then rendered
+	// from Repository, so that an overlay under Path may use a base elsewhere in the
+	// commit (as Flux renders a path of a repository); nothing else is read outside Path.
+	Repository fs.FS
+	Path       string
 }
 
 // DefaultLoadOptions returns limits far above any real repository: 4 MiB per

@@ -106,7 +106,12 @@ func loadManifests(ctx context.Context, args []string, f repoFlags, rev string) 
 		if !info.IsDir() {
 			return manifests{}, fmt.Errorf("%s is not a directory", dir)
 		}
-		set, diags := spec.Load(os.DirFS(dir), f.limits.options())
+		opts := f.limits.options()
+		// Inside a work tree, a kustomization may use a base elsewhere in the repository.
+		if top, sub, err := source.FindLocal(dir); err == nil && sub != "." {
+			opts.Repository, opts.Path = os.DirFS(top), sub
+		}
+		set, diags := spec.Load(os.DirFS(dir), opts)
 		return manifests{where: dir, set: set, diags: diags}, nil
 	}
 	if f.url == "" {

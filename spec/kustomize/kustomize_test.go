@@ -2,6 +2,7 @@ package kustomize
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"regexp"
 	"slices"
@@ -406,5 +407,37 @@ func TestRenderRefusesRemoteInTransformerDirectory(t *testing.T) {
 	got := diagStrings(diags.Errors())
 	if set != nil || len(got) != 1 || !strings.Contains(got[0], "in app/transformers/kustomization.yaml, which it uses: resources \"https://example.com/labels.yaml\": remote bases") {
 		t.Errorf("errors %q, want the remote reference of the transformer directory", got)
+	}
+}
+
+// TestRenderPathUsesBaseOutsideIt loads one directory of a repository (the agent's
+// --path) whose overlay uses a base outside it, as a Flux Kustomization's path does:
+// with the whole commit as Repository the base is reached; without, it cannot be.
+func TestRenderPathUsesBaseOutsideIt(t *testing.T) {
+	repo := shopRepo()
+	repo["prod/namespace.yaml"] = repo["namespace.yaml"]
+	k := repo["prod/kustomization.yaml"]
+	repo["prod/kustomization.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(string(k.Data), "- ../base\n", "- ../base\n- namespace.yaml\n", 1))}
+	sub, err := fs.Sub(repo, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := spec.LoadOptions{Kustomizer: Renderer{}, Repository: repo, Path: "prod"}
+	set, diags := spec.Load(sub, opts)
+	if set == nil || diags.HasErrors() {
+		t.Fatalf("diagnostics:\n%s", strings.Join(diagStrings(diags), "\n"))
+	}
+	d := set.Deployment("shop", "web")
+	if d == nil || *d.Spec.Replicas != 3 || d.Source.File != "kustomization.yaml" {
+		t.Fatalf("Deployment shop/web %+v, want the overlay's, from kustomization.yaml (relative to the path)", d)
+	}
+	// Only what the kustomization uses is read outside the path: a plain manifest
+	// beside the base does not load.
+	if len(set.Deployments) != 1 || len(set.Services) != 1 {
+		t.Errorf("objects %v", set.Objects())
+	}
+	_, diags = spec.Load(sub, spec.LoadOptions{Kustomizer: Renderer{}})
+	if got := diagStrings(diags.Errors()); len(got) != 1 || !strings.Contains(got[0], "leaves the repository") {
+		t.Errorf("without the repository: %q, want the base refused as outside", got)
 	}
 }
