@@ -186,6 +186,13 @@ func FuzzPreScan(f *testing.F) {
 		if msg, _ := checkText(data); len(data) > 4096 || msg != "" {
 			return // Decode refuses what is not UTF-8 text before the pre-scan
 		}
+		// go-yaml's reading of a byte order mark after the first is irregular: after
+		// "\ufeff\ufeff\n" it ends the stream, dropping what follows, so its count is
+		// no measure there (the pre-scan's count is then above the parser's, which can
+		// only refuse sooner).
+		if bytes.Contains(data[min(3, len(data)):], []byte("\ufeff")) {
+			return
+		}
 		checkPreScanBound(t, "input", data)
 	})
 }
