@@ -26,6 +26,7 @@ import (
 	"github.com/shoalhq/shoal/executor"
 	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/identity"
+	"github.com/shoalhq/shoal/notify"
 	"github.com/shoalhq/shoal/planner"
 	"github.com/shoalhq/shoal/source"
 	"github.com/shoalhq/shoal/spec"
@@ -68,6 +69,54 @@ type agentFlags struct {
 	// permissions is what instances may ask for beyond the default sandbox.
 	permissions executor.Permissions
 	net         networkFlags
+	report      reportFlags
+}
+
+// reportFlags say where each commit's fate is reported (package notify). Tokens and the
+// webhook's secret come from the environment only, never a flag, so no process listing
+// shows them.
+type reportFlags struct {
+	githubRepo, githubAPI     string
+	gitlabProject, gitlabAPI  string
+	webhook, context, linkURL string
+}
+
+func (r *reportFlags) register(fl *pflag.FlagSet) {
+	fl.StringVar(&r.githubRepo, "report-github", "", "report commit statuses to this GitHub repository, owner/name (token from $SHOAL_GITHUB_TOKEN or $GITHUB_TOKEN)")
+	fl.StringVar(&r.githubAPI, "report-github-api", notify.DefaultGitHubAPI, "GitHub API URL (GitHub Enterprise Server: https://HOST/api/v3)")
+	fl.StringVar(&r.gitlabProject, "report-gitlab", "", "report commit statuses to this GitLab project, group/name or numeric ID (token from $SHOAL_GITLAB_TOKEN)")
+	fl.StringVar(&r.gitlabAPI, "report-gitlab-api", notify.DefaultGitLabAPI, "GitLab instance URL")
+	fl.StringVar(&r.webhook, "report-webhook", "", "POST each commit's status as signed JSON to this URL (secret from $SHOAL_REPORT_WEBHOOK_SECRET)")
+	fl.StringVar(&r.context, "report-context", notify.DefaultContext, "the status's context (GitHub) or name (GitLab)")
+	fl.StringVar(&r.linkURL, "report-link", "", `URL a status links to, "{commit}" standing for the SHA`)
+}
+
+// reportSettings names the flag or environment variable behind each notify.Config field,
+// for error messages.
+var reportSettings = map[string]string{
+	"GitHubRepo": "--report-github", "GitHubAPI": "--report-github-api", "GitHubToken": "$SHOAL_GITHUB_TOKEN (or $GITHUB_TOKEN)",
+	"GitLabProject": "--report-gitlab", "GitLabAPI": "--report-gitlab-api", "GitLabToken": "$SHOAL_GITLAB_TOKEN",
+	"WebhookURL": "--report-webhook", "WebhookSecret": "$SHOAL_REPORT_WEBHOOK_SECRET",
+	"Context": "--report-context", "LinkURL": "--report-link",
+}
+
+// notifier builds the Notifier the flags and environment describe; it is disabled when no
+// --report-* destination is set.
+func (r *reportFlags) notifier() (*notify.Notifier, error) {
+	githubToken := os.Getenv("SHOAL_GITHUB_TOKEN")
+	if githubToken == "" {
+		githubToken = os.Getenv("GITHUB_TOKEN")
+	}
+	n, err := notify.New(notify.Config{
+		GitHubRepo: r.githubRepo, GitHubAPI: r.githubAPI, GitHubToken: strings.TrimSpace(githubToken),
+		GitLabProject: r.gitlabProject, GitLabAPI: r.gitlabAPI, GitLabToken: strings.TrimSpace(os.Getenv("SHOAL_GITLAB_TOKEN")),
+		WebhookURL: r.webhook, WebhookSecret: strings.TrimSpace(os.Getenv("SHOAL_REPORT_WEBHOOK_SECRET")),
+		Context: r.context, LinkURL: r.linkURL,
+	})
+	if ce, ok := errors.AsType[*notify.ConfigError](err); ok {
+		return nil, fmt.Errorf("%s: %s", reportSettings[ce.Field], ce.Problem)
+	}
+	return n, err
 }
 
 func newAgentCommand() *cobra.Command {
@@ -79,7 +128,8 @@ func newAgentCommand() *cobra.Command {
 the workloads on containerd. Containers keep running when the agent stops; a restarted
 agent adopts them. Every flag may also be set in a YAML --config file whose keys are the
 flag names (flags on the command line win). Secrets come from the environment:
-SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
+SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN, and for --report-*
+SHOAL_GITHUB_TOKEN (or GITHUB_TOKEN), SHOAL_GITLAB_TOKEN, SHOAL_REPORT_WEBHOOK_SECRET.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.configFile != "" {
@@ -136,6 +186,7 @@ SHOAL_WEBHOOK_SECRET, SHOAL_GIT_PASSWORD, SHOAL_GIT_TOKEN.`,
 	fl.StringVar(&f.permissions.SeccompProfileRoot, "seccomp-profile-root", "", "directory of the seccomp profiles that Localhost profiles name (otherwise refused)")
 	fl.BoolVar(&f.permissions.SeccompUnconfined, "allow-unconfined-seccomp", false, "run containers that ask for seccompProfile type Unconfined (otherwise refused)")
 	f.net.register(fl)
+	f.report.register(fl)
 	fl.StringSliceVar(&f.permissions.Capabilities, "allow-capability", nil, "capability (e.g. NET_RAW, or ALL) that capabilities.add may name beyond the default set (repeatable; otherwise refused)")
 	return cmd
 }
@@ -195,6 +246,12 @@ func runAgent(parent context.Context, f agentFlags) error {
 		return &exitError{code: exitTrouble, err: err}
 	}
 	cfg.EphemeralStorageBytes = diskSize(f.src.stateDir)
+	notifier, err := f.report.notifier()
+	if err != nil {
+		return &exitError{code: exitTrouble, err: err}
+	}
+	// cfg.Notifier = notifier (wired by the agent change)
+	_ = notifier
 	if f.src.url == "" {
 		return &exitError{code: exitTrouble, err: errors.New("--repo is required")}
 	}
