@@ -8,8 +8,11 @@ import (
 	"log"
 	"math"
 	"net"
+	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -609,4 +612,132 @@ func TestAttackEmptyStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, nodes[0], "node1's instance after the empty streams", func(v View) bool { return len(instancesOf(v, "node1")) == 1 })
+}
+
+// rogueDecision is a decision the rogue may legitimately make, sealed.
+func (r *rogue) decision(key string, t time.Time) []byte {
+	return sealDecision(r.id, Decision{Key: key, Author: "rogue", Time: time.UnixMilli(t.UnixMilli()), Body: []byte("rogue")}).seal
+}
+
+// waitRejected waits until victim has dropped at least n more messages than before.
+func waitRejected(t *testing.T, victim *Cluster, before, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for victim.rejected.Load() < before+n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s dropped %d messages, want at least %d", victim.cfg.NodeName, victim.rejected.Load()-before, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAttackForgedDecision: the rogue tries to replace node1's decision of a
+// key with one "by node1" signed with its own key (also under node1's
+// fingerprint), node1's real decision with its body changed, and its own
+// decision dated an hour ahead (which would win every merge of the key for
+// an hour). Each is refused, in broadcasts and in push/pull.
+func TestAttackForgedDecision(t *testing.T) {
+	node0, node1, r, _ := victimCluster(t)
+	real, err := node1.Decide("rollout/default/web", []byte(`{"revert":"def"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, node0, "node1's decision", func(v View) bool { d, ok := decisionOf(v, real.Key); return ok && sameDecision(d, real) })
+
+	later := Decision{Key: real.Key, Author: "node1", Time: real.Time.Add(time.Second), Body: []byte(`{"revert":"evil"}`)}
+	body := encodeDecisionBody(later)
+	node1Print := clusterCA.id("node1").Fingerprint()
+	borrowed := append(append(append([]byte{}, body...), node1Print[:]...), r.id.Sign(sigInput("node1", body))...)
+	tampered := slices.Clone(sealDecision(clusterCA.id("node1"), later).seal)
+	tampered[bytes.Index(tampered, []byte("evil"))] = 'E'
+	forgeries := [][]byte{
+		seal(r.id, "node1", body),
+		borrowed,
+		tampered,
+		r.decision(real.Key, time.Now().Add(time.Hour)),
+	}
+	before := node0.rejected.Load()
+	for _, msg := range forgeries {
+		r.sendTo(t, node0, msg)
+	}
+	r.setState([][]byte{r.id.DER}, forgeries...)
+	if err := r.pushTo(t, node0); err != nil {
+		t.Fatal(err)
+	}
+	// The push/pull is merged when the join returns; the rogue's own
+	// decision, honestly dated and sent after the broadcasts, is accepted
+	// once they have been handled.
+	waitRejected(t, node0, before, uint64(len(forgeries)))
+	r.sendTo(t, node0, r.decision("rogue/own", time.Now()))
+	v := waitFor(t, node0, "the rogue's own decision", func(v View) bool { _, ok := decisionOf(v, "rogue/own"); return ok })
+	if d, _ := decisionOf(v, real.Key); !sameDecision(d, real) {
+		t.Fatalf("a forgery replaced node1's decision: node0 keeps %+v", d)
+	}
+}
+
+// TestAttackDecisionUntrustedCert: decisions signed with a revoked
+// certificate, or one another CA issued, are refused even with the
+// certificate in the same push/pull.
+func TestAttackDecisionUntrustedCert(t *testing.T) {
+	revoked := filepath.Join(t.TempDir(), "revoked")
+	if err := os.WriteFile(revoked, []byte("node exnode\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := identity.NewVerifier(filepath.Join(clusterCA.dir, identity.CACertFile), revoked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := startCluster(t, 1, func(c *Config) { c.Verifier = verifier })[0]
+	r := startRogue(t, "rogue", clusterCA.id("rogue"), Meta{}, nil)
+	ex, outsider := clusterCA.id("exnode"), rogueCA.id("outsider")
+	now := time.Now()
+	r.setState([][]byte{r.id.DER, ex.DER, outsider.DER},
+		sealDecision(ex, Decision{Key: "revoked", Author: "exnode", Time: now, Body: []byte("x")}).seal,
+		sealDecision(outsider, Decision{Key: "unknown", Author: "outsider", Time: now, Body: []byte("x")}).seal,
+		r.decision("marker", now))
+	if err := r.pushTo(t, victim); err != nil {
+		t.Fatal(err)
+	}
+	v := waitFor(t, victim, "the rogue's marker", func(v View) bool { _, ok := decisionOf(v, "marker"); return ok })
+	if len(v.Decisions) != 1 {
+		t.Fatalf("victim keeps %+v, want the marker alone", v.Decisions)
+	}
+}
+
+// TestAttackDecisionFlood: the rogue pushes 300 decisions of its own. The
+// victim keeps its newest 256 and node1's decision, which a flood by one
+// author cannot push out.
+func TestAttackDecisionFlood(t *testing.T) {
+	node0, node1, r, _ := victimCluster(t)
+	keep, err := node1.Decide("node1/keep", []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, node0, "node1's decision", func(v View) bool { _, ok := decisionOf(v, keep.Key); return ok })
+	const n = maxDecisionsPerAuthor + 44
+	blobs := make([][]byte, n)
+	start := time.Now().Add(-time.Hour)
+	for i := range blobs {
+		blobs[i] = r.decision(fmt.Sprint("flood/", i), start.Add(time.Duration(i)*time.Second))
+	}
+	r.setState([][]byte{r.id.DER}, blobs...)
+	if err := r.pushTo(t, node0); err != nil {
+		t.Fatal(err)
+	}
+	v := waitFor(t, node0, "the newest flood decision", func(v View) bool { _, ok := decisionOf(v, fmt.Sprint("flood/", n-1)); return ok })
+	byRogue := 0
+	for _, d := range v.Decisions {
+		if d.Author == "rogue" {
+			byRogue++
+		}
+	}
+	if byRogue != maxDecisionsPerAuthor {
+		t.Fatalf("node0 keeps %d of the rogue's decisions, limit %d", byRogue, maxDecisionsPerAuthor)
+	}
+	if _, ok := decisionOf(v, keep.Key); !ok {
+		t.Fatal("the flood pushed out node1's decision")
+	}
+	if _, ok := decisionOf(v, "flood/0"); ok {
+		t.Fatal("the rogue's oldest decision is kept")
+	}
 }

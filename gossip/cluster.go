@@ -121,8 +121,9 @@ type InstanceInfo struct {
 // goroutines; they and the public methods share the state below under mu, held
 // only for map updates and never while calling into memberlist (memberlist
 // holds its own lock while calling the event delegate, so the lock order is
-// always memberlist → mu → queue). Deltas are queued under mu so that the
-// queue, which keeps one message per instance, always ends with the newest.
+// always memberlist → mu → queue). Deltas and decisions are queued under mu so
+// that the queue, which keeps one message per instance or decision key,
+// always ends with the newest.
 // One goroutine, run, owns joining, the follow-up resync, re-publishing
 // metadata and pruning dead members; another, fetchLoop, fetches the
 // certificates of members that announced themselves before their certificate
@@ -158,10 +159,17 @@ type Cluster struct {
 	view      *View                     // cached Snapshot; nil when something changed
 	nodes     []NodeInfo                // cached View.Nodes; nil when members changed
 	orphans   map[string]bool           // owners with state but no member entry at the last prune
+	decisions *decisionStore
+	// decisionsVersion counts changes of decisions, so that saveDecisions
+	// writes the file only when it changed.
+	decisionsVersion uint64
 
 	lifeMu   sync.Mutex
 	left     atomic.Bool
 	shutdown bool
+
+	saveMu       sync.Mutex // serialises writes of Config.DecisionsFile
+	savedVersion uint64     // the decisionsVersion last written
 }
 
 type member struct {
@@ -224,10 +232,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 		store:     newStore(cfg.NodeName, now.UnixNano()),
+		decisions: newDecisionStore(),
 		members:   map[string]*member{},
 		pending:   map[string]*pendingMember{},
 		localMeta: cloneMeta(cfg.Meta),
 	}
+	c.loadDecisions(now)
 	transport, err := c.listen(mlc)
 	if err != nil {
 		return nil, err
@@ -359,7 +369,7 @@ func (c *Cluster) buildViewLocked() View {
 		}
 		slices.SortFunc(c.nodes, func(a, b NodeInfo) int { return cmp.Compare(a.Name, b.Name) })
 	}
-	return View{Nodes: c.nodes, Owners: c.store.view(c.aliveLocked)}
+	return View{Nodes: c.nodes, Owners: c.store.view(c.aliveLocked), Decisions: c.decisions.view()}
 }
 
 func (c *Cluster) aliveLocked(name string) bool {
@@ -373,6 +383,13 @@ func (c *Cluster) changedLocked() { c.view, c.nodes = nil, nil }
 // instancesChangedLocked drops the cached view after a change of instance records only
 // (the store knows which owners changed); call notify after unlocking.
 func (c *Cluster) instancesChangedLocked() { c.view = nil }
+
+// decisionsChangedLocked drops the cached view after a change of decisions and
+// marks the decisions file out of date; call notify after unlocking.
+func (c *Cluster) decisionsChangedLocked() {
+	c.view = nil
+	c.decisionsVersion++
+}
 
 // notify tells the consumer the view changed without ever waiting for it.
 func (c *Cluster) notify() {
@@ -411,7 +428,7 @@ func (c *Cluster) SetInstances(list []InstanceInfo) error {
 	c.mu.Lock()
 	deltas := c.store.setLocal(list)
 	for _, d := range deltas {
-		c.queueLocked(d, seal(c.cfg.Identity, c.cfg.NodeName, encodeDeltaBody(d)))
+		c.queueLocked(newDeltaBroadcast(d, seal(c.cfg.Identity, c.cfg.NodeName, encodeDeltaBody(d))))
 	}
 	if len(deltas) > 0 {
 		c.instancesChangedLocked()
@@ -423,10 +440,10 @@ func (c *Cluster) SetInstances(list []InstanceInfo) error {
 	return nil
 }
 
-// queueLocked queues a delta for gossip, replacing any queued one for the
-// same instance, and bounds the queue.
-func (c *Cluster) queueLocked(d delta, msg []byte) {
-	c.queue.QueueBroadcast(newDeltaBroadcast(d, msg))
+// queueLocked queues a delta or decision for gossip, replacing any queued one
+// about the same instance or key, and bounds the queue.
+func (c *Cluster) queueLocked(b *broadcast) {
+	c.queue.QueueBroadcast(b)
 	if c.queue.NumQueued() > maxQueuedDeltas {
 		c.queue.Prune(maxQueuedDeltas)
 	}
@@ -470,6 +487,7 @@ func (c *Cluster) Leave(timeout time.Duration) error {
 		return ErrShutdown
 	}
 	c.left.Store(true) // stop rejoining
+	c.saveDecisionsLogged()
 	if err := c.ml.Leave(timeout); err != nil {
 		return fmt.Errorf("gossip: leave: %w", err)
 	}
@@ -489,6 +507,7 @@ func (c *Cluster) Shutdown() error {
 	c.shutdown = true
 	close(c.stop)
 	<-c.done
+	c.saveDecisionsLogged()
 	if err := c.ml.Shutdown(); err != nil {
 		return fmt.Errorf("gossip: shutdown: %w", err)
 	}
@@ -537,6 +556,7 @@ func (c *Cluster) run() {
 			}
 		case now := <-prune.C:
 			c.pruneDead(now)
+			c.saveDecisionsLogged()
 		}
 	}
 }
@@ -716,8 +736,13 @@ func (c *Cluster) pruneDead(now time.Time) {
 	c.orphans = orphans
 	c.trust.prune(func(name string) bool {
 		_, owner := c.store.owners[name]
-		return c.members[name] != nil || c.pending[name] != nil || owner
+		return c.members[name] != nil || c.pending[name] != nil || owner || c.decisions.hasAuthor(name)
 	}, now)
+	// A decision whose certificate expired no longer verifies anywhere.
+	if c.decisions.retain(func(d sealedDecision) bool { return c.trust.has(d.seal.fingerprint()) }) {
+		c.decisionsChangedLocked()
+		changed = true
+	}
 	if changed {
 		c.changedLocked()
 	}

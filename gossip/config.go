@@ -145,6 +145,15 @@ type Config struct {
 	// It is checked once a second.
 	DeadRetention time.Duration
 
+	// DecisionsFile, when set, is where this node keeps the decisions it
+	// knows (see Cluster.Decide) across restarts: it writes the whole set,
+	// with the certificates of their authors, at most once a second when it
+	// changed and on Leave and Shutdown (to a temporary file renamed over
+	// this one), and loads it at Start, verifying every decision again. A
+	// missing or unreadable file is logged and the node starts without
+	// decisions. Empty: decisions live in memory only. Default: "".
+	DecisionsFile string
+
 	// Logger receives this package's logs, and memberlist's at debug level.
 	// nil discards them.
 	Logger *slog.Logger

@@ -45,8 +45,15 @@ func (d *delegate) NodeMeta(limit int) []byte {
 // it was news, queues the owner's sealed bytes for re-broadcast: memberlist
 // only relays its own membership messages, and without re-broadcasting, the
 // originator's few transmissions would miss nodes in larger clusters.
+//
+// A decision is handled the same way, whoever made it: every node relays
+// every decision that was news to it.
 func (d *delegate) NotifyMsg(buf []byte) {
 	c := d.cluster()
+	if len(buf) > 0 && buf[0] == kindDecision {
+		d.notifyDecision(buf)
+		return
+	}
 	dl, err := decodeDelta(buf)
 	if err == nil && dl.Owner == c.cfg.NodeName {
 		return // our own, coming back: this node is the authority on it
@@ -62,11 +69,24 @@ func (d *delegate) NotifyMsg(buf []byte) {
 	c.mu.Lock()
 	news := c.store.applyDelta(dl)
 	if news {
-		c.queueLocked(dl, dl.seal)
+		c.queueLocked(newDeltaBroadcast(dl, dl.seal))
 		c.instancesChangedLocked()
 	}
 	c.mu.Unlock()
 	if news {
+		c.notify()
+	}
+}
+
+// notifyDecision applies a gossiped decision (see NotifyMsg).
+func (d *delegate) notifyDecision(buf []byte) {
+	c := d.cluster()
+	dc, err := decodeDecision(buf)
+	if err != nil {
+		c.reject("decision", err)
+		return
+	}
+	if c.mergeDecisions([]sealedDecision{dc}, true, time.Now()) {
 		c.notify()
 	}
 }
@@ -77,11 +97,13 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState sends everything this node knows, about every member, for
-// push/pull: the certificates it trusts, its own snapshot (sealed now), and
+// push/pull: the certificates it trusts, its own snapshot (sealed now),
 // every other owner's sealed snapshot and newer deltas, as the owner sealed
-// them. Sending all owners, not only our own instances, is what lets state
-// reach a node that cannot exchange directly with its owner, and makes
-// anti-entropy converge in O(log N) rounds like memberlist's own member list.
+// them, and every decision, as its author sealed it (the certificates include
+// every author's, so that a node that never saw the author can verify it).
+// Sending all owners, not only our own instances, is what lets state reach a
+// node that cannot exchange directly with its owner, and makes anti-entropy
+// converge in O(log N) rounds like memberlist's own member list.
 func (d *delegate) LocalState(join bool) []byte {
 	c := d.cluster()
 	c.mu.Lock()
@@ -101,12 +123,14 @@ func (d *delegate) LocalState(join bool) []byte {
 			blobs = append(blobs, dl.seal)
 		}
 	}
+	blobs = append(blobs, c.exportDecisions()...)
 	return encodeState(c.trust.all(), blobs) // sealed bytes are never mutated in place
 }
 
 // MergeRemoteState merges a peer's push/pull state: it learns the
 // certificates that chain to the CA, then applies each snapshot and delta
-// that its owner signed and drops the others.
+// that its owner signed, and each decision that its author signed, and drops
+// the others.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	c := d.cluster()
 	msg, err := decodeState(buf)
@@ -123,6 +147,8 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	states := slices.DeleteFunc(msg.States, func(st ownerState) bool { return !c.accept("snapshot", st.Owner, st.seal, now) })
 	deltas := slices.DeleteFunc(msg.Deltas, func(dl delta) bool { return !c.accept("delta", dl.Owner, dl.seal, now) })
 
+	decided := c.mergeDecisions(msg.Decisions, true, now)
+
 	c.mu.Lock()
 	changed := c.store.mergeState(states)
 	for _, dl := range deltas {
@@ -138,7 +164,7 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 		c.changedLocked()
 	}
 	c.mu.Unlock()
-	if changed {
+	if changed || decided {
 		c.notify()
 	}
 }
@@ -353,25 +379,26 @@ func (c *Cluster) recountLocked() {
 	}
 }
 
-// deltaBroadcast is one queued delta. It is named by owner and instance, so
-// a newer delta for the same instance replaces a queued older one and the
-// queue holds at most one message per instance.
-type deltaBroadcast struct {
+// broadcast is one queued message. It is named by what it is about (an
+// owner's instance, a decision's key), so a newer message about the same
+// thing replaces a queued older one and the queue holds at most one message
+// per instance or key.
+type broadcast struct {
 	name string
 	msg  []byte
 }
 
-var _ memberlist.NamedBroadcast = (*deltaBroadcast)(nil)
+var _ memberlist.NamedBroadcast = (*broadcast)(nil)
 
-func newDeltaBroadcast(d delta, msg []byte) *deltaBroadcast {
-	return &deltaBroadcast{name: d.Owner + "\x00" + d.Record.Info.ID, msg: msg}
+func newDeltaBroadcast(d delta, msg []byte) *broadcast {
+	return &broadcast{name: d.Owner + "\x00" + d.Record.Info.ID, msg: msg}
 }
 
-func (b *deltaBroadcast) Invalidates(other memberlist.Broadcast) bool {
+func (b *broadcast) Invalidates(other memberlist.Broadcast) bool {
 	o, ok := other.(memberlist.NamedBroadcast)
 	return ok && o.Name() == b.name
 }
 
-func (b *deltaBroadcast) Name() string    { return b.name }
-func (b *deltaBroadcast) Message() []byte { return b.msg }
-func (b *deltaBroadcast) Finished()       {}
+func (b *broadcast) Name() string    { return b.name }
+func (b *broadcast) Message() []byte { return b.msg }
+func (b *broadcast) Finished()       {}

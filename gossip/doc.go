@@ -5,8 +5,9 @@
 // It owns: the memberlist configuration and its timing profiles (Config,
 // DefaultConfig, FastConfig, SafeConfig), the gossip keyring, node metadata
 // (Meta: labels, allocatable CPU and memory, applied revision, API and DNS
-// addresses), the dissemination of instance state (SetInstances), and the
-// membership view (Snapshot, Changes).
+// addresses), the dissemination of instance state (SetInstances) and of
+// signed cluster-wide decisions (Decide), and the membership view (Snapshot,
+// Changes).
 //
 // It must not: import spec, planner or any other Shoal package but identity
 // (it defines its own small types; the agent converts a View into a planner view), decide
@@ -69,6 +70,19 @@
 // node itself (kubernetes.io/hostname is its name), and capacity and the
 // instance limit are bounded (ErrBadMeta). Metadata also carries what the node
 // allows instances beyond the default sandbox, which the planner filters on. See docs/cluster-identity.md for the model and operations.
+//
+// # Decisions
+//
+// A Decision is a small statement one node makes about the cluster (Decide:
+// a key, an opaque body, sealed by its author with a time). Every node
+// relays every decision verbatim, in broadcasts and in push/pull together
+// with its author's certificate, so it survives its author and reaches nodes
+// that never saw the author. For each key every node keeps the decision with
+// the greatest (Time, Author), whatever order they arrive in, and View.Decisions
+// lists them. Bounds: key 1 to 256 bytes, body 1 to 1024, 256 decisions per
+// author and 8,192 in all (the oldest go first), and none dated more than
+// five minutes ahead of the receiver's clock. Config.DecisionsFile keeps them
+// across restarts.
 //
 // Decoding is bounded: every count and length is checked against the bytes
 // left before allocating, a push/pull holds at most maxStateItems records and

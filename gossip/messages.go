@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 
@@ -30,9 +31,10 @@ import (
 //	sealed   = body fingerprint:[32]byte signature:[64]byte
 //	delta    = sealed(kindDelta owner:string epoch:varint record)
 //	snapshot = sealed(kindSnapshot owner:string epoch:varint floor:uvarint count:uvarint {record})  (no tombstones)
-//	state    = kindState count:uvarint {certificate:string} count:uvarint {delta|snapshot:string}
+//	state    = kindState count:uvarint {certificate:string} count:uvarint {delta|snapshot|decision:string}
 //	record   = id:string counter:uvarint flags:byte [namespace workload specHash addr:string ports]  (fields only when not deleted)
 //	ports    = count:uvarint { name:string port:varint protocol:string }
+//	decision = sealed(kindDecision key:string author:string time:varint body:string)  (time in unix milliseconds, signed by author)
 //	meta     = sealed(kindMeta epoch:varint seq:uvarint milliCPU:varint memoryBytes:varint revision apiAddr dnsAddr gossipAddr:string
 //	           count:uvarint { key:string value:string }  (labels sorted by key)
 //	           maxInstances:uvarint allows:uvarint count:uvarint {hostPath:string} count:uvarint {capability:string})
@@ -51,6 +53,7 @@ const (
 	kindState    byte = 2
 	kindSnapshot byte = 3
 	kindMeta     byte = 4
+	kindDecision byte = 5
 
 	// sigContext separates Shoal's gossip signatures from anything else
 	// the node key signs (such as TLS handshakes).
@@ -67,6 +70,8 @@ const (
 	// maxStateCerts and maxStateItems bound the certificates and sealed
 	// records one push/pull may carry, which bounds the signature checks it
 	// costs (about 50 µs each): enough for a few hundred nodes.
+	// Besides, a state may carry maxDecisions decisions (decision.go), of
+	// at most maxDecisionLen bytes each.
 	maxStateCerts = 1024
 	maxStateItems = 8192
 
@@ -146,9 +151,10 @@ type nodeMeta struct {
 
 // stateMsg is a decoded push/pull message.
 type stateMsg struct {
-	Certs  [][]byte
-	Deltas []delta
-	States []ownerState
+	Certs     [][]byte
+	Deltas    []delta
+	States    []ownerState
+	Decisions []sealedDecision
 }
 
 type encoder struct{ buf []byte }
@@ -157,6 +163,7 @@ func (e *encoder) byte(b byte)      { e.buf = append(e.buf, b) }
 func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
 func (e *encoder) varint(v int64)   { e.buf = binary.AppendVarint(e.buf, v) }
 func (e *encoder) string(s string)  { e.uvarint(uint64(len(s))); e.buf = append(e.buf, s...) }
+func (e *encoder) bytes(b []byte)   { e.uvarint(uint64(len(b))); e.buf = append(e.buf, b...) }
 func (e *encoder) strings(s ...string) {
 	for _, v := range s {
 		e.string(v)
@@ -240,6 +247,15 @@ func encodeState(certs, blobs [][]byte) []byte {
 	for _, b := range blobs {
 		e.string(string(b))
 	}
+	return e.buf
+}
+
+func encodeDecisionBody(d Decision) []byte {
+	e := encoder{buf: make([]byte, 0, 32+len(d.Key)+len(d.Author)+len(d.Body))}
+	e.byte(kindDecision)
+	e.strings(d.Key, d.Author)
+	e.varint(d.Time.UnixMilli())
+	e.bytes(d.Body) // last, so that the decoded Body is the tail of the sealed body
 	return e.buf
 }
 
@@ -498,12 +514,12 @@ func decodeState(buf []byte) (stateMsg, error) {
 		}
 	}
 	n = d.count(sealLen + 2)
-	if n > maxStateItems {
-		d.fail(fmt.Sprintf("%d records, limit %d", n, maxStateItems))
+	if n > maxStateItems+maxDecisions {
+		d.fail(fmt.Sprintf("%d items, limit %d", n, maxStateItems+maxDecisions))
 	}
 	// Split first and size the slices exactly: appending would double them.
 	blobs := make([][]byte, 0, n)
-	deltas := 0
+	deltas, decisions := 0, 0
 	for range n {
 		blob := d.bytes(len(buf))
 		if d.err != nil {
@@ -513,16 +529,26 @@ func decodeState(buf []byte) (stateMsg, error) {
 			d.fail("empty record in state")
 			break
 		}
-		if blob[0] == kindDelta {
+		switch blob[0] {
+		case kindDelta:
 			deltas++
+		case kindDecision:
+			decisions++
 		}
 		blobs = append(blobs, blob)
+	}
+	switch {
+	case decisions > maxDecisions:
+		d.fail(fmt.Sprintf("%d decisions, limit %d", decisions, maxDecisions))
+	case len(blobs)-decisions > maxStateItems:
+		d.fail(fmt.Sprintf("%d records, limit %d", len(blobs)-decisions, maxStateItems))
 	}
 	if err := d.finish(); err != nil {
 		return stateMsg{}, err
 	}
 	out.Deltas = make([]delta, 0, deltas)
-	out.States = make([]ownerState, 0, len(blobs)-deltas)
+	out.States = make([]ownerState, 0, len(blobs)-deltas-decisions)
+	out.Decisions = make([]sealedDecision, 0, decisions)
 	budget := maxStateRecords
 	for _, blob := range blobs {
 		var err error
@@ -538,6 +564,11 @@ func decodeState(buf []byte) (stateMsg, error) {
 				out.States = append(out.States, st)
 				budget -= len(st.Records)
 			}
+		case kindDecision:
+			var sd sealedDecision
+			if sd, err = decodeDecision(blob); err == nil {
+				out.Decisions = append(out.Decisions, sd)
+			}
 		default:
 			err = fmt.Errorf("%w: record kind %d in state", ErrMalformed, blob[0])
 		}
@@ -546,6 +577,37 @@ func decodeState(buf []byte) (stateMsg, error) {
 		}
 	}
 	return out, nil
+}
+
+// decodeDecision decodes a sealed decision. Nothing in it is verified yet.
+// Its Body and seal share buf; sealedDecision.own copies them out.
+func decodeDecision(buf []byte) (sealedDecision, error) {
+	if len(buf) > maxDecisionLen {
+		return sealedDecision{}, fmt.Errorf("%w: decision of %d bytes, limit %d", ErrMalformed, len(buf), maxDecisionLen)
+	}
+	s, err := openSealed(buf)
+	if err != nil {
+		return sealedDecision{}, err
+	}
+	d := decoder{buf: s.body()}
+	d.kind(kindDecision)
+	key := d.bytes(MaxDecisionKey)
+	author := d.bytes(maxNameLen)
+	ms := d.varint()
+	body := d.bytes(MaxDecisionBody)
+	switch {
+	case d.err != nil:
+	case len(key) == 0:
+		d.fail("decision with an empty key")
+	case len(author) == 0:
+		d.fail("decision without an author")
+	case len(body) == 0:
+		d.fail("decision with an empty body")
+	}
+	if err := d.finish(); err != nil {
+		return sealedDecision{}, err
+	}
+	return sealedDecision{Decision: Decision{Key: string(key), Author: string(author), Time: time.UnixMilli(ms), Body: body}, seal: s}, nil
 }
 
 // decodeMeta decodes sealed node metadata. Nothing in it is verified yet.

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func sampleInstance(id string) InstanceInfo {
@@ -148,7 +149,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(seal(id, "a", encodeDeltaBody(delta{Owner: "a", Epoch: 3, Record: record{Counter: 2, Deleted: true, Info: InstanceInfo{ID: "w"}}})))
 	snap := seal(id, "a", encodeSnapshotBody(ownerState{Owner: "a", Epoch: 1, Floor: 2, Records: []record{{Counter: 1, Info: sampleInstance("w")}}}))
 	f.Add(snap)
-	f.Add(encodeState([][]byte{id.DER}, [][]byte{snap, dl}))
+	dc := seal(id, "a", encodeDecisionBody(Decision{Key: "rollout/default/web", Author: "a", Time: time.UnixMilli(1796601600123), Body: []byte(`{"revert":"def"}`)}))
+	f.Add(dc)
+	f.Add(encodeState([][]byte{id.DER}, [][]byte{snap, dl, dc}))
 	f.Add(seal(id, "a", encodeMetaBody(nodeMeta{Epoch: 5, Seq: 1, GossipAddr: "127.0.0.1:7946", Meta: Meta{Labels: map[string]string{"a": "b"}, Revision: "abc"}})))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, buf []byte) {
@@ -165,6 +168,12 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("snapshot does not round trip: %+v then %+v, %v", s, again, err)
 			}
 		}
+		if d, err := decodeDecision(buf); err == nil {
+			again, err := decodeDecision(append(encodeDecisionBody(d.Decision), buf[len(buf)-sealLen:]...))
+			if err != nil || !reflect.DeepEqual(again.Decision, d.Decision) {
+				t.Fatalf("decision does not round trip: %+v then %+v, %v", d.Decision, again.Decision, err)
+			}
+		}
 		if s, err := decodeState(buf); err == nil {
 			var blobs [][]byte
 			for _, st := range s.States {
@@ -173,8 +182,12 @@ func FuzzDecode(f *testing.F) {
 			for _, d := range s.Deltas {
 				blobs = append(blobs, d.seal)
 			}
+			for _, d := range s.Decisions {
+				blobs = append(blobs, d.seal)
+			}
 			again, err := decodeState(encodeState(s.Certs, blobs))
-			if err != nil || len(again.Certs) != len(s.Certs) || len(again.States) != len(s.States) || len(again.Deltas) != len(s.Deltas) {
+			if err != nil || len(again.Certs) != len(s.Certs) || len(again.States) != len(s.States) || len(again.Deltas) != len(s.Deltas) ||
+				len(again.Decisions) != len(s.Decisions) {
 				t.Fatalf("state does not round trip: %+v then %+v, %v", s, again, err)
 			}
 		}

@@ -116,6 +116,27 @@ func (t *trust) verify(name string, s sealed, now time.Time) error {
 	return nil
 }
 
+// has reports whether the certificate with fingerprint fp is cached.
+func (t *trust) has(fp identity.Fingerprint) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.certs[fp] != nil
+}
+
+// der returns the cached certificates with the given fingerprints, in the
+// order given, skipping those not cached.
+func (t *trust) der(fps []identity.Fingerprint) [][]byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out [][]byte
+	for _, fp := range fps {
+		if c := t.certs[fp]; c != nil {
+			out = append(out, c.der)
+		}
+	}
+	return out
+}
+
 // all returns every cached certificate, this node's first, for push/pull.
 func (t *trust) all() [][]byte {
 	t.mu.Lock()

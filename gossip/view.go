@@ -15,6 +15,10 @@ type View struct {
 	// Owners lists the instances of alive members, one entry per member that
 	// runs any, sorted by node name.
 	Owners []OwnerInstances
+	// Decisions lists the winning decision of every key, sorted by Key (see
+	// Decision for which wins). It is the same slice in every view until the
+	// set of decisions changes.
+	Decisions []Decision
 }
 
 // OwnerInstances is what one node runs.
