@@ -216,7 +216,7 @@ func (c *apiClient) get(ctx context.Context, path string) (*http.Response, error
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	err = fmt.Errorf("agent at %s: %s: %s", c.base, resp.Status, strings.TrimSpace(string(msg)))
+	err = fmt.Errorf("agent at %s: %w", c.base, &statusError{code: resp.StatusCode, status: resp.Status, body: strings.TrimSpace(string(msg))})
 	if resp.StatusCode == http.StatusUnauthorized {
 		hint := "give its API token with --token-file, $SHOAL_TOKEN or $SHOAL_TOKEN_FILE (the agent keeps it in STATE-DIR/api-token)"
 		if c.token != "" {
@@ -228,6 +228,15 @@ func (c *apiClient) get(ctx context.Context, path string) (*http.Response, error
 	}
 	return nil, err
 }
+
+// statusError is an agent's answer other than 200 OK, for callers that branch on the code.
+type statusError struct {
+	code   int
+	status string // "404 Not Found"
+	body   string // the agent's message, its first 4 KiB
+}
+
+func (e *statusError) Error() string { return e.status + ": " + e.body }
 
 // getJSON GETs path and decodes the JSON answer into v; it returns the raw body.
 func (c *apiClient) getJSON(ctx context.Context, path string, v any) ([]byte, error) {

@@ -73,6 +73,6 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAgentCommand(), newValidateCommand(), newPlanCommand(), newStatusCommand(), newLogsCommand(), newExplainCommand(), newCACommand())
+	root.AddCommand(newAgentCommand(), newValidateCommand(), newPlanCommand(), newStatusCommand(), newLogsCommand(), newExplainCommand(), newCACommand(), newRolloutCommand())
 	return root
 }
