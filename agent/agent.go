@@ -24,6 +24,8 @@ type Agent struct {
 	dns       DNSConfig      // zero: no DNS
 	marker    RevisionMarker // nil: revisions are not recorded
 	network   Network        // nil: no pod network
+	loader    CommitLoader   // nil: reverts only to revisions taken in since the start
+	reporter  Reporter       // nil: commit statuses are not sent
 	// netWorker programs the pod network off the loop; nil without one.
 	netWorker *netWorker
 	// clock is the one place the agent reads the time.
@@ -81,7 +83,8 @@ func New(cfg Config, rt executor.Runtime, revisions <-chan source.Event, opts ..
 	case a.network != nil:
 		a.netWorker = newNetWorker(a.network, a.log)
 	}
-	a.core = newCore(cfg, a.cluster != nil, a.dns)
+	a.cfg.Reports = a.reporter != nil
+	a.core = newCore(a.cfg, a.cluster != nil, a.dns)
 	a.core.Step(tickEvent{}, a.clock())
 	a.status.Store(a.core.statusSnapshot())
 	return a, nil
@@ -227,6 +230,20 @@ func (a *Agent) carryOut(ctx context.Context, rd ready) {
 	if a.netWorker != nil {
 		a.netWorker.offer(rd)
 	}
+	for _, commit := range rd.loadCommits {
+		a.loadCommit(ctx, commit)
+	}
+	for _, r := range rd.reports {
+		a.workers.Add(1)
+		go func() {
+			defer a.workers.Done()
+			err := a.reporter.Send(ctx, r)
+			select {
+			case a.results <- reportedEvent{report: r, err: err}:
+			case <-ctx.Done():
+			}
+		}()
+	}
 	if rd.markSurvived != "" && a.marker != nil {
 		if err := a.marker.Survived(rd.markSurvived); err != nil {
 			a.log.Error("recording the revision as survived failed", "commit", rd.markSurvived, "err", err)
@@ -249,6 +266,14 @@ func (a *Agent) publish(rd ready) {
 			a.core.Step(publishFailed{what: publishMeta}, now)
 		}
 	}
+	for _, d := range rd.decisions {
+		if a.cluster == nil {
+			break // the core keeps its own decisions
+		}
+		if _, err := a.cluster.Decide(d.Key, d.Body); err != nil {
+			a.log.Error("spreading a decision failed", "key", d.Key, "err", err)
+		}
+	}
 	if rd.services != nil {
 		snap, err := dns.NewSnapshot(a.dns.Domain, rd.services)
 		if err != nil {
@@ -258,6 +283,22 @@ func (a *Agent) publish(rd ready) {
 		}
 		a.dns.Server.Swap(snap)
 	}
+}
+
+// loadCommit loads an earlier commit for a revert, off the loop.
+func (a *Agent) loadCommit(ctx context.Context, commit string) {
+	a.workers.Add(1)
+	go func() {
+		defer a.workers.Done()
+		ev := commitLoadedEvent{commit: commit, err: errors.New("no Git source to load it from")}
+		if a.loader != nil {
+			ev.desired, ev.err = a.loader.LoadCommit(ctx, commit)
+		}
+		select {
+		case a.results <- ev:
+		case <-ctx.Done():
+		}
+	}()
 }
 
 // start pulls the images of an instance's stage and starts it: an image is pulled when

@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"context"
 	"path/filepath"
 	"reflect"
 	"sort"
 
 	"github.com/shoalhq/shoal/gossip"
 	"github.com/shoalhq/shoal/planner"
+	"github.com/shoalhq/shoal/spec"
 )
 
 // Cluster is the gossip membership the agent plans with; *gossip.Cluster is one. Its
@@ -20,6 +22,9 @@ type Cluster interface {
 	SetInstances([]gossip.InstanceInfo) error
 	// UpdateNode publishes this node's metadata.
 	UpdateNode(gossip.Meta) error
+	// Decide records and spreads a decision of this node (a rollout verdict, a commit
+	// status sent); the snapshot's Decisions bring back every node's.
+	Decide(key string, body []byte) (gossip.Decision, error)
 	// JoinError says why this node is not part of the cluster it was told to
 	// join (nil once it joined, or when told to join none). While it is not
 	// nil the agent runs nothing: planning alone would run every workload a
@@ -29,6 +34,27 @@ type Cluster interface {
 
 // Option adds an optional collaborator to an Agent.
 type Option func(*Agent)
+
+// CommitLoader loads an earlier commit of the Git source; *source.Poller is one. A
+// revert runs the spec of the commit a Deployment last rolled out in full, which the
+// agent no longer holds after a restart.
+type CommitLoader interface {
+	LoadCommit(ctx context.Context, commit string) (*spec.Desired, error)
+}
+
+// WithCommitLoader lets the agent load earlier commits, for reverts. Without one, a
+// revert can go back only to a revision this agent took in since it started.
+func WithCommitLoader(l CommitLoader) Option { return func(a *Agent) { a.loader = l } }
+
+// Reporter sends one transition of a commit's fate to where people look (commit statuses,
+// a webhook); cmd/shoal adapts a notify.Notifier. Send retries by itself and returns once
+// the report was delivered, refused for good, or ctx ended.
+type Reporter interface {
+	Send(ctx context.Context, r Report) error
+}
+
+// WithReporter makes the agent report the commits it is the reporter of.
+func WithReporter(r Reporter) Option { return func(a *Agent) { a.reporter = r } }
 
 // WithCluster makes the agent plan with the members and instances gossip reports, and
 // publish its own, instead of planning for itself alone.

@@ -55,6 +55,9 @@ type Config struct {
 	// it sooner, before its RevisionMarker trusts it: a revision that takes the agent down
 	// before then is not applied again at start-up.
 	SurviveAfter time.Duration
+	// Reports says the node sends commit statuses (a Reporter is set): of each commit it
+	// is the reporter of.
+	Reports bool
 	// Network is the cluster's pod network; its zero value is none.
 	Network NetworkConfig
 	// Logger receives structured logs.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"net/netip"
 	"time"
 
@@ -33,9 +35,16 @@ type core struct {
 	nameserver netip.Addr
 	now        time.Time
 
-	desired   *spec.Desired
-	workloads map[workloadKey]*compiled // desired's Deployments, compiled once
-	services  []service                 // desired's Services with the workloads they select
+	desired *spec.Desired
+	// baseWorkloads are desired's Deployments compiled once, desiredKeys their keys
+	// sorted; workloads the same but for a Deployment whose failed rollout is reverted,
+	// which runs the spec it went back to (applyOverrides); effective is desired with
+	// those Deployments swapped, what the planner places.
+	baseWorkloads map[workloadKey]*compiled
+	desiredKeys   []workloadKey
+	workloads     map[workloadKey]*compiled
+	effective     spec.Desired
+	services      []service // desired's Services with the workloads they select
 	syncState SyncStatus
 	timeline  []Stage
 	applied   *spec.Revision
@@ -69,6 +78,30 @@ type core struct {
 
 	// survivalDue is when the desired revision counts as survived, zero once marked.
 	survivalDue time.Time
+
+	// decisions are the cluster's decisions (rollout verdicts, reports sent), the latest of
+	// each key; verdicts what they say of each Deployment, parsed again when verdictsDue;
+	// overridesDue says the workloads must be worked out again (applyOverrides).
+	decisions    map[string]gossip.Decision
+	verdicts     map[workloadKey]verdicts
+	verdictsDue  bool
+	overridesDue bool
+	// rollouts follows the Deployments whose desired spec has no verdict yet.
+	rollouts     map[workloadKey]*rolloutTrack
+	rolloutStats RolloutStats
+	// commits are the revisions kept for reverts (nil: could not be loaded, revertErrors
+	// says why, until retryLoadAt), recent the accepted ones in order, loading those asked
+	// of the shell, reverts the Deployments compiled from them.
+	commits      map[string]*spec.Desired
+	recent       []string
+	loading      map[string]bool
+	reverts      map[commitWorkload]*compiled
+	revertErrors map[string]string
+	retryLoadAt  time.Time
+	// reports follows the commits whose fate is reported (report.go).
+	reports reportState
+	// prevHashes are the spec hashes of the revision before desired, to tell what it changed.
+	prevHashes map[workloadKey]string
 
 	// net is the pod network's state: this node's subnet, Services' addresses.
 	net netState
@@ -116,6 +149,11 @@ type ready struct {
 	peers        *[]network.Peer
 	// markSurvived is a revision to record as survived.
 	markSurvived string
+	// decisions are this node's new decisions, to spread; loadCommits earlier commits to
+	// load (for reverts); reports commit statuses to send.
+	decisions   []gossip.Decision
+	loadCommits []string
+	reports     []Report
 	// wake is when the shell must step a tick though nothing arrives.
 	wake time.Time
 }
@@ -169,6 +207,17 @@ type (
 	publishFailed struct{ what publication }
 	// tickEvent is the resync tick or a wake-up: time passed.
 	tickEvent struct{ resync bool }
+	// commitLoadedEvent is an earlier commit the shell loaded for a revert.
+	commitLoadedEvent struct {
+		commit  string
+		desired *spec.Desired
+		err     error
+	}
+	// reportedEvent is the outcome of sending a commit status.
+	reportedEvent struct {
+		report Report
+		err    error
+	}
 )
 
 func (revisionEvent) isEvent() {}
@@ -180,6 +229,8 @@ func (viewEvent) isEvent()     {}
 func (joinEvent) isEvent()     {}
 func (publishFailed) isEvent() {}
 func (tickEvent) isEvent()     {}
+func (commitLoadedEvent) isEvent() {}
+func (reportedEvent) isEvent()     {}
 
 // publication is one of the things the core publishes.
 type publication int
@@ -202,7 +253,7 @@ func newCore(cfg Config, clustered bool, d DNSConfig) *core {
 	c := &core{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), clustered: clustered,
 		dnsOn: d.Server != nil, domain: d.Domain, nameserver: d.Nameserver,
-		instances: map[string]*instance{},
+		instances: map[string]*instance{}, revertErrors: map[string]string{},
 	}
 	// The planner hashes with the compiled workloads: once per revision, not per plan.
 	c.planner = planner.New(func(set *spec.Set, d *spec.Deployment) string {
@@ -256,6 +307,10 @@ func (c *core) Step(ev event, now time.Time) {
 		case publishServices:
 			c.dnsPublished = nil
 		}
+	case commitLoadedEvent:
+		c.onCommitLoaded(ev)
+	case reportedEvent:
+		c.onReported(ev)
 	case tickEvent:
 		if ev.resync {
 			c.requestList()
@@ -270,7 +325,18 @@ func (c *core) Step(ev event, now time.Time) {
 // by the state of the record it changes.
 func (c *core) Ready() ready {
 	c.decideSubnet()
-	c.reconcile()
+	c.retryFailedLoads()
+	for range 2 {
+		// A verdict decided on the way changes what runs: acted on in the same Ready.
+		c.refreshVerdicts()
+		c.applyOverrides()
+		c.reconcile()
+		c.judgeRollouts()
+		if !c.verdictsDue {
+			break
+		}
+	}
+	c.trackReports()
 	c.markSurvived()
 	c.rd.status = c.statusSnapshot()
 	if c.clustered {
@@ -323,6 +389,7 @@ func (c *core) onRevision(ev source.Event) {
 		rev := ev.Revision
 		c.syncState.Rejected, c.syncState.Diagnostics = &rev, ev.Diagnostics
 		c.syncState.Error = fmt.Sprintf("revision %s rejected: %d errors", short(rev.Commit), len(ev.Diagnostics.Errors()))
+		c.fetched(rev, ev.Diagnostics)
 		c.log.Warn("revision rejected; keeping the last good revision", "commit", rev.Commit, "errors", ev.Diagnostics.Error())
 	case ev.Err != nil:
 		c.syncState.Error = ev.Err.Error()
@@ -347,8 +414,17 @@ func (c *core) accept(desired *spec.Desired) {
 	}
 	c.survivalDue = c.now.Add(c.cfg.SurviveAfter)
 	c.rd.markApplying = desired.Revision.Commit
-	c.desired, c.workloads, c.planDue = desired, compile(desired.Objects, c.cfg.Network.On()), true
-	c.services = matchServices(desired.Objects, c.workloads)
+	c.prevHashes = map[workloadKey]string{}
+	for k, w := range c.baseWorkloads {
+		c.prevHashes[k] = w.hash
+	}
+	c.desired, c.planDue = desired, true
+	c.baseWorkloads = compile(desired, c.cfg.Network.On())
+	c.desiredKeys = slices.SortedFunc(maps.Keys(c.baseWorkloads), compareKeys)
+	c.overridesDue = true
+	c.applyOverrides()
+	c.keepCommit(desired)
+	c.fetched(desired.Revision, nil)
 	c.assignServices(desired.Objects)
 	c.index.workloads = nil
 	c.timeline = []Stage{{Name: "fetched", Time: c.now}, {Name: "validated", Time: c.now}}
@@ -452,7 +528,7 @@ func (c *core) onResult(r resultEvent) {
 func (c *core) onStarted(in *instance, err error, pulled time.Time) {
 	if err == nil {
 		first := !in.created
-		in.created, in.startErr, in.message = true, "", ""
+		in.created, in.startErr, in.message, in.startFailures = true, "", "", 0
 		in.startBackoff.Reset()
 		for _, name := range in.order[:min(in.starting, len(in.order))] {
 			ct := in.containers[name]
@@ -479,6 +555,7 @@ func (c *core) onStarted(in *instance, err error, pulled time.Time) {
 		return
 	}
 	in.startErr = PhaseStartError
+	in.startFailures++
 	switch {
 	case errors.Is(err, executor.ErrImagePull):
 		in.startErr = PhaseImagePullBackOff
@@ -558,8 +635,10 @@ func (c *core) forget(in *instance) {
 // nextWake is when the shell must step a tick though nothing arrives.
 func (c *core) nextWake() time.Time {
 	wake := c.now.Add(c.cfg.ResyncInterval)
-	if !c.survivalDue.IsZero() && c.survivalDue.Before(wake) {
-		wake = c.survivalDue
+	for _, at := range []time.Time{c.survivalDue, c.rolloutWake(), c.retryLoadAt, c.reports.wake} {
+		if !at.IsZero() && at.Before(wake) {
+			wake = at
+		}
 	}
 	for _, in := range c.instances {
 		if at := in.nextWake(c.now); !at.IsZero() && at.Before(wake) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,8 @@ import (
 //	GET  /logs     ?namespace=&workload=&tail=N&follow=1: this node's instances' logs, each line prefixed "[instance/container] "
 //	GET  /view     the cluster as the last plan saw it (planner.View), for `shoal plan --cluster-from`
 //	GET  /explain  ?namespace=&workload=: where each replica goes and why (planner.Explanation)
+//	GET  /rollouts ?commit=SHA (or a prefix of 7 or more digits; default the newest): the
+//	               commit's fate (CommitStatus); 404 while this node has not fetched it
 //	GET  /metrics  Prometheus metrics
 //	POST /webhook  the Git webhook (when cfg.Webhook is not nil)
 //
@@ -77,6 +80,16 @@ func (a *Agent) Handler(cfg APIConfig) http.Handler {
 			writeJSON(w, e)
 		}
 	})
+	api.HandleFunc("GET /rollouts", func(w http.ResponseWriter, r *http.Request) {
+		cs, err := findCommit(a.Status().Commits, r.URL.Query().Get("commit"))
+		if err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, cs)
+	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(statusCollector{a}, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	if wh, ok := cfg.Webhook.(webhookStats); ok {
@@ -87,6 +100,26 @@ func (a *Agent) Handler(cfg APIConfig) http.Handler {
 		mux.Handle("/webhook", cfg.Webhook)
 	}
 	return mux
+}
+
+// findCommit finds the commit that want names (a SHA or a prefix of at least 7 digits;
+// "" for the newest) among those this node follows.
+func findCommit(commits []CommitStatus, want string) (*CommitStatus, error) {
+	switch {
+	case want == "" && len(commits) > 0:
+		return &commits[0], nil
+	case want == "":
+		return nil, errors.New("no commit fetched yet")
+	case len(want) < 7 || len(want) > 40 || strings.Trim(strings.ToLower(want), "0123456789abcdef") != "":
+		return nil, fmt.Errorf("%q is not a commit SHA (7 to 40 hex digits)", want)
+	}
+	want = strings.ToLower(want)
+	for i := range commits {
+		if strings.HasPrefix(commits[i].Commit, want) {
+			return &commits[i], nil
+		}
+	}
+	return nil, fmt.Errorf("commit %s not fetched by this node (it follows its last %d commits)", want, maxTrackedCommits)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
@@ -233,11 +266,13 @@ var (
 	descSyncError = prometheus.NewDesc("shoal_sync_error", "1 while the Git source fails or the newest revision is rejected.", nil, nil)
 	descStage     = prometheus.NewDesc("shoal_revision_stage_seconds", "Seconds from fetching the desired revision to each stage on this node.", []string{"stage"}, nil)
 	descUnplaced  = prometheus.NewDesc("shoal_unplaced_replicas", "Replicas that no node can take.", []string{"namespace", "workload"}, nil)
+	descRollouts  = prometheus.NewDesc("shoal_rollouts_total", "Rollouts this node decided, by outcome (succeeded, failed); each rollout is decided by one node.", []string{"outcome"}, nil)
+	descRolloutS  = prometheus.NewDesc("shoal_rollout_duration_seconds", "Seconds from a rollout's start to its verdict, for the rollouts this node decided.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (statusCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInstances, descReplicas, descRestarts, descRevision, descConverged, descSyncError, descStage, descUnplaced} {
+	for _, d := range []*prometheus.Desc{descInstances, descReplicas, descRestarts, descRevision, descConverged, descSyncError, descStage, descUnplaced, descRollouts, descRolloutS} {
 		ch <- d
 	}
 }
@@ -248,6 +283,17 @@ func (c statusCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
+	ch <- prometheus.MustNewConstMetric(descRollouts, prometheus.CounterValue, float64(st.Rollouts.Succeeded), "succeeded")
+	ch <- prometheus.MustNewConstMetric(descRollouts, prometheus.CounterValue, float64(st.Rollouts.Failed), "failed")
+	buckets := make(map[float64]uint64, len(RolloutBuckets))
+	for i, b := range RolloutBuckets {
+		if i < len(st.Rollouts.Buckets) {
+			buckets[b] = st.Rollouts.Buckets[i]
+		} else {
+			buckets[b] = 0
+		}
+	}
+	ch <- prometheus.MustNewConstHistogram(descRolloutS, st.Rollouts.Succeeded+st.Rollouts.Failed, st.Rollouts.Sum, buckets)
 	for _, w := range st.Workloads {
 		// Status lists the other nodes' instances too (from gossip); these two count this
 		// node's. Every phase is exported, so that a phase emptied shows 0 rather than vanishing.

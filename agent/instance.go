@@ -82,6 +82,8 @@ type instance struct {
 	message      string
 	startBackoff executor.Backoff
 	retryAt      time.Time
+	// startFailures counts the failed starts since the last one that succeeded.
+	startFailures int
 	// runningSince is when every container last ran; the instance is ready minReady later.
 	runningSince time.Time
 	// changed is when the loop last changed the record; a runtime listing taken before
@@ -257,6 +259,16 @@ func (in *instance) restarts() int {
 		n += c.restarts
 	}
 	return n
+}
+
+// lastExit is how a container of the instance last exited, "" when none did.
+func (in *instance) lastExit() string {
+	for _, name := range in.order {
+		if c := in.containers[name]; c != nil && c.lastExit != "" {
+			return c.lastExit
+		}
+	}
+	return ""
 }
 
 // nextWake is the earliest time at which the record changes phase by itself; zero if never.

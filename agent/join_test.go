@@ -24,6 +24,9 @@ func (c *joinCluster) Snapshot() gossip.View                    { return gossip.
 func (c *joinCluster) Changes() <-chan struct{}                 { return c.changes }
 func (c *joinCluster) SetInstances([]gossip.InstanceInfo) error { return nil }
 func (c *joinCluster) UpdateNode(gossip.Meta) error             { return nil }
+func (c *joinCluster) Decide(key string, body []byte) (gossip.Decision, error) {
+	return gossip.Decision{Key: key, Body: body}, nil
+}
 func (c *joinCluster) JoinError() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -62,8 +62,8 @@ func (c *core) plan() {
 	if c.index.planNodes == nil {
 		c.index.planNodes = planner.IndexNodes(view.Nodes)
 	}
-	c.placement = c.planner.PlanNode(*c.desired, c.index.planNodes, view.Instances, c.cfg.NodeName)
-	c.rd.planInputs = &PlanInputs{Desired: *c.desired, View: view, PodNetwork: c.cfg.Network.On()}
+	c.placement = c.planner.PlanNode(c.effective, c.index.planNodes, view.Instances, c.cfg.NodeName)
+	c.rd.planInputs = &PlanInputs{Desired: c.effective, View: view, PodNetwork: c.cfg.Network.On()}
 	c.stageOnce("planned", c.now)
 	c.mine = c.mine[:0]
 	for _, as := range c.placement.ForNode(c.cfg.NodeName) {
@@ -294,7 +294,7 @@ func (c *core) ensure(as assignment, count *workloadCount, held map[spec.HostPor
 			return // wait until the holder stops (rollOut or the plan's stops decide when)
 		}
 	}
-	in := as.w.newRecord(as.InstanceID, c.desired.Revision.Commit, &c.cfg)
+	in := as.w.newRecord(as.InstanceID, as.w.commit, &c.cfg)
 	in.podNetwork = c.podNetwork(as.w)
 	c.instances[in.id] = in
 	if count != nil {
@@ -353,7 +353,7 @@ func (c *core) advance(in *instance) {
 
 // resolve is the executor's spec of an instance of w.
 func (c *core) resolve(in *instance, w *compiled) (executor.InstanceSpec, error) {
-	s, err := executor.Resolve(c.desired.Objects, w.d, in.id, c.cfg.NodeName, in.revision, c.resolveOptions(in)...)
+	s, err := executor.Resolve(w.set, w.d, in.id, c.cfg.NodeName, in.revision, c.resolveOptions(in)...)
 	s.GracePeriod = w.grace
 	s.Addr = in.addr
 	return s, err

@@ -35,6 +35,10 @@ type Status struct {
 	// fetched, validated, planned, pulled, started, ready.
 	Timeline  []Stage          `json:"timeline,omitempty"`
 	Workloads []WorkloadStatus `json:"workloads"`
+	// Commits are the fates of the commits this node fetched, newest first.
+	Commits []CommitStatus `json:"commits,omitempty"`
+	// Rollouts counts the rollouts this node decided.
+	Rollouts RolloutStats `json:"rollouts"`
 }
 
 // SyncStatus is the state of the Git source as the agent last heard it.
@@ -65,6 +69,8 @@ type WorkloadStatus struct {
 	SpecHash  string             `json:"specHash"`
 	Instances []InstanceStatus   `json:"instances"`
 	Unplaced  []planner.Unplaced `json:"unplaced,omitempty"`
+	// Rollout is the rollout to the desired spec: in progress, failed, reverted or done.
+	Rollout *WorkloadRollout `json:"rollout,omitempty"`
 }
 
 // InstanceStatus is one instance: where it runs, its phase, restarts and last exit.
@@ -179,7 +185,10 @@ func (c *core) statusSnapshot() *Status {
 		Nodes:     c.nodeStatuses(),
 		NotJoined: c.notJoined,
 		Workloads: []WorkloadStatus{},
+		Commits:   c.commitStatuses(),
+		Rollouts:  c.rolloutStats,
 	}
+	st.Rollouts.Buckets = slices.Clone(st.Rollouts.Buckets)
 	if c.desired != nil {
 		rev := c.desired.Revision
 		st.Desired = &rev
@@ -221,6 +230,13 @@ func (c *core) statusSnapshot() *Status {
 		w := &st.Workloads[i]
 		w.Ready += localReady[k]
 		w.Instances = c.mergeStatus(k, mine, w.Instances)
+	}
+	for i := range st.Workloads {
+		w := &st.Workloads[i]
+		if k := (workloadKey{w.Namespace, w.Name}); c.inRollout(k) {
+			wr := c.workloadRollout(k, true)
+			w.Rollout = &wr
+		}
 	}
 	for k := range c.index.statusMerged {
 		if local[k] == nil {

@@ -64,6 +64,7 @@ func compareByID(a, b gossip.InstanceInfo) int {
 // instances changed. Owners whose instances are the same list as in the last view are
 // not read (see gossip.OwnerInstances), so a change elsewhere costs what it changes.
 func (c *core) onView(v gossip.View) {
+	c.onDecisions(v.Decisions)
 	placement, shown := diffNodes(c.view.Nodes, v.Nodes)
 	if shown {
 		c.index.nodes = nil

@@ -36,6 +36,15 @@ type compiled struct {
 	containers []containerImage
 	// labels are the pod template's labels, which Services select on.
 	labels map[string]string
+	// set is the revision the Deployment comes from, which its ConfigMaps and Secrets are
+	// resolved in, and commit that revision's commit: the desired one, or an earlier one
+	// for a Deployment whose failed rollout was reverted.
+	set    *spec.Set
+	commit string
+	// progressDeadline is how long a rollout may go without progress before it fails;
+	// autoRevert says whether a failed rollout goes back to the last good spec.
+	progressDeadline time.Duration
+	autoRevert       bool
 }
 
 type containerImage struct {
@@ -47,7 +56,8 @@ type containerImage struct {
 }
 
 // compile compiles every Deployment of a revision, for a cluster with or without a pod network.
-func compile(set *spec.Set, podNetwork bool) map[workloadKey]*compiled {
+func compile(desired *spec.Desired, podNetwork bool) map[workloadKey]*compiled {
+	set, rev := desired.Objects, desired.Revision
 	out := make(map[workloadKey]*compiled, len(set.Deployments))
 	for _, d := range set.Deployments {
 		k := workloadKey{d.Metadata.Namespace, d.Metadata.Name}
@@ -56,6 +66,12 @@ func compile(set *spec.Set, podNetwork bool) map[workloadKey]*compiled {
 			grace:    30 * time.Second,
 			minReady: time.Duration(d.Spec.MinReadySeconds) * time.Second,
 			labels:   d.Spec.Template.Metadata.Labels,
+			set:      set, commit: rev.Commit,
+			progressDeadline: 600 * time.Second,
+			autoRevert:       d.Metadata.Annotations[AutoRevertAnnotation] != "false",
+		}
+		if p := d.Spec.ProgressDeadlineSeconds; p != nil {
+			w.progressDeadline = time.Duration(*p) * time.Second
 		}
 		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
 			w.grace = time.Duration(*g) * time.Second

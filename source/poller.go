@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,6 +111,9 @@ type Poller struct {
 	// lastGood is written by Run and read by anyone: a snapshot nobody modifies.
 	lastGood atomic.Pointer[spec.Desired]
 
+	// repoMu serialises the use of repo between Run and LoadCommit.
+	repoMu sync.Mutex
+
 	// Owned by the Run goroutine.
 	loaded   spec.Revision // last revision loaded, good or rejected
 	failures int           // failures in a row
@@ -179,14 +183,19 @@ func (p *Poller) Run(ctx context.Context) error {
 		case <-timer.C:
 		case <-p.trigger:
 		}
+		p.repoMu.Lock()
 		wait, ev, news := p.check(ctx)
+		var resumed Event
+		resumedOK := false
+		if first && ctx.Err() == nil && ev.Err != nil && p.loaded.Commit == "" {
+			resumed, resumedOK = p.resume(ctx)
+		}
+		p.repoMu.Unlock()
 		if ctx.Err() != nil {
 			return nil // a check cut short by shutdown is not news
 		}
-		if first && ev.Err != nil && p.loaded.Commit == "" {
-			if resumed, ok := p.resume(ctx); ok && !p.emit(ctx, resumed) {
-				return nil
-			}
+		if resumedOK && !p.emit(ctx, resumed) {
+			return nil
 		}
 		if news && !p.emit(ctx, ev) {
 			return nil
@@ -194,6 +203,28 @@ func (p *Poller) Run(ctx context.Context) error {
 		timer.Reset(wait)
 	}
 }
+
+// LoadCommit loads an earlier commit of the branch, such as the one a failed rollout goes
+// back to. A commit the clone does not hold (it fetches the head only) is fetched with
+// the branch's recent history first. It is safe to call while Run runs.
+func (p *Poller) LoadCommit(ctx context.Context, commit string) (*spec.Desired, error) {
+	p.repoMu.Lock()
+	defer p.repoMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+	defer cancel()
+	d, _, err := p.repo.Load(ctx, spec.Revision{Commit: commit})
+	if errors.Is(err, ErrCommitNotFound) {
+		if ferr := p.repo.FetchHistory(ctx, historyDepth); ferr != nil {
+			return nil, ferr
+		}
+		d, _, err = p.repo.Load(ctx, spec.Revision{Commit: commit})
+	}
+	return d, err
+}
+
+// historyDepth is how many commits of the branch LoadCommit fetches when the commit it
+// wants is not in the clone.
+const historyDepth = 100
 
 // emit delivers ev, or gives up when ctx is done.
 func (p *Poller) emit(ctx context.Context, ev Event) bool {

@@ -353,6 +353,19 @@ func (r *Repo) fetch(ctx context.Context) error {
 	if !r.acc.pin.IsZero() {
 		depth = 0
 	}
+	return r.fetchDepth(ctx, depth)
+}
+
+// FetchHistory fetches the branch with its last depth commits (0: all), for loading an
+// earlier commit than the head.
+func (r *Repo) FetchHistory(ctx context.Context, depth int) error {
+	if r.git == nil {
+		return r.noClone()
+	}
+	return r.fetchDepth(ctx, depth)
+}
+
+func (r *Repo) fetchDepth(ctx context.Context, depth int) error {
 	err := r.remote.FetchContext(ctx, &git.FetchOptions{
 		RefSpecs:        []config.RefSpec{r.refSpec()},
 		Depth:           depth,

@@ -250,8 +250,6 @@ func runAgent(parent context.Context, f agentFlags) error {
 	if err != nil {
 		return &exitError{code: exitTrouble, err: err}
 	}
-	// cfg.Notifier = notifier (wired by the agent change)
-	_ = notifier
 	if f.src.url == "" {
 		return &exitError{code: exitTrouble, err: errors.New("--repo is required")}
 	}
@@ -320,7 +318,10 @@ func runAgent(parent context.Context, f agentFlags) error {
 	// The configuration is completed in one order, each field set before anything reads
 	// it: the DNS server's address goes into the gossip metadata, and the address gossip
 	// advertises is the node's address that DNS answers and resolv.conf name.
-	opts := []agent.Option{agent.WithRevisionMarker(marker)}
+	opts := []agent.Option{agent.WithRevisionMarker(marker), agent.WithCommitLoader(poller)}
+	if notifier.Enabled() {
+		opts = append(opts, agent.WithReporter(reporter{n: notifier, node: cfg.NodeName}))
+	}
 	keys, err := gossipKeys(f.gossipKeyFile)
 	if err != nil {
 		return &exitError{code: exitTrouble, err: err}
@@ -534,6 +535,8 @@ func startCluster(ctx context.Context, f agentFlags, meta gossip.Meta, keys [][]
 		return nil, &exitError{code: exitTrouble, err: err}
 	}
 	gcfg.Meta = meta
+	// Rollout verdicts and the commit statuses sent outlive a restart of the whole cluster.
+	gcfg.DecisionsFile = filepath.Join(f.src.stateDir, "gossip-decisions")
 	cluster, err := gossip.Start(ctx, gcfg)
 	if err != nil {
 		return nil, err
