@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"slices"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/shoalhq/shoal/dns"
@@ -45,13 +45,13 @@ type core struct {
 	workloads     map[workloadKey]*compiled
 	effective     spec.Desired
 	services      []service // desired's Services with the workloads they select
-	syncState SyncStatus
-	timeline  []Stage
-	applied   *spec.Revision
-	instances map[string]*instance
-	adopted   bool // the first runtime listing was applied
-	listing   bool // a listing is in flight
-	listDue   bool // another listing was asked for while one was in flight
+	syncState     SyncStatus
+	timeline      []Stage
+	applied       *spec.Revision
+	instances     map[string]*instance
+	adopted       bool // the first runtime listing was applied
+	listing       bool // a listing is in flight
+	listDue       bool // another listing was asked for while one was in flight
 
 	// view is the last gossip view, index what is derived from it; notJoined is why this
 	// node runs nothing ("" when joined).
@@ -220,15 +220,15 @@ type (
 	}
 )
 
-func (revisionEvent) isEvent() {}
-func (listingEvent) isEvent()  {}
-func (runtimeEvent) isEvent()  {}
-func (resultEvent) isEvent()   {}
-func (probeEvent) isEvent()    {}
-func (viewEvent) isEvent()     {}
-func (joinEvent) isEvent()     {}
-func (publishFailed) isEvent() {}
-func (tickEvent) isEvent()     {}
+func (revisionEvent) isEvent()     {}
+func (listingEvent) isEvent()      {}
+func (runtimeEvent) isEvent()      {}
+func (resultEvent) isEvent()       {}
+func (probeEvent) isEvent()        {}
+func (viewEvent) isEvent()         {}
+func (joinEvent) isEvent()         {}
+func (publishFailed) isEvent()     {}
+func (tickEvent) isEvent()         {}
 func (commitLoadedEvent) isEvent() {}
 func (reportedEvent) isEvent()     {}
 
