@@ -100,3 +100,24 @@ func BenchmarkPlan100kReplicas5000NodesRunning(b *testing.B) {
 		b.Fatalf("placed %d of 100000 replicas and stopped %d", len(p.Assignments), len(p.Stop))
 	}
 }
+
+// BenchmarkPlanOverloaded is a cluster asked for three times what it holds: 200 nodes,
+// 1000 Deployments of 20 replicas, one in ten with a host port. Nearly half the replicas
+// cannot be placed, for want of cpu or a free port: this measures the cost of saying why.
+func BenchmarkPlanOverloaded(b *testing.B) {
+	d := bigDesired(rand.New(rand.NewSource(2)), 1000, 20)
+	for i, dp := range d.Objects.Deployments {
+		if i%10 == 5 {
+			ports(8000 + int32(i%3))(dp)
+		}
+	}
+	v := View{Nodes: bigCluster(200)}
+	b.ReportAllocs()
+	var p Placement
+	for b.Loop() {
+		p = plan(d, v)
+	}
+	if len(p.Unplaced) < 500 {
+		b.Fatalf("%d unplaced entries, want an overloaded cluster", len(p.Unplaced))
+	}
+}

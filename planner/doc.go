@@ -1,8 +1,8 @@
 // Package planner owns placement: Plan turns the desired state of one revision and the
 // cluster as gossip reports it (a View) into a Placement — which node runs which replica,
 // which replicas cannot run and why, and which running instances must stop. It also owns
-// Explain (why a replica is where it is) and Diff (what a new revision changes, for
-// `shoal plan`).
+// Explain (why a replica is where it is), and Diff and LostPlacements (what a new revision
+// changes, and which workloads it would leave without the place they had, for `shoal plan`).
 //
 // The planner is pure, as raft's core is: inputs in, a value out. It does no I/O, reads no
 // clock and uses no global randomness; it imports only the standard library and spec.

@@ -206,6 +206,14 @@ func (st *state) reserve(w *workload, n int32, delta int32) {
 			}
 		}
 	}
+	if st.residents != nil {
+		if delta > 0 {
+			st.residents[n] = append(st.residents[n], w.index)
+		} else {
+			i := slices.Index(st.residents[n], w.index)
+			st.residents[n] = slices.Delete(st.residents[n], i, i+1)
+		}
+	}
 	for _, t := range w.contrib {
 		t.add(n, delta)
 	}
@@ -217,8 +225,10 @@ func (st *state) reserve(w *workload, n int32, delta int32) {
 }
 
 // unavailable words why no node took a replica: "0/5 nodes are available: 3 insufficient
-// memory, 2 node(s) didn't match pod anti-affinity rules." Most common reason first.
-func unavailable(counts *[numReasons]int, nodes int) string {
+// memory (less than 1Gi free on each; used most by default/db), 2 node(s) didn't match pod
+// anti-affinity rules." Most common reason first; details (see refusalDetails), when not
+// nil, follow their reason in parentheses.
+func unavailable(counts *[numReasons]int, details *[numReasons]string, nodes int) string {
 	var found []reason
 	for r, c := range counts {
 		if c > 0 {
@@ -237,6 +247,9 @@ func unavailable(counts *[numReasons]int, nodes int) string {
 			b.WriteString(", ")
 		}
 		b.WriteString(strconv.Itoa(counts[r]) + " " + r.String())
+		if details != nil && details[r] != "" {
+			b.WriteString(" (" + details[r] + ")")
+		}
 	}
 	b.WriteString(".")
 	return b.String()

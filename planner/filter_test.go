@@ -58,11 +58,11 @@ func TestUnavailableWording(t *testing.T) {
 	counts[antiAffinityMismatch] = 2
 	counts[notAlive] = 2
 	want := "0/7 nodes are available: 3 insufficient memory, 2 node(s) didn't match pod anti-affinity rules, 2 node(s) not alive."
-	if got := unavailable(&counts, 7); got != want {
+	if got := unavailable(&counts, nil, 7); got != want {
 		t.Errorf("unavailable =\n%q\nwant\n%q", got, want)
 	}
 	var none [numReasons]int
-	if got := unavailable(&none, 0); got != "0/0 nodes are available." {
+	if got := unavailable(&none, nil, 0); got != "0/0 nodes are available." {
 		t.Errorf("unavailable with no nodes = %q", got)
 	}
 }
@@ -127,7 +127,7 @@ func TestFilters(t *testing.T) {
 			name:  "cpu request larger than any node",
 			nodes: []Node{small("a", "z0"), node("b", "z0")},
 			deps:  []*spec.Deployment{dep("web", 1, requests("4001m", ""))}, workload: "web",
-			want: "unplaced: 0/2 nodes are available: 2 insufficient cpu.",
+			want: "unplaced: 0/2 nodes are available: 2 insufficient cpu (less than 4001m free on each).",
 		},
 		{
 			name:  "memory fits only the big node",
@@ -143,7 +143,7 @@ func TestFilters(t *testing.T) {
 				d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, side)
 			})},
 			workload: "web", slot: 1,
-			want: "unplaced: 0/1 nodes are available: 1 insufficient cpu.",
+			want: "unplaced: 0/1 nodes are available: 1 insufficient cpu (less than 600m free on each; used most by default/web).",
 		},
 		{
 			// The init container runs alone, before the app: the instance reserves the
@@ -158,7 +158,7 @@ func TestFilters(t *testing.T) {
 			name:     "a sidecar adds to the app",
 			nodes:    []Node{small("a", "z0")},
 			deps:     []*spec.Deployment{dep("web", 1, requests("600m", ""), withInit("600m", true))},
-			workload: "web", want: "unplaced: 0/1 nodes are available: 1 insufficient cpu.",
+			workload: "web", want: "unplaced: 0/1 nodes are available: 1 insufficient cpu (less than 1200m free on each).",
 		},
 		{
 			name:  "a limit stands in for a missing request",
@@ -166,7 +166,7 @@ func TestFilters(t *testing.T) {
 			deps: []*spec.Deployment{dep("web", 1, func(d *spec.Deployment) {
 				d.Spec.Template.Spec.Containers[0].Resources.Limits = map[string]spec.Quantity{spec.ResourceMemory: spec.MustQuantity("2Gi")}
 			})},
-			workload: "web", want: "unplaced: 0/1 nodes are available: 1 insufficient memory.",
+			workload: "web", want: "unplaced: 0/1 nodes are available: 1 insufficient memory (less than 2Gi free on each).",
 		},
 		{
 			name:  "running instances use capacity",
@@ -174,7 +174,7 @@ func TestFilters(t *testing.T) {
 			deps:  []*spec.Deployment{dep("web", 1, requests("600m", "")), dep("api", 1, requests("600m", ""))},
 			instances: []Instance{{ID: InstanceID("default", "web", spec.InstanceHash(nil, dep("web", 1, requests("600m", ""))), 0),
 				Namespace: "default", Workload: "web", Node: "a", SpecHash: spec.InstanceHash(nil, dep("web", 1, requests("600m", ""))), Running: true, Ready: true}},
-			workload: "api", want: "unplaced: 0/1 nodes are available: 1 insufficient cpu.",
+			workload: "api", want: "unplaced: 0/1 nodes are available: 1 insufficient cpu (less than 600m free on each; used most by default/web).",
 		},
 		{
 			name:  "nodeSelector",
@@ -212,13 +212,13 @@ func TestFilters(t *testing.T) {
 			name:  "host port taken by another workload",
 			nodes: []Node{node("a", "z0")},
 			deps:  []*spec.Deployment{dep("api", 1, ports(8080)), dep("web", 1, ports(8080))}, workload: "web",
-			want: "unplaced: 0/1 nodes are available: 1 node(s) didn't have free ports for the requested ports.",
+			want: "unplaced: 0/1 nodes are available: 1 node(s) didn't have free ports for the requested ports (host port 8080/TCP held by default/api).",
 		},
 		{
 			name:  "host port taken by the same workload",
 			nodes: []Node{node("a", "z0"), node("b", "z0")},
 			deps:  []*spec.Deployment{dep("web", 3, ports(8080))}, workload: "web", slot: 2,
-			want: "unplaced: 0/2 nodes are available: 2 node(s) didn't have free ports for the requested ports.",
+			want: "unplaced: 0/2 nodes are available: 2 node(s) didn't have free ports for the requested ports (host port 8080/TCP held by default/web).",
 		},
 		{
 			name:  "same port over UDP does not conflict",
@@ -246,7 +246,7 @@ func TestFilters(t *testing.T) {
 			}), dep("web", 1, func(d *spec.Deployment) {
 				d.Spec.Template.Spec.Containers[0].Ports = []spec.ContainerPort{{ContainerPort: 3868, Protocol: spec.ProtocolSCTP}}
 			})},
-			workload: "web", want: "unplaced: 0/1 nodes are available: 1 node(s) didn't have free ports for the requested ports.",
+			workload: "web", want: "unplaced: 0/1 nodes are available: 1 node(s) didn't have free ports for the requested ports (host port 3868/SCTP held by default/api).",
 		},
 		{
 			name:  "anti-affinity by hostname",
@@ -300,7 +300,7 @@ func TestFilters(t *testing.T) {
 			name:  "topology spread DoNotSchedule",
 			nodes: []Node{node("a", "z0"), small("b", "z1")},
 			deps:  []*spec.Deployment{dep("web", 4, requests("800m", ""), spread(LabelZone, 1, spec.DoNotSchedule))}, workload: "web", slot: 3,
-			want: "unplaced: 0/2 nodes are available: 1 insufficient cpu, 1 node(s) didn't match pod topology spread constraints.",
+			want: "unplaced: 0/2 nodes are available: 1 insufficient cpu (less than 800m free on each; used most by default/web), 1 node(s) didn't match pod topology spread constraints.",
 		},
 		{
 			name:  "topology spread needs the label",

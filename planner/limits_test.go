@@ -37,7 +37,7 @@ func TestInstancesPerNodeCapped(t *testing.T) {
 		t.Errorf("placed and unplaced replicas add up to %d, want 100000", got)
 	}
 	for _, u := range p.Unplaced {
-		if u.Reason != "0/2 nodes are available: 2 too many instances." {
+		if u.Reason != "0/2 nodes are available: 2 too many instances (each runs its maximum; used most by default/flood)." {
 			t.Fatalf("unplaced %+v: want the reason to say the nodes are full", u)
 		}
 	}
@@ -106,7 +106,7 @@ func TestExplainReportsReplicasBeyondCapacity(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(e.Replicas) != 5 || e.Beyond == nil || e.Beyond.Slot != 5 || e.Beyond.Replicas() != 995 ||
-		e.Beyond.Reason != "0/2 nodes are available: 2 too many instances." {
+		e.Beyond.Reason != "0/2 nodes are available: 2 too many instances (each runs its maximum; used most by default/web)." {
 		t.Errorf("explained %d replicas and beyond %+v; want 5 and the other 995 as one run, with the reason", len(e.Replicas), e.Beyond)
 	}
 }

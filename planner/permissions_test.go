@@ -88,7 +88,7 @@ func TestPermissionReason(t *testing.T) {
 	if len(p.Assignments) != 1 || p.Assignments[0].Node != "n002" {
 		t.Fatalf("assignments %+v, want one on n002", p.Assignments)
 	}
-	want := "0/3 nodes are available: 2 node(s) didn't allow hostNetwork (--allow-host-network), 1 too many instances."
+	want := "0/3 nodes are available: 2 node(s) didn't allow hostNetwork (--allow-host-network), 1 too many instances (each runs its maximum; used most by default/w)."
 	if len(p.Unplaced) != 1 || p.Unplaced[0].Reason != want {
 		t.Fatalf("unplaced %+v, want %q", p.Unplaced, want)
 	}

@@ -201,9 +201,12 @@ func (st *state) walk(w *workload, t *tier, pos uint64, ex *ReplicaExplanation) 
 
 // scan examines every node, for when the walks found nothing: either a feasible node the
 // walks did not reach, preferring the best tier and then the highest rendezvous hash of
-// slot and node, or every node's refusal.
+// slot and node, or every node's refusal, kept in st.refusals for the reason's details.
 func (st *state) scan(w *workload, pos uint64, ex *ReplicaExplanation) (int32, string) {
 	ex.resetRejections()
+	if st.refusals == nil {
+		st.refusals = make([]reason, len(st.nodes))
+	}
 	var counts [numReasons]int
 	var feasible []int32
 	bestTier := len(w.static.tiers)
@@ -213,6 +216,7 @@ func (st *state) scan(w *workload, pos uint64, ex *ReplicaExplanation) (int32, s
 		if why == fits {
 			why = st.check(w, n, placing)
 		}
+		st.refusals[n] = why
 		if why != fits {
 			counts[why]++
 			ex.reject(st.nodes[n].name, why.String())
@@ -226,7 +230,7 @@ func (st *state) scan(w *workload, pos uint64, ex *ReplicaExplanation) (int32, s
 		}
 	}
 	if len(feasible) == 0 {
-		return -1, unavailable(&counts, len(st.nodes))
+		return -1, unavailable(&counts, st.refusalDetails(w, &counts), len(st.nodes))
 	}
 	rank := func(n int32) uint64 { return mix64(pos ^ st.nodes[n].hash) }
 	slices.SortFunc(feasible, func(a, b int32) int { return cmp.Or(cmp.Compare(rank(b), rank(a)), cmp.Compare(a, b)) })

@@ -236,7 +236,7 @@ func TestUnplacedCountsEveryNode(t *testing.T) {
 	nodes := []Node{dead(node("a", "z0")), small("b", "z0"), small("c", "z1"), node("d", "z1"), node("e", "z1")}
 	web := dep("web", 3, requests("", "2Gi"), antiAffinity("web", LabelHostname))
 	p := plan(desired(web), View{Nodes: nodes})
-	want := "0/5 nodes are available: 2 insufficient memory, 2 node(s) didn't match pod anti-affinity rules, 1 node(s) not alive."
+	want := "0/5 nodes are available: 2 insufficient memory (less than 2Gi free on each), 2 node(s) didn't match pod anti-affinity rules, 1 node(s) not alive."
 	if len(p.Unplaced) != 1 || p.Unplaced[0].Reason != want {
 		t.Errorf("unplaced %+v, want slot 2 with %q", p.Unplaced, want)
 	}
@@ -268,7 +268,7 @@ func TestExplain(t *testing.T) {
 	if len(r1.Rejected) == 0 || r1.Rejected[0] != (Rejection{Node: "b", Reason: "running copy cannot stay: not running"}) {
 		t.Errorf("slot 1 rejections %+v, want the failed copy on b first", r1.Rejected)
 	}
-	if r2.Node != "" || r2.Summary != "0/4 nodes are available: 2 node(s) didn't match pod anti-affinity rules, 1 insufficient memory, 1 node(s) not alive." {
+	if r2.Node != "" || r2.Summary != "0/4 nodes are available: 2 node(s) didn't match pod anti-affinity rules, 1 insufficient memory (less than 2Gi free on each), 1 node(s) not alive." {
 		t.Errorf("slot 2: %+v", r2)
 	}
 	reasons := map[string]string{}

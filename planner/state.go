@@ -194,6 +194,8 @@ func (s *slotState) unplaced() string {
 type workload struct {
 	d              *spec.Deployment
 	ns, name, hash string
+	// index is the workload's position in state.workloads.
+	index int32
 	// prefix is every instance ID of this spec without the slot number.
 	prefix   string
 	replicas int
@@ -264,6 +266,15 @@ type state struct {
 	visited []uint32
 	stamp   uint32
 	sample  []int32
+	// refusals is why each node refused the replica scan last examined, for the details
+	// of an unplaced replica's reason (refusalDetails); allocated by the first scan.
+	refusals []reason
+	// residents is, per node, the index in workloads of each instance placed there. It
+	// is nil until an unplaced replica's reason first needs it (indexResidents), so that
+	// plans where everything fits never pay for it; reserve keeps it up to date after.
+	residents [][]int32
+	// use is resourceHolders' scratch, one entry per workload, zero between calls.
+	use []resourceUse
 
 	stops []Stop
 	trace *trace
@@ -497,6 +508,7 @@ func (st *state) compileWorkloads(set *spec.Set) {
 			continue
 		}
 		w := st.compile(set, d)
+		w.index = int32(len(st.workloads))
 		st.workloads = append(st.workloads, w)
 		st.byKey[key] = w
 	}

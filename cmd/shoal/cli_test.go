@@ -296,3 +296,68 @@ func TestPlanShowsPlacementOnAClusterFile(t *testing.T) {
 		}
 	}
 }
+
+// A new Deployment that takes the host port an unchanged one holds on every node: plan
+// names the one that loses its place, the port and the holder, and exits 1. Without a pod
+// network every container port is a port of the node (a hostPort would need nodes that
+// allow it, which a cluster file cannot say).
+func TestPlanReportsWorkloadsThatLoseTheirPlace(t *testing.T) {
+	redis := func(name string) string {
+		return testsupport.Deployment{Name: name, Replicas: 3, Container: "redis", Image: "redis:7",
+			ContainerYAML: "        ports: [{containerPort: 6379}]\n"}.YAML()
+	}
+	repo := testsupport.NewRepo(t)
+	first := repo.Commit("cache", map[string]string{"cache.yaml": redis("cache")})
+	second := repo.Commit("api", map[string]string{"api.yaml": redis("api")}) // api is placed before cache
+	cluster := filepath.Join(t.TempDir(), "cluster.yaml")
+	write(t, filepath.Dir(cluster), "cluster.yaml", `nodes:
+- {name: a, cpu: "2", memory: 4Gi}
+- {name: b, cpu: "2", memory: 4Gi}
+- {name: c, cpu: "2", memory: 4Gi}
+`)
+	args := []string{"plan", "--repo", repo.Dir, "--from", first, "--to", second, "--cluster", cluster, "--pod-network", "off"}
+	reason := "0/3 nodes are available: 3 node(s) didn't have free ports for the requested ports (host port 6379/TCP held by default/api)."
+
+	code, out, errOut := shoal(t, args...)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1: %s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"+ Deployment/default/api\n",
+		"  default/cache: 0-2→unplaced (" + reason + ")\n", // one run for the three slots
+		"\nwould lose placed replicas (placed with the base revision on these nodes, not with the new one):\n" +
+			"! Deployment/default/cache would lose 3 of 3 placed replicas: " + reason + "\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks\n%s\ngot:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "~ Deployment/default/cache") {
+		t.Errorf("cache is shown as changed; its manifest is not:\n%s", out)
+	}
+
+	code, out, errOut = shoal(t, append(args, "-o", "json")...)
+	var report planReport
+	if err := json.Unmarshal([]byte(out), &report); err != nil || code != 1 {
+		t.Fatalf("-o json: exit %d, %v: %s%s", code, err, out, errOut)
+	}
+	want := []planLost{{objectRef: objectRef{Kind: "Deployment", Namespace: "default", Name: "cache"}, Before: 3, After: 0, Lost: 3, Reason: reason}}
+	if !equalJSON(report.LostPlacements, want) || !strings.Contains(out, `"lostPlacements": [`) {
+		t.Errorf("lostPlacements %+v, want %+v", report.LostPlacements, want)
+	}
+
+	// Nothing lost: an empty list with a cluster, and exit 0 when nothing changes either.
+	code, out, _ = shoal(t, "plan", "--repo", repo.Dir, "--from", second, "--to", second, "--cluster", cluster, "--pod-network", "off", "-o", "json")
+	if code != 0 || !strings.Contains(out, `"lostPlacements": []`) {
+		t.Errorf("no change: exit %d:\n%s", code, out)
+	}
+	code, out, _ = shoal(t, "plan", "--repo", repo.Dir, "--from", second, "--to", second, "--cluster", cluster, "--pod-network", "off")
+	if code != 0 || strings.Contains(out, "would lose") {
+		t.Errorf("no change, text: exit %d:\n%s", code, out)
+	}
+	// Without a cluster, plan cannot know placement and says nothing of it.
+	code, out, _ = shoal(t, "plan", "--repo", repo.Dir, "--from", first, "--to", second, "-o", "json")
+	if code != 1 || strings.Contains(out, "lostPlacements") {
+		t.Errorf("no cluster: exit %d:\n%s", code, out)
+	}
+}

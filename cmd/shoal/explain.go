@@ -129,22 +129,47 @@ func loadClusterView(ctx context.Context, file, from string, api apiClientFlags)
 	return nil, nil
 }
 
-// printPlacement shows where each replica of the new revision would run on view, in a
-// cluster with or without a pod network.
-func printPlacement(w io.Writer, set *spec.Set, view planner.View, podNetwork bool) {
-	p := planner.New(nil).WithPodNetwork(podNetwork).Plan(spec.Desired{Objects: set}, view)
-	fmt.Fprintf(w, "\nplacement on %d nodes:\n", len(view.Nodes))
+// placements is where both revisions of a plan would run on one cluster, and what the
+// new one would leave unplaced that the base placed.
+type placements struct {
+	after planner.Placement
+	lost  []planner.LostPlacement
+}
+
+// placeBoth places both revisions on view, in a cluster with or without a pod network.
+// What runs in view (with --cluster-from) keeps its place in both, as on a live cluster.
+func placeBoth(before, after *spec.Set, view planner.View, podNetwork bool) *placements {
+	pl := planner.New(nil).WithPodNetwork(podNetwork)
+	was := pl.Plan(spec.Desired{Objects: before}, view)
+	is := pl.Plan(spec.Desired{Objects: after}, view)
+	return &placements{after: is, lost: planner.LostPlacements(was, is)}
+}
+
+// printPlacement shows where each replica of the new revision would run on a cluster of
+// nodes nodes, and why the others would not.
+func printPlacement(w io.Writer, p planner.Placement, nodes int) {
+	fmt.Fprintf(w, "\nplacement on %d nodes:\n", nodes)
 	byWorkload := map[string][]string{}
 	for _, a := range p.Assignments {
 		k := a.Namespace + "/" + a.Workload
 		byWorkload[k] = append(byWorkload[k], fmt.Sprintf("%d→%s", a.Slot, a.Node))
 	}
-	for _, u := range p.Unplaced {
-		k := u.Namespace + "/" + u.Workload
-		slots := fmt.Sprint(u.Slot)
-		if u.More > 0 {
-			slots += fmt.Sprintf("-%d", u.Slot+u.More)
+	// Consecutive slots of a workload unplaced for the same reason are one run: "0-2→unplaced (…)".
+	for i := 0; i < len(p.Unplaced); {
+		u := p.Unplaced[i]
+		last := u.Slot + u.More
+		for i++; i < len(p.Unplaced); i++ {
+			next := p.Unplaced[i]
+			if next.Namespace != u.Namespace || next.Workload != u.Workload || next.Slot != last+1 || next.Reason != u.Reason {
+				break
+			}
+			last = next.Slot + next.More
 		}
+		slots := fmt.Sprint(u.Slot)
+		if last > u.Slot {
+			slots += fmt.Sprintf("-%d", last)
+		}
+		k := u.Namespace + "/" + u.Workload
 		byWorkload[k] = append(byWorkload[k], fmt.Sprintf("%s→unplaced (%s)", slots, u.Reason))
 	}
 	keys := make([]string, 0, len(byWorkload))
@@ -157,5 +182,17 @@ func printPlacement(w io.Writer, set *spec.Set, view planner.View, podNetwork bo
 	}
 	if len(p.Stop) > 0 {
 		fmt.Fprintf(w, "  %d running instances would stop\n", len(p.Stop))
+	}
+}
+
+// printLost lists the Deployments that would lose placed replicas, with the reason:
+// "! Deployment/default/cache would lose 2 of 3 placed replicas: 0/3 nodes are available: …".
+func printLost(w io.Writer, lost []planner.LostPlacement) {
+	if len(lost) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nwould lose placed replicas (placed with the base revision on these nodes, not with the new one):")
+	for _, l := range lost {
+		fmt.Fprintf(w, "! Deployment/%s/%s would lose %d of %d placed replicas: %s\n", l.Namespace, l.Workload, l.Lost, l.Before, l.Reason)
 	}
 }

@@ -29,8 +29,9 @@ and labels (kubectl copies the whole Secret into one).
 It also prints the warnings the change brings: those of the new manifests that the
 base did not have (a Service that selects nothing, a targetPort no container has).
 
-Exits 0 when nothing would change, 1 when something would (like flux diff), 2 on trouble,
-including invalid manifests on either side (their findings are printed).
+Exits 0 when nothing would change, 1 when something would (like flux diff) or when a
+workload would lose placed replicas (see --cluster), 2 on trouble, including invalid
+manifests on either side (their findings are printed).
 
 A ConfigMap or Secret change lists the Deployments that use it and whose instances it
 replaces ("→ replaces Deployment/default/web (3 instances)"), and such a Deployment is
@@ -43,16 +44,18 @@ a branch, origin/main, a tag, a full or short SHA. A remote one is cloned under 
 and asked for branches, tags and full SHAs only.
 
 With --cluster FILE (or --cluster-from ADDR, an agent's address) it also shows where each
-replica of the new revision would run, and why a replica could not be placed.
+replica of the new revision would run, and why a replica could not be placed: which port
+or resource the nodes lack and which workloads hold it. It places the base revision on the
+same cluster too, and lists every Deployment that would lose placed replicas, its manifest
+changed or not ("! Deployment/default/cache would lose 2 of 3 placed replicas: …"): another
+workload may take the port, cpu or memory it runs on.
 
--o json prints {from, to, changes, summary, warnings} for tools (placement is text only).`,
+-o json prints {from, to, changes, summary, warnings} for tools, and lostPlacements with
+--cluster or --cluster-from.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
 				return &exitError{code: exitTrouble, err: fmt.Errorf("-o: want text or json, got %q", output)}
-			}
-			if output == "json" && (clusterFile != "" || clusterFrom != "") {
-				return &exitError{code: exitTrouble, err: fmt.Errorf("-o json shows no placement: leave out --cluster and --cluster-from")}
 			}
 			if src.url == "" {
 				return &exitError{code: exitTrouble, err: fmt.Errorf("plan needs --repo (and --to REV, or a DIR to compare against --from)")}
@@ -88,30 +91,33 @@ replica of the new revision would run, and why a replica could not be placed.
 				}
 			}
 			changes := planner.Diff(before.set, after.set)
-			if output == "json" {
-				if err := writeJSON(out, newPlanReport(before, after, changes, newWarnings(before.diags, after.diags))); err != nil {
-					return &exitError{code: exitTrouble, err: err}
-				}
-				if len(changes) > 0 {
-					return &exitError{code: exitFindings}
-				}
-				return nil
-			}
-			fmt.Fprintf(out, "plan: %s → %s\n", before.where, after.where)
-			if err := planner.FormatDiff(out, changes); err != nil {
-				return &exitError{code: exitTrouble, err: err}
-			}
-			for _, g := range newWarnings(before.diags, after.diags).Grouped() {
-				fmt.Fprintln(out, g.String())
-			}
 			view, err := loadClusterView(ctx, clusterFile, clusterFrom, api)
 			if err != nil {
 				return &exitError{code: exitTrouble, err: err}
 			}
+			var placed *placements
 			if view != nil {
-				printPlacement(out, after.set, *view, podNetwork != "off")
+				placed = placeBoth(before.set, after.set, *view, podNetwork != "off")
 			}
-			if len(changes) > 0 {
+			changed := len(changes) > 0 || placed != nil && len(placed.lost) > 0
+			if output == "json" {
+				if err := writeJSON(out, newPlanReport(before, after, changes, newWarnings(before.diags, after.diags), placed)); err != nil {
+					return &exitError{code: exitTrouble, err: err}
+				}
+			} else {
+				fmt.Fprintf(out, "plan: %s → %s\n", before.where, after.where)
+				if err := planner.FormatDiff(out, changes); err != nil {
+					return &exitError{code: exitTrouble, err: err}
+				}
+				for _, g := range newWarnings(before.diags, after.diags).Grouped() {
+					fmt.Fprintln(out, g.String())
+				}
+				if placed != nil {
+					printPlacement(out, placed.after, len(view.Nodes))
+					printLost(out, placed.lost)
+				}
+			}
+			if changed {
 				return &exitError{code: exitFindings}
 			}
 			return nil

@@ -20,6 +20,23 @@ type planReport struct {
 	Warnings spec.Diagnostics `json:"warnings"`
 	// Errors are the findings of a side whose manifests are invalid (exit status 2).
 	Errors spec.Diagnostics `json:"errors,omitempty"`
+	// LostPlacements are, with --cluster or --cluster-from, the Deployments that would have
+	// fewer replicas placed on that cluster than with the base revision (exit status 1),
+	// in namespace and name order; [] when none would. Absent without a cluster.
+	LostPlacements []planLost `json:"lostPlacements,omitzero"`
+}
+
+// planLost is a planner.LostPlacement: a Deployment that would lose placed replicas.
+type planLost struct {
+	objectRef
+	// Before and After count its placed replicas with each revision; Lost is how many it
+	// still wants that the new revision leaves unplaced.
+	Before int `json:"before"`
+	After  int `json:"after"`
+	Lost   int `json:"lost"`
+	// Reason is why its first unplaced replica has no node, naming the port or resource
+	// the nodes lack and the workloads that hold it.
+	Reason string `json:"reason"`
 }
 
 // planSide is one side of the comparison: where it was read and, for a Git revision, which commit.
@@ -71,9 +88,17 @@ func ref(k spec.Key) objectRef { return objectRef{Kind: k.Kind, Namespace: k.Nam
 
 func planSideOf(m manifests) planSide { return planSide{Where: m.where, Revision: m.revision} }
 
-// newPlanReport turns a diff and its new warnings into the JSON document.
-func newPlanReport(before, after manifests, changes []planner.Change, warnings spec.Diagnostics) planReport {
+// newPlanReport turns a diff, its new warnings and, given a cluster, both revisions'
+// placements on it into the JSON document.
+func newPlanReport(before, after manifests, changes []planner.Change, warnings spec.Diagnostics, placed *placements) planReport {
 	r := planReport{From: planSideOf(before), To: planSideOf(after), Changes: []planChange{}, Warnings: nonNil(warnings)}
+	if placed != nil {
+		r.LostPlacements = []planLost{}
+		for _, l := range placed.lost {
+			r.LostPlacements = append(r.LostPlacements, planLost{objectRef: objectRef{Kind: spec.KindDeployment, Namespace: l.Namespace, Name: l.Workload},
+				Before: l.Before, After: l.After, Lost: l.Lost, Reason: l.Reason})
+		}
+	}
 	for _, c := range changes {
 		pc := planChange{Action: string(c.Action), objectRef: ref(c.Key), Fields: []planField{}, Instances: c.Instances}
 		for _, f := range c.Fields {
