@@ -26,6 +26,8 @@ type Agent struct {
 	network   Network        // nil: no pod network
 	loader    CommitLoader   // nil: reverts only to revisions taken in since the start
 	reporter  Reporter       // nil: commit statuses are not sent
+	// decisionsFile keeps the decisions of an agent without a cluster; "" for none.
+	decisionsFile string
 	// netWorker programs the pod network off the loop; nil without one.
 	netWorker *netWorker
 	// clock is the one place the agent reads the time.
@@ -85,6 +87,13 @@ func New(cfg Config, rt executor.Runtime, revisions <-chan source.Event, opts ..
 	}
 	a.cfg.Reports = a.reporter != nil
 	a.core = newCore(a.cfg, a.cluster != nil, a.dns)
+	if a.decisionsFile != "" && a.cluster == nil {
+		list, err := loadDecisions(a.decisionsFile)
+		if err != nil {
+			a.log.Warn("the decisions of the last run are lost", "err", err)
+		}
+		a.core.onDecisions(list)
+	}
 	a.core.Step(tickEvent{}, a.clock())
 	a.status.Store(a.core.statusSnapshot())
 	return a, nil
@@ -187,6 +196,11 @@ func (a *Agent) stepJoin() {
 	}
 	if why != a.joinErr {
 		a.joinErr = why
+		if why == "" {
+			// The view of the cluster just joined, before the core acts as a member: a view
+			// from before the join shows this node alone, the decider of everything.
+			a.core.Step(viewEvent{a.cluster.Snapshot()}, a.clock())
+		}
 		a.core.Step(joinEvent{why}, a.clock())
 	}
 }
@@ -231,7 +245,10 @@ func (a *Agent) carryOut(ctx context.Context, rd ready) {
 		a.netWorker.offer(rd)
 	}
 	for _, commit := range rd.loadCommits {
-		a.loadCommit(ctx, commit)
+		a.loadCommit(ctx, commit, false)
+	}
+	if rd.retrySuspect != "" {
+		a.retrySuspect(ctx, rd.retrySuspect)
 	}
 	for _, r := range rd.reports {
 		a.workers.Add(1)
@@ -266,6 +283,11 @@ func (a *Agent) publish(rd ready) {
 			a.core.Step(publishFailed{what: publishMeta}, now)
 		}
 	}
+	if a.cluster == nil && a.decisionsFile != "" && len(rd.decisions) > 0 {
+		if err := saveDecisions(a.decisionsFile, a.core.decisionList()); err != nil {
+			a.log.Error("saving decisions failed", "err", err)
+		}
+	}
 	for _, d := range rd.decisions {
 		if a.cluster == nil {
 			break // the core keeps its own decisions
@@ -285,12 +307,28 @@ func (a *Agent) publish(rd ready) {
 	}
 }
 
-// loadCommit loads an earlier commit for a revert, off the loop.
-func (a *Agent) loadCommit(ctx context.Context, commit string) {
+// retrySuspect loads again the revision the agent went down applying, once the marker
+// agrees that it was not retried before.
+func (a *Agent) retrySuspect(ctx context.Context, commit string) {
+	if a.marker != nil {
+		ok, err := a.marker.Retry(commit)
+		if err == nil && !ok {
+			err = errors.New("it was applied again once already, and the agent went down again")
+		}
+		if err != nil {
+			a.core.Step(commitLoadedEvent{commit: commit, suspect: true, err: err}, a.clock())
+			return
+		}
+	}
+	a.loadCommit(ctx, commit, true)
+}
+
+// loadCommit loads an earlier commit (for a revert, or a suspect to apply again), off the loop.
+func (a *Agent) loadCommit(ctx context.Context, commit string, suspect bool) {
 	a.workers.Add(1)
 	go func() {
 		defer a.workers.Done()
-		ev := commitLoadedEvent{commit: commit, err: errors.New("no Git source to load it from")}
+		ev := commitLoadedEvent{commit: commit, suspect: suspect, err: errors.New("no Git source to load it from")}
 		if a.loader != nil {
 			ev.desired, ev.err = a.loader.LoadCommit(ctx, commit)
 		}

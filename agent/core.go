@@ -98,8 +98,13 @@ type core struct {
 	reverts      map[commitWorkload]*compiled
 	revertErrors map[string]string
 	retryLoadAt  time.Time
+	// revertWaiting says a revert waits for its commit to load: nothing is planned meanwhile.
+	revertWaiting bool
 	// reports follows the commits whose fate is reported (report.go).
 	reports reportState
+	// suspect is the revision this agent went down applying, which the source skipped;
+	// it is applied again once every other node runs it (retrySuspect).
+	suspect string
 	// prevHashes are the spec hashes of the revision before desired, to tell what it changed.
 	prevHashes map[workloadKey]string
 
@@ -147,6 +152,8 @@ type ready struct {
 	// proxyChanged names the Services of proxy that changed since the last proxy handed out.
 	proxyChanged []network.ServiceKey
 	peers        *[]network.Peer
+	// retrySuspect is the suspect revision to apply again, if the marker allows.
+	retrySuspect string
 	// markSurvived is a revision to record as survived.
 	markSurvived string
 	// decisions are this node's new decisions, to spread; loadCommits earlier commits to
@@ -212,6 +219,8 @@ type (
 		commit  string
 		desired *spec.Desired
 		err     error
+		// suspect marks the revision the agent went down applying, loaded to apply again.
+		suspect bool
 	}
 	// reportedEvent is the outcome of sending a commit status.
 	reportedEvent struct {
@@ -308,7 +317,11 @@ func (c *core) Step(ev event, now time.Time) {
 			c.dnsPublished = nil
 		}
 	case commitLoadedEvent:
-		c.onCommitLoaded(ev)
+		if ev.suspect {
+			c.onSuspectLoaded(ev)
+		} else {
+			c.onCommitLoaded(ev)
+		}
 	case reportedEvent:
 		c.onReported(ev)
 	case tickEvent:
@@ -337,6 +350,7 @@ func (c *core) Ready() ready {
 		}
 	}
 	c.trackReports()
+	c.retrySuspect()
 	c.markSurvived()
 	c.rd.status = c.statusSnapshot()
 	if c.clustered {
@@ -381,6 +395,7 @@ func (c *core) onRevision(ev source.Event) {
 	case errors.Is(ev.Err, source.ErrRevisionSuspect):
 		rev := ev.Revision
 		c.syncState.Rejected, c.syncState.Diagnostics, c.syncState.Error = &rev, nil, ev.Err.Error()
+		c.suspect = rev.Commit
 		c.log.Error("not applying the revision this agent went down applying; waiting for a newer commit", "commit", rev.Commit)
 		if ev.Desired != nil {
 			c.accept(ev.Desired)
@@ -395,6 +410,7 @@ func (c *core) onRevision(ev source.Event) {
 		c.syncState.Error = ev.Err.Error()
 		c.log.Warn("git source failed; keeping the last good revision", "err", ev.Err, "retry_in", ev.RetryIn)
 	case ev.Desired != nil:
+		c.suspect = ""
 		c.syncState.Error, c.syncState.Rejected, c.syncState.Diagnostics = "", nil, ev.Diagnostics.Warnings()
 		c.accept(ev.Desired)
 	case c.syncState.Rejected != nil && ev.Revision.Commit == c.syncState.Rejected.Commit:
@@ -555,7 +571,9 @@ func (c *core) onStarted(in *instance, err error, pulled time.Time) {
 		return
 	}
 	in.startErr = PhaseStartError
-	in.startFailures++
+	if !executor.RuntimeUnavailable(err) {
+		in.startFailures++ // the spec's failure, not the node's: it counts against a rollout
+	}
 	switch {
 	case errors.Is(err, executor.ErrImagePull):
 		in.startErr = PhaseImagePullBackOff

@@ -24,6 +24,10 @@ type recordingMarker struct {
 func (m *recordingMarker) Applying(c string) error { m.add("applying " + c); return nil }
 func (m *recordingMarker) Survived(c string) error { m.add("survived " + c); return nil }
 func (m *recordingMarker) Release(c string) error  { m.add("released " + c); return nil }
+func (m *recordingMarker) Retry(c string) (bool, error) {
+	m.add("retry " + c)
+	return true, nil
+}
 
 func (m *recordingMarker) add(call string) {
 	m.mu.Lock()

@@ -21,6 +21,10 @@ func (c *core) reconcile() {
 	if c.notJoined != "" {
 		return // planning alone would duplicate the cluster's workloads
 	}
+	if c.revertWaiting {
+		c.tend() // what runs keeps running; nothing is started or stopped until the spec to go back to is here
+		return
+	}
 	if c.planDue {
 		c.plan()
 	}
@@ -41,6 +45,13 @@ func (c *core) reconcile() {
 	// with stricter permissions is stopped (the plan does not keep it on a node that
 	// refuses it) before a crash of it could be restarted in place, which the executor
 	// does not check again.
+	c.tend()
+	c.trackConvergence()
+}
+
+// tend restarts, probes and advances this node's instances, and stops those outside its
+// pod subnet.
+func (c *core) tend() {
 	for _, id := range c.instanceIDs() {
 		in := c.instances[id]
 		if c.outsideSubnet(in) {
@@ -51,7 +62,6 @@ func (c *core) reconcile() {
 		c.ensureProbes(in)
 		c.advance(in)
 	}
-	c.trackConvergence()
 }
 
 // plan places every replica on the cluster as this node sees it, and keeps this node's

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/shoalhq/shoal/spec"
@@ -71,6 +72,9 @@ type WorkloadRollout struct {
 	// SpecHash is the commit's spec; RevertedTo the spec that runs instead after a revert.
 	SpecHash   string `json:"specHash,omitempty"`
 	RevertedTo string `json:"revertedTo,omitempty"`
+	// Decided is when the verdict (succeeded or failed) was made, and DecidedBy by which node.
+	Decided   time.Time `json:"decided,omitzero"`
+	DecidedBy string    `json:"decidedBy,omitempty"`
 }
 
 // Report is one transition of a commit's fate, for the shell to send to the configured
@@ -94,9 +98,41 @@ type reportState struct {
 	wake     time.Time
 }
 
-// reportReceipt is the body of a report/ decision: the last state sent for a commit.
+// reportReceipts is the body of a node's report/NODE decision: the transitions it sent
+// last, oldest first, at most maxReceipts (one key per node, so that receipts never
+// crowd verdicts out of gossip's per-author bound).
+type reportReceipts struct {
+	Sent []reportReceipt `json:"sent"`
+}
+
+// reportReceipt is one transition sent.
 type reportReceipt struct {
-	State string `json:"state"`
+	Commit string `json:"commit"`
+	State  string `json:"state"`
+}
+
+// maxReceipts is how many transitions a node's receipts remember; with the commits a node
+// follows (maxTrackedCommits) they cover every transition it could still send.
+const maxReceipts = 12
+
+// sentStates is every state any node says it sent for commit.
+func (c *core) sentStates(commit string) []string {
+	var out []string
+	for key, d := range c.decisions {
+		if !strings.HasPrefix(key, reportPrefix) {
+			continue
+		}
+		var r reportReceipts
+		if json.Unmarshal(d.Body, &r) != nil {
+			continue
+		}
+		for _, s := range r.Sent {
+			if s.Commit == commit {
+				out = append(out, s.State)
+			}
+		}
+	}
+	return out
 }
 
 // fetched starts following a commit: accepted (desired) or rejected (diags).
@@ -175,7 +211,9 @@ func (c *core) judgeCommit(cs *CommitStatus) {
 	switch {
 	case failed != "":
 		cs.State, cs.Reason, cs.Decided = CommitFailed, failed, c.now
-	case done && cs.Nodes.Applied == cs.Nodes.Total:
+	case done && (len(cs.changed) > 0 || cs.Nodes.Applied == cs.Nodes.Total):
+		// A Deployment's success verdict says every replica of it serves, wherever it runs;
+		// a commit that changed none (a Service, say) is done once every node applied it.
 		cs.State, cs.Reason, cs.Decided = CommitSucceeded, "", c.now
 	}
 }
@@ -189,7 +227,7 @@ func (c *core) workloadRollout(k workloadKey, changed bool) WorkloadRollout {
 	v := c.verdicts[k]
 	switch {
 	case v.holds(base.hash):
-		wr.State, wr.Reason = WorkloadFailed, v.failed.Reason
+		wr.State, wr.Reason, wr.Decided, wr.DecidedBy = WorkloadFailed, v.failed.Reason, v.failedAt, v.failedBy
 		if w := c.workloads[k]; w != base && w != nil {
 			wr.State, wr.RevertedTo = WorkloadReverted, w.hash
 			wr.Reason += "; reverted to " + w.hash + " of " + short(w.commit)
@@ -197,7 +235,7 @@ func (c *core) workloadRollout(k workloadKey, changed bool) WorkloadRollout {
 			wr.Waiting = c.revertWait(v.failed.RevertCommit)
 		}
 	case v.good != nil && v.good.Hash == base.hash:
-		wr.State = WorkloadSucceeded
+		wr.State, wr.Decided, wr.DecidedBy = WorkloadSucceeded, v.goodAt, v.goodBy
 		if !changed {
 			wr.State = WorkloadUnchanged
 		}
@@ -272,9 +310,8 @@ func reportStateOf(cs *CommitStatus) string {
 func (c *core) reportDue(cs *CommitStatus) {
 	rs := &c.reports
 	state := reportStateOf(cs)
-	key := reportPrefix + cs.Commit
 	id := cs.Commit + "/" + state
-	if rs.inflight[id] || rs.tries[id] >= maxReportTries || !c.decides(key) {
+	if rs.inflight[id] || rs.tries[id] >= maxReportTries || !c.decides(reportPrefix+cs.Commit) {
 		return
 	}
 	if at := rs.retryAt[id]; at.After(c.now) {
@@ -283,10 +320,9 @@ func (c *core) reportDue(cs *CommitStatus) {
 		}
 		return
 	}
-	if d, ok := c.decisions[key]; ok {
-		var r reportReceipt
-		if json.Unmarshal(d.Body, &r) == nil && (r.State == state || r.State != "pending" && state == "pending") {
-			return // sent already, or a final state was: pending is moot
+	for _, sent := range c.sentStates(cs.Commit) {
+		if sent == state || sent != "pending" {
+			return // sent already; once a final state was, nothing more is sent
 		}
 	}
 	if rs.inflight == nil {
@@ -328,7 +364,17 @@ func (c *core) onReported(ev reportedEvent) {
 		rs.retryAt[id] = c.now.Add(time.Minute)
 		return
 	}
-	c.decide(reportPrefix+ev.report.Commit, reportReceipt{State: ev.report.State})
+	c.log.Info("commit status sent", "commit", ev.report.Commit, "state", ev.report.State)
+	key := reportPrefix + c.cfg.NodeName
+	var r reportReceipts
+	if d, ok := c.decisions[key]; ok {
+		_ = json.Unmarshal(d.Body, &r) // this node's own, from before a restart; empty if unreadable
+	}
+	r.Sent = append(r.Sent, reportReceipt{Commit: ev.report.Commit, State: ev.report.State})
+	if len(r.Sent) > maxReceipts {
+		r.Sent = r.Sent[len(r.Sent)-maxReceipts:]
+	}
+	c.decide(key, r)
 }
 
 // commitStatuses is what status shows of the followed commits, newest first.

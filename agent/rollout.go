@@ -78,14 +78,38 @@ type failedVerdict struct {
 type verdicts struct {
 	good     *goodVerdict
 	goodAt   time.Time
+	goodBy   string
 	failed   *failedVerdict
 	failedAt time.Time
 	failedBy string
 }
 
-// holds reports whether a failure verdict is in force for spec hash.
+// parse takes in decision d, of the kind prefix names; a body that does not parse (from a
+// broken or hostile member) is ignored.
+func (v *verdicts) parse(prefix string, d gossip.Decision) {
+	switch prefix {
+	case goodPrefix:
+		var g goodVerdict
+		if json.Unmarshal(d.Body, &g) == nil && g.Hash != "" {
+			v.good, v.goodAt, v.goodBy = &g, d.Time, d.Author
+		}
+	case failedPrefix:
+		var f failedVerdict
+		if json.Unmarshal(d.Body, &f) == nil && f.Hash != "" {
+			v.failed, v.failedAt, v.failedBy = &f, d.Time, d.Author
+		}
+	}
+}
+
+// holds reports whether a failure verdict is in force for spec hash: one that no later
+// commit cleared, and that is later than a success verdict for the same spec (two sides of
+// a partition may have judged one rollout differently: the later verdict stands).
 func (v verdicts) holds(hash string) bool {
-	return v.failed != nil && !v.failed.Cleared && v.failed.Hash == hash
+	if v.failed == nil || v.failed.Cleared || v.failed.Hash != hash {
+		return false
+	}
+	return v.good == nil || v.good.Hash != hash || v.failedAt.After(v.goodAt) ||
+		v.failedAt.Equal(v.goodAt) && v.failedBy > v.goodBy
 }
 
 // settled reports whether the rollout to hash has a verdict.
@@ -97,6 +121,8 @@ func (v verdicts) settled(hash string) bool {
 // verdict yet.
 type rolloutTrack struct {
 	hash string
+	// commit is the desired commit when this node first wanted hash: one that has it.
+	commit string
 	// started is when this node first wanted hash; progress when the rollout last made
 	// progress (an instance of the new spec started or became ready), which the progress
 	// deadline counts from, as Kubernetes' does.
@@ -168,22 +194,23 @@ func (c *core) refreshVerdicts() {
 			continue
 		}
 		v := out[k]
-		switch prefix {
-		case goodPrefix:
-			var g goodVerdict
-			if json.Unmarshal(d.Body, &g) == nil && g.Hash != "" {
-				v.good, v.goodAt = &g, d.Time
-			}
-		case failedPrefix:
-			var f failedVerdict
-			if json.Unmarshal(d.Body, &f) == nil && f.Hash != "" {
-				v.failed, v.failedAt, v.failedBy = &f, d.Time, d.Author
-			}
-		}
+		v.parse(prefix, d)
 		out[k] = v
 	}
 	c.verdicts = out
 	c.overridesDue = true
+}
+
+// verdictsOf parses the verdicts of workload k from the decisions now, for a decision
+// just made in the same Ready.
+func (c *core) verdictsOf(k workloadKey) verdicts {
+	var v verdicts
+	for _, prefix := range []string{goodPrefix, failedPrefix} {
+		if d, ok := c.decisions[decisionKey(prefix, k)]; ok {
+			v.parse(prefix, d)
+		}
+	}
+	return v
 }
 
 func parseVerdictKey(key string) (prefix string, k workloadKey, ok bool) {
@@ -232,7 +259,7 @@ func (c *core) judgeRollouts() {
 	for _, k := range c.desiredKeys {
 		base := c.baseWorkloads[k]
 		v := c.verdicts[k]
-		if v.failed != nil && !v.failed.Cleared && v.failed.Hash != base.hash && c.decides(decisionKey(failedPrefix, k)) {
+		if v.failed != nil && !v.failed.Cleared && v.failed.Hash != base.hash && c.movedOn(v.failed.Commit) && c.decides(decisionKey(failedPrefix, k)) {
 			cleared := *v.failed
 			cleared.Cleared = true
 			c.log.Info("a later commit changed the Deployment: its failed spec is no longer held back", "workload", k.String(), "hash", v.failed.Hash)
@@ -251,11 +278,26 @@ func (c *core) judgeRollouts() {
 	}
 }
 
+// movedOn reports whether this node took commit in before the desired one: a node that
+// has not fetched the commit of a verdict yet must not clear it.
+func (c *core) movedOn(commit string) bool {
+	i := slices.Index(c.recent, commit)
+	return i >= 0 && i < len(c.recent)-1
+}
+
 // judge follows one rollout and records its verdict when it is due.
 func (c *core) judge(k workloadKey, w *compiled, v verdicts) {
 	t := c.rollouts[k]
+	if t != nil && t.hash != w.hash && !t.doneSince.IsZero() && c.decides(decisionKey(goodPrefix, k)) {
+		// A spec that ran in full and was settling when the next commit came: it is the
+		// spec to go back to should the next one fail.
+		c.log.Info("rollout succeeded", "workload", k.String(), "hash", t.hash, "took", c.now.Sub(t.started))
+		c.decide(decisionKey(goodPrefix, k), goodVerdict{Hash: t.hash, Commit: t.commit, Started: t.started})
+		c.rolloutStats.record(true, c.now.Sub(t.started))
+		v = c.verdictsOf(k)
+	}
 	if t == nil || t.hash != w.hash {
-		t = &rolloutTrack{hash: w.hash, started: c.now, progress: c.now}
+		t = &rolloutTrack{hash: w.hash, commit: c.desired.Revision.Commit, started: c.now, progress: c.now}
 		if c.rollouts == nil {
 			c.rollouts = map[workloadKey]*rolloutTrack{}
 		}
@@ -285,7 +327,7 @@ func (c *core) judge(k workloadKey, w *compiled, v verdicts) {
 	switch {
 	case done && c.now.Sub(t.doneSince) >= rolloutSettle:
 		c.log.Info("rollout succeeded", "workload", k.String(), "hash", w.hash, "took", c.now.Sub(t.started))
-		c.decide(decisionKey(goodPrefix, k), goodVerdict{Hash: w.hash, Commit: c.desired.Revision.Commit, Started: t.started})
+		c.decide(decisionKey(goodPrefix, k), goodVerdict{Hash: w.hash, Commit: t.commit, Started: t.started})
 		c.rolloutStats.record(true, c.now.Sub(t.started))
 		delete(c.rollouts, k)
 	case !done && c.now.Sub(t.progress) > w.progressDeadline:
@@ -383,6 +425,7 @@ func (c *core) applyOverrides() {
 		return
 	}
 	c.overridesDue = false
+	c.revertWaiting = false
 	workloads := make(map[workloadKey]*compiled, len(c.baseWorkloads))
 	var swapped []*spec.Deployment
 	for k, w := range c.baseWorkloads {
@@ -393,6 +436,9 @@ func (c *core) applyOverrides() {
 		}
 		old := c.revertSpec(k, v.failed.RevertCommit, v.failed.RevertHash)
 		if old == nil {
+			// Until it is loaded, the failed spec must not roll out again (after a restart,
+			// say); if it cannot be, it runs, and status says why.
+			c.revertWaiting = c.revertWaiting || c.loading[v.failed.RevertCommit]
 			continue
 		}
 		workloads[k] = old
@@ -431,6 +477,9 @@ func (c *core) revertSpec(k workloadKey, commit, hash string) *compiled {
 	}
 	d, ok := c.commits[commit]
 	switch {
+	case !ok && !isCommitSHA(commit):
+		c.revertErrors[commit] = fmt.Sprintf("%q is not a commit SHA", commit)
+		return nil
 	case !ok:
 		if !c.loading[commit] {
 			if c.loading == nil {
@@ -480,36 +529,48 @@ func (c *core) onCommitLoaded(ev commitLoadedEvent) {
 	c.overridesDue = true
 }
 
-// keepCommit remembers a revision the core accepted, so that a revert to it needs no Git;
-// only the few recent ones and those a revert uses are kept.
+// keepCommit remembers a revision the core accepted: its commit among the recent ones
+// (movedOn), and its content while it is one of the keptCommits newest or a verdict
+// names it, so that a revert to it needs no Git.
 func (c *core) keepCommit(d *spec.Desired) {
 	if c.commits == nil {
 		c.commits = map[string]*spec.Desired{}
 	}
 	c.commits[d.Revision.Commit] = d
 	c.recent = append(c.recent, d.Revision.Commit)
-	if len(c.recent) <= keptCommits {
-		return
+	if len(c.recent) > rememberedCommits {
+		c.recent = slices.Delete(c.recent, 0, 1)
 	}
-	drop := c.recent[0]
-	c.recent = c.recent[1:]
+	wanted := map[string]bool{}
 	for _, v := range c.verdicts {
-		if v.good != nil && v.good.Commit == drop || v.failed != nil && v.failed.RevertCommit == drop {
-			return // still wanted
+		if v.good != nil {
+			wanted[v.good.Commit] = true
+		}
+		if v.failed != nil {
+			wanted[v.failed.RevertCommit] = true
 		}
 	}
-	if !slices.Contains(c.recent, drop) {
-		delete(c.commits, drop)
-		for ck := range c.reverts {
-			if ck.commit == drop {
-				delete(c.reverts, ck)
-			}
+	for _, commit := range c.recent[max(0, len(c.recent)-keptCommits):] {
+		wanted[commit] = true
+	}
+	for commit := range c.commits {
+		if !wanted[commit] && c.commits[commit] != nil {
+			delete(c.commits, commit)
+		}
+	}
+	for ck := range c.reverts {
+		if !wanted[ck.commit] {
+			delete(c.reverts, ck)
 		}
 	}
 }
 
-// keptCommits is how many recent revisions the core keeps for reverts.
-const keptCommits = 4
+// keptCommits is how many recent revisions the core keeps the content of for reverts;
+// rememberedCommits how many it remembers it took in.
+const (
+	keptCommits       = 4
+	rememberedCommits = 64
+)
 
 // retryFailedLoads forgets commits that could not be loaded, once their retry is due.
 func (c *core) retryFailedLoads() {
@@ -524,6 +585,19 @@ func (c *core) retryFailedLoads() {
 			c.overridesDue = true
 		}
 	}
+}
+
+// isCommitSHA reports whether s is a full hex SHA-1 or SHA-256 commit name.
+func isCommitSHA(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func (k workloadKey) String() string { return k.namespace + "/" + k.name }

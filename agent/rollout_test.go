@@ -3,13 +3,19 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/shoalhq/shoal/gossip"
+	"github.com/shoalhq/shoal/spec"
 )
 
 // crashing makes hello exit with code 1 right after it starts.
@@ -242,4 +248,107 @@ func TestDeciderIsTheSameEverywhere(t *testing.T) {
 	if len(chosen) < 2 {
 		t.Errorf("every key went to one node: %v", chosen)
 	}
+}
+
+// TestPartitionSidesAgreeAfterHeal: two sides of a partition judged one rollout
+// differently — one failed it and reverted, the other called it good. Once they heal,
+// every node holds both verdicts and follows the later one, whatever order they came in.
+func TestPartitionSidesAgreeAfterHeal(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	body := func(v any) []byte { b, _ := json.Marshal(v); return b }
+	failed := gossip.Decision{Key: "failed/default/web", Author: "n1", Time: t0,
+		Body: body(failedVerdict{Hash: "h2", Reason: "3 restarts", RevertHash: "h1", RevertCommit: "c1"})}
+	for _, tc := range []struct {
+		goodAt time.Time
+		revert bool
+	}{
+		{t0.Add(time.Second), false}, // the success is later: both sides roll forward
+		{t0.Add(-time.Second), true}, // the failure is later: both sides revert
+		{t0, false},                  // same millisecond: the greater author (n3) wins
+	} {
+		good := gossip.Decision{Key: "good/default/web", Author: "n3", Time: tc.goodAt, Body: body(goodVerdict{Hash: "h2", Commit: "c2"})}
+		for _, order := range [][]gossip.Decision{{failed, good}, {good, failed}} {
+			c := newCore(DefaultConfig("n2"), true, DNSConfig{})
+			c.onDecisions(order)
+			c.refreshVerdicts()
+			if got := c.verdicts[workloadKey{"default", "web"}].holds("h2"); got != tc.revert {
+				t.Errorf("good at %v, order %v: failure holds = %v, want %v", tc.goodAt.Sub(t0), []string{order[0].Author, order[1].Author}, got, tc.revert)
+			}
+		}
+	}
+}
+
+// blockingLoader is a CommitLoader that answers once released, from the revisions given.
+type blockingLoader struct {
+	release chan struct{}
+	commits map[string]*spec.Desired
+	asked   atomic.Int32
+}
+
+func (l *blockingLoader) LoadCommit(ctx context.Context, commit string) (*spec.Desired, error) {
+	l.asked.Add(1)
+	select {
+	case <-l.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if d := l.commits[commit]; d != nil {
+		return d, nil
+	}
+	return nil, errors.New("no such commit")
+}
+
+// TestRestartedAgentHoldsTheFailedSpecBack: an agent restarted while a Deployment is
+// reverted learns the verdict (from its decisions file) and does not roll the failed spec
+// out again while it loads the commit it goes back to; once loaded, the old instances it
+// adopted keep running untouched.
+func TestRestartedAgentHoldsTheFailedSpecBack(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "decisions.json")
+	h := newHarnessOpts(t, nil, nil, []Option{WithDecisionsFile(file)})
+	web := func(image, extra string) string { return withSpec(deployment("web", image, 2, extra), noSurge) }
+	good := map[string]string{"web.yaml": web("hello:v1", "")}
+	bad := map[string]string{"web.yaml": web("hello:v2", crashing)}
+	c1 := h.push(good)
+	h.waitFor("v1 ready", readyWith("web", 2, "hello:v1"))
+	c2 := h.push(bad)
+	h.waitFor("v2 reverted", func(st *Status) bool { return commitIs(c2.Commit, CommitFailed)(st) && readyWith("web", 2, "hello:v1")(st) })
+	before := pids(t, h.fake)
+	h.stop()
+
+	loader := &blockingLoader{release: make(chan struct{}), commits: map[string]*spec.Desired{c1.Commit: loadFiles(t, c1, good)}}
+	h2 := newHarnessOpts(t, h.fake.Reopen(), nil, []Option{WithDecisionsFile(file), WithCommitLoader(loader)})
+	h2.commit = h.commit - 1
+	h2.push(bad) // the same commit again, as the poller would hand it over after a restart
+	deadline := time.Now().Add(5 * time.Second)
+	for loader.asked.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if loader.asked.Load() == 0 {
+		t.Fatal("the restarted agent did not ask for the commit to go back to")
+	}
+	time.Sleep(300 * time.Millisecond) // what it would start meanwhile, it would have
+	for id := range pids(t, h.fake) {
+		if before[id] == 0 {
+			t.Fatalf("%s started while the spec to go back to was loading: the failed spec rolled out again", id)
+		}
+	}
+	close(loader.release)
+	h2.waitFor("v1 adopted and kept", readyWith("web", 2, "hello:v1"))
+	if after := pids(t, h.fake); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("instances changed across the restart: before %v, after %v", before, after)
+	}
+}
+
+// loadFiles loads files as the revision rev.
+func loadFiles(t *testing.T, rev spec.Revision, files map[string]string) *spec.Desired {
+	t.Helper()
+	fsys := fstest.MapFS{}
+	for name, text := range files {
+		fsys[name] = &fstest.MapFile{Data: []byte(text)}
+	}
+	set, diags := spec.Load(fsys, spec.DefaultLoadOptions())
+	if set == nil || diags.HasErrors() {
+		t.Fatalf("load: %v", diags)
+	}
+	return &spec.Desired{Revision: rev, Objects: set}
 }

@@ -30,8 +30,10 @@ type cluster struct {
 	key    string
 	certs  string // the cluster CA (certs/ca) and each node's certificate (certs/nodeN)
 	agents map[int]*agentProc
-	// flags are extra agent flags per node, for nodes configured differently.
+	// flags are extra agent flags per node, for nodes configured differently; env extra
+	// environment of every node.
 	flags map[int][]string
+	env   []string
 }
 
 // testKey is the gossip key of test clusters.
@@ -43,9 +45,14 @@ func newCluster(t testing.TB, repo *testsupport.Repo, nodes ...int) *cluster {
 
 // newClusterWith starts nodes with the extra agent flags of flags (nil: none).
 func newClusterWith(t testing.TB, repo *testsupport.Repo, flags map[int][]string, nodes ...int) *cluster {
+	return newClusterWithEnv(t, repo, flags, nil, nodes...)
+}
+
+// newClusterWithEnv is newClusterWith with extra environment for every agent.
+func newClusterWithEnv(t testing.TB, repo *testsupport.Repo, flags map[int][]string, env []string, nodes ...int) *cluster {
 	c := &cluster{
 		t: t, net: newTestNet(t), repo: repo, agents: map[int]*agentProc{},
-		key: testKey, certs: t.TempDir(), flags: flags,
+		key: testKey, certs: t.TempDir(), flags: flags, env: env,
 	}
 	shoal(t, "ca", "init", "--dir", filepath.Join(c.certs, "ca"))
 	for _, i := range nodes {
@@ -62,7 +69,7 @@ func (c *cluster) start(i int, key string) *agentProc {
 	ctrNS := fmt.Sprintf("%s-%s", c.net.prefix, name)
 	prePull(c.t, ctrNS)
 	a := &agentProc{t: c.t, addr: c.net.addr(i) + ":7070", namespace: ctrNS, secret: "e2e-secret", netns: ns,
-		env: []string{"SHOAL_GOSSIP_KEY=" + key}}
+		env: append([]string{"SHOAL_GOSSIP_KEY=" + key}, c.env...)}
 	stateDir := c.t.TempDir()
 	certs := filepath.Join(c.certs, name)
 	if _, err := os.Stat(certs); err != nil { // a restarted node keeps its certificate
@@ -90,6 +97,9 @@ func (c *cluster) start(i int, key string) *agentProc {
 		a.kill(syscall.SIGTERM)
 		if c.t.Failed() {
 			c.t.Logf("%s log (last 6 KB):\n%s", name, tail(a.log.String(), 6000))
+			if dir := os.Getenv("SHOAL_E2E_LOGS"); dir != "" { // the whole log, for a failure to study
+				os.WriteFile(filepath.Join(dir, c.net.prefix+"-"+name+".log"), a.log.Bytes(), 0o644)
+			}
 		}
 		stopInstances(c.t, ctrNS, stateDir, c.net.nsPath(ns))
 		cleanNamespace(c.t, ctrNS)

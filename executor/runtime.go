@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"github.com/containerd/errdefs"
 	"io"
 	"net/netip"
 	"time"
@@ -171,4 +172,11 @@ type LogOptions struct {
 	Tail int
 	// Follow keeps writing new lines until the context ends.
 	Follow bool
+}
+
+// RuntimeUnavailable reports whether err says the runtime itself could not be reached or
+// did not answer in time (containerd down, restarting or overloaded): a failure of the
+// node, not of what the instance asked for.
+func RuntimeUnavailable(err error) bool {
+	return errdefs.IsUnavailable(err) || errdefs.IsDeadlineExceeded(err) || errors.Is(err, context.DeadlineExceeded)
 }

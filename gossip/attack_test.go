@@ -704,8 +704,8 @@ func TestAttackDecisionUntrustedCert(t *testing.T) {
 	}
 }
 
-// TestAttackDecisionFlood: the rogue pushes 300 decisions of its own. The
-// victim keeps its newest 256 and node1's decision, which a flood by one
+// TestAttackDecisionFlood: the rogue pushes 44 more decisions than it may keep. The
+// victim keeps its newest maxDecisionsPerAuthor and node1's decision, which a flood by one
 // author cannot push out.
 func TestAttackDecisionFlood(t *testing.T) {
 	node0, node1, r, _ := victimCluster(t)

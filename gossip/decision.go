@@ -45,7 +45,7 @@ const (
 	// maxDecisionsPerAuthor bounds the decisions kept by one author: beyond
 	// it the author's oldest (by Time) is dropped, so one node flooding
 	// decisions cannot push out another's.
-	maxDecisionsPerAuthor = 256
+	maxDecisionsPerAuthor = 1024
 	// maxDecisions bounds all decisions kept: beyond it the oldest is dropped.
 	maxDecisions = 8192
 	// maxDecisionSkew is how far ahead of the receiver's clock a decision

@@ -107,7 +107,7 @@ func TestDecisionStoreConverges(t *testing.T) {
 	}
 }
 
-// TestDecisionStoreBounds: one author flooding keeps its newest 256 and
+// TestDecisionStoreBounds: one author flooding keeps its newest maxDecisionsPerAuthor and
 // cannot push out another's; beyond 8,192 in all the oldest go.
 func TestDecisionStoreBounds(t *testing.T) {
 	s := newDecisionStore()
@@ -127,7 +127,7 @@ func TestDecisionStoreBounds(t *testing.T) {
 		t.Fatal("the flood's oldest decisions are kept")
 	}
 	if s.add(unsignedDecision("flood", "older", 99, "x")) {
-		t.Fatal("a decision older than all of its author's 256 was kept")
+		t.Fatal("a decision older than all its author keeps was kept")
 	}
 	// Replacing the author's own decision of a key needs no room.
 	if !s.add(unsignedDecision("flood", "f100", 1000, "again")) {

@@ -79,7 +79,7 @@
 // with its author's certificate, so it survives its author and reaches nodes
 // that never saw the author. For each key every node keeps the decision with
 // the greatest (Time, Author), whatever order they arrive in, and View.Decisions
-// lists them. Bounds: key 1 to 256 bytes, body 1 to 1024, 256 decisions per
+// lists them. Bounds: key 1 to 256 bytes, body 1 to 1024, 1,024 decisions per
 // author and 8,192 in all (the oldest go first), and none dated more than
 // five minutes ahead of the receiver's clock. Config.DecisionsFile keeps them
 // across restarts.

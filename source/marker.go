@@ -23,6 +23,9 @@ type markerState struct {
 	Applying string `json:"applying,omitempty"`
 	Survived string `json:"survived,omitempty"`
 	Suspect  string `json:"suspect,omitempty"`
+	// Retried is the suspect the daemon applied again once, because every other node of
+	// its cluster runs it (Retry).
+	Retried string `json:"retried,omitempty"`
 }
 
 // Marker remembers, in the state directory and across restarts, which revision the
@@ -102,6 +105,20 @@ func (m *Marker) Survived(commit string) error {
 	}
 	m.state.Survived = commit
 	return m.save()
+}
+
+// Retry records, durably, that the daemon applies the suspect commit again because the
+// rest of its cluster runs it: it went down applying it, but so would it have for a
+// kill -9 or a power cut. It answers false when commit was retried once already and the
+// daemon went down with it again: then it is left alone until a newer commit.
+func (m *Marker) Retry(commit string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.state.Retried == commit {
+		return false, nil
+	}
+	m.state.Retried = commit
+	return true, m.save()
 }
 
 // Release records that commit did not take the daemon down after all (it was rejected, or

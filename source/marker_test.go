@@ -250,3 +250,36 @@ spec:
 		t.Error("the last good revision did not stay")
 	}
 }
+
+// TestMarkerRetriesASuspectOnce: the suspect may be applied again once (the rest of the
+// cluster runs it); if the daemon goes down with it again, the next Retry refuses.
+func TestMarkerRetriesASuspectOnce(t *testing.T) {
+	dir := t.TempDir()
+	m, err := OpenMarker(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Applying("c1"); err != nil {
+		t.Fatal(err)
+	}
+	m, _ = OpenMarker(dir) // went down applying c1
+	if m.Suspect() != "c1" {
+		t.Fatalf("suspect = %q, want c1", m.Suspect())
+	}
+	if ok, err := m.Retry("c1"); !ok || err != nil {
+		t.Fatalf("first Retry = %v, %v; want allowed", ok, err)
+	}
+	if err := m.Applying("c1"); err != nil {
+		t.Fatal(err)
+	}
+	m, _ = OpenMarker(dir) // went down with it again
+	if m.Suspect() != "c1" {
+		t.Fatalf("suspect after the retry = %q, want c1", m.Suspect())
+	}
+	if ok, err := m.Retry("c1"); ok || err != nil {
+		t.Fatalf("second Retry = %v, %v; want refused", ok, err)
+	}
+	if ok, _ := m.Retry("c2"); !ok {
+		t.Fatalf("a Retry of another commit was refused")
+	}
+}

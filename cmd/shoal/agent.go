@@ -318,7 +318,8 @@ func runAgent(parent context.Context, f agentFlags) error {
 	// The configuration is completed in one order, each field set before anything reads
 	// it: the DNS server's address goes into the gossip metadata, and the address gossip
 	// advertises is the node's address that DNS answers and resolv.conf name.
-	opts := []agent.Option{agent.WithRevisionMarker(marker), agent.WithCommitLoader(poller)}
+	opts := []agent.Option{agent.WithRevisionMarker(marker), agent.WithCommitLoader(poller),
+		agent.WithDecisionsFile(filepath.Join(f.src.stateDir, "decisions.json"))}
 	if notifier.Enabled() {
 		opts = append(opts, agent.WithReporter(reporter{n: notifier, node: cfg.NodeName}))
 	}

@@ -14,44 +14,17 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoalhq/shoal/agent"
 )
 
 // rolloutReport is the agent's account of one commit's rollout across the cluster, as
-// GET /rollouts serves it. The agent defines the same JSON; the field names are stable.
-type rolloutReport struct {
-	Commit  string `json:"commit"`  // the full SHA
-	Message string `json:"message"` // the first line of the commit message
-	// State is pending, progressing, succeeded, failed or superseded.
-	State string `json:"state"`
-	// Reason says why the rollout failed, e.g. which workload was reverted and why.
-	Reason string `json:"reason,omitempty"`
-	// SupersededBy is the commit that replaced this one before it finished.
-	SupersededBy string `json:"supersededBy,omitempty"`
-	// Errors are the file:line findings that made the agent reject the commit.
-	Errors    []string          `json:"errors,omitempty"`
-	Nodes     rolloutNodes      `json:"nodes"`
-	Workloads []workloadRollout `json:"workloads"`
-}
-
-// rolloutNodes counts the alive nodes and those of them that have applied the commit.
-type rolloutNodes struct {
-	Total   int `json:"total"`
-	Applied int `json:"applied"`
-}
-
-// workloadRollout is one workload's part in a rollout.
-type workloadRollout struct {
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	// State is progressing, succeeded, failed, reverted or unchanged.
-	State    string `json:"state"`
-	Replicas int    `json:"replicas"`
-	Updated  int    `json:"updated"` // instances of the commit's version
-	Ready    int    `json:"ready"`
-	Old      int    `json:"old"`               // instances of an earlier version still running
-	Waiting  string `json:"waiting,omitempty"` // what the rollout waits for
-	Reason   string `json:"reason,omitempty"`  // why it failed or was reverted
-}
+// GET /rollouts serves it; workloadRollout one workload's part in it.
+type (
+	rolloutReport   = agent.CommitStatus
+	rolloutNodes    = agent.CommitNodes
+	workloadRollout = agent.WorkloadRollout
+)
 
 // The states that end the wait, with the exit code they end it with; the others may still
 // change. A superseded commit neither failed nor succeeded: the caller should follow the
@@ -346,7 +319,7 @@ func (w *rolloutWatch) report(r *rolloutReport) {
 	}
 	for i := range r.Workloads {
 		if wl := &r.Workloads[i]; w.shows(wl) {
-			lines = append(lines, line{"workload " + wl.Namespace + "/" + wl.Name, wl.progress()})
+			lines = append(lines, line{"workload " + wl.Namespace + "/" + wl.Name, progress(wl)})
 		}
 	}
 	for _, l := range lines {
@@ -357,9 +330,9 @@ func (w *rolloutWatch) report(r *rolloutReport) {
 	}
 }
 
-// progress is the workload's line, e.g. "default/web: progressing, 2/3 updated, 2 ready,
+// progress is a workload's line, e.g. "default/web: progressing, 2/3 updated, 2 ready,
 // 1 old — waiting for web-…-2 to become ready".
-func (wl *workloadRollout) progress() string {
+func progress(wl *workloadRollout) string {
 	s := fmt.Sprintf("%s/%s: %s, %d/%d updated, %d ready", wl.Namespace, wl.Name, wl.State, wl.Updated, wl.Replicas, wl.Ready)
 	if wl.Old > 0 {
 		s += fmt.Sprintf(", %d old", wl.Old)
@@ -398,7 +371,7 @@ func (w *rolloutWatch) timedOut(last *rolloutReport, lastErr error, notFound boo
 	case last != nil:
 		where += fmt.Sprintf(": rollout of %s still %s, nodes %d/%d applied", short(last.Commit), last.State, last.Nodes.Applied, last.Nodes.Total)
 		if wl, _ := w.find(last); wl != nil {
-			where += "; " + wl.progress()
+			where += "; " + progress(wl)
 		}
 	case notFound:
 		where += fmt.Sprintf(": the agent has not fetched %s", cmp.Or(w.commit, "any commit"))

@@ -111,6 +111,9 @@ func printStatus(w io.Writer, st *agent.Status) {
 	fmt.Fprintln(tw, "WORKLOAD\tINSTANCE\tNODE\tADDRESS\tPHASE\tRESTARTS\tLAST EXIT\tMESSAGE")
 	for _, wl := range st.Workloads {
 		fmt.Fprintf(tw, "%s/%s\t%d/%d ready\t\t\t\t\t\t\n", wl.Namespace, wl.Name, wl.Ready, wl.Replicas)
+		if r := wl.Rollout; r != nil {
+			fmt.Fprintf(tw, "\trollout %s\t\t\t%s\t\t\t%s\n", short(r.SpecHash), strings.ToUpper(r.State), termsafe.String(progress(r)))
+		}
 		for _, in := range wl.Instances {
 			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", in.ID, in.Node, cmp.Or(in.Addr, "-"), in.Phase, in.Restarts, in.LastExit, in.Message)
 		}
