@@ -136,6 +136,9 @@ type PlanInputs struct {
 	View    planner.View
 	// PodNetwork says the plan was made for instances with networks of their own.
 	PodNetwork bool
+	// Hashes are the spec hashes the plan used for Desired's Deployments: a reverted one's
+	// comes from the commit it went back to, whose ConfigMaps and Secrets Desired lacks.
+	Hashes map[*spec.Deployment]string
 }
 
 // Explain says where each replica of a workload goes and why, on the inputs of the last
@@ -145,7 +148,13 @@ func (a *Agent) Explain(namespace, workload string) (planner.Explanation, error)
 	if in == nil {
 		return planner.Explanation{}, errors.New("agent: nothing planned yet")
 	}
-	return planner.New(nil).WithPodNetwork(in.PodNetwork).Explain(in.Desired, in.View, namespace, workload)
+	hash := func(set *spec.Set, d *spec.Deployment) string {
+		if h, ok := in.Hashes[d]; ok {
+			return h
+		}
+		return spec.InstanceHash(set, d)
+	}
+	return planner.New(hash).WithPodNetwork(in.PodNetwork).Explain(in.Desired, in.View, namespace, workload)
 }
 
 // serveLogs streams the logs of one workload's instances on this node. Follow streams

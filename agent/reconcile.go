@@ -73,7 +73,11 @@ func (c *core) plan() {
 		c.index.planNodes = planner.IndexNodes(view.Nodes)
 	}
 	c.placement = c.planner.PlanNode(c.effective, c.index.planNodes, view.Instances, c.cfg.NodeName)
-	c.rd.planInputs = &PlanInputs{Desired: c.effective, View: view, PodNetwork: c.cfg.Network.On()}
+	hashes := make(map[*spec.Deployment]string, len(c.workloads))
+	for _, w := range c.workloads {
+		hashes[w.d] = w.hash
+	}
+	c.rd.planInputs = &PlanInputs{Desired: c.effective, View: view, PodNetwork: c.cfg.Network.On(), Hashes: hashes}
 	c.stageOnce("planned", c.now)
 	c.mine = c.mine[:0]
 	for _, as := range c.placement.ForNode(c.cfg.NodeName) {

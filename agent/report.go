@@ -177,6 +177,13 @@ func (c *core) fetched(rev spec.Revision, diags spec.Diagnostics) {
 func (c *core) trackReports() {
 	rs := &c.reports
 	rs.wake = time.Time{}
+	for id := range rs.tries { // transitions of commits no longer followed
+		commit, _, _ := strings.Cut(id, "/")
+		if !slices.ContainsFunc(rs.commits, func(cs *CommitStatus) bool { return cs.Commit == commit }) {
+			delete(rs.tries, id)
+			delete(rs.retryAt, id)
+		}
+	}
 	for _, cs := range rs.commits {
 		if cs.State == CommitProgressing && c.desired != nil && cs.Commit == c.desired.Revision.Commit {
 			c.judgeCommit(cs)

@@ -354,21 +354,24 @@ func (c *core) fail(k workloadKey, w *compiled, v verdicts, t *rolloutTrack, why
 // early, or "" when none does, and how often they restarted in all.
 func (c *core) crashLoop(k workloadKey, hash string) (string, int) {
 	total := 0
-	for _, id := range c.instanceIDs() {
-		in := c.instances[id]
+	var worst *instance // of those over the limit, the first by ID: the same reason every time
+	for _, in := range c.instances {
 		if in.namespace != k.namespace || in.workload != k.name || in.specHash != hash || in.stopping {
 			continue
 		}
-		r := in.restarts()
-		total += r
-		if r >= crashLimit {
-			return fmt.Sprintf("%d restarts of %s: %s", r, in.id, in.lastExit()), total
-		}
-		if in.startFailures >= crashLimit {
-			return fmt.Sprintf("%d failed starts of %s: %s", in.startFailures, in.id, in.message), total
+		total += in.restarts()
+		if (in.restarts() >= crashLimit || in.startFailures >= crashLimit) && (worst == nil || in.id < worst.id) {
+			worst = in
 		}
 	}
-	return "", total
+	switch {
+	case worst == nil:
+		return "", total
+	case worst.restarts() >= crashLimit:
+		return fmt.Sprintf("%d restarts of %s: %s", worst.restarts(), worst.id, worst.lastExit()), total
+	default:
+		return fmt.Sprintf("%d failed starts of %s: %s", worst.startFailures, worst.id, worst.message), total
+	}
 }
 
 // rolloutCounts counts k's instances across the cluster: those of spec hash (updated,

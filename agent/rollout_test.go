@@ -311,7 +311,9 @@ func TestRestartedAgentHoldsTheFailedSpecBack(t *testing.T) {
 	c1 := h.push(good)
 	h.waitFor("v1 ready", readyWith("web", 2, "hello:v1"))
 	c2 := h.push(bad)
-	h.waitFor("v2 reverted", func(st *Status) bool { return commitIs(c2.Commit, CommitFailed)(st) && readyWith("web", 2, "hello:v1")(st) })
+	h.waitFor("v2 reverted", func(st *Status) bool {
+		return commitIs(c2.Commit, CommitFailed)(st) && readyWith("web", 2, "hello:v1")(st)
+	})
 	before := pids(t, h.fake)
 	h.stop()
 

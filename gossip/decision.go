@@ -229,7 +229,8 @@ func (s *decisionStore) view() []Decision {
 	return s.shown
 }
 
-// Decide seals a decision by this node with the given key and body, timed now (the cluster's clock), stores it and
+// Decide seals a decision by this node with the given key and body, timed now (the
+// cluster's clock), stores it, writes it to Config.DecisionsFile before it returns, and
 // spreads it. It returns the Decision as stored. Errors for an empty/oversized key or body.
 //
 // "Now" is this node's clock in whole milliseconds, but never before the
@@ -262,6 +263,10 @@ func (c *Cluster) Decide(key string, body []byte) (Decision, error) {
 		// maxDecisionSkew ahead) and the store is full.
 		return Decision{}, fmt.Errorf("%w: %q is older than every decision kept", ErrInvalidDecision, key)
 	}
+	// This node's own decisions are on disk before Decide returns, not at the
+	// next save: one made just before a kill -9 (a commit status sent, say)
+	// would otherwise be lost with the broadcast still queued, and made again.
+	c.saveDecisionsLogged()
 	c.notify()
 	return d.Decision, nil
 }

@@ -111,8 +111,10 @@ type Poller struct {
 	// lastGood is written by Run and read by anyone: a snapshot nobody modifies.
 	lastGood atomic.Pointer[spec.Desired]
 
-	// repoMu serialises the use of repo between Run and LoadCommit.
-	repoMu sync.Mutex
+	// repoMu serialises the use of repo between Run and LoadCommit; historyFetched is
+	// when LoadCommit last fetched history (held with repoMu).
+	repoMu         sync.Mutex
+	historyFetched time.Time
 
 	// Owned by the Run goroutine.
 	loaded   spec.Revision // last revision loaded, good or rejected
@@ -213,7 +215,9 @@ func (p *Poller) LoadCommit(ctx context.Context, commit string) (*spec.Desired, 
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
 	d, _, err := p.repo.Load(ctx, spec.Revision{Commit: commit})
-	if errors.Is(err, ErrCommitNotFound) {
+	if errors.Is(err, ErrCommitNotFound) && time.Since(p.historyFetched) > historyEvery {
+		// At most one history fetch per historyEvery, whoever asks for which commit.
+		p.historyFetched = time.Now()
 		if ferr := p.repo.FetchHistory(ctx, historyDepth); ferr != nil {
 			return nil, ferr
 		}
@@ -223,8 +227,11 @@ func (p *Poller) LoadCommit(ctx context.Context, commit string) (*spec.Desired, 
 }
 
 // historyDepth is how many commits of the branch LoadCommit fetches when the commit it
-// wants is not in the clone.
-const historyDepth = 100
+// wants is not in the clone; historyEvery how often at most.
+const (
+	historyDepth = 100
+	historyEvery = 5 * time.Minute
+)
 
 // emit delivers ev, or gives up when ctx is done.
 func (p *Poller) emit(ctx context.Context, ev Event) bool {
