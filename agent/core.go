@@ -86,6 +86,8 @@ type core struct {
 	verdicts     map[workloadKey]verdicts
 	verdictsDue  bool
 	overridesDue bool
+	// verdictsChanged says the verdicts changed since the commits were last judged.
+	verdictsChanged bool
 	// rollouts follows the Deployments whose desired spec has no verdict yet.
 	rollouts     map[workloadKey]*rolloutTrack
 	rolloutStats RolloutStats

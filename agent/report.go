@@ -184,8 +184,13 @@ func (c *core) trackReports() {
 			delete(rs.retryAt, id)
 		}
 	}
+	rejudge := c.verdictsChanged
+	c.verdictsChanged = false
 	for _, cs := range rs.commits {
-		if cs.State == CommitProgressing && c.desired != nil && cs.Commit == c.desired.Revision.Commit {
+		// The desired commit is judged while it progresses, and again when a verdict
+		// changed: two sides of a partition may have judged it differently.
+		judged := cs.State == CommitSucceeded || cs.State == CommitFailed && len(cs.Errors) == 0
+		if c.desired != nil && cs.Commit == c.desired.Revision.Commit && (cs.State == CommitProgressing || rejudge && judged) {
 			c.judgeCommit(cs)
 		}
 		if c.cfg.Reports {
@@ -215,14 +220,19 @@ func (c *core) judgeCommit(cs *CommitStatus) {
 		}
 	}
 	cs.Nodes = c.commitNodes(cs.Commit)
+	state, reason := CommitProgressing, ""
 	switch {
 	case failed != "":
-		cs.State, cs.Reason, cs.Decided = CommitFailed, failed, c.now
+		state, reason = CommitFailed, failed
 	case done && (len(cs.changed) > 0 || cs.Nodes.Applied == cs.Nodes.Total):
 		// A Deployment's success verdict says every replica of it serves, wherever it runs;
 		// a commit that changed none (a Service, say) is done once every node applied it.
-		cs.State, cs.Reason, cs.Decided = CommitSucceeded, "", c.now
+		state = CommitSucceeded
 	}
+	if state != cs.State {
+		cs.Decided = c.now
+	}
+	cs.State, cs.Reason = state, reason
 }
 
 // workloadRollout is Deployment k's rollout to its desired spec.

@@ -198,7 +198,7 @@ func (c *core) refreshVerdicts() {
 		out[k] = v
 	}
 	c.verdicts = out
-	c.overridesDue = true
+	c.overridesDue, c.verdictsChanged = true, true
 }
 
 // verdictsOf parses the verdicts of workload k from the decisions now, for a decision
