@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/shoalhq/shoal/agent"
-	"github.com/shoalhq/shoal/internal/testsupport"
 )
 
 // BenchmarkRevert runs three nodes with a pod network and, in each iteration, commits a
@@ -23,16 +22,7 @@ import (
 //
 // Run it with `go test ./e2e -run '^$' -bench Revert -benchtime 5x -count 1`.
 func BenchmarkRevert(b *testing.B) {
-	repo := testsupport.NewRepo(b)
-	repo.Commit("nothing yet", map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: empty}\n"})
-	flags := map[int][]string{}
-	for i := 1; i <= 3; i++ {
-		flags[i] = []string{"--pod-network", "on", "--route-mode", "vxlan", "--crash-backoff", "1s",
-			"--report-webhook", "http://127.0.0.1:9999/hook"}
-	}
-	c := newClusterWithEnv(b, repo, flags, []string{"SHOAL_REPORT_WEBHOOK_SECRET=" + reportSecret}, 1, 2, 3)
-	recv := startReceivers(b, c)
-	c.waitForSubnets(3)
+	c, recv := newReportingCluster(b)
 	all := []int{1, 2, 3}
 	good := c.push("web", rolloutFiles(webDeployment("v1", "        - {name: ITERATION, value: \"0\"}\n"), "v1"), all...)
 	cs := c.waitFate(good, agent.CommitSucceeded, all...)

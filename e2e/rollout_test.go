@@ -132,6 +132,22 @@ func (r *receivers) dump(commit string) string {
 	return b.String()
 }
 
+// newReportingCluster runs three nodes with a pod network, a short crash backoff and a
+// commit status webhook on each node's loopback, and returns them with the receivers.
+func newReportingCluster(t testing.TB) (*cluster, *receivers) {
+	repo := testsupport.NewRepo(t)
+	repo.Commit("nothing yet", map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: empty}\n"})
+	flags := map[int][]string{}
+	for i := 1; i <= 3; i++ {
+		flags[i] = []string{"--pod-network", "on", "--route-mode", "vxlan", "--crash-backoff", "1s",
+			"--report-webhook", "http://127.0.0.1:9999/hook"}
+	}
+	c := newClusterWithEnv(t, repo, flags, []string{"SHOAL_REPORT_WEBHOOK_SECRET=" + reportSecret}, 1, 2, 3)
+	recv := startReceivers(t, c)
+	c.waitForSubnets(3)
+	return c, recv
+}
+
 // webDeployment is web: three replicas behind a readiness probe, rolled one at a time
 // without ever going below three ready (maxUnavailable 0); extra adds container lines.
 func webDeployment(version, extra string) string {
@@ -267,20 +283,11 @@ func (c *cluster) rolloutStatus(i int, args ...string) (int, string) {
 // at start is reverted while a client loop through the Service sees no failed request; one
 // whose readiness never passes is reverted at its progress deadline; a commit that changes
 // only another Deployment leaves the reverted one alone; the next good commit rolls out;
-// an agent killed with -9 and a node killed during rollouts leave one verdict each and no
-// stuck rollout. Every transition is reported once, by one node, to a signed webhook, and
-// `shoal rollout status` exits 0, 1 or 2 as it should.
+// an agent killed with -9 during a rollout leaves one verdict and no stuck rollout. Every
+// transition is reported once, by one node, to a signed webhook, and `shoal rollout
+// status` exits 0, 1 or 2 as it should.
 func TestRolloutRevertsItself(t *testing.T) {
-	repo := testsupport.NewRepo(t)
-	repo.Commit("nothing yet", map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: empty}\n"})
-	flags := map[int][]string{}
-	for i := 1; i <= 3; i++ {
-		flags[i] = []string{"--pod-network", "on", "--route-mode", "vxlan", "--crash-backoff", "1s",
-			"--report-webhook", "http://127.0.0.1:9999/hook"}
-	}
-	c := newClusterWithEnv(t, repo, flags, []string{"SHOAL_REPORT_WEBHOOK_SECRET=" + reportSecret}, 1, 2, 3)
-	recv := startReceivers(t, c)
-	c.waitForSubnets(3)
+	c, recv := newReportingCluster(t)
 
 	good := c.push("web and api", rolloutFiles(webDeployment("v1", ""), "v1"), 1, 2, 3)
 	cs := c.waitFate(good, agent.CommitSucceeded, 1, 2, 3)
@@ -415,16 +422,7 @@ func TestRolloutRevertsItself(t *testing.T) {
 // under way: its replicas move to the others and the rollout ends with one verdict,
 // reported once.
 func TestRolloutSurvivesNodeDeath(t *testing.T) {
-	repo := testsupport.NewRepo(t)
-	repo.Commit("nothing yet", map[string]string{"cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: empty}\n"})
-	flags := map[int][]string{}
-	for i := 1; i <= 3; i++ {
-		flags[i] = []string{"--pod-network", "on", "--route-mode", "vxlan", "--crash-backoff", "1s",
-			"--report-webhook", "http://127.0.0.1:9999/hook"}
-	}
-	c := newClusterWithEnv(t, repo, flags, []string{"SHOAL_REPORT_WEBHOOK_SECRET=" + reportSecret}, 1, 2, 3)
-	recv := startReceivers(t, c)
-	c.waitForSubnets(3)
+	c, recv := newReportingCluster(t)
 	good := c.push("web", rolloutFiles(webDeployment("v1", ""), "v1"), 1, 2, 3)
 	c.waitFate(good, agent.CommitSucceeded, 1, 2, 3)
 	c.waitForRoutes(c.agents[1].status())
