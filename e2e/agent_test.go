@@ -128,6 +128,13 @@ func TestAdoptionAndSelfHealing(t *testing.T) {
 		return st.Converged && w != nil && len(w.Instances) == 1 && w.Instances[0].Containers[0].PID != 0
 	})
 	before := workload(st, "web").Instances[0]
+	// Ready without a probe means running, not yet listening: wait until it answers.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(get(url), "version v1"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the container never answered")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	a.kill(syscall.SIGKILL)
 	if !strings.Contains(get(url), "version v1") {
