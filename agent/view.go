@@ -64,7 +64,9 @@ func compareByID(a, b gossip.InstanceInfo) int {
 // instances changed. Owners whose instances are the same list as in the last view are
 // not read (see gossip.OwnerInstances), so a change elsewhere costs what it changes.
 func (c *core) onView(v gossip.View) {
-	c.onDecisions(v.Decisions)
+	if d := v.Decisions; len(d) > 0 && (len(d) != len(c.view.Decisions) || &d[0] != &c.view.Decisions[0]) {
+		c.onDecisions(d) // gossip hands out the same slice until the decisions change
+	}
 	placement, shown := diffNodes(c.view.Nodes, v.Nodes)
 	if shown {
 		c.index.nodes = nil
