@@ -354,3 +354,24 @@ func loadFiles(t *testing.T, rev spec.Revision, files map[string]string) *spec.D
 	}
 	return &spec.Desired{Revision: rev, Objects: set}
 }
+
+// TestReadinessViewsBeforeAnyPlan: views in which another node's instance changes only in
+// readiness may come before this node has planned anything (just restarted, not adopted
+// yet, or waiting for a revision); they must not crash the agent. (A kill -9 of an agent
+// during a rollout crashed it here once.)
+func TestReadinessViewsBeforeAnyPlan(t *testing.T) {
+	c := newCore(DefaultConfig("a"), true, DNSConfig{})
+	view := func(ready bool) gossip.View {
+		return gossip.View{
+			Nodes:  []gossip.NodeInfo{{Name: "a", Alive: true}, {Name: "b", Alive: true}},
+			Owners: []gossip.OwnerInstances{{Node: "b", Instances: []gossip.InstanceInfo{{ID: "web-1-0", Namespace: "default", Workload: "web", Node: "b", SpecHash: "1", Running: true, Ready: ready}}}},
+		}
+	}
+	now := time.Unix(1000, 0)
+	c.Step(viewEvent{view(false)}, now)
+	c.Step(viewEvent{view(true)}, now.Add(time.Second))
+	c.Ready()
+	if got := c.index.byWorkload[workloadKey{"default", "web"}]; len(got) != 1 || !got[0].Ready {
+		t.Errorf("the readiness change was not taken in: %+v", got)
+	}
+}

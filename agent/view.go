@@ -154,6 +154,9 @@ func (c *core) updateInstances(old, cur []gossip.OwnerInstances) bool {
 		if c.duplicated(list, i) {
 			c.planDue = true // which copy is kept depends on readiness
 		}
+		if c.remote == nil {
+			continue // nothing planned yet: the first plan counts them
+		}
 		wc := c.remote[k]
 		current := y.SpecHash == c.hashOf(k)
 		wc.remove(x.Running, x.Ready, current)
