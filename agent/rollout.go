@@ -457,10 +457,13 @@ func (c *core) applyOverrides() {
 		set := *c.desired.Objects
 		set.Deployments = slices.Clone(set.Deployments)
 		for _, d := range swapped {
-			i, _ := slices.BinarySearchFunc(set.Deployments, d, func(a, b *spec.Deployment) int {
+			// The set is sorted by namespace and name, as keys are; swapped ones come from it.
+			i, found := slices.BinarySearchFunc(set.Deployments, d, func(a, b *spec.Deployment) int {
 				return cmp.Or(cmp.Compare(a.Metadata.Namespace, b.Metadata.Namespace), cmp.Compare(a.Metadata.Name, b.Metadata.Name))
 			})
-			set.Deployments[i] = d
+			if found {
+				set.Deployments[i] = d
+			}
 		}
 		c.effective.Objects = &set
 	}
