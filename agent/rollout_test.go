@@ -375,3 +375,36 @@ func TestReadinessViewsBeforeAnyPlan(t *testing.T) {
 		t.Errorf("the readiness change was not taken in: %+v", got)
 	}
 }
+
+// TestHostileRevertTargetIsRefused: a failure verdict from a member naming a revert target
+// that is not a commit SHA, or a commit whose Deployment has another spec, makes no node
+// load anything or run anything but the desired spec; status says why it cannot revert.
+func TestHostileRevertTargetIsRefused(t *testing.T) {
+	c := newCore(DefaultConfig("a"), true, DNSConfig{})
+	rev := spec.Revision{Commit: strings.Repeat("1", 40)}
+	files := map[string]string{"web.yaml": deployment("web", "hello:v2", 1, "")}
+	c.accept(loadFiles(t, rev, files))
+	c.keepCommit(loadFiles(t, spec.Revision{Commit: strings.Repeat("2", 40)}, map[string]string{"web.yaml": deployment("web", "hello:v9", 1, "")}))
+	k := workloadKey{"default", "web"}
+	hash := c.baseWorkloads[k].hash
+	for i, target := range []struct{ commit, hash string }{
+		{"../../etc/passwd", "abc"},             // not a SHA: never handed to Git
+		{strings.Repeat("2", 40), "0123456789"}, // a real commit, but not that spec
+	} {
+		body, _ := json.Marshal(failedVerdict{Hash: hash, Reason: "x", RevertHash: target.hash, RevertCommit: target.commit})
+		c.onDecisions([]gossip.Decision{{Key: decisionKey(failedPrefix, k), Author: "evil", Time: c.now.Add(time.Duration(i+1) * time.Hour), Body: body}})
+		c.refreshVerdicts()
+		c.rd = ready{}
+		c.applyOverrides()
+		if len(c.rd.loadCommits) > 0 || c.revertWaiting {
+			t.Errorf("target %q: asked to load %v (waiting %v)", target.commit, c.rd.loadCommits, c.revertWaiting)
+		}
+		if w := c.workloads[k]; w != c.baseWorkloads[k] {
+			t.Errorf("target %q: web runs %s, want its desired spec %s", target.commit, w.hash, hash)
+		}
+		if why := c.revertWait(target.commit); !strings.HasPrefix(why, "cannot revert") {
+			t.Errorf("target %q: status says %q, want why it cannot revert", target.commit, why)
+		}
+		c.overridesDue = true
+	}
+}
